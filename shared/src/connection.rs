@@ -1,0 +1,200 @@
+//! A connection: one Make organization that makesync keeps in sync.
+
+use crate::error::ErrorReport;
+use crate::host::MakeHost;
+use crate::organization::OrganizationId;
+use crate::run::SyncRun;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use thiserror::Error;
+
+/// A connection's id: given by the product's backend, or generated. It is part of every key
+/// that belongs to the connection, so it is limited to characters that are safe in keys, log
+/// lines and secret names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConnectionId(String);
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ConnectionIdError {
+    #[error("the connection ID is empty")]
+    Empty,
+    #[error("the connection ID {0:?} is longer than 128 characters or uses characters other than letters, digits, '-', '_', '.' and ':'")]
+    Invalid(String),
+}
+
+impl ConnectionId {
+    pub fn parse(raw: &str) -> Result<Self, ConnectionIdError> {
+        if raw.is_empty() {
+            return Err(ConnectionIdError::Empty);
+        }
+        let valid = raw.len() <= 128
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
+        if !valid {
+            return Err(ConnectionIdError::Invalid(raw.to_string()));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    /// A fresh random id.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id the CLI uses for a host and organization, so that `makesync sync`, `users` and
+    /// `runs` find the same connection without the user naming it.
+    pub fn for_organization(host: &MakeHost, organization_id: OrganizationId) -> Self {
+        Self(format!("{host}:{organization_id}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for ConnectionId {
+    type Error = ConnectionIdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        ConnectionId::parse(&value)
+    }
+}
+
+impl From<ConnectionId> for String {
+    fn from(id: ConnectionId) -> String {
+        id.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    /// Synced on every schedule.
+    Active,
+    /// Not synced until reconnected (see `status_reason`).
+    Paused,
+    /// The customer removed it; its token is gone, its users are kept.
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Paused => "paused",
+            ConnectionStatus::Disconnected => "disconnected",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "active" => Some(ConnectionStatus::Active),
+            "paused" => Some(ConnectionStatus::Paused),
+            "disconnected" => Some(ConnectionStatus::Disconnected),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection {
+    pub id: ConnectionId,
+    /// The product's customer this connection belongs to, when the backend says.
+    pub tenant_id: Option<String>,
+    pub host: MakeHost,
+    pub organization_id: OrganizationId,
+    pub status: ConnectionStatus,
+    /// Why the connection is paused or disconnected.
+    pub status_reason: Option<ErrorReport>,
+    /// The organization's name and zone as Make last reported them.
+    pub organization_name: Option<String>,
+    pub zone: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When the last successful sync finished: every present user was last seen then.
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_run_id: Option<String>,
+    pub last_error: Option<ErrorReport>,
+    pub consecutive_failures: u32,
+    /// A sync holds the connection until this time (a lease, so that the scheduler does not
+    /// enqueue a connection whose sync is still in flight).
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+impl Connection {
+    pub fn new(
+        id: ConnectionId,
+        host: MakeHost,
+        organization_id: OrganizationId,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            tenant_id: None,
+            host,
+            organization_id,
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            organization_name: None,
+            zone: None,
+            created_at: now,
+            last_success_at: None,
+            last_run_id: None,
+            last_error: None,
+            consecutive_failures: 0,
+            lease_until: None,
+        }
+    }
+
+    /// Records the outcome of a finished run on the connection.
+    pub fn record_run(&mut self, run: &SyncRun) {
+        self.last_run_id = Some(run.run_id.to_string());
+        match &run.error {
+            None => {
+                self.last_success_at = run.finished_at;
+                self.last_error = None;
+                self.consecutive_failures = 0;
+            }
+            Some(error) => {
+                self.last_error = Some(error.clone());
+                self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+            }
+        }
+    }
+
+    pub fn is_leased_at(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_some_and(|until| until > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_limited_to_key_safe_characters() {
+        assert!(ConnectionId::parse("conn-1_a.b:c").is_ok());
+        assert_eq!(ConnectionId::parse(""), Err(ConnectionIdError::Empty));
+        assert!(ConnectionId::parse("a/b").is_err());
+        assert!(ConnectionId::parse("a b").is_err());
+        assert!(ConnectionId::parse(&"x".repeat(129)).is_err());
+        assert!(ConnectionId::parse(ConnectionId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn the_cli_id_is_stable_for_a_host_and_organization() {
+        let host = MakeHost::parse("eu1.make.com").unwrap();
+        let org = OrganizationId::new(42).unwrap();
+        let id = ConnectionId::for_organization(&host, org);
+        assert_eq!(id.as_str(), "eu1.make.com:42");
+        assert!(ConnectionId::parse(id.as_str()).is_ok());
+    }
+}

@@ -1,0 +1,26 @@
+//! makesync: keeps a central store up to date with who has access to each connected Make
+//! organization.
+//!
+//! The library holds everything that is not Lambda- or AWS-specific: the domain
+//! ([`user`], [`connection`], [`run`]), the Make API client ([`make`]), the sync engine
+//! ([`sync`]), the ports the engine talks to ([`ports`]) with their local adapters ([`store`]),
+//! and the scheduler and worker services ([`schedule`], [`worker`]) that the Lambdas and the
+//! CLI wrap.
+
+pub mod clock;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod host;
+pub mod make;
+pub mod organization;
+pub mod ports;
+pub mod queue;
+pub mod run;
+pub mod schedule;
+pub mod store;
+pub mod sync;
+pub mod telemetry;
+pub mod token;
+pub mod user;
+pub mod worker;

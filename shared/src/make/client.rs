@@ -1,0 +1,549 @@
+//! HTTP calls to Make: one request with retries, and the endpoints the sync reads.
+
+use super::error::MakeError;
+use super::paging::{Keyed, PageWalk, PagingError};
+use super::rate_limit::{RateLimitHeaders, RequestBudget};
+use super::retry::RetryPolicy;
+use super::wire::{
+    AuthUser, AuthUserResponse, MakeUser, OrganizationMember, OrganizationResponse,
+    OrganizationRole, OrganizationSummary, PageEcho,
+};
+use crate::clock::Clock;
+use crate::host::{HostAllowlist, HostError, MakeHost};
+use crate::organization::OrganizationId;
+use crate::token::ApiToken;
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, HOST};
+use serde::de::DeserializeOwned;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use url::Url;
+
+/// How makesync talks to Make. Read once at start-up (see [`crate::config`]).
+#[derive(Debug, Clone)]
+pub struct MakeApiConfig {
+    pub allowlist: HostAllowlist,
+    /// Replaces scheme and authority of every request (the simulator). Operator setting only.
+    pub base_url_override: Option<Url>,
+    pub request_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Rows asked for per page; Make may apply fewer.
+    pub page_size: u32,
+    /// A list longer than this many pages fails instead of paging on.
+    pub max_pages: u32,
+    /// Requests per minute assumed when the organization does not report `license.apiLimit`
+    /// (60 is Make's lowest plan).
+    pub default_requests_per_minute: u32,
+    /// The share of the organization's budget one sync may use, in percent; the rest is left
+    /// to the customer's own scenarios.
+    pub budget_percent: u32,
+}
+
+impl Default for MakeApiConfig {
+    fn default() -> Self {
+        Self {
+            allowlist: HostAllowlist::default(),
+            base_url_override: None,
+            request_timeout: Duration::from_secs(20),
+            connect_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
+            page_size: 100,
+            max_pages: 1000,
+            default_requests_per_minute: 60,
+            budget_percent: 50,
+        }
+    }
+}
+
+impl MakeApiConfig {
+    /// The requests per minute a sync allows itself for an organization.
+    pub fn requests_per_minute(&self, api_limit: Option<u32>) -> u32 {
+        let budget = api_limit.unwrap_or(self.default_requests_per_minute);
+        (budget.saturating_mul(self.budget_percent) / 100).max(2)
+    }
+}
+
+/// Told about every page read, for progress displays.
+pub trait PageObserver: Send + Sync {
+    fn page_read(&self, endpoint: &str, rows_so_far: usize);
+}
+
+/// Requests a client sent, for the sync-run record.
+#[derive(Debug, Default)]
+pub struct RequestStats {
+    requests: AtomicU32,
+    retries: AtomicU32,
+}
+
+impl RequestStats {
+    pub fn requests(&self) -> u32 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// The process-wide part: the HTTP pool, configuration and clock. Build it once per cold
+/// start and ask it for a [`MakeClient`] per connection.
+#[derive(Clone)]
+pub struct MakeApi {
+    http: reqwest::Client,
+    config: Arc<MakeApiConfig>,
+    clock: Arc<dyn Clock>,
+}
+
+impl MakeApi {
+    pub fn new(config: MakeApiConfig, clock: Arc<dyn Clock>) -> Result<Self, reqwest::Error> {
+        if let Some(base) = &config.base_url_override {
+            tracing::warn!(
+                base_url = %base,
+                "{} is set: every Make request goes to this address instead of the connection's host",
+                super::API_BASE_URL_ENV
+            );
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("makesync/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.request_timeout)
+            .connect_timeout(config.connect_timeout)
+            // A redirect could carry the token to a host outside the allowlist.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            config: Arc::new(config),
+            clock,
+        })
+    }
+
+    pub fn config(&self) -> &MakeApiConfig {
+        &self.config
+    }
+
+    pub fn allowlist(&self) -> &HostAllowlist {
+        &self.config.allowlist
+    }
+
+    /// A client for one connection. The host is checked against the allowlist here, right
+    /// before a token is bound to it, even if it was checked when the connection was made.
+    pub fn client(&self, host: &MakeHost, token: ApiToken) -> Result<MakeClient, HostError> {
+        self.config.allowlist.check(host)?;
+        let base = match &self.config.base_url_override {
+            Some(base) => base.clone(),
+            None => Url::parse(&format!("https://{host}"))
+                .map_err(|_| HostError::Invalid(host.to_string()))?,
+        };
+        let budget = RequestBudget::per_minute(
+            self.config.requests_per_minute(None),
+            self.clock.monotonic(),
+        );
+        Ok(MakeClient {
+            http: self.http.clone(),
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            host: host.clone(),
+            base,
+            token,
+            budget: Mutex::new(budget),
+            stats: RequestStats::default(),
+            observer: None,
+        })
+    }
+}
+
+/// A call's identity, for the URL and for errors.
+struct Call {
+    path: String,
+    query: Vec<(&'static str, String)>,
+    organization: Option<OrganizationId>,
+    /// The scope Make checks for this endpoint, named in a 403.
+    scope: &'static str,
+}
+
+impl Call {
+    fn label(&self) -> String {
+        let mut label = format!("GET {}", self.path);
+        let shown: Vec<String> = self
+            .query
+            .iter()
+            .filter(|(name, _)| !name.starts_with("cols"))
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        if !shown.is_empty() {
+            label.push('?');
+            label.push_str(&shown.join("&"));
+        }
+        label
+    }
+}
+
+/// One failed attempt, and whether it may be retried.
+enum Attempt {
+    Final(MakeError),
+    Retry {
+        error: MakeError,
+        server_hint: Option<Duration>,
+    },
+}
+
+/// A Make client bound to one connection's host and token.
+pub struct MakeClient {
+    http: reqwest::Client,
+    config: Arc<MakeApiConfig>,
+    clock: Arc<dyn Clock>,
+    host: MakeHost,
+    base: Url,
+    token: ApiToken,
+    budget: Mutex<RequestBudget>,
+    stats: RequestStats,
+    observer: Option<Arc<dyn PageObserver>>,
+}
+
+impl MakeClient {
+    pub fn with_observer(mut self, observer: Arc<dyn PageObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    pub fn host(&self) -> &MakeHost {
+        &self.host
+    }
+
+    pub fn stats(&self) -> &RequestStats {
+        &self.stats
+    }
+
+    /// The requests per minute this client currently allows itself.
+    pub fn requests_per_minute(&self) -> u32 {
+        self.lock_budget().limit_per_minute()
+    }
+
+    /// `GET /users/me`: the cheapest check that the token works.
+    pub async fn get_me(&self) -> Result<AuthUser, MakeError> {
+        let call = Call {
+            path: "/users/me".to_string(),
+            query: Vec::new(),
+            organization: None,
+            scope: "user:read",
+        };
+        let body = self.get(&call, &[]).await?;
+        let response: AuthUserResponse = self.decode(&call, body)?;
+        Ok(response.auth_user)
+    }
+
+    /// `GET /organizations/{id}`. Also sets this client's request budget from the
+    /// organization's `license.apiLimit`, and refuses an organization that Make says lives in
+    /// another public zone.
+    pub async fn get_organization(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<OrganizationSummary, MakeError> {
+        let call = Call {
+            path: format!("/organizations/{organization}"),
+            query: Vec::new(),
+            organization: Some(organization),
+            scope: "organizations:read",
+        };
+        let body = self.get(&call, &[]).await?;
+        let response: OrganizationResponse = self.decode(&call, body)?;
+        let summary = response.organization;
+        if let Some(zone) = &summary.zone {
+            // Make reports internal zone names on some instances; only a zone that is itself
+            // an admitted public host can be compared with ours.
+            if let Ok(zone_host) = self.config.allowlist.admit(zone) {
+                if zone_host != self.host {
+                    return Err(MakeError::WrongZone {
+                        host: self.host.to_string(),
+                        zone: zone_host.to_string(),
+                        organization: organization.to_string(),
+                    });
+                }
+            }
+        }
+        let per_minute = self.config.requests_per_minute(summary.api_limit());
+        self.lock_budget()
+            .set_per_minute(per_minute, self.clock.monotonic());
+        Ok(summary)
+    }
+
+    /// `GET /users/roles`, every page: role ids and their names.
+    pub async fn list_roles(&self) -> Result<Vec<OrganizationRole>, MakeError> {
+        let call = Call {
+            path: "/users/roles".to_string(),
+            query: vec![("cols[]", "id".to_string()), ("cols[]", "name".to_string())],
+            organization: None,
+            scope: "user:read",
+        };
+        self.list_all(&call, "usersRoles", "id").await
+    }
+
+    /// `GET /organizations/{id}/user-organization-roles`, every page: who is a member, with
+    /// which role and invitation state.
+    pub async fn list_members(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<OrganizationMember>, MakeError> {
+        let call = Call {
+            path: format!("/organizations/{organization}/user-organization-roles"),
+            query: Vec::new(),
+            organization: Some(organization),
+            scope: "organizations:read",
+        };
+        self.list_all(&call, "userOrganizationRoles", "userId").await
+    }
+
+    /// `GET /users?organizationId={id}`, every page: names, emails and last logins.
+    pub async fn list_users(&self, organization: OrganizationId) -> Result<Vec<MakeUser>, MakeError> {
+        let call = Call {
+            path: "/users".to_string(),
+            query: vec![
+                ("organizationId", organization.to_string()),
+                ("cols[]", "id".to_string()),
+                ("cols[]", "name".to_string()),
+                ("cols[]", "email".to_string()),
+                ("cols[]", "lastLogin".to_string()),
+            ],
+            organization: Some(organization),
+            scope: "user:read",
+        };
+        self.list_all(&call, "users", "id").await
+    }
+
+    async fn list_all<T: DeserializeOwned + Keyed>(
+        &self,
+        call: &Call,
+        collection: &str,
+        sort_by: &str,
+    ) -> Result<Vec<T>, MakeError> {
+        let label = call.label();
+        let mut walk = PageWalk::new(self.config.page_size, self.config.max_pages);
+        let mut rows_so_far = 0usize;
+        while let Some(request) = walk.next_request() {
+            let paging = [
+                ("pg[offset]", request.offset.to_string()),
+                ("pg[limit]", request.limit.to_string()),
+                ("pg[sortBy]", sort_by.to_string()),
+                ("pg[sortDir]", "asc".to_string()),
+            ];
+            let mut body = self.get(call, &paging).await?;
+            let rows: Vec<T> = match body.get_mut(collection).map(serde_json::Value::take) {
+                Some(rows) => serde_json::from_value(rows).map_err(|e| MakeError::Protocol {
+                    endpoint: label.clone(),
+                    detail: self.token.redact(&format!("{collection}: {e}")),
+                })?,
+                None => {
+                    return Err(MakeError::Protocol {
+                        endpoint: label,
+                        detail: format!("the response has no \"{collection}\" list"),
+                    })
+                }
+            };
+            let echo: PageEcho = body
+                .get_mut("pg")
+                .map(serde_json::Value::take)
+                .and_then(|pg| serde_json::from_value(pg).ok())
+                .unwrap_or_default();
+            rows_so_far += rows.len();
+            walk.accept(rows, echo.limit).map_err(|e| match e {
+                PagingError::Shifted { .. } => MakeError::ListChanged {
+                    endpoint: label.clone(),
+                },
+                other => MakeError::Paging {
+                    endpoint: label.clone(),
+                    detail: other.to_string(),
+                },
+            })?;
+            if let Some(observer) = &self.observer {
+                observer.page_read(&label, rows_so_far);
+            }
+        }
+        tracing::debug!(endpoint = %label, pages = walk.pages(), "list read");
+        Ok(walk.into_rows())
+    }
+
+    fn decode<T: DeserializeOwned>(&self, call: &Call, body: serde_json::Value) -> Result<T, MakeError> {
+        serde_json::from_value(body).map_err(|e| MakeError::Protocol {
+            endpoint: call.label(),
+            detail: self.token.redact(&e.to_string()),
+        })
+    }
+
+    /// One GET with retries, spacing and classification; returns the parsed JSON body.
+    async fn get(
+        &self,
+        call: &Call,
+        paging: &[(&'static str, String)],
+    ) -> Result<serde_json::Value, MakeError> {
+        let first_attempt_at = self.clock.monotonic();
+        let mut attempts = 0u32;
+        loop {
+            let wait = self.lock_budget().reserve(self.clock.monotonic());
+            if !wait.is_zero() {
+                tracing::debug!(
+                    wait_ms = wait.as_millis() as u64,
+                    "waiting to stay within the organization's request budget"
+                );
+                self.clock.sleep(wait).await;
+            }
+            attempts += 1;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            if attempts > 1 {
+                self.stats.retries.fetch_add(1, Ordering::Relaxed);
+            }
+            let (error, server_hint) = match self.attempt(call, paging, attempts).await {
+                Ok(body) => return Ok(body),
+                Err(Attempt::Final(error)) => return Err(error),
+                Err(Attempt::Retry { error, server_hint }) => (error, server_hint),
+            };
+            let delay = self.config.retry.delay(attempts, server_hint);
+            let elapsed = self.clock.monotonic().saturating_sub(first_attempt_at);
+            if !self.config.retry.allows(attempts, elapsed, delay) {
+                tracing::warn!(endpoint = %call.label(), attempts, error = %error, "giving up on Make request");
+                return Err(error);
+            }
+            tracing::warn!(
+                endpoint = %call.label(),
+                attempt = attempts,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %error,
+                "Make request failed, retrying"
+            );
+            self.clock.sleep(delay).await;
+        }
+    }
+
+    async fn attempt(
+        &self,
+        call: &Call,
+        paging: &[(&'static str, String)],
+        attempts: u32,
+    ) -> Result<serde_json::Value, Attempt> {
+        let endpoint = call.label();
+        let mut url = self.base.clone();
+        url.set_path(&format!("/api/v2{}", call.path));
+        url.set_query(None);
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in call.query.iter().chain(paging.iter()) {
+                pairs.append_pair(name, value);
+            }
+        }
+        let mut authorization = HeaderValue::from_str(&format!("Token {}", self.token.expose()))
+            .map_err(|_| {
+                Attempt::Final(MakeError::InvalidToken {
+                    endpoint: endpoint.clone(),
+                })
+            })?;
+        authorization.set_sensitive(true);
+        let mut request = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, authorization)
+            .header(ACCEPT, "application/json");
+        if self.config.base_url_override.is_some() {
+            // The request goes to the override address; tell it which zone it stands in for.
+            request = request.header(HOST, self.host.as_str());
+        }
+        let network = |detail: String| Attempt::Retry {
+            error: MakeError::Network {
+                endpoint: endpoint.clone(),
+                detail: self.token.redact(&detail),
+                attempts,
+            },
+            server_hint: None,
+        };
+        let response = request.send().await.map_err(|e| network(describe(&e)))?;
+        let status = response.status();
+        let limits = RateLimitHeaders::parse(response.headers(), self.clock.wall());
+        self.lock_budget().observe(&limits, self.clock.monotonic());
+        let body = response.bytes().await.map_err(|e| network(describe(&e)))?;
+
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|e| {
+                Attempt::Final(MakeError::Protocol {
+                    endpoint: endpoint.clone(),
+                    detail: format!("not JSON: {e}"),
+                })
+            });
+        }
+        let make_message = error_message(&body).map(|m| self.token.redact(&m));
+        let organization = call.organization.map(|id| id.to_string());
+        let error = match status.as_u16() {
+            401 => MakeError::InvalidToken { endpoint },
+            403 => MakeError::Forbidden {
+                endpoint,
+                scope: call.scope,
+                organization,
+                make_message,
+            },
+            404 if organization.is_some() => MakeError::OrganizationNotFound {
+                endpoint,
+                host: self.host.to_string(),
+                organization: organization.unwrap_or_default(),
+            },
+            429 => {
+                return Err(Attempt::Retry {
+                    error: MakeError::RateLimited {
+                        endpoint,
+                        retry_after: limits.wait_hint(),
+                    },
+                    server_hint: limits.wait_hint(),
+                })
+            }
+            500..=599 => {
+                return Err(Attempt::Retry {
+                    error: MakeError::Server {
+                        endpoint,
+                        status: status.as_u16(),
+                        attempts,
+                    },
+                    server_hint: limits.retry_after,
+                })
+            }
+            other => MakeError::Rejected {
+                endpoint,
+                status: other,
+                make_message,
+            },
+        };
+        Err(Attempt::Final(error))
+    }
+
+    fn lock_budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
+        self.budget.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A transport error in words, without the URL (which is ours and adds nothing).
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke while reading the response".to_string()
+    } else {
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+}
+
+/// Make's error bodies carry a human `message` (and often `detail`).
+fn error_message(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let message = value.get("message")?.as_str()?;
+    let mut text = message.chars().take(300).collect::<String>();
+    if let Some(detail) = value.get("detail").and_then(|d| d.as_str()) {
+        text.push_str(" — ");
+        text.extend(detail.chars().take(300));
+    }
+    Some(text)
+}

@@ -1,0 +1,116 @@
+//! What can go wrong talking to Make, classified.
+
+use crate::error::{ErrorKind, ErrorReport};
+use std::time::Duration;
+use thiserror::Error;
+
+/// The scopes a makesync token needs, named in every permission error.
+pub const REQUIRED_SCOPES: &str = "organizations:read and user:read";
+
+/// Every variant names the endpoint (`GET /users`) and never carries the token: messages
+/// from Make's error bodies are redacted before they are put here.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum MakeError {
+    #[error("Make rejected the API token ({endpoint} answered 401): it is invalid, expired or revoked — create a new token with the scopes {REQUIRED_SCOPES} and reconnect")]
+    InvalidToken { endpoint: String },
+
+    #[error("Make denied access ({endpoint} answered 403{detail}): the token lacks scope {scope}{access} — create a token with the scopes {REQUIRED_SCOPES} as a user who is a member of the organization", detail = detail_suffix(make_message), access = no_access_suffix(organization))]
+    Forbidden {
+        endpoint: String,
+        scope: &'static str,
+        organization: Option<String>,
+        make_message: Option<String>,
+    },
+
+    #[error("organization {organization} was not found on {host} ({endpoint} answered 404) — check the organization ID and that {host} is the organization's region")]
+    OrganizationNotFound {
+        endpoint: String,
+        host: String,
+        organization: String,
+    },
+
+    #[error("organization {organization} belongs to the zone {zone}, not {host} — connect it with host {zone}")]
+    WrongZone {
+        host: String,
+        zone: String,
+        organization: String,
+    },
+
+    #[error("Make's rate limit for this organization did not clear in time ({endpoint} answered 429{after}) — its API budget is shared with its own scenarios; the sync will be tried again later", after = retry_after_suffix(retry_after))]
+    RateLimited {
+        endpoint: String,
+        retry_after: Option<Duration>,
+    },
+
+    #[error("Make is having trouble ({endpoint} answered {status} after {attempts} attempts) — the sync will be tried again later")]
+    Server {
+        endpoint: String,
+        status: u16,
+        attempts: u32,
+    },
+
+    #[error("could not reach Make ({endpoint}: {detail}, after {attempts} attempts) — the sync will be tried again later")]
+    Network {
+        endpoint: String,
+        detail: String,
+        attempts: u32,
+    },
+
+    #[error("Make answered {endpoint} with a body makesync cannot read ({detail}) — no user was changed; if this persists, Make's API may have changed")]
+    Protocol { endpoint: String, detail: String },
+
+    #[error("the organization's members changed while {endpoint} was being read — no user was changed; the sync will be tried again")]
+    ListChanged { endpoint: String },
+
+    #[error("paging through {endpoint} failed: {detail} — no user was changed")]
+    Paging { endpoint: String, detail: String },
+
+    #[error("Make refused {endpoint} with {status}{detail}", detail = detail_suffix(make_message))]
+    Rejected {
+        endpoint: String,
+        status: u16,
+        make_message: Option<String>,
+    },
+}
+
+fn detail_suffix(message: &Option<String>) -> String {
+    match message {
+        Some(text) => format!(": \"{text}\""),
+        None => String::new(),
+    }
+}
+
+fn no_access_suffix(organization: &Option<String>) -> String {
+    match organization {
+        Some(id) => format!(" or its user has no access to organization {id}"),
+        None => String::new(),
+    }
+}
+
+fn retry_after_suffix(retry_after: &Option<Duration>) -> String {
+    match retry_after {
+        Some(after) => format!(", retry after {} s", after.as_secs()),
+        None => String::new(),
+    }
+}
+
+impl MakeError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            MakeError::InvalidToken { .. } => ErrorKind::Auth,
+            MakeError::Forbidden { .. } => ErrorKind::Permission,
+            MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
+            MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
+            MakeError::RateLimited { .. } => ErrorKind::RateLimited,
+            MakeError::Server { .. } | MakeError::Network { .. } | MakeError::ListChanged { .. } => {
+                ErrorKind::Transient
+            }
+            MakeError::Protocol { .. } | MakeError::Paging { .. } => ErrorKind::Protocol,
+            MakeError::Rejected { .. } => ErrorKind::InvalidInput,
+        }
+    }
+
+    pub fn report(&self) -> ErrorReport {
+        ErrorReport::new(self.kind(), self.to_string())
+    }
+}

@@ -1,0 +1,22 @@
+//! The Make API v2 client: endpoints, paging, retries, rate limiting and typed errors.
+//!
+//! One [`MakeApi`] is built per process (it owns the HTTP connection pool); it hands out a
+//! [`MakeClient`] per connection, bound to that connection's host and token.
+
+mod client;
+mod error;
+mod paging;
+mod rate_limit;
+mod retry;
+mod wire;
+
+pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, RequestStats};
+pub use error::MakeError;
+pub use paging::{Keyed, PageWalk, PagingError};
+pub use rate_limit::{RateLimitHeaders, RequestBudget};
+pub use retry::RetryPolicy;
+pub use wire::{AuthUser, MakeUser, OrganizationMember, OrganizationRole, OrganizationSummary};
+
+/// Environment variable that points every Make request at another scheme and authority (the
+/// simulator). Operator configuration only: never read from a connection.
+pub const API_BASE_URL_ENV: &str = "MAKESYNC_API_BASE_URL";

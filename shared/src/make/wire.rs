@@ -1,0 +1,148 @@
+//! Make's JSON, as the endpoints the sync reads return it.
+//!
+//! Field names follow Make's camelCase. Where the shape is inferred rather than documented
+//! (`lastLogin` on `GET /users`), the field is required to be present, so a different real
+//! shape fails loudly as a protocol error naming the endpoint instead of being read as "never
+//! logged in".
+
+use super::paging::Keyed;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer};
+
+/// `GET /users/me` → `authUser`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuthUser {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct AuthUserResponse {
+    #[serde(rename = "authUser")]
+    pub auth_user: AuthUser,
+}
+
+/// `GET /organizations/{id}` → `organization`, the fields the sync uses.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrganizationSummary {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub license: Option<License>,
+}
+
+impl OrganizationSummary {
+    /// Requests per minute the organization's plan allows, when Make says.
+    pub fn api_limit(&self) -> Option<u32> {
+        self.license.as_ref().and_then(|license| license.api_limit)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct License {
+    #[serde(rename = "apiLimit", default)]
+    pub api_limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct OrganizationResponse {
+    pub organization: OrganizationSummary,
+}
+
+/// `GET /users/roles` → `usersRoles[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrganizationRole {
+    pub id: u32,
+    pub name: String,
+}
+
+impl Keyed for OrganizationRole {
+    fn key(&self) -> u64 {
+        u64::from(self.id)
+    }
+}
+
+/// `GET /organizations/{id}/user-organization-roles` → `userOrganizationRoles[]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OrganizationMember {
+    #[serde(rename = "userId")]
+    pub user_id: u64,
+    #[serde(rename = "usersRoleId")]
+    pub users_role_id: u32,
+    /// `null` for a member, `"pending"` or `"expired"` for an invitation.
+    #[serde(default)]
+    pub invitation: Option<String>,
+}
+
+impl Keyed for OrganizationMember {
+    fn key(&self) -> u64 {
+        self.user_id
+    }
+}
+
+/// `GET /users?organizationId=…` → `users[]`, with the columns the sync asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MakeUser {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    /// Required to be present (possibly `null`): see the module documentation.
+    #[serde(rename = "lastLogin", deserialize_with = "required_timestamp")]
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+impl Keyed for MakeUser {
+    fn key(&self) -> u64 {
+        self.id
+    }
+}
+
+fn required_timestamp<'de, D>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    let text: Option<String> = Option::deserialize(deserializer)?;
+    text.map(|text| {
+        DateTime::parse_from_rfc3339(&text)
+            .map(|at| at.with_timezone(&Utc))
+            .map_err(|e| serde::de::Error::custom(format!("lastLogin {text:?} is not an ISO 8601 timestamp: {e}")))
+    })
+    .transpose()
+}
+
+/// The `pg` object Make echoes on lists.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(super) struct PageEcho {
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_login_may_be_null_but_not_missing() {
+        let user: MakeUser = serde_json::from_str(
+            r#"{"id":1,"name":"Zoë","email":"z@example.com","lastLogin":null}"#,
+        )
+        .unwrap();
+        assert_eq!(user.last_login, None);
+        let user: MakeUser = serde_json::from_str(
+            r#"{"id":1,"name":"Zoë","email":"z@example.com","lastLogin":"2023-01-03T11:24:25.460Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            user.last_login.unwrap().to_rfc3339(),
+            "2023-01-03T11:24:25.460+00:00"
+        );
+        let missing =
+            serde_json::from_str::<MakeUser>(r#"{"id":1,"name":"Zoë","email":"z@example.com"}"#)
+                .unwrap_err();
+        assert!(missing.to_string().contains("lastLogin"), "{missing}");
+    }
+}
