@@ -1,1 +1,176 @@
+//! Configuration read once at start-up from the environment, validated, passed down.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MAKESYNC_EXTRA_HOSTS` | White Label hosts allowed besides Make's zones (comma-separated) | none |
+//! | `MAKESYNC_API_BASE_URL` | send every Make request here instead (simulator, tests) | unset |
+//! | `MAKESYNC_REQUESTS_PER_MINUTE` | an organization's budget when Make does not report `license.apiLimit` | 60 |
+//! | `MAKESYNC_BUDGET_PERCENT` | share of the organization's budget one sync may use | 50 |
+//! | `MAKESYNC_PAGE_SIZE` | rows asked for per page | 100 |
+//! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |
+//! | `MAKESYNC_REQUEST_TIMEOUT_SECS` | one Make request | 20 |
+//! | `MAKESYNC_RETRY_MAX_ATTEMPTS` | attempts per Make request, the first included | 5 |
+//! | `MAKESYNC_RETRY_MAX_ELAPSED_SECS` | time one Make request may spend retrying | 90 |
 
+use crate::host::{HostAllowlist, HostError};
+use crate::make::{MakeApiConfig, API_BASE_URL_ENV};
+use std::time::Duration;
+use thiserror::Error;
+use url::Url;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{variable}: {source}")]
+    Host {
+        variable: &'static str,
+        source: HostError,
+    },
+    #[error("{variable}={value:?} is not valid: {expected}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Reads the Make client's configuration from the process environment.
+pub fn make_api_config_from_env() -> Result<MakeApiConfig, ConfigError> {
+    make_api_config_from(|name| std::env::var(name).ok())
+}
+
+/// Reads the Make client's configuration through `lookup` (the environment, or a map in tests).
+pub fn make_api_config_from(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<MakeApiConfig, ConfigError> {
+    let defaults = MakeApiConfig::default();
+    let extra = lookup("MAKESYNC_EXTRA_HOSTS").unwrap_or_default();
+    let allowlist = HostAllowlist::with_extra_hosts(
+        extra
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|h| !h.is_empty()),
+    )
+    .map_err(|source| ConfigError::Host {
+        variable: "MAKESYNC_EXTRA_HOSTS",
+        source,
+    })?;
+    let base_url_override = match lookup(API_BASE_URL_ENV).filter(|v| !v.trim().is_empty()) {
+        Some(raw) => Some(parse_base_url(&raw)?),
+        None => None,
+    };
+    let number = |variable: &'static str, default: u32, min: u32, max: u32| -> Result<u32, ConfigError> {
+        match lookup(variable).filter(|v| !v.trim().is_empty()) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (min..=max).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    variable,
+                    value: raw,
+                    expected: "a whole number in the documented range",
+                }),
+        }
+    };
+    let mut retry = defaults.retry.clone();
+    retry.max_attempts = number("MAKESYNC_RETRY_MAX_ATTEMPTS", retry.max_attempts, 1, 20)?;
+    retry.max_elapsed = Duration::from_secs(u64::from(number(
+        "MAKESYNC_RETRY_MAX_ELAPSED_SECS",
+        retry.max_elapsed.as_secs() as u32,
+        0,
+        3600,
+    )?));
+    Ok(MakeApiConfig {
+        allowlist,
+        base_url_override,
+        request_timeout: Duration::from_secs(u64::from(number(
+            "MAKESYNC_REQUEST_TIMEOUT_SECS",
+            defaults.request_timeout.as_secs() as u32,
+            1,
+            300,
+        )?)),
+        connect_timeout: defaults.connect_timeout,
+        retry,
+        page_size: number("MAKESYNC_PAGE_SIZE", defaults.page_size, 1, 10_000)?,
+        max_pages: number("MAKESYNC_MAX_PAGES", defaults.max_pages, 1, 1_000_000)?,
+        default_requests_per_minute: number(
+            "MAKESYNC_REQUESTS_PER_MINUTE",
+            defaults.default_requests_per_minute,
+            2,
+            100_000,
+        )?,
+        budget_percent: number("MAKESYNC_BUDGET_PERCENT", defaults.budget_percent, 1, 100)?,
+    })
+}
+
+/// The override must be a plain `http(s)://host[:port]`: it replaces scheme and authority only.
+fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        variable: API_BASE_URL_ENV,
+        value: raw.to_string(),
+        expected: "an http:// or https:// URL with a host and no path, e.g. http://127.0.0.1:8080",
+    };
+    let url = Url::parse(raw.trim()).map_err(|_| invalid())?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.host().is_some()
+        && url.username().is_empty()
+        && url.password().is_none()
+        && (url.path() == "/" || url.path().is_empty())
+        && url.query().is_none()
+        && url.fragment().is_none();
+    if !plain {
+        return Err(invalid());
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<MakeApiConfig, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        make_api_config_from(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_environment() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.base_url_override, None);
+        assert_eq!(config.page_size, 100);
+        assert_eq!(config.budget_percent, 50);
+    }
+
+    #[test]
+    fn extra_hosts_and_base_url_are_read_and_checked() {
+        let config = config(&[
+            ("MAKESYNC_EXTRA_HOSTS", "make.partner.example, make2.partner.example"),
+            ("MAKESYNC_API_BASE_URL", "http://127.0.0.1:8080"),
+        ])
+        .unwrap();
+        assert!(config.allowlist.admit("make2.partner.example").is_ok());
+        assert_eq!(
+            config.base_url_override.unwrap().as_str(),
+            "http://127.0.0.1:8080/"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for vars in [
+            [("MAKESYNC_EXTRA_HOSTS", "https://x.example")],
+            [("MAKESYNC_API_BASE_URL", "ftp://127.0.0.1")],
+            [("MAKESYNC_API_BASE_URL", "http://127.0.0.1:8080/api")],
+            [("MAKESYNC_PAGE_SIZE", "lots")],
+            [("MAKESYNC_BUDGET_PERCENT", "150")],
+        ] {
+            let err = config(&vars).unwrap_err().to_string();
+            assert!(err.contains(vars[0].0), "{err}");
+        }
+    }
+}

@@ -156,10 +156,18 @@ impl Connection {
 
     /// Records the outcome of a finished run on the connection.
     pub fn record_run(&mut self, run: &SyncRun) {
+        if run
+            .error
+            .as_ref()
+            .is_some_and(|e| e.kind == crate::error::ErrorKind::Stale)
+        {
+            // A newer run already recorded its outcome; an older one says nothing new.
+            return;
+        }
         self.last_run_id = Some(run.run_id.to_string());
         match &run.error {
             None => {
-                self.last_success_at = run.finished_at;
+                self.last_success_at = self.last_success_at.max(run.finished_at);
                 self.last_error = None;
                 self.consecutive_failures = 0;
             }

@@ -1,1 +1,135 @@
-// placeholder
+//! The ports the sync engine and the services talk to. Adapters: in-memory and SQLite in
+//! [`crate::store`], the message queue in [`crate::queue`]; the AWS adapters implement the same
+//! traits.
+
+use crate::connection::{Connection, ConnectionId};
+use crate::error::ErrorKind;
+use crate::queue::SyncRequest;
+use crate::run::SyncRun;
+use crate::token::ApiToken;
+use crate::user::UserRecord;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum StoreError {
+    #[error("the store is unavailable or throttling ({0}) — the work will be tried again")]
+    Unavailable(String),
+    #[error("a newer sync (started {newer}) already wrote this connection's users; this run (started {this}) has older data and wrote nothing")]
+    StaleRun {
+        this: DateTime<Utc>,
+        newer: DateTime<Utc>,
+    },
+    #[error("the store holds a record makesync cannot read ({0})")]
+    Corrupt(String),
+    #[error("the store failed: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Unavailable(_) => ErrorKind::Transient,
+            StoreError::StaleRun { .. } => ErrorKind::Stale,
+            StoreError::Corrupt(_) | StoreError::Backend(_) => ErrorKind::Storage,
+        }
+    }
+}
+
+/// One page of connections, and where the next one starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionPage {
+    pub connections: Vec<Connection>,
+    /// Opaque; pass it back to get the next page. `None` on the last page.
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
+    /// Every connection, a page at a time, without reading any user.
+    async fn list_connections(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ConnectionPage, StoreError>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Every stored user of the connection, removed ones included.
+    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Writes the changed users of a run that started at `run_started_at`, and remembers that
+    /// start time. Refuses with [`StoreError::StaleRun`], writing nothing, if a run that started
+    /// later already wrote: older data never overwrites newer.
+    async fn write_users(
+        &self,
+        connection: &ConnectionId,
+        run_started_at: DateTime<Utc>,
+        changed: &[UserRecord],
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait SyncRunStore: Send + Sync {
+    /// Inserts or replaces the run (it is written when it starts and when it finishes).
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError>;
+    /// The connection's newest runs first.
+    async fn list_runs(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError>;
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("no Make token is stored for connection {0} — reconnect it with a token")]
+    NotFound(ConnectionId),
+    #[error("the secret store is unavailable ({0}) — the work will be tried again")]
+    Unavailable(String),
+    #[error("the stored secret for connection {0} cannot be read — reconnect it with a token")]
+    Malformed(ConnectionId),
+    #[error("the secret store refused the request: {0}")]
+    Refused(String),
+}
+
+impl SecretError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SecretError::NotFound(_) | SecretError::Malformed(_) => ErrorKind::Auth,
+            SecretError::Unavailable(_) => ErrorKind::Transient,
+            SecretError::Refused(_) => ErrorKind::Permission,
+        }
+    }
+}
+
+/// Where Make tokens live. Tokens are never kept in a table.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    async fn put_token(&self, connection: &ConnectionId, token: &ApiToken) -> Result<(), SecretError>;
+    async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError>;
+    async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError>;
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum QueueError {
+    #[error("the sync queue is unavailable ({0}) — the work will be tried again")]
+    Unavailable(String),
+}
+
+/// A request that could not be enqueued, after the adapter's own retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnqueueFailure {
+    pub connection_id: ConnectionId,
+    pub reason: String,
+}
+
+#[async_trait]
+pub trait SyncQueue: Send + Sync {
+    /// Sends every request; returns those that could not be sent.
+    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<Vec<EnqueueFailure>, QueueError>;
+}

@@ -1,1 +1,120 @@
+//! The message that asks for one connection's sync, and the in-process queue that carries it
+//! locally (the demo and tests; SQS in AWS).
 
+use crate::connection::ConnectionId;
+use crate::ports::{EnqueueFailure, QueueError, SyncQueue};
+use crate::run::SyncReason;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use thiserror::Error;
+
+/// The body of a sync message: `{"connectionId", "reason", "requestedAt"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncRequest {
+    pub connection_id: ConnectionId,
+    pub reason: SyncReason,
+    pub requested_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("malformed sync message: {0} — expected {{\"connectionId\": \"…\", \"reason\": \"scheduled\" | \"connected\" | \"on_demand\", \"requestedAt\": \"RFC 3339 time\"}}")]
+pub struct MalformedMessage(pub String);
+
+impl SyncRequest {
+    pub fn new(connection_id: ConnectionId, reason: SyncReason, requested_at: DateTime<Utc>) -> Self {
+        Self {
+            connection_id,
+            reason,
+            requested_at,
+        }
+    }
+
+    pub fn parse(body: &str) -> Result<Self, MalformedMessage> {
+        serde_json::from_str(body).map_err(|e| MalformedMessage(e.to_string()))
+    }
+
+    pub fn to_body(&self) -> String {
+        serde_json::to_string(self).expect("a sync request always serialises")
+    }
+}
+
+/// A FIFO in memory. `enqueue` is the port; `take` is what a local worker loop uses.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    bodies: Mutex<VecDeque<String>>,
+}
+
+impl MemoryQueue {
+    /// Puts a raw body on the queue, as another producer might (tests use it for bad input).
+    pub fn push_raw(&self, body: impl Into<String>) {
+        self.lock().push_back(body.into());
+    }
+
+    /// Takes up to `max` message bodies off the queue.
+    pub fn take(&self, max: usize) -> Vec<String> {
+        let mut bodies = self.lock();
+        let n = max.min(bodies.len());
+        bodies.drain(..n).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
+        self.bodies.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl SyncQueue for MemoryQueue {
+    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<Vec<EnqueueFailure>, QueueError> {
+        let mut bodies = self.lock();
+        bodies.extend(requests.iter().map(SyncRequest::to_body));
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_round_trips_through_its_body() {
+        let request = SyncRequest::new(
+            ConnectionId::parse("c-1").unwrap(),
+            SyncReason::Scheduled,
+            DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        );
+        let body = request.to_body();
+        assert_eq!(
+            body,
+            r#"{"connectionId":"c-1","reason":"scheduled","requestedAt":"2026-11-22T10:00:00Z"}"#
+        );
+        assert_eq!(SyncRequest::parse(&body).unwrap(), request);
+    }
+
+    #[test]
+    fn malformed_bodies_are_refused_with_what_was_expected() {
+        for body in [
+            "",
+            "not json",
+            r#"{"connectionId":"c-1"}"#,
+            r#"{"connectionId":"a b","reason":"scheduled","requestedAt":"2026-11-22T10:00:00Z"}"#,
+            r#"{"connectionId":"c-1","reason":"whenever","requestedAt":"2026-11-22T10:00:00Z"}"#,
+        ] {
+            let err = SyncRequest::parse(body).unwrap_err();
+            assert!(err.to_string().contains("expected {\"connectionId\""), "{err}");
+        }
+    }
+}

@@ -1,1 +1,105 @@
+//! The scheduler: one sync request per active connection.
 
+use crate::clock::Clock;
+use crate::connection::ConnectionStatus;
+use crate::ports::{ConnectionStore, QueueError, StoreError, SyncQueue};
+use crate::queue::SyncRequest;
+use crate::run::SyncReason;
+use serde::Serialize;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// What one fan-out did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleSummary {
+    pub seen: u32,
+    pub enqueued: u32,
+    pub skipped_paused: u32,
+    pub skipped_disconnected: u32,
+    pub skipped_in_flight: u32,
+    pub failed: u32,
+}
+
+#[derive(Debug, Error)]
+pub enum ScheduleError {
+    #[error("could not list connections: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not enqueue syncs: {0}")]
+    Queue(#[from] QueueError),
+}
+
+pub struct Scheduler {
+    connections: Arc<dyn ConnectionStore>,
+    queue: Arc<dyn SyncQueue>,
+    clock: Arc<dyn Clock>,
+    page_size: usize,
+}
+
+impl Scheduler {
+    pub fn new(connections: Arc<dyn ConnectionStore>, queue: Arc<dyn SyncQueue>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            connections,
+            queue,
+            clock,
+            page_size: 100,
+        }
+    }
+
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Pages through every connection and enqueues one request per active connection that
+    /// has no sync in flight. Failed sends are counted, not fatal: the caller decides.
+    pub async fn fan_out(&self) -> Result<ScheduleSummary, ScheduleError> {
+        let mut summary = ScheduleSummary::default();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .connections
+                .list_connections(cursor.take(), self.page_size)
+                .await?;
+            let now = self.clock.wall();
+            let mut requests = Vec::with_capacity(page.connections.len());
+            for connection in &page.connections {
+                summary.seen += 1;
+                match connection.status {
+                    ConnectionStatus::Paused => summary.skipped_paused += 1,
+                    ConnectionStatus::Disconnected => summary.skipped_disconnected += 1,
+                    ConnectionStatus::Active if connection.is_leased_at(now) => {
+                        summary.skipped_in_flight += 1
+                    }
+                    ConnectionStatus::Active => requests.push(SyncRequest::new(
+                        connection.id.clone(),
+                        SyncReason::Scheduled,
+                        now,
+                    )),
+                }
+            }
+            if !requests.is_empty() {
+                let failures = self.queue.enqueue(&requests).await?;
+                for failure in &failures {
+                    tracing::error!(connection_id = %failure.connection_id, reason = %failure.reason, "could not enqueue sync");
+                }
+                summary.failed += failures.len() as u32;
+                summary.enqueued += (requests.len() - failures.len()) as u32;
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        tracing::info!(
+            seen = summary.seen,
+            enqueued = summary.enqueued,
+            skipped_paused = summary.skipped_paused,
+            skipped_disconnected = summary.skipped_disconnected,
+            skipped_in_flight = summary.skipped_in_flight,
+            failed = summary.failed,
+            "scheduled syncs"
+        );
+        Ok(summary)
+    }
+}

@@ -1,1 +1,173 @@
+//! The worker: one sync request in, one sync run out.
 
+use crate::connection::{ConnectionStatus};
+use crate::error::{ErrorKind, ErrorReport};
+use crate::make::MakeApi;
+use crate::ports::{ConnectionStore, SecretStore, StoreError};
+use crate::queue::SyncRequest;
+use crate::sync::{SyncEngine, SyncError, SyncReport};
+use std::sync::Arc;
+
+/// What became of one request.
+#[derive(Debug)]
+pub enum WorkOutcome {
+    Synced(Box<SyncReport>),
+    /// The run failed; `retry` says whether the same request may succeed later.
+    Failed { report: Box<SyncReport>, retry: bool },
+    /// Nothing to do, and nothing to retry: a malformed message, an unknown connection, a
+    /// paused or disconnected one.
+    Skipped { reason: String },
+    /// The request could not be looked at (the store failed); try it again.
+    Deferred { error: String },
+}
+
+impl WorkOutcome {
+    /// Whether the message should go back on the queue.
+    pub fn should_retry(&self) -> bool {
+        match self {
+            WorkOutcome::Synced(_) | WorkOutcome::Skipped { .. } => false,
+            WorkOutcome::Failed { retry, .. } => *retry,
+            WorkOutcome::Deferred { .. } => true,
+        }
+    }
+
+    pub fn report(&self) -> Option<&SyncReport> {
+        match self {
+            WorkOutcome::Synced(report) | WorkOutcome::Failed { report, .. } => Some(report),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    connections: Arc<dyn ConnectionStore>,
+    secrets: Arc<dyn SecretStore>,
+    engine: SyncEngine,
+    make: MakeApi,
+    pause_after_failures: u32,
+}
+
+impl Worker {
+    pub fn new(
+        connections: Arc<dyn ConnectionStore>,
+        secrets: Arc<dyn SecretStore>,
+        engine: SyncEngine,
+        make: MakeApi,
+    ) -> Self {
+        Self {
+            connections,
+            secrets,
+            engine,
+            make,
+            pause_after_failures: 5,
+        }
+    }
+
+    /// Pauses a connection after this many failed runs in a row (0 never pauses).
+    pub fn with_pause_after_failures(mut self, failures: u32) -> Self {
+        self.pause_after_failures = failures;
+        self
+    }
+
+    /// Parses a message body and handles it; a malformed body is skipped, never retried.
+    pub async fn handle_body(&self, body: &str) -> WorkOutcome {
+        match SyncRequest::parse(body) {
+            Ok(request) => self.handle(&request).await,
+            Err(error) => WorkOutcome::Skipped {
+                reason: error.to_string(),
+            },
+        }
+    }
+
+    pub async fn handle(&self, request: &SyncRequest) -> WorkOutcome {
+        let connection = match self.connections.get_connection(&request.connection_id).await {
+            Ok(Some(connection)) => connection,
+            Ok(None) => {
+                return WorkOutcome::Skipped {
+                    reason: format!("connection {} does not exist", request.connection_id),
+                }
+            }
+            Err(error) => return deferred(error),
+        };
+        if connection.status != ConnectionStatus::Active {
+            return WorkOutcome::Skipped {
+                reason: format!(
+                    "connection {} is {}",
+                    connection.id,
+                    connection.status.as_str()
+                ),
+            };
+        }
+        let report = match self.prepare_client(&connection).await {
+            Ok(client) => self.engine.sync(&connection, &client, request.reason).await,
+            Err(error) => {
+                self.engine
+                    .record_failure(&connection, request.reason, &error)
+                    .await
+            }
+        };
+        let Some(error) = report.run.error.clone() else {
+            if report.bookkeeping_error.is_some() {
+                return WorkOutcome::Failed {
+                    report: Box::new(report),
+                    retry: true,
+                };
+            }
+            return WorkOutcome::Synced(Box::new(report));
+        };
+        let paused = self.pause_if_failing(&connection.id, &error).await;
+        let retry = !paused && (error.kind.is_retryable() || report.bookkeeping_error.is_some());
+        WorkOutcome::Failed {
+            report: Box::new(report),
+            retry,
+        }
+    }
+
+    async fn prepare_client(
+        &self,
+        connection: &crate::connection::Connection,
+    ) -> Result<crate::make::MakeClient, SyncError> {
+        let token = self.secrets.get_token(&connection.id).await?;
+        Ok(self.make.client(&connection.host, token)?)
+    }
+
+    /// After too many failed runs in a row, stop scheduling the connection until it is
+    /// reconnected. Returns whether it is now paused.
+    async fn pause_if_failing(&self, id: &crate::connection::ConnectionId, error: &ErrorReport) -> bool {
+        if self.pause_after_failures == 0 || error.kind == ErrorKind::Stale {
+            return false;
+        }
+        let mut connection = match self.connections.get_connection(id).await {
+            Ok(Some(connection)) => connection,
+            _ => return false,
+        };
+        if connection.consecutive_failures < self.pause_after_failures {
+            return false;
+        }
+        connection.status = ConnectionStatus::Paused;
+        connection.status_reason = Some(ErrorReport::new(
+            error.kind,
+            format!(
+                "paused after {} failed syncs in a row; last error: {} — fix the cause and reconnect",
+                connection.consecutive_failures, error.message
+            ),
+        ));
+        match self.connections.put_connection(&connection).await {
+            Ok(()) => {
+                tracing::warn!(connection_id = %id, failures = connection.consecutive_failures, "connection paused");
+                true
+            }
+            Err(e) => {
+                tracing::error!(connection_id = %id, error = %e, "could not pause connection");
+                false
+            }
+        }
+    }
+}
+
+fn deferred(error: StoreError) -> WorkOutcome {
+    WorkOutcome::Deferred {
+        error: error.to_string(),
+    }
+}

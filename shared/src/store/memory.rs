@@ -1,0 +1,171 @@
+//! In-memory adapters, for tests and the demo.
+
+use crate::connection::{Connection, ConnectionId};
+use crate::ports::{
+    ConnectionPage, ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore,
+};
+use crate::run::SyncRun;
+use crate::token::ApiToken;
+use crate::user::{MakeUserId, UserRecord};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct State {
+    connections: BTreeMap<ConnectionId, Connection>,
+    users: HashMap<ConnectionId, BTreeMap<MakeUserId, UserRecord>>,
+    written_by: HashMap<ConnectionId, DateTime<Utc>>,
+    runs: HashMap<ConnectionId, Vec<SyncRun>>,
+    user_writes: usize,
+}
+
+/// Connections, users and runs in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many user records have been written so far (tests assert "unchanged means no write").
+    pub fn user_writes(&self) -> usize {
+        self.lock().user_writes
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryStore {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.lock()
+            .connections
+            .insert(connection.id.clone(), connection.clone());
+        Ok(())
+    }
+
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        Ok(self.lock().connections.get(id).cloned())
+    }
+
+    async fn list_connections(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ConnectionPage, StoreError> {
+        let state = self.lock();
+        let after = cursor.map(|c| ConnectionId::parse(&c)).transpose().map_err(|e| {
+            StoreError::Corrupt(format!("connection page cursor: {e}"))
+        })?;
+        let connections: Vec<Connection> = state
+            .connections
+            .values()
+            .filter(|c| after.as_ref().is_none_or(|after| &c.id > after))
+            .take(limit.max(1))
+            .cloned()
+            .collect();
+        let next = (connections.len() == limit.max(1))
+            .then(|| connections.last().map(|c| c.id.to_string()))
+            .flatten();
+        Ok(ConnectionPage { connections, next })
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .users
+            .get(connection)
+            .map(|users| users.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn write_users(
+        &self,
+        connection: &ConnectionId,
+        run_started_at: DateTime<Utc>,
+        changed: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(newer) = state.written_by.get(connection).copied() {
+            if newer > run_started_at {
+                return Err(StoreError::StaleRun {
+                    this: run_started_at,
+                    newer,
+                });
+            }
+        }
+        state.written_by.insert(connection.clone(), run_started_at);
+        state.user_writes += changed.len();
+        let users = state.users.entry(connection.clone()).or_default();
+        for user in changed {
+            users.insert(user.user_id, user.clone());
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SyncRunStore for MemoryStore {
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let runs = state.runs.entry(run.connection_id.clone()).or_default();
+        match runs.iter_mut().find(|r| r.run_id == run.run_id) {
+            Some(existing) => *existing = run.clone(),
+            None => runs.push(run.clone()),
+        }
+        Ok(())
+    }
+
+    async fn list_runs(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        let mut runs = self.lock().runs.get(connection).cloned().unwrap_or_default();
+        runs.sort_by(|a, b| (b.started_at, b.run_id).cmp(&(a.started_at, a.run_id)));
+        runs.truncate(limit);
+        Ok(runs)
+    }
+}
+
+/// Tokens in memory: for tests and the demo. Production uses Secrets Manager.
+#[derive(Debug, Default)]
+pub struct MemorySecrets {
+    tokens: Mutex<HashMap<ConnectionId, ApiToken>>,
+}
+
+impl MemorySecrets {
+    fn lock(&self) -> MutexGuard<'_, HashMap<ConnectionId, ApiToken>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl SecretStore for MemorySecrets {
+    async fn put_token(&self, connection: &ConnectionId, token: &ApiToken) -> Result<(), SecretError> {
+        self.lock().insert(connection.clone(), token.clone());
+        Ok(())
+    }
+
+    async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
+        self.lock()
+            .get(connection)
+            .cloned()
+            .ok_or_else(|| SecretError::NotFound(connection.clone()))
+    }
+
+    async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError> {
+        self.lock().remove(connection);
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! Local adapters for the storage ports: [`MemoryStore`] for tests, [`SqliteStore`] for the
+//! embedded default store; [`MemorySecrets`] holds tokens in memory for tests and the demo.
+
+mod memory;
+mod sqlite;
+
+pub use memory::{MemorySecrets, MemoryStore};
+pub use sqlite::SqliteStore;

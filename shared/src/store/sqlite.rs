@@ -1,0 +1,471 @@
+//! The embedded store: one SQLite file, the local default (`makesync.db`).
+//!
+//! rusqlite is synchronous, so every call runs on tokio's blocking pool with the connection
+//! behind a mutex. Columns are plain and named, so the file can be read with `sqlite3`.
+
+use crate::connection::{Connection, ConnectionId, ConnectionStatus};
+use crate::error::{ErrorKind, ErrorReport};
+use crate::host::MakeHost;
+use crate::organization::OrganizationId;
+use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::run::{RunCounts, RunId, RunOutcome, SyncReason, SyncRun};
+use crate::user::{UserRecord, UserStatus};
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, OptionalExtension, Row};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS connections (
+    id                    TEXT PRIMARY KEY,
+    tenant_id             TEXT,
+    host                  TEXT NOT NULL,
+    organization_id       INTEGER NOT NULL,
+    status                TEXT NOT NULL,
+    status_reason_kind    TEXT,
+    status_reason_message TEXT,
+    organization_name     TEXT,
+    zone                  TEXT,
+    created_at            TEXT NOT NULL,
+    last_success_at       TEXT,
+    last_run_id           TEXT,
+    last_error_kind       TEXT,
+    last_error_message    TEXT,
+    consecutive_failures  INTEGER NOT NULL DEFAULT 0,
+    lease_until           TEXT
+);
+CREATE TABLE IF NOT EXISTS users (
+    connection_id TEXT NOT NULL,
+    user_id       INTEGER NOT NULL,
+    name          TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    role_id       INTEGER NOT NULL,
+    role_name     TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    invitation    TEXT,
+    last_login    TEXT,
+    first_seen    TEXT NOT NULL,
+    removed_at    TEXT,
+    PRIMARY KEY (connection_id, user_id)
+);
+-- The start time of the run that last wrote a connection's users (the stale-run guard).
+CREATE TABLE IF NOT EXISTS user_writes (
+    connection_id  TEXT PRIMARY KEY,
+    run_started_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sync_runs (
+    connection_id TEXT NOT NULL,
+    run_id        TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    started_at    TEXT NOT NULL,
+    finished_at   TEXT,
+    outcome       TEXT NOT NULL,
+    fetched       INTEGER NOT NULL,
+    added         INTEGER NOT NULL,
+    updated       INTEGER NOT NULL,
+    removed       INTEGER NOT NULL,
+    unchanged     INTEGER NOT NULL,
+    make_requests INTEGER NOT NULL,
+    retries       INTEGER NOT NULL,
+    error_kind    TEXT,
+    error_message TEXT,
+    PRIMARY KEY (connection_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS sync_runs_by_start ON sync_runs (connection_id, started_at);
+"#;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    db: Arc<Mutex<rusqlite::Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = rusqlite::Connection::open(path).map_err(|e| {
+            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
+        })?;
+        Self::init(db)
+    }
+
+    /// A store that lives only as long as this value (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(rusqlite::Connection::open_in_memory().map_err(backend)?)
+    }
+
+    fn init(db: rusqlite::Connection) -> Result<Self, StoreError> {
+        db.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(backend)?;
+        db.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        db.execute_batch(SCHEMA).map_err(backend)?;
+        Ok(Self {
+            db: Arc::new(Mutex::new(db)),
+        })
+    }
+
+    async fn with_db<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut rusqlite::Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+            work(&mut db)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+    }
+}
+
+fn backend(error: rusqlite::Error) -> StoreError {
+    match error {
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(
+                code.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
+        {
+            StoreError::Unavailable(error.to_string())
+        }
+        other => StoreError::Backend(other.to_string()),
+    }
+}
+
+fn text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn opt_text(at: Option<DateTime<Utc>>) -> Option<String> {
+    at.map(text)
+}
+
+fn time(raw: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp {raw:?}: {e}")))
+}
+
+fn opt_time(raw: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    raw.as_deref().map(time).transpose()
+}
+
+fn report(kind: Option<String>, message: Option<String>) -> Result<Option<ErrorReport>, StoreError> {
+    match (kind, message) {
+        (Some(kind), Some(message)) => {
+            let kind = ErrorKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("error kind {kind:?}")))?;
+            Ok(Some(ErrorReport::new(kind, message)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn connection_from_row(row: &Row<'_>) -> Result<Connection, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let id: String = row.get("id").map_err(get)?;
+    let host: String = row.get("host").map_err(get)?;
+    let organization_id: i64 = row.get("organization_id").map_err(get)?;
+    let status: String = row.get("status").map_err(get)?;
+    Ok(Connection {
+        id: ConnectionId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        tenant_id: row.get("tenant_id").map_err(get)?,
+        host: MakeHost::parse(&host).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        organization_id: OrganizationId::new(organization_id as u64)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        status: ConnectionStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("connection status {status:?}")))?,
+        status_reason: report(
+            row.get("status_reason_kind").map_err(get)?,
+            row.get("status_reason_message").map_err(get)?,
+        )?,
+        organization_name: row.get("organization_name").map_err(get)?,
+        zone: row.get("zone").map_err(get)?,
+        created_at: time(&row.get::<_, String>("created_at").map_err(get)?)?,
+        last_success_at: opt_time(row.get("last_success_at").map_err(get)?)?,
+        last_run_id: row.get("last_run_id").map_err(get)?,
+        last_error: report(
+            row.get("last_error_kind").map_err(get)?,
+            row.get("last_error_message").map_err(get)?,
+        )?,
+        consecutive_failures: row.get("consecutive_failures").map_err(get)?,
+        lease_until: opt_time(row.get("lease_until").map_err(get)?)?,
+    })
+}
+
+fn user_from_row(row: &Row<'_>) -> Result<UserRecord, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let status: String = row.get("status").map_err(get)?;
+    let user_id: i64 = row.get("user_id").map_err(get)?;
+    Ok(UserRecord {
+        user_id: user_id as u64,
+        name: row.get("name").map_err(get)?,
+        email: row.get("email").map_err(get)?,
+        role_id: row.get("role_id").map_err(get)?,
+        role_name: row.get("role_name").map_err(get)?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("user status {status:?}")))?,
+        invitation: row.get("invitation").map_err(get)?,
+        last_login: opt_time(row.get("last_login").map_err(get)?)?,
+        first_seen: time(&row.get::<_, String>("first_seen").map_err(get)?)?,
+        removed_at: opt_time(row.get("removed_at").map_err(get)?)?,
+    })
+}
+
+fn run_from_row(row: &Row<'_>) -> Result<SyncRun, StoreError> {
+    let get = |e: rusqlite::Error| StoreError::Corrupt(e.to_string());
+    let run_id: String = row.get("run_id").map_err(get)?;
+    let connection_id: String = row.get("connection_id").map_err(get)?;
+    let reason: String = row.get("reason").map_err(get)?;
+    let outcome: String = row.get("outcome").map_err(get)?;
+    Ok(SyncRun {
+        run_id: RunId::parse(&run_id)
+            .ok_or_else(|| StoreError::Corrupt(format!("run id {run_id:?}")))?,
+        connection_id: ConnectionId::parse(&connection_id)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        reason: SyncReason::parse(&reason)
+            .ok_or_else(|| StoreError::Corrupt(format!("run reason {reason:?}")))?,
+        started_at: time(&row.get::<_, String>("started_at").map_err(get)?)?,
+        finished_at: opt_time(row.get("finished_at").map_err(get)?)?,
+        outcome: RunOutcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("run outcome {outcome:?}")))?,
+        counts: RunCounts {
+            fetched: row.get("fetched").map_err(get)?,
+            added: row.get("added").map_err(get)?,
+            updated: row.get("updated").map_err(get)?,
+            removed: row.get("removed").map_err(get)?,
+            unchanged: row.get("unchanged").map_err(get)?,
+        },
+        make_requests: row.get("make_requests").map_err(get)?,
+        retries: row.get("retries").map_err(get)?,
+        error: report(
+            row.get("error_kind").map_err(get)?,
+            row.get("error_message").map_err(get)?,
+        )?,
+    })
+}
+
+#[async_trait]
+impl ConnectionStore for SqliteStore {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        let c = connection.clone();
+        self.with_db(move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO connections (id, tenant_id, host, organization_id, status,
+                    status_reason_kind, status_reason_message, organization_name, zone, created_at,
+                    last_success_at, last_run_id, last_error_kind, last_error_message,
+                    consecutive_failures, lease_until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                params![
+                    c.id.as_str(),
+                    c.tenant_id,
+                    c.host.as_str(),
+                    c.organization_id.get() as i64,
+                    c.status.as_str(),
+                    c.status_reason.as_ref().map(|r| r.kind.as_str()),
+                    c.status_reason.as_ref().map(|r| r.message.clone()),
+                    c.organization_name,
+                    c.zone,
+                    text(c.created_at),
+                    opt_text(c.last_success_at),
+                    c.last_run_id,
+                    c.last_error.as_ref().map(|r| r.kind.as_str()),
+                    c.last_error.as_ref().map(|r| r.message.clone()),
+                    c.consecutive_failures,
+                    opt_text(c.lease_until),
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        let id = id.clone();
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare("SELECT * FROM connections WHERE id = ?1")
+                .map_err(backend)?;
+            let mut rows = statement.query(params![id.as_str()]).map_err(backend)?;
+            match rows.next().map_err(backend)? {
+                Some(row) => Ok(Some(connection_from_row(row)?)),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn list_connections(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ConnectionPage, StoreError> {
+        let limit = limit.max(1);
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare("SELECT * FROM connections WHERE id > ?1 ORDER BY id LIMIT ?2")
+                .map_err(backend)?;
+            let mut rows = statement
+                .query(params![cursor.unwrap_or_default(), limit as i64])
+                .map_err(backend)?;
+            let mut connections = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                connections.push(connection_from_row(row)?);
+            }
+            let next = (connections.len() == limit)
+                .then(|| connections.last().map(|c| c.id.to_string()))
+                .flatten();
+            Ok(ConnectionPage { connections, next })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
+        let connection = connection.clone();
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare("SELECT * FROM users WHERE connection_id = ?1 ORDER BY user_id")
+                .map_err(backend)?;
+            let mut rows = statement.query(params![connection.as_str()]).map_err(backend)?;
+            let mut users = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                users.push(user_from_row(row)?);
+            }
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn write_users(
+        &self,
+        connection: &ConnectionId,
+        run_started_at: DateTime<Utc>,
+        changed: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        let connection = connection.clone();
+        let changed = changed.to_vec();
+        self.with_db(move |db| {
+            // IMMEDIATE takes the write lock before the guard is read, so two runs cannot both
+            // pass the check.
+            let tx = db
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let newer: Option<String> = tx
+                .query_row(
+                    "SELECT run_started_at FROM user_writes WHERE connection_id = ?1",
+                    params![connection.as_str()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if let Some(newer) = newer {
+                let newer = time(&newer)?;
+                if newer > run_started_at {
+                    return Err(StoreError::StaleRun {
+                        this: run_started_at,
+                        newer,
+                    });
+                }
+            }
+            {
+                let mut upsert = tx
+                    .prepare(
+                        "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
+                            role_name, status, invitation, last_login, first_seen, removed_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )
+                    .map_err(backend)?;
+                for user in &changed {
+                    upsert
+                        .execute(params![
+                            connection.as_str(),
+                            user.user_id as i64,
+                            user.name,
+                            user.email,
+                            user.role_id,
+                            user.role_name,
+                            user.status.as_str(),
+                            user.invitation,
+                            opt_text(user.last_login),
+                            text(user.first_seen),
+                            opt_text(user.removed_at),
+                        ])
+                        .map_err(backend)?;
+                }
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO user_writes (connection_id, run_started_at) VALUES (?1, ?2)",
+                params![connection.as_str(), text(run_started_at)],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SyncRunStore for SqliteStore {
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let run = run.clone();
+        self.with_db(move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO sync_runs (connection_id, run_id, reason, started_at,
+                    finished_at, outcome, fetched, added, updated, removed, unchanged,
+                    make_requests, retries, error_kind, error_message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                params![
+                    run.connection_id.as_str(),
+                    run.run_id.to_string(),
+                    run.reason.as_str(),
+                    text(run.started_at),
+                    opt_text(run.finished_at),
+                    run.outcome.as_str(),
+                    run.counts.fetched,
+                    run.counts.added,
+                    run.counts.updated,
+                    run.counts.removed,
+                    run.counts.unchanged,
+                    run.make_requests,
+                    run.retries,
+                    run.error.as_ref().map(|e| e.kind.as_str()),
+                    run.error.as_ref().map(|e| e.message.clone()),
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_runs(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        let connection = connection.clone();
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare(
+                    "SELECT * FROM sync_runs WHERE connection_id = ?1
+                     ORDER BY started_at DESC, run_id DESC LIMIT ?2",
+                )
+                .map_err(backend)?;
+            let mut rows = statement
+                .query(params![connection.as_str(), limit as i64])
+                .map_err(backend)?;
+            let mut runs = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                runs.push(run_from_row(row)?);
+            }
+            Ok(runs)
+        })
+        .await
+    }
+}
