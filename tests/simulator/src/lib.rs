@@ -1,0 +1,134 @@
+//! A Make API v2 simulator for the demo and the tests.
+//!
+//! It serves, on 127.0.0.1, the endpoints makesync reads — `/users/me`, `/organizations/{id}`,
+//! `/users/roles`, `/organizations/{id}/user-organization-roles`, `/users?organizationId=` —
+//! with token scopes and per-organization access, organizations in several zones (the zone is
+//! read from the `Host` header), `pg[]` paging with a server-side maximum page size,
+//! `X-RateLimit-*` headers and 429 with `Retry-After` past a per-organization budget, and
+//! [`Faults`] switches for latency, 5xx bursts, malformed bodies and members changing between
+//! pages. Its clock is a [`makesync::clock::Clock`], so tests can share a `ManualClock` with the
+//! client and see rate-limit windows move with the client's waits.
+
+mod faults;
+mod routes;
+mod world;
+
+pub use faults::{Faults, PageChange};
+pub use world::{demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_TOKEN};
+
+use makesync::clock::{Clock, SystemClock};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// One request as the simulator saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub host: Option<String>,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    pub status: u16,
+    /// The simulator clock's monotonic time when it was served.
+    pub at: std::time::Duration,
+}
+
+pub(crate) struct Shared {
+    pub world: Mutex<World>,
+    pub seen: Mutex<Vec<SeenRequest>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// A running simulator. Dropping it stops the server.
+pub struct Simulator {
+    shared: Arc<Shared>,
+    address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Starts on 127.0.0.1 with a random port and the real clock.
+    pub async fn start(world: World) -> std::io::Result<Self> {
+        Self::start_on(world, Arc::new(SystemClock::default()), 0).await
+    }
+
+    /// Starts on 127.0.0.1:`port` (0 for a random one) with the given clock.
+    pub async fn start_on(world: World, clock: Arc<dyn Clock>, port: u16) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            world: Mutex::new(world),
+            seen: Mutex::new(Vec::new()),
+            clock,
+        });
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let app = routes::router(shared.clone());
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stopped.await;
+            });
+            if let Err(error) = server.await {
+                tracing::error!(%error, "simulator stopped");
+            }
+        });
+        Ok(Self {
+            shared,
+            address,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// What to put in `MAKESYNC_API_BASE_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Reads or changes the simulated world (members, roles, logins, faults).
+    pub fn world(&self) -> MutexGuard<'_, World> {
+        self.shared.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every request served so far.
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.shared
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        self.stop_now();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,285 @@
+//! The simulated Make instance: users, organizations in zones, roles, tokens.
+
+use crate::faults::Faults;
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+/// The token the demo world grants full access with.
+pub const DEMO_TOKEN: &str = "sim-token-full-access";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimUser {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    pub last_login: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimMembership {
+    pub role_id: u32,
+    /// `None` (member), `"pending"` or `"expired"`.
+    pub invitation: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimOrganization {
+    pub id: u64,
+    pub name: String,
+    /// The host of the zone the organization lives in, e.g. `eu1.make.com`.
+    pub zone: String,
+    pub api_limit: Option<u32>,
+    pub members: BTreeMap<u64, SimMembership>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    /// The user the token belongs to (`/users/me`).
+    pub user_id: u64,
+    pub scopes: BTreeSet<String>,
+    /// Revoked or expired: every call answers 401.
+    pub revoked: bool,
+}
+
+impl TokenGrant {
+    pub fn new(user_id: u64, scopes: &[&str]) -> Self {
+        Self {
+            user_id,
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            revoked: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RateWindow {
+    pub started: Duration,
+    pub used: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct World {
+    pub users: BTreeMap<u64, SimUser>,
+    pub organizations: BTreeMap<u64, SimOrganization>,
+    /// `GET /users/roles`: id → name.
+    pub roles: BTreeMap<u32, String>,
+    pub tokens: HashMap<String, TokenGrant>,
+    pub faults: Faults,
+    pub(crate) windows: HashMap<u64, RateWindow>,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self {
+            users: BTreeMap::new(),
+            organizations: BTreeMap::new(),
+            roles: make_roles(),
+            tokens: HashMap::new(),
+            faults: Faults::default(),
+            windows: HashMap::new(),
+        }
+    }
+}
+
+/// Make's documented roles (team and organization level).
+fn make_roles() -> BTreeMap<u32, String> {
+    [
+        (1, "Team Admin"),
+        (3, "Team Member"),
+        (4, "Team Monitoring"),
+        (6, "Team Operator"),
+        (11, "Owner"),
+        (12, "Admin"),
+        (13, "Member"),
+        (14, "Accountant"),
+    ]
+    .into_iter()
+    .map(|(id, name)| (id, name.to_string()))
+    .collect()
+}
+
+impl World {
+    pub fn add_user(&mut self, id: u64, name: &str, email: &str, last_login: Option<DateTime<Utc>>) -> &mut Self {
+        self.users.insert(
+            id,
+            SimUser {
+                id,
+                name: name.to_string(),
+                email: email.to_string(),
+                last_login,
+            },
+        );
+        self
+    }
+
+    pub fn add_organization(&mut self, id: u64, name: &str, zone: &str, api_limit: Option<u32>) -> &mut Self {
+        self.organizations.insert(
+            id,
+            SimOrganization {
+                id,
+                name: name.to_string(),
+                zone: zone.to_string(),
+                api_limit,
+                members: BTreeMap::new(),
+            },
+        );
+        self
+    }
+
+    /// Adds (or replaces) a membership. Panics on an unknown organization: a test mistake.
+    pub fn add_member(&mut self, organization: u64, user: u64, role_id: u32, invitation: Option<&str>) -> &mut Self {
+        self.organization_mut(organization).members.insert(
+            user,
+            SimMembership {
+                role_id,
+                invitation: invitation.map(str::to_string),
+            },
+        );
+        self
+    }
+
+    pub fn remove_member(&mut self, organization: u64, user: u64) -> &mut Self {
+        self.organization_mut(organization).members.remove(&user);
+        self
+    }
+
+    pub fn set_role(&mut self, organization: u64, user: u64, role_id: u32) -> &mut Self {
+        self.membership_mut(organization, user).role_id = role_id;
+        self
+    }
+
+    pub fn accept_invitation(&mut self, organization: u64, user: u64) -> &mut Self {
+        self.membership_mut(organization, user).invitation = None;
+        self
+    }
+
+    pub fn log_in(&mut self, user: u64, at: DateTime<Utc>) -> &mut Self {
+        self.users
+            .get_mut(&user)
+            .unwrap_or_else(|| panic!("no simulated user {user}"))
+            .last_login = Some(at);
+        self
+    }
+
+    pub fn add_token(&mut self, token: &str, grant: TokenGrant) -> &mut Self {
+        self.tokens.insert(token.to_string(), grant);
+        self
+    }
+
+    /// Spends `requests` of the organization's current rate-limit window, as the customer's
+    /// own scenarios would.
+    pub fn spend_budget(&mut self, organization: u64, requests: u32, now: Duration) -> &mut Self {
+        let window = self.windows.entry(organization).or_insert(RateWindow {
+            started: now,
+            used: 0,
+        });
+        window.used += requests;
+        self
+    }
+
+    pub fn organization(&self, id: u64) -> Option<&SimOrganization> {
+        self.organizations.get(&id)
+    }
+
+    fn organization_mut(&mut self, id: u64) -> &mut SimOrganization {
+        self.organizations
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("no simulated organization {id}"))
+    }
+
+    fn membership_mut(&mut self, organization: u64, user: u64) -> &mut SimMembership {
+        self.organization_mut(organization)
+            .members
+            .get_mut(&user)
+            .unwrap_or_else(|| panic!("user {user} is not in organization {organization}"))
+    }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .expect("seed timestamps are valid")
+        .with_timezone(&Utc)
+}
+
+/// Three organizations in three zones, members in every role and invitation state, users who
+/// never logged in, non-ASCII names, and tokens for every kind of failure:
+///
+/// | token | can |
+/// |---|---|
+/// | `sim-token-full-access` | everything (user 1, member of all three) |
+/// | `sim-token-no-user-read` | `organizations:read` only |
+/// | `sim-token-revoked` | nothing: 401 |
+/// | `sim-token-outsider` | both scopes, but its user belongs to no organization |
+pub fn demo_world() -> World {
+    let mut world = World::default();
+    let people: [(u64, &str, &str, Option<&str>); 16] = [
+        (1, "Ada Lovelace", "ada@acme.example", Some("2026-11-20T08:15:00Z")),
+        (2, "Zoë Müller", "zoe@acme.example", Some("2026-11-19T17:02:11Z")),
+        (3, "Łukasz Żółć", "lukasz@acme.example", None),
+        (4, "李雷", "li.lei@acme.example", Some("2026-10-02T03:45:00Z")),
+        (5, "José Ñúñez", "jose@globex.example", Some("2026-11-21T12:00:00Z")),
+        (6, "Grace Hopper", "grace@globex.example", Some("2026-09-30T09:00:00Z")),
+        (7, "Søren Kierkegaard", "soren@globex.example", None),
+        (8, "Amélie Poulain", "amelie@celonis-ops.example", Some("2026-11-18T10:30:00Z")),
+        (9, "Björk Guðmundsdóttir", "bjork@celonis-ops.example", None),
+        (10, "Ngozi Okonjo", "ngozi@celonis-ops.example", Some("2026-11-01T14:20:00Z")),
+        (11, "Rafael Núñez", "rafael@acme.example", Some("2026-08-12T07:00:00Z")),
+        (12, "Chloé Dubois", "chloe@acme.example", None),
+        (13, "Outsider Olsen", "olsen@elsewhere.example", Some("2026-11-01T00:00:00Z")),
+        (14, "Dmitri Иванов", "dmitri@globex.example", Some("2026-11-10T11:11:11Z")),
+        (15, "Aiko 山田", "aiko@celonis-ops.example", Some("2026-11-21T23:59:59Z")),
+        (16, "Pending Pat", "pat@globex.example", None),
+    ];
+    for (id, name, email, last_login) in people {
+        world.add_user(id, name, email, last_login.map(at));
+    }
+    // More members so that lists span several pages.
+    for n in 0..30u64 {
+        let id = 100 + n;
+        let last_login = (n % 3 != 0).then(|| at("2026-11-01T09:00:00Z") + chrono::Duration::hours(n as i64));
+        world.add_user(id, &format!("Acme Builder {n:02}"), &format!("builder{n:02}@acme.example"), last_login);
+    }
+
+    world.add_organization(1001, "Acme Robotics", "eu1.make.com", Some(60));
+    world
+        .add_member(1001, 1, 11, None)
+        .add_member(1001, 2, 12, None)
+        .add_member(1001, 3, 13, Some("pending"))
+        .add_member(1001, 4, 14, None)
+        .add_member(1001, 11, 13, None)
+        .add_member(1001, 12, 13, Some("expired"));
+    for n in 0..30u64 {
+        world.add_member(1001, 100 + n, if n % 10 == 0 { 12 } else { 13 }, None);
+    }
+
+    world.add_organization(2002, "Globex Corporation", "us2.make.com", Some(120));
+    world
+        .add_member(2002, 1, 12, None)
+        .add_member(2002, 5, 11, None)
+        .add_member(2002, 6, 13, None)
+        .add_member(2002, 7, 14, None)
+        .add_member(2002, 14, 17, None) // a role /users/roles does not list
+        .add_member(2002, 16, 13, Some("pending"));
+
+    world.add_organization(3003, "Celonis Operations", "eu1.make.celonis.com", Some(240));
+    world
+        .add_member(3003, 1, 13, None)
+        .add_member(3003, 8, 11, None)
+        .add_member(3003, 9, 12, Some("pending"))
+        .add_member(3003, 10, 13, None)
+        .add_member(3003, 15, 14, None);
+
+    world
+        .add_token(DEMO_TOKEN, TokenGrant::new(1, &["organizations:read", "user:read"]))
+        .add_token("sim-token-no-user-read", TokenGrant::new(1, &["organizations:read"]))
+        .add_token(
+            "sim-token-revoked",
+            TokenGrant {
+                revoked: true,
+                ..TokenGrant::new(1, &["organizations:read", "user:read"])
+            },
+        )
+        .add_token("sim-token-outsider", TokenGrant::new(13, &["organizations:read", "user:read"]));
+    world
+}

@@ -1,0 +1,148 @@
+//! Test harness: a Make simulator and a makesync stack wired to it, sharing one manual clock.
+//!
+//! Every wait the client makes (backoff, Retry-After, the request budget) moves the shared
+//! [`ManualClock`] instead of real time, and the simulator's rate-limit windows read the same
+//! clock, so tests about timing run in milliseconds and assert exact waits.
+
+use makesync::clock::{Clock, ManualClock};
+use makesync::connection::{Connection, ConnectionId};
+use makesync::host::MakeHost;
+use makesync::make::{MakeApi, MakeApiConfig, MakeClient, RetryPolicy};
+use makesync::organization::OrganizationId;
+use makesync::run::{SyncReason, SyncRun};
+use makesync::store::MemoryStore;
+use makesync::sync::{SyncEngine, SyncReport};
+use makesync::token::ApiToken;
+use makesync_simulator::{demo_world, Simulator, World, DEMO_TOKEN};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use makesync_simulator as simulator;
+
+/// The demo world's organizations.
+pub const ACME: u64 = 1001;
+pub const GLOBEX: u64 = 2002;
+pub const CELONIS: u64 = 3003;
+
+pub struct TestEnv {
+    pub simulator: Simulator,
+    pub clock: ManualClock,
+    pub make: MakeApi,
+    pub store: Arc<MemoryStore>,
+    pub engine: SyncEngine,
+}
+
+impl TestEnv {
+    /// The demo world, a small page size (so every list spans several pages) and a retry
+    /// budget that a test's waits fit in.
+    pub async fn start() -> Self {
+        Self::start_with(demo_world(), |_| {}).await
+    }
+
+    pub async fn start_with(world: World, configure: impl FnOnce(&mut MakeApiConfig)) -> Self {
+        let clock = ManualClock::default();
+        let simulator = Simulator::start_on(world, Arc::new(clock.clone()), 0)
+            .await
+            .expect("simulator starts");
+        let mut config = MakeApiConfig {
+            base_url_override: Some(simulator.base_url().parse().expect("simulator URL")),
+            page_size: 10,
+            retry: RetryPolicy {
+                max_attempts: 5,
+                base_delay: Duration::from_millis(500),
+                max_delay: Duration::from_secs(20),
+                max_elapsed: Duration::from_secs(120),
+            },
+            ..MakeApiConfig::default()
+        };
+        configure(&mut config);
+        let make = MakeApi::new(config, Arc::new(clock.clone())).expect("HTTP client builds");
+        let store = Arc::new(MemoryStore::new());
+        let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), Arc::new(clock.clone()));
+        Self {
+            simulator,
+            clock,
+            make,
+            store,
+            engine,
+        }
+    }
+
+    pub fn connection(&self, host: &str, organization: u64) -> Connection {
+        let host = MakeHost::parse(host).expect("test host");
+        let organization = OrganizationId::new(organization).expect("test organization");
+        Connection::new(
+            ConnectionId::for_organization(&host, organization),
+            host,
+            organization,
+            self.clock.wall(),
+        )
+    }
+
+    pub fn client(&self, connection: &Connection, token: &str) -> MakeClient {
+        self.make
+            .client(&connection.host, ApiToken::parse(token).expect("test token"))
+            .expect("host is allowed")
+    }
+
+    /// One sync of `connection` with `token`, as the worker would run it.
+    pub async fn sync_with(&self, connection: &Connection, token: &str) -> SyncReport {
+        let client = self.client(connection, token);
+        self.engine.sync(connection, &client, SyncReason::OnDemand).await
+    }
+
+    pub async fn sync(&self, connection: &Connection) -> SyncReport {
+        self.sync_with(connection, DEMO_TOKEN).await
+    }
+
+    /// Runs a sync as if it had started at `started_at` (for stale-run tests).
+    pub async fn sync_started_at(
+        &self,
+        connection: &Connection,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> SyncReport {
+        let client = self.client(connection, DEMO_TOKEN);
+        let run = SyncRun::start(connection.id.clone(), SyncReason::OnDemand, started_at);
+        self.engine.sync_run(connection, &client, run).await
+    }
+}
+
+/// Everything logged while it is installed, at every level, as the JSON lines Lambda writes.
+#[derive(Clone, Default)]
+pub struct CapturedLogs {
+    buffer: Arc<Mutex<Vec<u8>>>,
+}
+
+impl CapturedLogs {
+    /// Installs the capture for the current thread (a `#[tokio::test]` runs its tasks there).
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .flatten_event(true)
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
