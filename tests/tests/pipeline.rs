@@ -1,0 +1,162 @@
+//! Scheduler → queue → worker over the embedded store: the path the Lambdas run, in process.
+
+use makesync::clock::Clock;
+use makesync::connection::{ConnectionStatus};
+use makesync::error::ErrorKind;
+use makesync::host::MakeHost;
+use makesync::ports::{ConnectionStore, SecretStore, UserStore};
+use makesync::queue::MemoryQueue;
+use makesync::schedule::Scheduler;
+use makesync::store::{MemorySecrets, SqliteStore};
+use makesync::sync::SyncEngine;
+use makesync::token::ApiToken;
+use makesync::user::UserStatus;
+use makesync::worker::{WorkOutcome, Worker};
+use makesync_simulator::DEMO_TOKEN;
+use makesync_tests::{TestEnv, ACME, CELONIS, GLOBEX};
+use std::sync::Arc;
+
+struct Pipeline {
+    env: TestEnv,
+    store: Arc<SqliteStore>,
+    secrets: Arc<MemorySecrets>,
+    queue: Arc<MemoryQueue>,
+    scheduler: Scheduler,
+    worker: Worker,
+}
+
+async fn pipeline() -> Pipeline {
+    let env = TestEnv::start().await;
+    let store = Arc::new(SqliteStore::in_memory().unwrap());
+    let secrets = Arc::new(MemorySecrets::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let clock: Arc<dyn Clock> = Arc::new(env.clock.clone());
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone());
+    let scheduler = Scheduler::new(store.clone(), queue.clone(), clock).with_page_size(2);
+    let worker = Worker::new(store.clone(), secrets.clone(), engine, env.make.clone()).with_pause_after_failures(3);
+    Pipeline {
+        env,
+        store,
+        secrets,
+        queue,
+        scheduler,
+        worker,
+    }
+}
+
+impl Pipeline {
+    async fn connect(&self, host: &str, organization: u64, token: &str) -> makesync::connection::Connection {
+        let connection = self.env.connection(host, organization);
+        self.secrets
+            .put_token(&connection.id, &ApiToken::parse(token).unwrap())
+            .await
+            .unwrap();
+        self.store.put_connection(&connection).await.unwrap();
+        connection
+    }
+
+    async fn drain(&self) -> Vec<WorkOutcome> {
+        let mut outcomes = Vec::new();
+        for body in self.queue.take(usize::MAX) {
+            outcomes.push(self.worker.handle_body(&body).await);
+        }
+        outcomes
+    }
+}
+
+#[tokio::test]
+async fn one_message_per_active_connection_and_each_is_synced() {
+    let p = pipeline().await;
+    let acme = p.connect("eu1.make.com", ACME, DEMO_TOKEN).await;
+    let globex = p.connect("us2.make.com", GLOBEX, DEMO_TOKEN).await;
+    let celonis = p.connect("eu1.make.celonis.com", CELONIS, DEMO_TOKEN).await;
+    let mut paused = p.env.connection("us1.make.com", 4004);
+    paused.status = ConnectionStatus::Paused;
+    p.store.put_connection(&paused).await.unwrap();
+
+    let summary = p.scheduler.fan_out().await.unwrap();
+    assert_eq!((summary.seen, summary.enqueued, summary.skipped_paused, summary.failed), (4, 3, 1, 0));
+    assert_eq!(p.queue.len(), 3);
+    p.queue.push_raw("{\"connectionId\": 42}");
+
+    let outcomes = p.drain().await;
+    let synced = outcomes.iter().filter(|o| matches!(o, WorkOutcome::Synced(_))).count();
+    assert_eq!(synced, 3, "{outcomes:?}");
+    let malformed = outcomes
+        .iter()
+        .find(|o| matches!(o, WorkOutcome::Skipped { .. }))
+        .expect("the malformed message is skipped");
+    assert!(!malformed.should_retry());
+    for (connection, members) in [(&acme, 36), (&globex, 6), (&celonis, 5)] {
+        assert_eq!(p.store.list_users(&connection.id).await.unwrap().len(), members);
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_permanent_ones_are_not_and_repeated_ones_pause() {
+    let p = pipeline().await;
+    let acme = p.connect("eu1.make.com", ACME, DEMO_TOKEN).await;
+    let revoked = p.connect("us2.make.com", GLOBEX, "sim-token-revoked").await;
+
+    p.env.simulator.world().faults.server_errors = 1000;
+    let outcome = p.worker.handle(&request(&acme)).await;
+    assert!(outcome.should_retry(), "a 5xx run goes back on the queue");
+    p.env.simulator.world().faults.server_errors = 0;
+
+    for attempt in 1..=3 {
+        let outcome = p.worker.handle(&request(&revoked)).await;
+        assert!(!outcome.should_retry(), "an invalid token is not retried");
+        let report = outcome.report().unwrap();
+        assert_eq!(report.run.error.as_ref().unwrap().kind, ErrorKind::Auth);
+        let stored = p.store.get_connection(&revoked.id).await.unwrap().unwrap();
+        assert_eq!(stored.consecutive_failures, attempt);
+    }
+    let stored = p.store.get_connection(&revoked.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConnectionStatus::Paused);
+    let reason = stored.status_reason.unwrap();
+    assert!(reason.message.contains("paused after 3 failed syncs"), "{}", reason.message);
+    assert!(matches!(p.worker.handle(&request(&revoked)).await, WorkOutcome::Skipped { .. }));
+    let summary = p.scheduler.fan_out().await.unwrap();
+    assert_eq!((summary.enqueued, summary.skipped_paused), (1, 1));
+}
+
+#[tokio::test]
+async fn a_connection_without_a_token_or_with_a_refused_host_fails_without_calling_make() {
+    let p = pipeline().await;
+    let no_token = p.env.connection("eu1.make.com", ACME);
+    p.store.put_connection(&no_token).await.unwrap();
+    let outcome = p.worker.handle(&request(&no_token)).await;
+    let error = outcome.report().unwrap().run.error.clone().unwrap();
+    assert_eq!(error.kind, ErrorKind::Auth);
+    assert!(error.message.contains("reconnect it with a token"), "{}", error.message);
+
+    // A host that is a valid name but not a Make zone, as a tampered store row would hold.
+    let mut foreign = p.connect("us1.make.com", ACME, DEMO_TOKEN).await;
+    foreign.host = MakeHost::parse("make.attacker.example").unwrap();
+    p.store.put_connection(&foreign).await.unwrap();
+    let outcome = p.worker.handle(&request(&foreign)).await;
+    let error = outcome.report().unwrap().run.error.clone().unwrap();
+    assert_eq!(error.kind, ErrorKind::InvalidInput);
+    assert!(p.env.simulator.requests().is_empty(), "no request left for any host");
+    assert!(p.store.list_users(&foreign.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_member_removed_in_make_is_tombstoned_by_the_next_scheduled_sync() {
+    let p = pipeline().await;
+    let acme = p.connect("eu1.make.com", ACME, DEMO_TOKEN).await;
+    p.scheduler.fan_out().await.unwrap();
+    p.drain().await;
+    p.env.simulator.world().remove_member(ACME, 2);
+    p.scheduler.fan_out().await.unwrap();
+    let outcomes = p.drain().await;
+    assert_eq!(outcomes[0].report().unwrap().run.counts.removed, 1);
+    let users = p.store.list_users(&acme.id).await.unwrap();
+    let zoe = users.iter().find(|u| u.user_id == 2).unwrap();
+    assert_eq!(zoe.status, UserStatus::Removed);
+    assert!(zoe.removed_at.is_some());
+}
+
+fn request(connection: &makesync::connection::Connection) -> makesync::queue::SyncRequest {
+    makesync::queue::SyncRequest::new(connection.id.clone(), makesync::run::SyncReason::Scheduled, chrono::Utc::now())
+}
