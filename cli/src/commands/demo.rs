@@ -1,0 +1,140 @@
+//! `makesync demo`: the whole path on this machine. A simulated Make with three organizations
+//! in three zones; scheduler → queue → worker into the embedded store, as the Lambdas run it;
+//! then changes in Make and a second round that shows what changed.
+
+use crate::args::DemoArgs;
+use crate::exit::CliError;
+use crate::output;
+use chrono::Utc;
+use makesync::clock::{Clock, SystemClock};
+use makesync::connection::{Connection, ConnectionId};
+use makesync::host::MakeHost;
+use makesync::make::MakeApi;
+use makesync::organization::OrganizationId;
+use makesync::ports::{ConnectionStore, SecretStore, UserStore};
+use makesync::queue::MemoryQueue;
+use makesync::schedule::Scheduler;
+use makesync::store::{MemorySecrets, SqliteStore};
+use makesync::sync::SyncEngine;
+use makesync::token::ApiToken;
+use makesync::worker::{WorkOutcome, Worker};
+use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
+use std::sync::Arc;
+use std::time::Duration;
+
+const ORGANIZATIONS: [(&str, u64); 3] = [
+    ("eu1.make.com", 1001),
+    ("us2.make.com", 2002),
+    ("eu1.make.celonis.com", 3003),
+];
+
+pub async fn run(args: DemoArgs) -> Result<(), CliError> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let mut world = demo_world();
+    world.faults.latency = Duration::from_millis(15);
+    let simulator = Simulator::start_on(world, clock.clone(), 0)
+        .await
+        .map_err(|e| CliError::internal(format!("cannot start the simulator: {e}")))?;
+    println!("Make API simulator listening on {} (standing in for eu1.make.com, us2.make.com and eu1.make.celonis.com)", simulator.base_url());
+
+    let temp = tempfile::tempdir().map_err(CliError::internal)?;
+    let db = args
+        .demo_db
+        .clone()
+        .unwrap_or_else(|| temp.path().join("makesync-demo.db"));
+    let store = Arc::new(SqliteStore::open(&db).map_err(CliError::internal)?);
+    println!("Embedded store: {}", db.display());
+
+    let mut config = super::make_config()?;
+    config.base_url_override = Some(simulator.base_url().parse().map_err(CliError::internal)?);
+    let make = MakeApi::new(config, clock.clone()).map_err(CliError::internal)?;
+    let secrets = Arc::new(MemorySecrets::default());
+    let queue = Arc::new(MemoryQueue::default());
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone());
+    let scheduler = Scheduler::new(store.clone(), queue.clone(), clock.clone());
+    let worker = Worker::new(store.clone(), secrets.clone(), engine, make);
+
+    let token = ApiToken::parse(DEMO_TOKEN).map_err(CliError::input)?;
+    let mut connections = Vec::new();
+    for (host, organization) in ORGANIZATIONS {
+        let host = MakeHost::parse(host).map_err(CliError::input)?;
+        let organization = OrganizationId::new(organization).map_err(CliError::input)?;
+        let connection = Connection::new(
+            ConnectionId::for_organization(&host, organization),
+            host,
+            organization,
+            clock.wall(),
+        );
+        secrets.put_token(&connection.id, &token).await.map_err(CliError::internal)?;
+        store.put_connection(&connection).await.map_err(CliError::internal)?;
+        connections.push(connection);
+    }
+
+    println!("\n== Round 1: the scheduler enqueues every connection, the worker syncs each ==");
+    let outcomes = round(&scheduler, &queue, &worker).await?;
+    for outcome in &outcomes {
+        let Some(report) = outcome.report() else { continue };
+        let connection = connections
+            .iter()
+            .find(|c| c.id == report.run.connection_id)
+            .expect("a report belongs to a demo connection");
+        let name = report.organization.as_ref().map_or("?", |o| o.name.as_str());
+        println!("\n{name} — organization {} on {}", connection.organization_id, connection.host);
+        let users = store.list_users(&connection.id).await.map_err(CliError::internal)?;
+        println!("{}", output::users_table(&users));
+        println!("{}", output::run_summary(&report.run));
+    }
+
+    println!("\n== Meanwhile in Make ==");
+    {
+        let mut world = simulator.world();
+        world.remove_member(1001, 11);
+        println!("Acme Robotics: Rafael Núñez leaves the organization");
+        world.accept_invitation(1001, 3);
+        println!("Acme Robotics: Łukasz Żółć accepts the invitation");
+        world.set_role(2002, 6, 12);
+        println!("Globex Corporation: Grace Hopper becomes Admin");
+        world.log_in(10, Utc::now());
+        println!("Celonis Operations: Ngozi Okonjo logs in");
+    }
+
+    println!("\n== Round 2: what changed ==");
+    let outcomes = round(&scheduler, &queue, &worker).await?;
+    for outcome in &outcomes {
+        let Some(report) = outcome.report() else { continue };
+        let name = report.organization.as_ref().map_or("?", |o| o.name.as_str());
+        println!("\n{name}: {}", output::run_summary(&report.run));
+        for change in &report.changes {
+            println!("  {}", output::describe_change(change));
+        }
+    }
+    let failed = outcomes.iter().filter(|o| !matches!(o, WorkOutcome::Synced(_))).count();
+    simulator.stop().await;
+    match &args.demo_db {
+        Some(db) => println!(
+            "\nRead the store again with: makesync --db {} users --host eu1.make.com --org 1001",
+            db.display()
+        ),
+        None => println!("\n(the demo's store was temporary; pass --demo-db FILE to keep it)"),
+    }
+    if failed > 0 {
+        return Err(CliError::internal(format!("{failed} demo syncs did not succeed")));
+    }
+    Ok(())
+}
+
+/// One scheduled round: fan out, then let the worker drain the queue.
+async fn round(scheduler: &Scheduler, queue: &MemoryQueue, worker: &Worker) -> Result<Vec<WorkOutcome>, CliError> {
+    let summary = scheduler.fan_out().await.map_err(CliError::internal)?;
+    println!(
+        "scheduler: {} connections seen, {} enqueued, {} skipped",
+        summary.seen,
+        summary.enqueued,
+        summary.skipped_paused + summary.skipped_disconnected + summary.skipped_in_flight
+    );
+    let mut outcomes = Vec::new();
+    for body in queue.take(usize::MAX) {
+        outcomes.push(worker.handle_body(&body).await);
+    }
+    Ok(outcomes)
+}

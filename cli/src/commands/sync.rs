@@ -1,0 +1,107 @@
+//! `makesync sync`: one organization, now, into the embedded store.
+
+use super::{make_config, open_store, Target};
+use crate::args::SyncArgs;
+use crate::exit::CliError;
+use crate::output::{self, OrganizationJson, RunJson, SyncDocument};
+use crate::progress::ProgressLine;
+use makesync::clock::{Clock, SystemClock};
+use makesync::connection::Connection;
+use makesync::make::MakeApi;
+use makesync::ports::{ConnectionStore, UserStore};
+use makesync::run::SyncReason;
+use makesync::sync::SyncEngine;
+use makesync::token::ApiToken;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const TOKEN_ENV: &str = "MAKE_API_TOKEN";
+
+pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
+    let config = make_config()?;
+    let target = Target::resolve(&args.target, &config.allowlist)?;
+    let token = read_token(args.token_file.as_deref())?;
+    let store = open_store(db)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let make = MakeApi::new(config, clock.clone()).map_err(CliError::internal)?;
+
+    let connection = match store
+        .get_connection(&target.connection_id)
+        .await
+        .map_err(CliError::internal)?
+    {
+        Some(connection) => connection,
+        None => {
+            let connection = Connection::new(
+                target.connection_id.clone(),
+                target.host.clone(),
+                target.organization,
+                clock.wall(),
+            );
+            store.put_connection(&connection).await.map_err(CliError::internal)?;
+            connection
+        }
+    };
+    let progress = Arc::new(ProgressLine::on_stderr());
+    let client = make
+        .client(&target.host, token)
+        .map_err(CliError::input)?
+        .with_observer(progress.clone());
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock);
+    let report = engine.sync(&connection, &client, SyncReason::OnDemand).await;
+    progress.finish();
+
+    let users = store.list_users(&connection.id).await.map_err(CliError::internal)?;
+    let name = report
+        .organization
+        .as_ref()
+        .map(|o| o.name.clone())
+        .or(connection.organization_name.clone());
+    if args.json {
+        let document = SyncDocument {
+            organization: OrganizationJson {
+                id: target.organization.get(),
+                name,
+                host: target.host.to_string(),
+            },
+            run: RunJson::from(&report.run),
+            users: output::users_json(&users),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
+        );
+    } else {
+        println!(
+            "{} — organization {} on {}",
+            name.as_deref().unwrap_or("(name unknown)"),
+            target.organization,
+            target.host
+        );
+        if !users.is_empty() {
+            println!("{}", output::users_table(&users));
+        }
+        println!("{}", output::run_summary(&report.run));
+    }
+    if let Some(error) = &report.run.error {
+        return Err(CliError::new(error.kind, &error.message));
+    }
+    if let Some(error) = report.bookkeeping_error {
+        return Err(CliError::internal(format!("the sync ran but could not be recorded: {error}")));
+    }
+    Ok(())
+}
+
+fn read_token(file: Option<&Path>) -> Result<ApiToken, CliError> {
+    let raw = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            CliError::input(format!("cannot read the token file {}: {e}", path.display()))
+        })?,
+        None => std::env::var(TOKEN_ENV).map_err(|_| {
+            CliError::input(format!(
+                "no Make API token — set {TOKEN_ENV} or pass --token-file FILE with a token that has the scopes organizations:read and user:read"
+            ))
+        })?,
+    };
+    ApiToken::parse(&raw).map_err(CliError::input)
+}

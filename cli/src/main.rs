@@ -1,0 +1,24 @@
+//! `makesync`: sync Make organizations into the embedded store, read them back, and run the
+//! demo and the Make API simulator.
+
+mod args;
+mod commands;
+mod exit;
+mod output;
+mod progress;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    makesync::telemetry::init_text(cli.command.default_log_level());
+    match commands::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("makesync: {}", error.message);
+            ExitCode::from(error.code)
+        }
+    }
+}

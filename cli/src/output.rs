@@ -1,0 +1,251 @@
+//! What the CLI prints: tables for people, one JSON document for programs.
+
+use chrono::{DateTime, Utc};
+use makesync::error::ErrorReport;
+use makesync::run::SyncRun;
+use makesync::sync::{ChangeKind, UserChange};
+use makesync::user::UserRecord;
+use serde::Serialize;
+use unicode_width::UnicodeWidthStr;
+
+#[derive(Debug, Serialize)]
+pub struct OrganizationJson {
+    pub id: u64,
+    pub name: Option<String>,
+    pub host: String,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJson {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    pub role_id: u32,
+    pub role: String,
+    pub status: String,
+    pub last_login: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&UserRecord> for UserJson {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            id: user.user_id,
+            name: user.name.clone(),
+            email: user.email.clone(),
+            role_id: user.role_id,
+            role: user.role_name.clone(),
+            status: user.status.as_str().to_string(),
+            last_login: user.last_login,
+            removed_at: user.removed_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorJson {
+    pub kind: String,
+    pub message: String,
+}
+
+impl From<&ErrorReport> for ErrorJson {
+    fn from(error: &ErrorReport) -> Self {
+        Self {
+            kind: error.kind.as_str().to_string(),
+            message: error.message.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunJson {
+    pub id: String,
+    pub reason: String,
+    pub outcome: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub fetched: u32,
+    pub added: u32,
+    pub updated: u32,
+    pub removed: u32,
+    pub unchanged: u32,
+    pub make_requests: u32,
+    pub retries: u32,
+    pub error: Option<ErrorJson>,
+}
+
+impl From<&SyncRun> for RunJson {
+    fn from(run: &SyncRun) -> Self {
+        Self {
+            id: run.run_id.to_string(),
+            reason: run.reason.as_str().to_string(),
+            outcome: run.outcome.as_str().to_string(),
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            fetched: run.counts.fetched,
+            added: run.counts.added,
+            updated: run.counts.updated,
+            removed: run.counts.removed,
+            unchanged: run.counts.unchanged,
+            make_requests: run.make_requests,
+            retries: run.retries,
+            error: run.error.as_ref().map(ErrorJson::from),
+        }
+    }
+}
+
+/// `makesync sync --json`.
+#[derive(Debug, Serialize)]
+pub struct SyncDocument {
+    pub organization: OrganizationJson,
+    pub run: RunJson,
+    pub users: Vec<UserJson>,
+}
+
+pub fn users_json(users: &[UserRecord]) -> Vec<UserJson> {
+    let mut users: Vec<UserJson> = users.iter().map(UserJson::from).collect();
+    users.sort_by_key(|u| u.id);
+    users
+}
+
+fn timestamp(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "never".to_string(), |at| at.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// A plain text table whose columns line up for wide (CJK) characters too.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.width()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.width());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            text.push_str(cell);
+            if i + 1 < cells.len() {
+                text.push_str(&" ".repeat(widths[i] - cell.width() + 2));
+            }
+        }
+        text.trim_end().to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    for row in rows {
+        out.push(line(row.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+pub fn users_table(users: &[UserRecord]) -> String {
+    let mut users: Vec<&UserRecord> = users.iter().collect();
+    users.sort_by_key(|u| u.user_id);
+    let rows: Vec<Vec<String>> = users
+        .iter()
+        .map(|u| {
+            vec![
+                u.user_id.to_string(),
+                u.name.clone(),
+                u.email.clone(),
+                format!("{} ({})", u.role_name, u.role_id),
+                u.status.as_str().to_string(),
+                timestamp(u.last_login),
+            ]
+        })
+        .collect();
+    table(&["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST LOGIN"], &rows)
+}
+
+pub fn runs_table(runs: &[SyncRun]) -> String {
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                r.reason.as_str().to_string(),
+                r.outcome.as_str().to_string(),
+                format!(
+                    "{}/{}/{}/{}/{}",
+                    r.counts.fetched, r.counts.added, r.counts.updated, r.counts.removed, r.counts.unchanged
+                ),
+                format!("{} ({} retries)", r.make_requests, r.retries),
+                r.error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!("{}: {}", e.kind, e.message)),
+            ]
+        })
+        .collect();
+    table(
+        &["STARTED (UTC)", "REASON", "OUTCOME", "FETCHED/ADDED/UPDATED/REMOVED/UNCHANGED", "REQUESTS", "ERROR"],
+        &rows,
+    )
+}
+
+/// One line: what a run did, or why it failed.
+pub fn run_summary(run: &SyncRun) -> String {
+    match &run.error {
+        None => format!(
+            "run {} succeeded: {} fetched, {} added, {} updated, {} removed, {} unchanged ({} Make requests, {} retries)",
+            run.run_id,
+            run.counts.fetched,
+            run.counts.added,
+            run.counts.updated,
+            run.counts.removed,
+            run.counts.unchanged,
+            run.make_requests,
+            run.retries
+        ),
+        Some(error) => format!("run {} failed ({}): {}", run.run_id, error.kind, error.message),
+    }
+}
+
+/// One line per written user: what changed, in words.
+pub fn describe_change(change: &UserChange) -> String {
+    let after = &change.after;
+    let who = format!("{} <{}> (#{})", after.name, after.email, after.user_id);
+    match (change.kind, &change.before) {
+        (ChangeKind::Added, _) => format!("+ {who} joined as {} ({})", after.role_name, after.status),
+        (ChangeKind::Restored, _) => format!("+ {who} is back as {} ({})", after.role_name, after.status),
+        (ChangeKind::Removed, _) => format!("- {who} was removed"),
+        (ChangeKind::Updated, Some(before)) => {
+            let mut what = Vec::new();
+            if before.role_id != after.role_id {
+                what.push(format!("role {} → {}", before.role_name, after.role_name));
+            }
+            if before.status != after.status {
+                what.push(format!("status {} → {}", before.status, after.status));
+            }
+            if before.last_login != after.last_login {
+                what.push(format!(
+                    "last login {} → {}",
+                    timestamp(before.last_login),
+                    timestamp(after.last_login)
+                ));
+            }
+            if before.name != after.name || before.email != after.email {
+                what.push(format!("name/email {} <{}> → {} <{}>", before.name, before.email, after.name, after.email));
+            }
+            format!("~ {who}: {}", what.join("; "))
+        }
+        (ChangeKind::Updated, None) => format!("~ {who}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_with_wide_characters() {
+        let text = table(
+            &["NAME", "X"],
+            &[vec!["李雷".into(), "1".into()], vec!["Ada".into(), "2".into()]],
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let column = |line: &str| line[..line.rfind(|c: char| c.is_ascii_digit() || c == 'X').unwrap()].width();
+        assert_eq!(column(lines[0]), column(lines[1]));
+        assert_eq!(column(lines[1]), column(lines[2]));
+    }
+}

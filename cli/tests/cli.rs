@@ -1,0 +1,198 @@
+//! The `makesync` binary as a user runs it, against the simulator.
+
+use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Output;
+
+struct Cli {
+    simulator: Simulator,
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    async fn start() -> Self {
+        Self {
+            simulator: Simulator::start(demo_world()).await.unwrap(),
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn db(&self) -> std::path::PathBuf {
+        self.dir.path().join("makesync.db")
+    }
+
+    async fn run(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"));
+        command
+            .arg("--db")
+            .arg(self.db())
+            .args(args)
+            .env_clear()
+            .env("MAKESYNC_API_BASE_URL", self.simulator.base_url());
+        if let Some(token) = token {
+            command.env("MAKE_API_TOKEN", token);
+        }
+        command.output().await.unwrap()
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("one JSON document: {e}\n{}", stdout(output)))
+}
+
+#[tokio::test]
+async fn sync_json_prints_one_document_with_the_organization_the_run_and_every_user() {
+    let cli = Cli::start().await;
+    let output = cli
+        .run(Some(DEMO_TOKEN), &["sync", "--host", "US2.make.com", "--org", "2002", "--json"])
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc = json(&output);
+    assert_eq!(doc["organization"], serde_json::json!({"id": 2002, "name": "Globex Corporation", "host": "us2.make.com"}));
+    assert_eq!(doc["run"]["outcome"], "succeeded");
+    assert_eq!(doc["run"]["fetched"], 6);
+    assert_eq!(doc["run"]["added"], 6);
+    assert_eq!(doc["run"]["error"], Value::Null);
+    let users = doc["users"].as_array().unwrap();
+    let ids: Vec<u64> = users.iter().map(|u| u["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, vec![1, 5, 6, 7, 14, 16], "sorted by id");
+    let jose = &users[1];
+    assert_eq!(jose["name"], "José Ñúñez");
+    assert_eq!(jose["roleId"], 11);
+    assert_eq!(jose["role"], "Owner");
+    assert_eq!(jose["status"], "active");
+    assert_eq!(jose["lastLogin"], "2026-11-21T12:00:00Z");
+    assert_eq!(jose["removedAt"], Value::Null);
+    assert_eq!(users[5]["status"], "invited");
+    assert_eq!(users[5]["lastLogin"], Value::Null);
+    assert_eq!(users[4]["role"], "unknown");
+}
+
+#[tokio::test]
+async fn a_removed_member_stays_in_the_output_with_status_removed() {
+    let cli = Cli::start().await;
+    let args = ["sync", "--host", "eu1.make.celonis.com", "--org", "3003", "--json"];
+    assert_eq!(cli.run(Some(DEMO_TOKEN), &args).await.status.code(), Some(0));
+    cli.simulator.world().remove_member(3003, 10);
+    let output = cli.run(Some(DEMO_TOKEN), &args).await;
+    let doc = json(&output);
+    assert_eq!(doc["run"]["removed"], 1);
+    let ngozi = doc["users"].as_array().unwrap().iter().find(|u| u["id"] == 10).unwrap().clone();
+    assert_eq!(ngozi["status"], "removed");
+    assert!(ngozi["removedAt"].as_str().unwrap().ends_with('Z'));
+
+    let users = cli.run(None, &["users", "--host", "eu1.make.celonis.com", "--org", "3003", "--json"]).await;
+    assert_eq!(users.status.code(), Some(0), "{}", stderr(&users));
+    assert_eq!(json(&users)["users"].as_array().unwrap().len(), 5);
+    let runs = cli.run(None, &["runs", "--host", "eu1.make.celonis.com", "--org", "3003", "--json"]).await;
+    let runs = json(&runs);
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(runs["runs"][0]["removed"], 1, "newest first");
+}
+
+#[tokio::test]
+async fn the_table_output_shows_users_and_a_run_summary() {
+    let cli = Cli::start().await;
+    let output = cli.run(Some(DEMO_TOKEN), &["sync", "--host", "eu1.make.com", "--org", "1001"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.starts_with("Acme Robotics — organization 1001 on eu1.make.com"), "{text}");
+    assert!(text.contains("Łukasz Żółć"));
+    assert!(text.contains("invitation_expired"));
+    assert!(text.contains("succeeded: 36 fetched, 36 added"), "{text}");
+}
+
+/// (arguments, token, exit code, what the one-line reason says)
+#[tokio::test]
+async fn failures_exit_non_zero_with_a_one_line_reason() {
+    let cli = Cli::start().await;
+    let cases: [(&[&str], Option<&str>, i32, &str); 8] = [
+        (&["sync", "--host", "https://eu1.make.com", "--org", "1001"], Some(DEMO_TOKEN), 2, "give the host name only"),
+        (&["sync", "--host", "make.evil.example", "--org", "1001"], Some(DEMO_TOKEN), 2, "not a Make zone"),
+        (&["sync", "--host", "127.0.0.1", "--org", "1001"], Some(DEMO_TOKEN), 2, "is an IP address"),
+        (&["sync", "--host", "eu1.make.com", "--org", "12ab"], Some(DEMO_TOKEN), 2, "is not a number"),
+        (&["sync", "--host", "eu1.make.com", "--org", "1001"], None, 2, "set MAKE_API_TOKEN"),
+        (&["sync", "--host", "eu1.make.com", "--org", "1001"], Some("sim-token-revoked"), 3, "invalid, expired or revoked"),
+        (&["sync", "--host", "eu1.make.com", "--org", "1001"], Some("sim-token-no-user-read"), 3, "lacks scope user:read"),
+        (&["sync", "--host", "eu1.make.com", "--org", "4242"], Some(DEMO_TOKEN), 4, "check the organization ID"),
+    ];
+    for (args, token, code, reason) in cases {
+        let output = cli.run(token, args).await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains(reason), "{args:?}: {err}");
+        if let Some(token) = token {
+            assert!(!err.contains(token) && !stdout(&output).contains(token), "the token leaked");
+        }
+    }
+    let refused_before_sending = cli
+        .simulator
+        .requests()
+        .iter()
+        .all(|r| r.host.as_deref() != Some("make.evil.example"));
+    assert!(refused_before_sending);
+}
+
+#[tokio::test]
+async fn a_failed_sync_with_json_still_prints_its_document() {
+    let cli = Cli::start().await;
+    let output = cli
+        .run(Some("sim-token-revoked"), &["sync", "--host", "eu1.make.com", "--org", "1001", "--json"])
+        .await;
+    assert_eq!(output.status.code(), Some(3));
+    let doc = json(&output);
+    assert_eq!(doc["run"]["outcome"], "failed");
+    assert_eq!(doc["run"]["error"]["kind"], "auth");
+    assert!(doc["run"]["error"]["message"].as_str().unwrap().contains("401"));
+}
+
+#[tokio::test]
+async fn the_token_can_come_from_a_file() {
+    let cli = Cli::start().await;
+    let file = cli.dir.path().join("token");
+    std::fs::write(&file, format!("{DEMO_TOKEN}\n")).unwrap();
+    let output = cli
+        .run(None, &["sync", "--host", "eu1.make.com", "--org", "1001", "--token-file", file.to_str().unwrap()])
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(Path::new(&cli.db()).exists());
+}
+
+#[tokio::test]
+async fn reading_an_organization_never_synced_says_how_to_sync_it() {
+    let cli = Cli::start().await;
+    let output = cli.run(None, &["users", "--host", "eu1.make.com", "--org", "1001"]).await;
+    assert_eq!(output.status.code(), Some(4));
+    assert!(stderr(&output).contains("run `makesync sync --host eu1.make.com --org 1001` first"));
+}
+
+#[tokio::test]
+async fn the_demo_syncs_three_zones_and_shows_what_changed() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"))
+        .arg("demo")
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    let text = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
+    assert_eq!(text.matches("scheduler: 3 connections seen, 3 enqueued").count(), 2, "{text}");
+    for line in [
+        "- Rafael Núñez <rafael@acme.example> (#11) was removed",
+        "~ Łukasz Żółć <lukasz@acme.example> (#3): status invited → active",
+        "~ Grace Hopper <grace@globex.example> (#6): role Member → Admin",
+        "~ Ngozi Okonjo <ngozi@celonis-ops.example> (#10): last login 2026-11-01 14:20 UTC →",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
