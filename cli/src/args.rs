@@ -4,10 +4,19 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "makesync", version, about = "Keeps a store up to date with the users of Make organizations")]
+#[command(
+    name = "makesync",
+    version,
+    about = "Keeps a store up to date with the users of Make organizations"
+)]
 pub struct Cli {
     /// The embedded store (SQLite file).
-    #[arg(long, global = true, env = "MAKESYNC_DB", default_value = "makesync.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "MAKESYNC_DB",
+        default_value = "makesync.db"
+    )]
     pub db: PathBuf,
 
     #[command(subcommand)]

@@ -111,7 +111,10 @@ pub fn users_json(users: &[UserRecord]) -> Vec<UserJson> {
 }
 
 fn timestamp(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "never".to_string(), |at| at.format("%Y-%m-%d %H:%M UTC").to_string())
+    at.map_or_else(
+        || "never".to_string(),
+        |at| at.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
 }
 
 /// A plain text table whose columns line up for wide (CJK) characters too.
@@ -155,7 +158,10 @@ pub fn users_table(users: &[UserRecord]) -> String {
             ]
         })
         .collect();
-    table(&["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST LOGIN"], &rows)
+    table(
+        &["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST LOGIN"],
+        &rows,
+    )
 }
 
 pub fn runs_table(runs: &[SyncRun]) -> String {
@@ -168,7 +174,11 @@ pub fn runs_table(runs: &[SyncRun]) -> String {
                 r.outcome.as_str().to_string(),
                 format!(
                     "{}/{}/{}/{}/{}",
-                    r.counts.fetched, r.counts.added, r.counts.updated, r.counts.removed, r.counts.unchanged
+                    r.counts.fetched,
+                    r.counts.added,
+                    r.counts.updated,
+                    r.counts.removed,
+                    r.counts.unchanged
                 ),
                 format!("{} ({} retries)", r.make_requests, r.retries),
                 r.error
@@ -178,7 +188,14 @@ pub fn runs_table(runs: &[SyncRun]) -> String {
         })
         .collect();
     table(
-        &["STARTED (UTC)", "REASON", "OUTCOME", "FETCHED/ADDED/UPDATED/REMOVED/UNCHANGED", "REQUESTS", "ERROR"],
+        &[
+            "STARTED (UTC)",
+            "REASON",
+            "OUTCOME",
+            "FETCHED/ADDED/UPDATED/REMOVED/UNCHANGED",
+            "REQUESTS",
+            "ERROR",
+        ],
         &rows,
     )
 }
@@ -206,8 +223,12 @@ pub fn describe_change(change: &UserChange) -> String {
     let after = &change.after;
     let who = format!("{} <{}> (#{})", after.name, after.email, after.user_id);
     match (change.kind, &change.before) {
-        (ChangeKind::Added, _) => format!("+ {who} joined as {} ({})", after.role_name, after.status),
-        (ChangeKind::Restored, _) => format!("+ {who} is back as {} ({})", after.role_name, after.status),
+        (ChangeKind::Added, _) => {
+            format!("+ {who} joined as {} ({})", after.role_name, after.status)
+        }
+        (ChangeKind::Restored, _) => {
+            format!("+ {who} is back as {} ({})", after.role_name, after.status)
+        }
         (ChangeKind::Removed, _) => format!("- {who} was removed"),
         (ChangeKind::Updated, Some(before)) => {
             let mut what = Vec::new();
@@ -225,7 +246,10 @@ pub fn describe_change(change: &UserChange) -> String {
                 ));
             }
             if before.name != after.name || before.email != after.email {
-                what.push(format!("name/email {} <{}> → {} <{}>", before.name, before.email, after.name, after.email));
+                what.push(format!(
+                    "name/email {} <{}> → {} <{}>",
+                    before.name, before.email, after.name, after.email
+                ));
             }
             format!("~ {who}: {}", what.join("; "))
         }
@@ -241,10 +265,18 @@ mod tests {
     fn columns_line_up_with_wide_characters() {
         let text = table(
             &["NAME", "X"],
-            &[vec!["李雷".into(), "1".into()], vec!["Ada".into(), "2".into()]],
+            &[
+                vec!["李雷".into(), "1".into()],
+                vec!["Ada".into(), "2".into()],
+            ],
         );
         let lines: Vec<&str> = text.lines().collect();
-        let column = |line: &str| line[..line.rfind(|c: char| c.is_ascii_digit() || c == 'X').unwrap()].width();
+        let column = |line: &str| {
+            line[..line
+                .rfind(|c: char| c.is_ascii_digit() || c == 'X')
+                .unwrap()]
+                .width()
+        };
         assert_eq!(column(lines[0]), column(lines[1]));
         assert_eq!(column(lines[1]), column(lines[2]));
     }

@@ -46,18 +46,25 @@ fn stderr(output: &Output) -> String {
 }
 
 fn json(output: &Output) -> Value {
-    serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("one JSON document: {e}\n{}", stdout(output)))
+    serde_json::from_str(&stdout(output))
+        .unwrap_or_else(|e| panic!("one JSON document: {e}\n{}", stdout(output)))
 }
 
 #[tokio::test]
 async fn sync_json_prints_one_document_with_the_organization_the_run_and_every_user() {
     let cli = Cli::start().await;
     let output = cli
-        .run(Some(DEMO_TOKEN), &["sync", "--host", "US2.make.com", "--org", "2002", "--json"])
+        .run(
+            Some(DEMO_TOKEN),
+            &["sync", "--host", "US2.make.com", "--org", "2002", "--json"],
+        )
         .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let doc = json(&output);
-    assert_eq!(doc["organization"], serde_json::json!({"id": 2002, "name": "Globex Corporation", "host": "us2.make.com"}));
+    assert_eq!(
+        doc["organization"],
+        serde_json::json!({"id": 2002, "name": "Globex Corporation", "host": "us2.make.com"})
+    );
     assert_eq!(doc["run"]["outcome"], "succeeded");
     assert_eq!(doc["run"]["fetched"], 6);
     assert_eq!(doc["run"]["added"], 6);
@@ -80,20 +87,60 @@ async fn sync_json_prints_one_document_with_the_organization_the_run_and_every_u
 #[tokio::test]
 async fn a_removed_member_stays_in_the_output_with_status_removed() {
     let cli = Cli::start().await;
-    let args = ["sync", "--host", "eu1.make.celonis.com", "--org", "3003", "--json"];
-    assert_eq!(cli.run(Some(DEMO_TOKEN), &args).await.status.code(), Some(0));
+    let args = [
+        "sync",
+        "--host",
+        "eu1.make.celonis.com",
+        "--org",
+        "3003",
+        "--json",
+    ];
+    assert_eq!(
+        cli.run(Some(DEMO_TOKEN), &args).await.status.code(),
+        Some(0)
+    );
     cli.simulator.world().remove_member(3003, 10);
     let output = cli.run(Some(DEMO_TOKEN), &args).await;
     let doc = json(&output);
     assert_eq!(doc["run"]["removed"], 1);
-    let ngozi = doc["users"].as_array().unwrap().iter().find(|u| u["id"] == 10).unwrap().clone();
+    let ngozi = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == 10)
+        .unwrap()
+        .clone();
     assert_eq!(ngozi["status"], "removed");
     assert!(ngozi["removedAt"].as_str().unwrap().ends_with('Z'));
 
-    let users = cli.run(None, &["users", "--host", "eu1.make.celonis.com", "--org", "3003", "--json"]).await;
+    let users = cli
+        .run(
+            None,
+            &[
+                "users",
+                "--host",
+                "eu1.make.celonis.com",
+                "--org",
+                "3003",
+                "--json",
+            ],
+        )
+        .await;
     assert_eq!(users.status.code(), Some(0), "{}", stderr(&users));
     assert_eq!(json(&users)["users"].as_array().unwrap().len(), 5);
-    let runs = cli.run(None, &["runs", "--host", "eu1.make.celonis.com", "--org", "3003", "--json"]).await;
+    let runs = cli
+        .run(
+            None,
+            &[
+                "runs",
+                "--host",
+                "eu1.make.celonis.com",
+                "--org",
+                "3003",
+                "--json",
+            ],
+        )
+        .await;
     let runs = json(&runs);
     assert_eq!(runs["runs"].as_array().unwrap().len(), 2);
     assert_eq!(runs["runs"][0]["removed"], 1, "newest first");
@@ -102,10 +149,18 @@ async fn a_removed_member_stays_in_the_output_with_status_removed() {
 #[tokio::test]
 async fn the_table_output_shows_users_and_a_run_summary() {
     let cli = Cli::start().await;
-    let output = cli.run(Some(DEMO_TOKEN), &["sync", "--host", "eu1.make.com", "--org", "1001"]).await;
+    let output = cli
+        .run(
+            Some(DEMO_TOKEN),
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+        )
+        .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.starts_with("Acme Robotics — organization 1001 on eu1.make.com"), "{text}");
+    assert!(
+        text.starts_with("Acme Robotics — organization 1001 on eu1.make.com"),
+        "{text}"
+    );
     assert!(text.contains("Łukasz Żółć"));
     assert!(text.contains("invitation_expired"));
     assert!(text.contains("succeeded: 36 fetched, 36 added"), "{text}");
@@ -116,14 +171,54 @@ async fn the_table_output_shows_users_and_a_run_summary() {
 async fn failures_exit_non_zero_with_a_one_line_reason() {
     let cli = Cli::start().await;
     let cases: [(&[&str], Option<&str>, i32, &str); 8] = [
-        (&["sync", "--host", "https://eu1.make.com", "--org", "1001"], Some(DEMO_TOKEN), 2, "give the host name only"),
-        (&["sync", "--host", "make.evil.example", "--org", "1001"], Some(DEMO_TOKEN), 2, "not a Make zone"),
-        (&["sync", "--host", "127.0.0.1", "--org", "1001"], Some(DEMO_TOKEN), 2, "is an IP address"),
-        (&["sync", "--host", "eu1.make.com", "--org", "12ab"], Some(DEMO_TOKEN), 2, "is not a number"),
-        (&["sync", "--host", "eu1.make.com", "--org", "1001"], None, 2, "set MAKE_API_TOKEN"),
-        (&["sync", "--host", "eu1.make.com", "--org", "1001"], Some("sim-token-revoked"), 3, "invalid, expired or revoked"),
-        (&["sync", "--host", "eu1.make.com", "--org", "1001"], Some("sim-token-no-user-read"), 3, "lacks scope user:read"),
-        (&["sync", "--host", "eu1.make.com", "--org", "4242"], Some(DEMO_TOKEN), 4, "check the organization ID"),
+        (
+            &["sync", "--host", "https://eu1.make.com", "--org", "1001"],
+            Some(DEMO_TOKEN),
+            2,
+            "give the host name only",
+        ),
+        (
+            &["sync", "--host", "make.evil.example", "--org", "1001"],
+            Some(DEMO_TOKEN),
+            2,
+            "not a Make zone",
+        ),
+        (
+            &["sync", "--host", "127.0.0.1", "--org", "1001"],
+            Some(DEMO_TOKEN),
+            2,
+            "is an IP address",
+        ),
+        (
+            &["sync", "--host", "eu1.make.com", "--org", "12ab"],
+            Some(DEMO_TOKEN),
+            2,
+            "is not a number",
+        ),
+        (
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+            None,
+            2,
+            "set MAKE_API_TOKEN",
+        ),
+        (
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+            Some("sim-token-revoked"),
+            3,
+            "invalid, expired or revoked",
+        ),
+        (
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+            Some("sim-token-no-user-read"),
+            3,
+            "lacks scope user:read",
+        ),
+        (
+            &["sync", "--host", "eu1.make.com", "--org", "4242"],
+            Some(DEMO_TOKEN),
+            4,
+            "check the organization ID",
+        ),
     ];
     for (args, token, code, reason) in cases {
         let output = cli.run(token, args).await;
@@ -132,7 +227,10 @@ async fn failures_exit_non_zero_with_a_one_line_reason() {
         assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
         assert!(err.contains(reason), "{args:?}: {err}");
         if let Some(token) = token {
-            assert!(!err.contains(token) && !stdout(&output).contains(token), "the token leaked");
+            assert!(
+                !err.contains(token) && !stdout(&output).contains(token),
+                "the token leaked"
+            );
         }
     }
     let refused_before_sending = cli
@@ -147,13 +245,19 @@ async fn failures_exit_non_zero_with_a_one_line_reason() {
 async fn a_failed_sync_with_json_still_prints_its_document() {
     let cli = Cli::start().await;
     let output = cli
-        .run(Some("sim-token-revoked"), &["sync", "--host", "eu1.make.com", "--org", "1001", "--json"])
+        .run(
+            Some("sim-token-revoked"),
+            &["sync", "--host", "eu1.make.com", "--org", "1001", "--json"],
+        )
         .await;
     assert_eq!(output.status.code(), Some(3));
     let doc = json(&output);
     assert_eq!(doc["run"]["outcome"], "failed");
     assert_eq!(doc["run"]["error"]["kind"], "auth");
-    assert!(doc["run"]["error"]["message"].as_str().unwrap().contains("401"));
+    assert!(doc["run"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("401"));
 }
 
 #[tokio::test]
@@ -162,7 +266,18 @@ async fn the_token_can_come_from_a_file() {
     let file = cli.dir.path().join("token");
     std::fs::write(&file, format!("{DEMO_TOKEN}\n")).unwrap();
     let output = cli
-        .run(None, &["sync", "--host", "eu1.make.com", "--org", "1001", "--token-file", file.to_str().unwrap()])
+        .run(
+            None,
+            &[
+                "sync",
+                "--host",
+                "eu1.make.com",
+                "--org",
+                "1001",
+                "--token-file",
+                file.to_str().unwrap(),
+            ],
+        )
         .await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert!(Path::new(&cli.db()).exists());
@@ -171,7 +286,9 @@ async fn the_token_can_come_from_a_file() {
 #[tokio::test]
 async fn reading_an_organization_never_synced_says_how_to_sync_it() {
     let cli = Cli::start().await;
-    let output = cli.run(None, &["users", "--host", "eu1.make.com", "--org", "1001"]).await;
+    let output = cli
+        .run(None, &["users", "--host", "eu1.make.com", "--org", "1001"])
+        .await;
     assert_eq!(output.status.code(), Some(4));
     assert!(stderr(&output).contains("run `makesync sync --host eu1.make.com --org 1001` first"));
 }
@@ -186,7 +303,12 @@ async fn the_demo_syncs_three_zones_and_shows_what_changed() {
         .unwrap();
     let text = stdout(&output);
     assert_eq!(output.status.code(), Some(0), "{text}{}", stderr(&output));
-    assert_eq!(text.matches("scheduler: 3 connections seen, 3 enqueued").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("scheduler: 3 connections seen, 3 enqueued")
+            .count(),
+        2,
+        "{text}"
+    );
     for line in [
         "- Rafael Núñez <rafael@acme.example> (#11) was removed",
         "~ Łukasz Żółć <lukasz@acme.example> (#3): status invited → active",

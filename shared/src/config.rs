@@ -58,21 +58,22 @@ pub fn make_api_config_from(
         Some(raw) => Some(parse_base_url(&raw)?),
         None => None,
     };
-    let number = |variable: &'static str, default: u32, min: u32, max: u32| -> Result<u32, ConfigError> {
-        match lookup(variable).filter(|v| !v.trim().is_empty()) {
-            None => Ok(default),
-            Some(raw) => raw
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or(ConfigError::Invalid {
-                    variable,
-                    value: raw,
-                    expected: "a whole number in the documented range",
-                }),
-        }
-    };
+    let number =
+        |variable: &'static str, default: u32, min: u32, max: u32| -> Result<u32, ConfigError> {
+            match lookup(variable).filter(|v| !v.trim().is_empty()) {
+                None => Ok(default),
+                Some(raw) => raw
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or(ConfigError::Invalid {
+                        variable,
+                        value: raw,
+                        expected: "a whole number in the documented range",
+                    }),
+            }
+        };
     let mut retry = defaults.retry.clone();
     retry.max_attempts = number("MAKESYNC_RETRY_MAX_ATTEMPTS", retry.max_attempts, 1, 20)?;
     retry.max_elapsed = Duration::from_secs(u64::from(number(
@@ -149,7 +150,10 @@ mod tests {
     #[test]
     fn extra_hosts_and_base_url_are_read_and_checked() {
         let config = config(&[
-            ("MAKESYNC_EXTRA_HOSTS", "make.partner.example, make2.partner.example"),
+            (
+                "MAKESYNC_EXTRA_HOSTS",
+                "make.partner.example, make2.partner.example",
+            ),
             ("MAKESYNC_API_BASE_URL", "http://127.0.0.1:8080"),
         ])
         .unwrap();

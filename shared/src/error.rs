@@ -35,7 +35,10 @@ impl ErrorKind {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorKind::RateLimited | ErrorKind::Transient | ErrorKind::Protocol | ErrorKind::Storage
+            ErrorKind::RateLimited
+                | ErrorKind::Transient
+                | ErrorKind::Protocol
+                | ErrorKind::Storage
         )
     }
 

@@ -196,18 +196,36 @@ mod tests {
         let allowlist = HostAllowlist::default();
         let cases = [
             ("", HostError::Empty),
-            ("https://eu1.make.com", HostError::Scheme("https://eu1.make.com".into())),
-            ("eu1.make.com/api", HostError::Path("eu1.make.com/api".into())),
-            ("eu1.make.com?x=1", HostError::Path("eu1.make.com?x=1".into())),
-            ("me@eu1.make.com", HostError::UserInfo("me@eu1.make.com".into())),
-            ("eu1.make.com:443", HostError::Port("eu1.make.com:443".into())),
+            (
+                "https://eu1.make.com",
+                HostError::Scheme("https://eu1.make.com".into()),
+            ),
+            (
+                "eu1.make.com/api",
+                HostError::Path("eu1.make.com/api".into()),
+            ),
+            (
+                "eu1.make.com?x=1",
+                HostError::Path("eu1.make.com?x=1".into()),
+            ),
+            (
+                "me@eu1.make.com",
+                HostError::UserInfo("me@eu1.make.com".into()),
+            ),
+            (
+                "eu1.make.com:443",
+                HostError::Port("eu1.make.com:443".into()),
+            ),
             ("127.0.0.1", HostError::IpLiteral("127.0.0.1".into())),
             ("[::1]", HostError::IpLiteral("[::1]".into())),
             ("::1", HostError::IpLiteral("::1".into())),
             ("127.1", HostError::Invalid("127.1".into())),
             ("localhost", HostError::Invalid("localhost".into())),
             ("eu1..make.com", HostError::Invalid("eu1..make.com".into())),
-            ("eu1.make.com.evil.example", HostError::NotAllowed("eu1.make.com.evil.example".into())),
+            (
+                "eu1.make.com.evil.example",
+                HostError::NotAllowed("eu1.make.com.evil.example".into()),
+            ),
             ("make.com", HostError::NotAllowed("make.com".into())),
             ("eu3.make.com", HostError::NotAllowed("eu3.make.com".into())),
         ];
@@ -220,7 +238,9 @@ mod tests {
     fn extra_white_label_hosts_are_admitted_once_configured() {
         let allowlist = HostAllowlist::with_extra_hosts(["make.example-partner.com"]).unwrap();
         assert!(allowlist.admit("Make.Example-Partner.com").is_ok());
-        assert!(HostAllowlist::default().admit("make.example-partner.com").is_err());
+        assert!(HostAllowlist::default()
+            .admit("make.example-partner.com")
+            .is_err());
         assert!(HostAllowlist::with_extra_hosts(["https://x.example.com"]).is_err());
     }
 

@@ -53,7 +53,15 @@ mod tests {
     #[test]
     fn parses_numeric_ids_only() {
         assert_eq!(OrganizationId::parse(" 123 ").unwrap().get(), 123);
-        for raw in ["", "abc", "12a", "-5", "1.5", "１２３", "99999999999999999999999"] {
+        for raw in [
+            "",
+            "abc",
+            "12a",
+            "-5",
+            "1.5",
+            "１２３",
+            "99999999999999999999999",
+        ] {
             assert!(
                 matches!(
                     OrganizationId::parse(raw),

@@ -110,7 +110,11 @@ impl SecretError {
 /// Where Make tokens live. Tokens are never kept in a table.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
-    async fn put_token(&self, connection: &ConnectionId, token: &ApiToken) -> Result<(), SecretError>;
+    async fn put_token(
+        &self,
+        connection: &ConnectionId,
+        token: &ApiToken,
+    ) -> Result<(), SecretError>;
     async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError>;
     async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError>;
 }

@@ -25,7 +25,11 @@ pub struct SyncRequest {
 pub struct MalformedMessage(pub String);
 
 impl SyncRequest {
-    pub fn new(connection_id: ConnectionId, reason: SyncReason, requested_at: DateTime<Utc>) -> Self {
+    pub fn new(
+        connection_id: ConnectionId,
+        reason: SyncReason,
+        requested_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             connection_id,
             reason,
@@ -114,7 +118,10 @@ mod tests {
             r#"{"connectionId":"c-1","reason":"whenever","requestedAt":"2026-11-22T10:00:00Z"}"#,
         ] {
             let err = SyncRequest::parse(body).unwrap_err();
-            assert!(err.to_string().contains("expected {\"connectionId\""), "{err}");
+            assert!(
+                err.to_string().contains("expected {\"connectionId\""),
+                "{err}"
+            );
         }
     }
 }

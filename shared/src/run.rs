@@ -121,7 +121,11 @@ pub struct SyncRun {
 }
 
 impl SyncRun {
-    pub fn start(connection_id: ConnectionId, reason: SyncReason, started_at: DateTime<Utc>) -> Self {
+    pub fn start(
+        connection_id: ConnectionId,
+        reason: SyncReason,
+        started_at: DateTime<Utc>,
+    ) -> Self {
         Self {
             run_id: RunId::generate(),
             connection_id,

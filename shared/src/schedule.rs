@@ -37,7 +37,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(connections: Arc<dyn ConnectionStore>, queue: Arc<dyn SyncQueue>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(
+        connections: Arc<dyn ConnectionStore>,
+        queue: Arc<dyn SyncQueue>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Self {
             connections,
             queue,

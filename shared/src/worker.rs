@@ -1,6 +1,6 @@
 //! The worker: one sync request in, one sync run out.
 
-use crate::connection::{ConnectionStatus};
+use crate::connection::ConnectionStatus;
 use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
 use crate::ports::{ConnectionStore, SecretStore, StoreError};
@@ -13,12 +13,19 @@ use std::sync::Arc;
 pub enum WorkOutcome {
     Synced(Box<SyncReport>),
     /// The run failed; `retry` says whether the same request may succeed later.
-    Failed { report: Box<SyncReport>, retry: bool },
+    Failed {
+        report: Box<SyncReport>,
+        retry: bool,
+    },
     /// Nothing to do, and nothing to retry: a malformed message, an unknown connection, a
     /// paused or disconnected one.
-    Skipped { reason: String },
+    Skipped {
+        reason: String,
+    },
     /// The request could not be looked at (the store failed); try it again.
-    Deferred { error: String },
+    Deferred {
+        error: String,
+    },
 }
 
 impl WorkOutcome {
@@ -81,7 +88,11 @@ impl Worker {
     }
 
     pub async fn handle(&self, request: &SyncRequest) -> WorkOutcome {
-        let connection = match self.connections.get_connection(&request.connection_id).await {
+        let connection = match self
+            .connections
+            .get_connection(&request.connection_id)
+            .await
+        {
             Ok(Some(connection)) => connection,
             Ok(None) => {
                 return WorkOutcome::Skipped {
@@ -134,7 +145,11 @@ impl Worker {
 
     /// After too many failed runs in a row, stop scheduling the connection until it is
     /// reconnected. Returns whether it is now paused.
-    async fn pause_if_failing(&self, id: &crate::connection::ConnectionId, error: &ErrorReport) -> bool {
+    async fn pause_if_failing(
+        &self,
+        id: &crate::connection::ConnectionId,
+        error: &ErrorReport,
+    ) -> bool {
         if self.pause_after_failures == 0 || error.kind == ErrorKind::Stale {
             return false;
         }

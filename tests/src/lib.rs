@@ -59,7 +59,12 @@ impl TestEnv {
         configure(&mut config);
         let make = MakeApi::new(config, Arc::new(clock.clone())).expect("HTTP client builds");
         let store = Arc::new(MemoryStore::new());
-        let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), Arc::new(clock.clone()));
+        let engine = SyncEngine::new(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            Arc::new(clock.clone()),
+        );
         Self {
             simulator,
             clock,
@@ -82,14 +87,19 @@ impl TestEnv {
 
     pub fn client(&self, connection: &Connection, token: &str) -> MakeClient {
         self.make
-            .client(&connection.host, ApiToken::parse(token).expect("test token"))
+            .client(
+                &connection.host,
+                ApiToken::parse(token).expect("test token"),
+            )
             .expect("host is allowed")
     }
 
     /// One sync of `connection` with `token`, as the worker would run it.
     pub async fn sync_with(&self, connection: &Connection, token: &str) -> SyncReport {
         let client = self.client(connection, token);
-        self.engine.sync(connection, &client, SyncReason::OnDemand).await
+        self.engine
+            .sync(connection, &client, SyncReason::OnDemand)
+            .await
     }
 
     pub async fn sync(&self, connection: &Connection) -> SyncReport {

@@ -19,7 +19,12 @@ async fn a_server_capped_page_size_does_not_end_the_sync_early() {
     let env = TestEnv::start_with(demo_world(), |config| config.page_size = 100).await;
     env.simulator.world().faults.max_page_size = 7;
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
     let member_pages = env
         .simulator
@@ -27,7 +32,10 @@ async fn a_server_capped_page_size_does_not_end_the_sync_early() {
         .iter()
         .filter(|r| r.path.ends_with("/user-organization-roles"))
         .count();
-    assert!(member_pages >= 6, "36 members in pages of 7 need at least 6 pages, saw {member_pages}");
+    assert!(
+        member_pages >= 6,
+        "36 members in pages of 7 need at least 6 pages, saw {member_pages}"
+    );
 }
 
 #[tokio::test]
@@ -39,7 +47,12 @@ async fn a_server_that_does_not_echo_the_limit_is_paged_to_an_empty_page() {
         world.faults.max_page_size = 5;
     }
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
 }
 
@@ -47,7 +60,10 @@ async fn a_server_that_does_not_echo_the_limit_is_paged_to_an_empty_page() {
 async fn an_offset_the_server_ignores_fails_the_run_instead_of_looping_and_removes_nobody() {
     let env = TestEnv::start().await;
     let connection = env.connection("eu1.make.com", ACME);
-    assert_eq!(env.sync(&connection).await.run.outcome, RunOutcome::Succeeded);
+    assert_eq!(
+        env.sync(&connection).await.run.outcome,
+        RunOutcome::Succeeded
+    );
     {
         let mut world = env.simulator.world();
         world.faults.ignore_offset = true;
@@ -59,7 +75,10 @@ async fn an_offset_the_server_ignores_fails_the_run_instead_of_looping_and_remov
     let error = report.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::Protocol);
     assert!(error.message.contains("not advancing"), "{}", error.message);
-    assert!(env.simulator.requests().len() < 10, "the walk stopped at once");
+    assert!(
+        env.simulator.requests().len() < 10,
+        "the walk stopped at once"
+    );
     let users = env.store.list_users(&connection.id).await.unwrap();
     assert!(users.iter().all(|u| u.status != UserStatus::Removed));
 }
@@ -73,7 +92,12 @@ async fn a_429_is_retried_after_the_retry_after_it_names() {
         world.faults.rate_limited_retry_after = 7;
     }
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert_eq!(report.run.retries, 2);
     let waits_of_seven = env
         .clock
@@ -91,7 +115,11 @@ async fn a_rate_limit_that_does_not_clear_fails_the_run_with_its_own_error() {
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
     let error = report.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::RateLimited);
-    assert!(error.message.contains("retry after 7 s"), "{}", error.message);
+    assert!(
+        error.message.contains("retry after 7 s"),
+        "{}",
+        error.message
+    );
     assert_eq!(env.simulator.requests().len(), 5, "bounded attempts");
 }
 
@@ -101,7 +129,12 @@ async fn a_budget_spent_by_the_customer_is_waited_out_using_the_reset_make_repor
     let now = env.clock.monotonic();
     env.simulator.world().spend_budget(ACME, 60, now);
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert!(report.run.retries >= 1);
     assert!(
         env.clock.total_slept() >= Duration::from_secs(60),
@@ -117,7 +150,12 @@ async fn a_sync_stays_within_its_share_of_the_organization_budget() {
     let connection = env.connection("eu1.make.com", ACME);
     for _ in 0..3 {
         let report = env.sync(&connection).await;
-        assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+        assert_eq!(
+            report.run.outcome,
+            RunOutcome::Succeeded,
+            "{:?}",
+            report.run.error
+        );
     }
     let times: Vec<Duration> = env
         .simulator
@@ -126,7 +164,11 @@ async fn a_sync_stays_within_its_share_of_the_organization_budget() {
         .filter(|r| r.path != "/api/v2/users/roles" && r.path != "/api/v2/users/me")
         .map(|r| r.at)
         .collect();
-    assert!(times.len() > 60, "enough requests to need spacing: {}", times.len());
+    assert!(
+        times.len() > 60,
+        "enough requests to need spacing: {}",
+        times.len()
+    );
     assert!(env.simulator.requests().iter().all(|r| r.status != 429));
     for (i, start) in times.iter().enumerate() {
         let in_minute = times[i..]
@@ -142,7 +184,12 @@ async fn a_5xx_burst_is_retried_with_backoff() {
     let env = TestEnv::start().await;
     env.simulator.world().faults.server_errors = 3;
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert_eq!(report.run.retries, 3);
     assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
 }
@@ -154,14 +201,21 @@ async fn a_5xx_that_does_not_pass_fails_the_run_as_transient() {
     let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
     let error = report.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::Transient);
-    assert!(error.message.contains("503 after 5 attempts"), "{}", error.message);
+    assert!(
+        error.message.contains("503 after 5 attempts"),
+        "{}",
+        error.message
+    );
 }
 
 #[tokio::test]
 async fn a_malformed_page_fails_the_run_and_removes_nobody() {
     let env = TestEnv::start().await;
     let connection = env.connection("eu1.make.com", ACME);
-    assert_eq!(env.sync(&connection).await.run.outcome, RunOutcome::Succeeded);
+    assert_eq!(
+        env.sync(&connection).await.run.outcome,
+        RunOutcome::Succeeded
+    );
     let before = env.store.list_users(&connection.id).await.unwrap();
     {
         let mut world = env.simulator.world();
@@ -172,7 +226,11 @@ async fn a_malformed_page_fails_the_run_and_removes_nobody() {
     assert_eq!(report.run.outcome, RunOutcome::Failed);
     let error = report.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::Protocol);
-    assert!(error.message.contains("GET /users/roles"), "names the endpoint: {}", error.message);
+    assert!(
+        error.message.contains("GET /users/roles"),
+        "names the endpoint: {}",
+        error.message
+    );
     assert_eq!(env.store.list_users(&connection.id).await.unwrap(), before);
 }
 
@@ -181,34 +239,77 @@ async fn an_invalid_token_a_missing_scope_and_a_wrong_organization_each_say_what
     let env = TestEnv::start().await;
     let acme = env.connection("eu1.make.com", ACME);
 
-    let error = env.sync_with(&acme, "sim-token-revoked").await.run.error.unwrap();
+    let error = env
+        .sync_with(&acme, "sim-token-revoked")
+        .await
+        .run
+        .error
+        .unwrap();
     assert_eq!(error.kind, ErrorKind::Auth);
-    assert!(error.message.contains("invalid, expired or revoked"), "{}", error.message);
+    assert!(
+        error.message.contains("invalid, expired or revoked"),
+        "{}",
+        error.message
+    );
 
-    let error = env.sync_with(&acme, "sim-token-no-user-read").await.run.error.unwrap();
+    let error = env
+        .sync_with(&acme, "sim-token-no-user-read")
+        .await
+        .run
+        .error
+        .unwrap();
     assert_eq!(error.kind, ErrorKind::Permission);
-    assert!(error.message.contains("lacks scope user:read"), "{}", error.message);
-    assert!(error.message.contains("organizations:read and user:read"), "{}", error.message);
+    assert!(
+        error.message.contains("lacks scope user:read"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.contains("organizations:read and user:read"),
+        "{}",
+        error.message
+    );
 
-    let error = env.sync_with(&acme, "sim-token-outsider").await.run.error.unwrap();
+    let error = env
+        .sync_with(&acme, "sim-token-outsider")
+        .await
+        .run
+        .error
+        .unwrap();
     assert_eq!(error.kind, ErrorKind::Permission);
-    assert!(error.message.contains("no access to organization 1001"), "{}", error.message);
+    assert!(
+        error.message.contains("no access to organization 1001"),
+        "{}",
+        error.message
+    );
 
     let missing = env.connection("eu1.make.com", 999_999);
     let error = env.sync(&missing).await.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::NotFound);
-    assert!(error.message.contains("check the organization ID"), "{}", error.message);
+    assert!(
+        error.message.contains("check the organization ID"),
+        "{}",
+        error.message
+    );
 
     let wrong_zone = env.connection("us2.make.com", ACME);
     let error = env.sync(&wrong_zone).await.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::InvalidInput);
-    assert!(error.message.contains("connect it with host eu1.make.com"), "{}", error.message);
+    assert!(
+        error.message.contains("connect it with host eu1.make.com"),
+        "{}",
+        error.message
+    );
 }
 
 #[tokio::test]
 async fn a_host_outside_the_allowlist_gets_no_request_and_no_token() {
     let env = TestEnv::start().await;
-    for host in ["make.evil.example", "eu1.make.com.evil.example", "eu9.make.com"] {
+    for host in [
+        "make.evil.example",
+        "eu1.make.com.evil.example",
+        "eu9.make.com",
+    ] {
         let host = MakeHost::parse(host).unwrap();
         let refused = env.make.client(&host, ApiToken::parse(DEMO_TOKEN).unwrap());
         assert!(refused.is_err(), "{host} was admitted");
@@ -220,17 +321,27 @@ async fn a_host_outside_the_allowlist_gets_no_request_and_no_token() {
 async fn every_request_goes_to_the_connections_zone() {
     let env = TestEnv::start().await;
     let report = env.sync(&env.connection("us2.make.com", GLOBEX)).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     let requests = env.simulator.requests();
     assert!(!requests.is_empty());
-    assert!(requests.iter().all(|r| r.host.as_deref() == Some("us2.make.com")));
+    assert!(requests
+        .iter()
+        .all(|r| r.host.as_deref() == Some("us2.make.com")));
 }
 
 #[tokio::test]
 async fn members_who_change_between_pages_are_read_again_not_lost() {
     let env = TestEnv::start().await;
     let connection = env.connection("eu1.make.com", ACME);
-    assert_eq!(env.sync(&connection).await.run.outcome, RunOutcome::Succeeded);
+    assert_eq!(
+        env.sync(&connection).await.run.outcome,
+        RunOutcome::Succeeded
+    );
     // After the first page, a member on that page leaves: a naive offset walk would skip the
     // member that slides into the gap and then mark them removed.
     env.simulator.world().faults.change_between_pages = Some(PageChange {
@@ -239,7 +350,12 @@ async fn members_who_change_between_pages_are_read_again_not_lost() {
         add_member: None,
     });
     let report = env.sync(&connection).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert_eq!(report.run.counts.removed, 1);
     let removed: Vec<u64> = env
         .store
@@ -260,7 +376,10 @@ async fn the_client_reports_organization_details_and_the_budget_it_uses() {
     let client = env.client(&connection, DEMO_TOKEN);
     let me = client.get_me().await.unwrap();
     assert_eq!(me.id, 1);
-    let organization = client.get_organization(connection.organization_id).await.unwrap();
+    let organization = client
+        .get_organization(connection.organization_id)
+        .await
+        .unwrap();
     assert_eq!(organization.name, "Globex Corporation");
     assert_eq!(organization.api_limit(), Some(120));
     assert_eq!(client.requests_per_minute(), 60);
@@ -268,5 +387,8 @@ async fn the_client_reports_organization_details_and_the_budget_it_uses() {
         .get_organization(makesync::organization::OrganizationId::new(424242).unwrap())
         .await
         .unwrap_err();
-    assert!(matches!(error, MakeError::OrganizationNotFound { .. }), "{error:?}");
+    assert!(
+        matches!(error, MakeError::OrganizationNotFound { .. }),
+        "{error:?}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Scheduler → queue → worker over the embedded store: the path the Lambdas run, in process.
 
 use makesync::clock::Clock;
-use makesync::connection::{ConnectionStatus};
+use makesync::connection::ConnectionStatus;
 use makesync::error::ErrorKind;
 use makesync::host::MakeHost;
 use makesync::ports::{ConnectionStore, SecretStore, UserStore};
@@ -33,7 +33,8 @@ async fn pipeline() -> Pipeline {
     let clock: Arc<dyn Clock> = Arc::new(env.clock.clone());
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone());
     let scheduler = Scheduler::new(store.clone(), queue.clone(), clock).with_page_size(2);
-    let worker = Worker::new(store.clone(), secrets.clone(), engine, env.make.clone()).with_pause_after_failures(3);
+    let worker = Worker::new(store.clone(), secrets.clone(), engine, env.make.clone())
+        .with_pause_after_failures(3);
     Pipeline {
         env,
         store,
@@ -45,7 +46,12 @@ async fn pipeline() -> Pipeline {
 }
 
 impl Pipeline {
-    async fn connect(&self, host: &str, organization: u64, token: &str) -> makesync::connection::Connection {
+    async fn connect(
+        &self,
+        host: &str,
+        organization: u64,
+        token: &str,
+    ) -> makesync::connection::Connection {
         let connection = self.env.connection(host, organization);
         self.secrets
             .put_token(&connection.id, &ApiToken::parse(token).unwrap())
@@ -75,12 +81,23 @@ async fn one_message_per_active_connection_and_each_is_synced() {
     p.store.put_connection(&paused).await.unwrap();
 
     let summary = p.scheduler.fan_out().await.unwrap();
-    assert_eq!((summary.seen, summary.enqueued, summary.skipped_paused, summary.failed), (4, 3, 1, 0));
+    assert_eq!(
+        (
+            summary.seen,
+            summary.enqueued,
+            summary.skipped_paused,
+            summary.failed
+        ),
+        (4, 3, 1, 0)
+    );
     assert_eq!(p.queue.len(), 3);
     p.queue.push_raw("{\"connectionId\": 42}");
 
     let outcomes = p.drain().await;
-    let synced = outcomes.iter().filter(|o| matches!(o, WorkOutcome::Synced(_))).count();
+    let synced = outcomes
+        .iter()
+        .filter(|o| matches!(o, WorkOutcome::Synced(_)))
+        .count();
     assert_eq!(synced, 3, "{outcomes:?}");
     let malformed = outcomes
         .iter()
@@ -88,7 +105,10 @@ async fn one_message_per_active_connection_and_each_is_synced() {
         .expect("the malformed message is skipped");
     assert!(!malformed.should_retry());
     for (connection, members) in [(&acme, 36), (&globex, 6), (&celonis, 5)] {
-        assert_eq!(p.store.list_users(&connection.id).await.unwrap().len(), members);
+        assert_eq!(
+            p.store.list_users(&connection.id).await.unwrap().len(),
+            members
+        );
     }
 }
 
@@ -114,8 +134,15 @@ async fn transient_failures_are_retried_permanent_ones_are_not_and_repeated_ones
     let stored = p.store.get_connection(&revoked.id).await.unwrap().unwrap();
     assert_eq!(stored.status, ConnectionStatus::Paused);
     let reason = stored.status_reason.unwrap();
-    assert!(reason.message.contains("paused after 3 failed syncs"), "{}", reason.message);
-    assert!(matches!(p.worker.handle(&request(&revoked)).await, WorkOutcome::Skipped { .. }));
+    assert!(
+        reason.message.contains("paused after 3 failed syncs"),
+        "{}",
+        reason.message
+    );
+    assert!(matches!(
+        p.worker.handle(&request(&revoked)).await,
+        WorkOutcome::Skipped { .. }
+    ));
     let summary = p.scheduler.fan_out().await.unwrap();
     assert_eq!((summary.enqueued, summary.skipped_paused), (1, 1));
 }
@@ -128,7 +155,11 @@ async fn a_connection_without_a_token_or_with_a_refused_host_fails_without_calli
     let outcome = p.worker.handle(&request(&no_token)).await;
     let error = outcome.report().unwrap().run.error.clone().unwrap();
     assert_eq!(error.kind, ErrorKind::Auth);
-    assert!(error.message.contains("reconnect it with a token"), "{}", error.message);
+    assert!(
+        error.message.contains("reconnect it with a token"),
+        "{}",
+        error.message
+    );
 
     // A host that is a valid name but not a Make zone, as a tampered store row would hold.
     let mut foreign = p.connect("us1.make.com", ACME, DEMO_TOKEN).await;
@@ -137,7 +168,10 @@ async fn a_connection_without_a_token_or_with_a_refused_host_fails_without_calli
     let outcome = p.worker.handle(&request(&foreign)).await;
     let error = outcome.report().unwrap().run.error.clone().unwrap();
     assert_eq!(error.kind, ErrorKind::InvalidInput);
-    assert!(p.env.simulator.requests().is_empty(), "no request left for any host");
+    assert!(
+        p.env.simulator.requests().is_empty(),
+        "no request left for any host"
+    );
     assert!(p.store.list_users(&foreign.id).await.unwrap().is_empty());
 }
 
@@ -158,5 +192,9 @@ async fn a_member_removed_in_make_is_tombstoned_by_the_next_scheduled_sync() {
 }
 
 fn request(connection: &makesync::connection::Connection) -> makesync::queue::SyncRequest {
-    makesync::queue::SyncRequest::new(connection.id.clone(), makesync::run::SyncReason::Scheduled, chrono::Utc::now())
+    makesync::queue::SyncRequest::new(
+        connection.id.clone(),
+        makesync::run::SyncReason::Scheduled,
+        chrono::Utc::now(),
+    )
 }

@@ -10,7 +10,10 @@ use makesync::user::{UserRecord, UserStatus};
 use makesync_tests::{TestEnv, ACME, GLOBEX};
 
 fn user(users: &[UserRecord], id: u64) -> &UserRecord {
-    users.iter().find(|u| u.user_id == id).unwrap_or_else(|| panic!("user {id} stored"))
+    users
+        .iter()
+        .find(|u| u.user_id == id)
+        .unwrap_or_else(|| panic!("user {id} stored"))
 }
 
 #[tokio::test]
@@ -19,25 +22,47 @@ async fn the_first_sync_stores_every_member_with_role_status_and_last_login() {
     let connection = env.connection("us2.make.com", GLOBEX);
     env.store.put_connection(&connection).await.unwrap();
     let report = env.sync(&connection).await;
-    assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
     assert_eq!(report.run.counts.fetched, 6);
     assert_eq!(report.run.counts.added, 6);
 
     let users = env.store.list_users(&connection.id).await.unwrap();
     let jose = user(&users, 5);
-    assert_eq!((jose.name.as_str(), jose.role_id, jose.role_name.as_str()), ("José Ñúñez", 11, "Owner"));
+    assert_eq!(
+        (jose.name.as_str(), jose.role_id, jose.role_name.as_str()),
+        ("José Ñúñez", 11, "Owner")
+    );
     assert_eq!(jose.status, UserStatus::Active);
-    assert_eq!(jose.last_login.unwrap().to_rfc3339(), "2026-11-21T12:00:00+00:00");
+    assert_eq!(
+        jose.last_login.unwrap().to_rfc3339(),
+        "2026-11-21T12:00:00+00:00"
+    );
     let soren = user(&users, 7);
-    assert_eq!((soren.role_name.as_str(), soren.last_login), ("Accountant", None));
+    assert_eq!(
+        (soren.role_name.as_str(), soren.last_login),
+        ("Accountant", None)
+    );
     let dmitri = user(&users, 14);
     assert_eq!((dmitri.role_id, dmitri.role_name.as_str()), (17, "unknown"));
     let pat = user(&users, 16);
     assert_eq!(pat.status, UserStatus::Invited);
     assert_eq!(pat.invitation.as_deref(), Some("pending"));
 
-    let stored = env.store.get_connection(&connection.id).await.unwrap().unwrap();
-    assert_eq!(stored.organization_name.as_deref(), Some("Globex Corporation"));
+    let stored = env
+        .store
+        .get_connection(&connection.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.organization_name.as_deref(),
+        Some("Globex Corporation")
+    );
     assert_eq!(stored.zone.as_deref(), Some("us2.make.com"));
     assert_eq!(stored.last_success_at, report.run.finished_at);
     assert_eq!(stored.last_run_id, Some(report.run.run_id.to_string()));
@@ -51,8 +76,19 @@ async fn an_unchanged_organization_writes_no_user() {
     let writes = env.store.user_writes();
     let report = env.sync(&connection).await;
     assert_eq!(report.run.counts.unchanged, 36);
-    assert_eq!((report.run.counts.added, report.run.counts.updated, report.run.counts.removed), (0, 0, 0));
-    assert_eq!(env.store.user_writes(), writes, "no user record was written");
+    assert_eq!(
+        (
+            report.run.counts.added,
+            report.run.counts.updated,
+            report.run.counts.removed
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        env.store.user_writes(),
+        writes,
+        "no user record was written"
+    );
 }
 
 #[tokio::test]
@@ -71,13 +107,24 @@ async fn removed_readded_role_changed_logged_in_and_accepted_are_each_recorded()
     }
     let report = env.sync(&connection).await;
     let counts = report.run.counts;
-    assert_eq!((counts.added, counts.updated, counts.removed, counts.unchanged), (0, 3, 1, 32));
+    assert_eq!(
+        (
+            counts.added,
+            counts.updated,
+            counts.removed,
+            counts.unchanged
+        ),
+        (0, 3, 1, 32)
+    );
     let users = env.store.list_users(&connection.id).await.unwrap();
     let removed = user(&users, 11);
     assert_eq!(removed.status, UserStatus::Removed);
     assert!(removed.removed_at.unwrap() >= report.run.started_at);
     assert_eq!(user(&users, 4).role_name, "Admin");
-    assert_eq!(user(&users, 2).last_login.map(|t| t.timestamp_millis()), Some(login.timestamp_millis()));
+    assert_eq!(
+        user(&users, 2).last_login.map(|t| t.timestamp_millis()),
+        Some(login.timestamp_millis())
+    );
     assert_eq!(user(&users, 3).status, UserStatus::Active);
 
     // The removed member comes back: restored, counted as added, tombstone cleared.
@@ -88,7 +135,11 @@ async fn removed_readded_role_changed_logged_in_and_accepted_are_each_recorded()
     let users = env.store.list_users(&connection.id).await.unwrap();
     assert_eq!(user(&users, 11).status, UserStatus::Active);
     assert_eq!(user(&users, 11).removed_at, None);
-    assert_eq!(user(&users, 11).first_seen, removed.first_seen, "first seen is kept");
+    assert_eq!(
+        user(&users, 11).first_seen,
+        removed.first_seen,
+        "first seen is kept"
+    );
 }
 
 #[tokio::test]
@@ -100,13 +151,27 @@ async fn an_older_run_never_overwrites_what_a_newer_run_wrote() {
     assert_eq!(newer.run.outcome, RunOutcome::Succeeded);
 
     env.simulator.world().remove_member(ACME, 11);
-    let older = env.sync_started_at(&connection, now - Span::minutes(10)).await;
+    let older = env
+        .sync_started_at(&connection, now - Span::minutes(10))
+        .await;
     assert_eq!(older.run.outcome, RunOutcome::Failed);
     assert_eq!(older.run.error.as_ref().unwrap().kind, ErrorKind::Stale);
     let users = env.store.list_users(&connection.id).await.unwrap();
-    assert_eq!(user(&users, 11).status, UserStatus::Active, "the stale run removed nobody");
-    let stored = env.store.get_connection(&connection.id).await.unwrap().unwrap();
-    assert_eq!(stored.consecutive_failures, 0, "a superseded run is not the connection's failure");
+    assert_eq!(
+        user(&users, 11).status,
+        UserStatus::Active,
+        "the stale run removed nobody"
+    );
+    let stored = env
+        .store
+        .get_connection(&connection.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.consecutive_failures, 0,
+        "a superseded run is not the connection's failure"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +189,12 @@ async fn every_run_is_recorded_with_counts_requests_and_errors() {
     assert_eq!(runs[1].counts.fetched, 36);
     assert_eq!(runs[1].make_requests, ok.run.make_requests);
     assert!(runs[1].make_requests >= 4);
-    let stored = env.store.get_connection(&connection.id).await.unwrap().unwrap();
+    let stored = env
+        .store
+        .get_connection(&connection.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.consecutive_failures, 1);
     assert_eq!(stored.last_error.unwrap().kind, ErrorKind::Auth);
     assert_eq!(stored.last_success_at, ok.run.finished_at);

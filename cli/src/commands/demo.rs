@@ -65,22 +65,39 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             organization,
             clock.wall(),
         );
-        secrets.put_token(&connection.id, &token).await.map_err(CliError::internal)?;
-        store.put_connection(&connection).await.map_err(CliError::internal)?;
+        secrets
+            .put_token(&connection.id, &token)
+            .await
+            .map_err(CliError::internal)?;
+        store
+            .put_connection(&connection)
+            .await
+            .map_err(CliError::internal)?;
         connections.push(connection);
     }
 
     println!("\n== Round 1: the scheduler enqueues every connection, the worker syncs each ==");
     let outcomes = round(&scheduler, &queue, &worker).await?;
     for outcome in &outcomes {
-        let Some(report) = outcome.report() else { continue };
+        let Some(report) = outcome.report() else {
+            continue;
+        };
         let connection = connections
             .iter()
             .find(|c| c.id == report.run.connection_id)
             .expect("a report belongs to a demo connection");
-        let name = report.organization.as_ref().map_or("?", |o| o.name.as_str());
-        println!("\n{name} — organization {} on {}", connection.organization_id, connection.host);
-        let users = store.list_users(&connection.id).await.map_err(CliError::internal)?;
+        let name = report
+            .organization
+            .as_ref()
+            .map_or("?", |o| o.name.as_str());
+        println!(
+            "\n{name} — organization {} on {}",
+            connection.organization_id, connection.host
+        );
+        let users = store
+            .list_users(&connection.id)
+            .await
+            .map_err(CliError::internal)?;
         println!("{}", output::users_table(&users));
         println!("{}", output::run_summary(&report.run));
     }
@@ -101,14 +118,22 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     println!("\n== Round 2: what changed ==");
     let outcomes = round(&scheduler, &queue, &worker).await?;
     for outcome in &outcomes {
-        let Some(report) = outcome.report() else { continue };
-        let name = report.organization.as_ref().map_or("?", |o| o.name.as_str());
+        let Some(report) = outcome.report() else {
+            continue;
+        };
+        let name = report
+            .organization
+            .as_ref()
+            .map_or("?", |o| o.name.as_str());
         println!("\n{name}: {}", output::run_summary(&report.run));
         for change in &report.changes {
             println!("  {}", output::describe_change(change));
         }
     }
-    let failed = outcomes.iter().filter(|o| !matches!(o, WorkOutcome::Synced(_))).count();
+    let failed = outcomes
+        .iter()
+        .filter(|o| !matches!(o, WorkOutcome::Synced(_)))
+        .count();
     simulator.stop().await;
     match &args.demo_db {
         Some(db) => println!(
@@ -118,13 +143,19 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         None => println!("\n(the demo's store was temporary; pass --demo-db FILE to keep it)"),
     }
     if failed > 0 {
-        return Err(CliError::internal(format!("{failed} demo syncs did not succeed")));
+        return Err(CliError::internal(format!(
+            "{failed} demo syncs did not succeed"
+        )));
     }
     Ok(())
 }
 
 /// One scheduled round: fan out, then let the worker drain the queue.
-async fn round(scheduler: &Scheduler, queue: &MemoryQueue, worker: &Worker) -> Result<Vec<WorkOutcome>, CliError> {
+async fn round(
+    scheduler: &Scheduler,
+    queue: &MemoryQueue,
+    worker: &Worker,
+) -> Result<Vec<WorkOutcome>, CliError> {
     let summary = scheduler.fan_out().await.map_err(CliError::internal)?;
     println!(
         "scheduler: {} connections seen, {} enqueued, {} skipped",

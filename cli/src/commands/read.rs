@@ -13,14 +13,20 @@ use std::path::Path;
 
 pub async fn users(db: &Path, args: ReadArgs) -> Result<(), CliError> {
     let (store, connection) = stored_connection(db, &args.target).await?;
-    let users = store.list_users(&connection.id).await.map_err(CliError::internal)?;
+    let users = store
+        .list_users(&connection.id)
+        .await
+        .map_err(CliError::internal)?;
     if args.json {
         let document = json!({
             "organization": organization(&connection),
             "lastSuccessAt": connection.last_success_at,
             "users": output::users_json(&users),
         });
-        println!("{}", serde_json::to_string_pretty(&document).map_err(CliError::internal)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
+        );
     } else {
         println!("{}", heading(&connection));
         println!("{}", output::users_table(&users));
@@ -37,7 +43,10 @@ pub async fn runs(db: &Path, args: RunsArgs) -> Result<(), CliError> {
     if args.json {
         let runs: Vec<RunJson> = runs.iter().map(RunJson::from).collect();
         let document = json!({ "organization": organization(&connection), "runs": runs });
-        println!("{}", serde_json::to_string_pretty(&document).map_err(CliError::internal)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
+        );
     } else {
         println!("{}", heading(&connection));
         println!("{}", output::runs_table(&runs));
@@ -45,7 +54,10 @@ pub async fn runs(db: &Path, args: RunsArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn stored_connection(db: &Path, args: &OrganizationArgs) -> Result<(std::sync::Arc<SqliteStore>, Connection), CliError> {
+async fn stored_connection(
+    db: &Path,
+    args: &OrganizationArgs,
+) -> Result<(std::sync::Arc<SqliteStore>, Connection), CliError> {
     let config = make_config()?;
     let target = Target::resolve(args, &config.allowlist)?;
     let store = open_store(db)?;
@@ -80,11 +92,15 @@ fn organization(connection: &Connection) -> OrganizationJson {
 fn heading(connection: &Connection) -> String {
     format!(
         "{} — organization {} on {} (last successful sync: {})",
-        connection.organization_name.as_deref().unwrap_or("(name unknown)"),
+        connection
+            .organization_name
+            .as_deref()
+            .unwrap_or("(name unknown)"),
         connection.organization_id,
         connection.host,
-        connection
-            .last_success_at
-            .map_or_else(|| "never".to_string(), |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        connection.last_success_at.map_or_else(
+            || "never".to_string(),
+            |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        )
     )
 }

@@ -14,11 +14,21 @@ pub async fn run(args: SimulatorArgs) -> Result<(), CliError> {
     let organizations: Vec<String> = world
         .organizations
         .values()
-        .map(|o| format!("  {} {:<24} zone {:<22} {} members", o.id, o.name, o.zone, o.members.len()))
+        .map(|o| {
+            format!(
+                "  {} {:<24} zone {:<22} {} members",
+                o.id,
+                o.name,
+                o.zone,
+                o.members.len()
+            )
+        })
         .collect();
     let simulator = Simulator::start_on(world, Arc::new(SystemClock::default()), args.port)
         .await
-        .map_err(|e| CliError::internal(format!("cannot listen on 127.0.0.1:{}: {e}", args.port)))?;
+        .map_err(|e| {
+            CliError::internal(format!("cannot listen on 127.0.0.1:{}: {e}", args.port))
+        })?;
     let base = simulator.base_url();
     println!("Make API simulator listening on {base}/api/v2");
     println!("Organizations:\n{}", organizations.join("\n"));

@@ -38,7 +38,10 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
                 target.organization,
                 clock.wall(),
             );
-            store.put_connection(&connection).await.map_err(CliError::internal)?;
+            store
+                .put_connection(&connection)
+                .await
+                .map_err(CliError::internal)?;
             connection
         }
     };
@@ -48,10 +51,15 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         .map_err(CliError::input)?
         .with_observer(progress.clone());
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock);
-    let report = engine.sync(&connection, &client, SyncReason::OnDemand).await;
+    let report = engine
+        .sync(&connection, &client, SyncReason::OnDemand)
+        .await;
     progress.finish();
 
-    let users = store.list_users(&connection.id).await.map_err(CliError::internal)?;
+    let users = store
+        .list_users(&connection.id)
+        .await
+        .map_err(CliError::internal)?;
     let name = report
         .organization
         .as_ref()
@@ -87,7 +95,9 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         return Err(CliError::new(error.kind, &error.message));
     }
     if let Some(error) = report.bookkeeping_error {
-        return Err(CliError::internal(format!("the sync ran but could not be recorded: {error}")));
+        return Err(CliError::internal(format!(
+            "the sync ran but could not be recorded: {error}"
+        )));
     }
     Ok(())
 }

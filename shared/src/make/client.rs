@@ -291,11 +291,15 @@ impl MakeClient {
             organization: Some(organization),
             scope: "organizations:read",
         };
-        self.list_all(&call, "userOrganizationRoles", "userId").await
+        self.list_all(&call, "userOrganizationRoles", "userId")
+            .await
     }
 
     /// `GET /users?organizationId={id}`, every page: names, emails and last logins.
-    pub async fn list_users(&self, organization: OrganizationId) -> Result<Vec<MakeUser>, MakeError> {
+    pub async fn list_users(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<MakeUser>, MakeError> {
         let call = Call {
             path: "/users".to_string(),
             query: vec![
@@ -363,7 +367,11 @@ impl MakeClient {
         Ok(walk.into_rows())
     }
 
-    fn decode<T: DeserializeOwned>(&self, call: &Call, body: serde_json::Value) -> Result<T, MakeError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        body: serde_json::Value,
+    ) -> Result<T, MakeError> {
         serde_json::from_value(body).map_err(|e| MakeError::Protocol {
             endpoint: call.label(),
             detail: self.token.redact(&e.to_string()),

@@ -102,9 +102,9 @@ impl MakeError {
             MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
             MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
             MakeError::RateLimited { .. } => ErrorKind::RateLimited,
-            MakeError::Server { .. } | MakeError::Network { .. } | MakeError::ListChanged { .. } => {
-                ErrorKind::Transient
-            }
+            MakeError::Server { .. }
+            | MakeError::Network { .. }
+            | MakeError::ListChanged { .. } => ErrorKind::Transient,
             MakeError::Protocol { .. } | MakeError::Paging { .. } => ErrorKind::Protocol,
             MakeError::Rejected { .. } => ErrorKind::InvalidInput,
         }

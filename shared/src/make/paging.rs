@@ -159,7 +159,12 @@ mod tests {
 
     /// Serves `list` like Make: at most `server_max` rows a page, echoing the applied limit
     /// when `echo` is set.
-    fn walk(list: &[u64], asked: u32, server_max: u32, echo: bool) -> Result<(Vec<u64>, u32), PagingError> {
+    fn walk(
+        list: &[u64],
+        asked: u32,
+        server_max: u32,
+        echo: bool,
+    ) -> Result<(Vec<u64>, u32), PagingError> {
         let mut walk = PageWalk::new(asked, 100);
         while let Some(request) = walk.next_request() {
             let applied = request.limit.min(server_max);
@@ -211,7 +216,9 @@ mod tests {
     fn a_server_that_ignores_the_offset_is_detected() {
         let mut walk = PageWalk::new(3, 100);
         walk.accept(vec![Row(1), Row(2), Row(3)], Some(3)).unwrap();
-        let err = walk.accept(vec![Row(1), Row(2), Row(3)], Some(3)).unwrap_err();
+        let err = walk
+            .accept(vec![Row(1), Row(2), Row(3)], Some(3))
+            .unwrap_err();
         assert!(matches!(err, PagingError::NotAdvancing { .. }), "{err:?}");
     }
 
@@ -220,7 +227,9 @@ mod tests {
         let mut walk = PageWalk::new(3, 100);
         walk.accept(vec![Row(1), Row(2), Row(3)], Some(3)).unwrap();
         // Row 2 is removed: offset 2 now starts at row 4, and the anchor (3) is not there.
-        let err = walk.accept(vec![Row(4), Row(5), Row(6)], Some(3)).unwrap_err();
+        let err = walk
+            .accept(vec![Row(4), Row(5), Row(6)], Some(3))
+            .unwrap_err();
         assert_eq!(err, PagingError::Shifted { offset: 2 });
     }
 
@@ -250,9 +259,6 @@ mod tests {
         walk.accept(vec![Row(1), Row(2), Row(2)], Some(3)).unwrap();
         walk.accept(vec![Row(2), Row(4)], Some(3)).unwrap();
         assert_eq!(walk.next_request(), None);
-        assert_eq!(
-            walk.into_rows(),
-            vec![Row(1), Row(2), Row(4)]
-        );
+        assert_eq!(walk.into_rows(), vec![Row(1), Row(2), Row(4)]);
     }
 }

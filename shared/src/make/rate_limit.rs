@@ -24,7 +24,12 @@ pub struct RateLimitHeaders {
 
 impl RateLimitHeaders {
     pub fn parse(headers: &HeaderMap, now: DateTime<Utc>) -> Self {
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+        };
         Self {
             retry_after: text("retry-after").and_then(|value| parse_retry_after(value, now)),
             limit: text("x-ratelimit-limit").and_then(|v| v.parse().ok()),
@@ -137,7 +142,9 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     #[test]

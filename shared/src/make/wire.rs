@@ -109,7 +109,11 @@ where
     text.map(|text| {
         DateTime::parse_from_rfc3339(&text)
             .map(|at| at.with_timezone(&Utc))
-            .map_err(|e| serde::de::Error::custom(format!("lastLogin {text:?} is not an ISO 8601 timestamp: {e}")))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "lastLogin {text:?} is not an ISO 8601 timestamp: {e}"
+                ))
+            })
     })
     .transpose()
 }

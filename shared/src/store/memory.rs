@@ -61,9 +61,10 @@ impl ConnectionStore for MemoryStore {
         limit: usize,
     ) -> Result<ConnectionPage, StoreError> {
         let state = self.lock();
-        let after = cursor.map(|c| ConnectionId::parse(&c)).transpose().map_err(|e| {
-            StoreError::Corrupt(format!("connection page cursor: {e}"))
-        })?;
+        let after = cursor
+            .map(|c| ConnectionId::parse(&c))
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("connection page cursor: {e}")))?;
         let connections: Vec<Connection> = state
             .connections
             .values()
@@ -131,8 +132,13 @@ impl SyncRunStore for MemoryStore {
         connection: &ConnectionId,
         limit: usize,
     ) -> Result<Vec<SyncRun>, StoreError> {
-        let mut runs = self.lock().runs.get(connection).cloned().unwrap_or_default();
-        runs.sort_by(|a, b| (b.started_at, b.run_id).cmp(&(a.started_at, a.run_id)));
+        let mut runs = self
+            .lock()
+            .runs
+            .get(connection)
+            .cloned()
+            .unwrap_or_default();
+        runs.sort_by_key(|run| std::cmp::Reverse((run.started_at, run.run_id)));
         runs.truncate(limit);
         Ok(runs)
     }
@@ -152,7 +158,11 @@ impl MemorySecrets {
 
 #[async_trait]
 impl SecretStore for MemorySecrets {
-    async fn put_token(&self, connection: &ConnectionId, token: &ApiToken) -> Result<(), SecretError> {
+    async fn put_token(
+        &self,
+        connection: &ConnectionId,
+        token: &ApiToken,
+    ) -> Result<(), SecretError> {
         self.lock().insert(connection.clone(), token.clone());
         Ok(())
     }

@@ -6,3 +6,6 @@ mod sqlite;
 
 pub use memory::{MemorySecrets, MemoryStore};
 pub use sqlite::SqliteStore;
+
+#[cfg(test)]
+mod contract;

@@ -83,9 +83,8 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = rusqlite::Connection::open(path).map_err(|e| {
-            StoreError::Backend(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let db = rusqlite::Connection::open(path)
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         Self::init(db)
     }
 
@@ -97,7 +96,8 @@ impl SqliteStore {
     fn init(db: rusqlite::Connection) -> Result<Self, StoreError> {
         db.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(backend)?;
-        db.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
+        db.pragma_update(None, "journal_mode", "WAL")
+            .map_err(backend)?;
         db.execute_batch(SCHEMA).map_err(backend)?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
@@ -151,7 +151,10 @@ fn opt_time(raw: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
     raw.as_deref().map(time).transpose()
 }
 
-fn report(kind: Option<String>, message: Option<String>) -> Result<Option<ErrorReport>, StoreError> {
+fn report(
+    kind: Option<String>,
+    message: Option<String>,
+) -> Result<Option<ErrorReport>, StoreError> {
     match (kind, message) {
         (Some(kind), Some(message)) => {
             let kind = ErrorKind::parse(&kind)
@@ -331,7 +334,9 @@ impl UserStore for SqliteStore {
             let mut statement = db
                 .prepare("SELECT * FROM users WHERE connection_id = ?1 ORDER BY user_id")
                 .map_err(backend)?;
-            let mut rows = statement.query(params![connection.as_str()]).map_err(backend)?;
+            let mut rows = statement
+                .query(params![connection.as_str()])
+                .map_err(backend)?;
             let mut users = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
                 users.push(user_from_row(row)?);

@@ -52,14 +52,24 @@ impl SyncEngine {
     }
 
     /// Starts and runs one sync of `connection` through `client`.
-    pub async fn sync(&self, connection: &Connection, client: &MakeClient, reason: SyncReason) -> SyncReport {
+    pub async fn sync(
+        &self,
+        connection: &Connection,
+        client: &MakeClient,
+        reason: SyncReason,
+    ) -> SyncReport {
         let run = SyncRun::start(connection.id.clone(), reason, self.clock.wall());
         self.sync_run(connection, client, run).await
     }
 
     /// Runs a sync that was started as `run` (tests start runs at chosen times). Never fails:
     /// a failure is recorded on the run, which is written when it starts and when it ends.
-    pub async fn sync_run(&self, connection: &Connection, client: &MakeClient, run: SyncRun) -> SyncReport {
+    pub async fn sync_run(
+        &self,
+        connection: &Connection,
+        client: &MakeClient,
+        run: SyncRun,
+    ) -> SyncReport {
         let span = tracing::info_span!(
             "sync",
             connection_id = %connection.id,
@@ -67,10 +77,17 @@ impl SyncEngine {
             host = %connection.host,
             organization_id = %connection.organization_id,
         );
-        self.sync_in_span(connection, client, run).instrument(span).await
+        self.sync_in_span(connection, client, run)
+            .instrument(span)
+            .await
     }
 
-    async fn sync_in_span(&self, connection: &Connection, client: &MakeClient, mut run: SyncRun) -> SyncReport {
+    async fn sync_in_span(
+        &self,
+        connection: &Connection,
+        client: &MakeClient,
+        mut run: SyncRun,
+    ) -> SyncReport {
         tracing::info!(reason = run.reason.as_str(), "sync started");
         if let Err(error) = self.runs.put_run(&run).await {
             tracing::warn!(error = %error, "could not record the run's start; going on");
@@ -89,7 +106,10 @@ impl SyncEngine {
                 (organization, Vec::new())
             }
         };
-        let bookkeeping_error = self.finish(connection, &run, organization.as_ref()).await.err();
+        let bookkeeping_error = self
+            .finish(connection, &run, organization.as_ref())
+            .await
+            .err();
         match &run.error {
             None => tracing::info!(
                 outcome = run.outcome.as_str(),
@@ -120,9 +140,15 @@ impl SyncEngine {
     }
 
     /// Records a run that failed before it could talk to Make (no token, refused host).
-    pub async fn record_failure(&self, connection: &Connection, reason: SyncReason, error: &SyncError) -> SyncReport {
+    pub async fn record_failure(
+        &self,
+        connection: &Connection,
+        reason: SyncReason,
+        error: &SyncError,
+    ) -> SyncReport {
         let mut run = SyncRun::start(connection.id.clone(), reason, self.clock.wall());
-        let span = tracing::info_span!("sync", connection_id = %connection.id, run_id = %run.run_id);
+        let span =
+            tracing::info_span!("sync", connection_id = %connection.id, run_id = %run.run_id);
         let _entered = span.enter();
         run.fail(error.report(), self.clock.wall());
         tracing::warn!(error_kind = error.kind().as_str(), error = %error, "sync could not start");

@@ -35,12 +35,19 @@ pub struct SyncPlan {
 
 impl SyncPlan {
     pub fn records_to_write(&self) -> Vec<UserRecord> {
-        self.changes.iter().map(|change| change.after.clone()).collect()
+        self.changes
+            .iter()
+            .map(|change| change.after.clone())
+            .collect()
     }
 }
 
 /// What to write so that the store matches a *complete* snapshot taken at `now`.
-pub fn plan_changes(stored: &[UserRecord], snapshot: &[SnapshotMember], now: DateTime<Utc>) -> SyncPlan {
+pub fn plan_changes(
+    stored: &[UserRecord],
+    snapshot: &[SnapshotMember],
+    now: DateTime<Utc>,
+) -> SyncPlan {
     let stored_by_id: BTreeMap<MakeUserId, &UserRecord> =
         stored.iter().map(|user| (user.user_id, user)).collect();
     let mut plan = SyncPlan::default();
@@ -102,7 +109,9 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
     }
 
     fn member(id: u64, role_id: u32) -> SnapshotMember {
@@ -134,7 +143,11 @@ mod tests {
     #[test]
     fn an_identical_snapshot_writes_nothing() {
         let first = plan_changes(&[], &[member(1, 13)], at("2026-01-01T00:00:00Z"));
-        let second = plan_changes(&stored(&first), &[member(1, 13)], at("2026-01-02T00:00:00Z"));
+        let second = plan_changes(
+            &stored(&first),
+            &[member(1, 13)],
+            at("2026-01-02T00:00:00Z"),
+        );
         assert!(second.changes.is_empty());
         assert_eq!(second.counts.unchanged, 1);
     }
@@ -148,12 +161,19 @@ mod tests {
         assert_eq!(second.counts.updated, 1);
         assert_eq!(second.changes[0].kind, ChangeKind::Updated);
         assert_eq!(second.changes[0].after.role_id, 12);
-        assert_eq!(second.changes[0].after.first_seen, at("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            second.changes[0].after.first_seen,
+            at("2026-01-01T00:00:00Z")
+        );
     }
 
     #[test]
     fn a_missing_member_is_removed_once_and_restored_when_back() {
-        let first = plan_changes(&[], &[member(1, 13), member(2, 13)], at("2026-01-01T00:00:00Z"));
+        let first = plan_changes(
+            &[],
+            &[member(1, 13), member(2, 13)],
+            at("2026-01-01T00:00:00Z"),
+        );
         let removed_at = at("2026-01-02T00:00:00Z");
         let second = plan_changes(&stored(&first), &[member(1, 13)], removed_at);
         assert_eq!(second.counts.removed, 1);
@@ -166,7 +186,11 @@ mod tests {
         let third = plan_changes(&now_stored, &[member(1, 13)], at("2026-01-03T00:00:00Z"));
         assert!(third.changes.is_empty(), "a tombstone is not removed again");
 
-        let fourth = plan_changes(&now_stored, &[member(1, 13), member(2, 13)], at("2026-01-04T00:00:00Z"));
+        let fourth = plan_changes(
+            &now_stored,
+            &[member(1, 13), member(2, 13)],
+            at("2026-01-04T00:00:00Z"),
+        );
         assert_eq!(fourth.counts.added, 1);
         assert_eq!(fourth.changes[0].kind, ChangeKind::Restored);
         assert_eq!(fourth.changes[0].after.removed_at, None);

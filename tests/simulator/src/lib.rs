@@ -14,7 +14,9 @@ mod routes;
 mod world;
 
 pub use faults::{Faults, PageChange};
-pub use world::{demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_TOKEN};
+pub use world::{
+    demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_TOKEN,
+};
 
 use makesync::clock::{Clock, SystemClock};
 use std::net::SocketAddr;

@@ -32,7 +32,10 @@ impl Reply {
     }
 
     fn error(status: StatusCode, message: &str, detail: &str, code: &str) -> Self {
-        Self::json(status, json!({ "message": message, "detail": detail, "code": code }))
+        Self::json(
+            status,
+            json!({ "message": message, "detail": detail, "code": code }),
+        )
     }
 }
 
@@ -42,17 +45,27 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let latency = shared.world.lock().unwrap_or_else(|e| e.into_inner()).faults.latency;
+    let latency = shared
+        .world
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .faults
+        .latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name).to_ascii_lowercase());
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .into_owned()
-        .collect();
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .to_ascii_lowercase()
+        });
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -82,9 +95,10 @@ async fn handle(
         });
     let mut response = Response::new(Body::from(reply.body));
     *response.status_mut() = reply.status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     for (name, value) in reply.headers {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);
@@ -120,14 +134,24 @@ impl Request<'_> {
 
 fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     if request.method != Method::GET {
-        return Reply::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed", "", "SC405");
+        return Reply::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "",
+            "SC405",
+        );
     }
     let Some(path) = request.path.strip_prefix("/api/v2") else {
         return Reply::error(StatusCode::NOT_FOUND, "Not found", request.path, "SC404");
     };
     if world.faults.server_errors > 0 {
         world.faults.server_errors -= 1;
-        return Reply::error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", "", "SC503");
+        return Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "",
+            "SC503",
+        );
     }
     if world.faults.rate_limited > 0 {
         world.faults.rate_limited -= 1;
@@ -137,9 +161,10 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
             "",
             "SC429",
         );
-        reply
-            .headers
-            .push(("retry-after", world.faults.rate_limited_retry_after.to_string()));
+        reply.headers.push((
+            "retry-after",
+            world.faults.rate_limited_retry_after.to_string(),
+        ));
         return reply;
     }
     let grant = match request.token.and_then(|t| world.tokens.get(t)) {
@@ -196,7 +221,10 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
             if let Some(denied) = missing_scope("user:read") {
                 return denied;
             }
-            let Some(org_id) = request.param("organizationId").and_then(|v| v.parse::<u64>().ok()) else {
+            let Some(org_id) = request
+                .param("organizationId")
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
                 return Reply::error(
                     StatusCode::BAD_REQUEST,
                     "Bad request",
@@ -229,16 +257,24 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
                     (user.id, select_columns(full, &columns))
                 })
                 .collect();
-            budgeted(world, clock, org_id, |world| page(world, request, "users", rows, Some(org_id)))
+            budgeted(world, clock, org_id, |world| {
+                page(world, request, "users", rows, Some(org_id))
+            })
         }
         ["organizations", id] => {
             if let Some(denied) = missing_scope("organizations:read") {
                 return denied;
             }
             let Ok(org_id) = id.parse::<u64>() else {
-                return Reply::error(StatusCode::BAD_REQUEST, "Bad request", "organizationId must be a number", "IM005");
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "organizationId must be a number",
+                    "IM005",
+                );
             };
-            let organization = match organization_for(world, request, grant.user_id, org_id, false) {
+            let organization = match organization_for(world, request, grant.user_id, org_id, false)
+            {
                 Ok(organization) => organization,
                 Err(reply) => return reply,
             };
@@ -264,7 +300,12 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
                 return denied;
             }
             let Ok(org_id) = id.parse::<u64>() else {
-                return Reply::error(StatusCode::BAD_REQUEST, "Bad request", "organizationId must be a number", "IM005");
+                return Reply::error(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request",
+                    "organizationId must be a number",
+                    "IM005",
+                );
             };
             let organization = match organization_for(world, request, grant.user_id, org_id, true) {
                 Ok(organization) => organization,
@@ -337,7 +378,12 @@ fn zone_matches(host: Option<&str>, organization: &SimOrganization) -> bool {
 
 /// Counts the request against the organization's per-minute budget, adds the `X-RateLimit-*`
 /// headers, and answers 429 with `Retry-After` once the budget is spent.
-fn budgeted(world: &mut World, clock: &dyn Clock, org_id: u64, serve: impl FnOnce(&mut World) -> Reply) -> Reply {
+fn budgeted(
+    world: &mut World,
+    clock: &dyn Clock,
+    org_id: u64,
+    serve: impl FnOnce(&mut World) -> Reply,
+) -> Reply {
     let limit = world
         .organizations
         .get(&org_id)
@@ -357,7 +403,8 @@ fn budgeted(world: &mut World, clock: &dyn Clock, org_id: u64, serve: impl FnOnc
     window.used += 1;
     let used = window.used;
     let resets_in = Duration::from_secs(60).saturating_sub(now.saturating_sub(window.started));
-    let reset_epoch = (clock.wall() + chrono::Duration::from_std(resets_in).unwrap_or_default()).timestamp();
+    let reset_epoch =
+        (clock.wall() + chrono::Duration::from_std(resets_in).unwrap_or_default()).timestamp();
     let enforce = world.faults.enforce_budget;
     let mut reply = if enforce && used > limit {
         let mut reply = Reply::error(
@@ -374,10 +421,13 @@ fn budgeted(world: &mut World, clock: &dyn Clock, org_id: u64, serve: impl FnOnc
         serve(world)
     };
     reply.headers.push(("x-ratelimit-limit", limit.to_string()));
+    reply.headers.push((
+        "x-ratelimit-remaining",
+        limit.saturating_sub(used).to_string(),
+    ));
     reply
         .headers
-        .push(("x-ratelimit-remaining", limit.saturating_sub(used).to_string()));
-    reply.headers.push(("x-ratelimit-reset", reset_epoch.to_string()));
+        .push(("x-ratelimit-reset", reset_epoch.to_string()));
     reply
 }
 

@@ -100,7 +100,13 @@ fn make_roles() -> BTreeMap<u32, String> {
 }
 
 impl World {
-    pub fn add_user(&mut self, id: u64, name: &str, email: &str, last_login: Option<DateTime<Utc>>) -> &mut Self {
+    pub fn add_user(
+        &mut self,
+        id: u64,
+        name: &str,
+        email: &str,
+        last_login: Option<DateTime<Utc>>,
+    ) -> &mut Self {
         self.users.insert(
             id,
             SimUser {
@@ -113,7 +119,13 @@ impl World {
         self
     }
 
-    pub fn add_organization(&mut self, id: u64, name: &str, zone: &str, api_limit: Option<u32>) -> &mut Self {
+    pub fn add_organization(
+        &mut self,
+        id: u64,
+        name: &str,
+        zone: &str,
+        api_limit: Option<u32>,
+    ) -> &mut Self {
         self.organizations.insert(
             id,
             SimOrganization {
@@ -128,7 +140,13 @@ impl World {
     }
 
     /// Adds (or replaces) a membership. Panics on an unknown organization: a test mistake.
-    pub fn add_member(&mut self, organization: u64, user: u64, role_id: u32, invitation: Option<&str>) -> &mut Self {
+    pub fn add_member(
+        &mut self,
+        organization: u64,
+        user: u64,
+        role_id: u32,
+        invitation: Option<&str>,
+    ) -> &mut Self {
         self.organization_mut(organization).members.insert(
             user,
             SimMembership {
@@ -214,21 +232,76 @@ fn at(text: &str) -> DateTime<Utc> {
 pub fn demo_world() -> World {
     let mut world = World::default();
     let people: [(u64, &str, &str, Option<&str>); 16] = [
-        (1, "Ada Lovelace", "ada@acme.example", Some("2026-11-20T08:15:00Z")),
-        (2, "Zoë Müller", "zoe@acme.example", Some("2026-11-19T17:02:11Z")),
+        (
+            1,
+            "Ada Lovelace",
+            "ada@acme.example",
+            Some("2026-11-20T08:15:00Z"),
+        ),
+        (
+            2,
+            "Zoë Müller",
+            "zoe@acme.example",
+            Some("2026-11-19T17:02:11Z"),
+        ),
         (3, "Łukasz Żółć", "lukasz@acme.example", None),
-        (4, "李雷", "li.lei@acme.example", Some("2026-10-02T03:45:00Z")),
-        (5, "José Ñúñez", "jose@globex.example", Some("2026-11-21T12:00:00Z")),
-        (6, "Grace Hopper", "grace@globex.example", Some("2026-09-30T09:00:00Z")),
+        (
+            4,
+            "李雷",
+            "li.lei@acme.example",
+            Some("2026-10-02T03:45:00Z"),
+        ),
+        (
+            5,
+            "José Ñúñez",
+            "jose@globex.example",
+            Some("2026-11-21T12:00:00Z"),
+        ),
+        (
+            6,
+            "Grace Hopper",
+            "grace@globex.example",
+            Some("2026-09-30T09:00:00Z"),
+        ),
         (7, "Søren Kierkegaard", "soren@globex.example", None),
-        (8, "Amélie Poulain", "amelie@celonis-ops.example", Some("2026-11-18T10:30:00Z")),
+        (
+            8,
+            "Amélie Poulain",
+            "amelie@celonis-ops.example",
+            Some("2026-11-18T10:30:00Z"),
+        ),
         (9, "Björk Guðmundsdóttir", "bjork@celonis-ops.example", None),
-        (10, "Ngozi Okonjo", "ngozi@celonis-ops.example", Some("2026-11-01T14:20:00Z")),
-        (11, "Rafael Núñez", "rafael@acme.example", Some("2026-08-12T07:00:00Z")),
+        (
+            10,
+            "Ngozi Okonjo",
+            "ngozi@celonis-ops.example",
+            Some("2026-11-01T14:20:00Z"),
+        ),
+        (
+            11,
+            "Rafael Núñez",
+            "rafael@acme.example",
+            Some("2026-08-12T07:00:00Z"),
+        ),
         (12, "Chloé Dubois", "chloe@acme.example", None),
-        (13, "Outsider Olsen", "olsen@elsewhere.example", Some("2026-11-01T00:00:00Z")),
-        (14, "Dmitri Иванов", "dmitri@globex.example", Some("2026-11-10T11:11:11Z")),
-        (15, "Aiko 山田", "aiko@celonis-ops.example", Some("2026-11-21T23:59:59Z")),
+        (
+            13,
+            "Outsider Olsen",
+            "olsen@elsewhere.example",
+            Some("2026-11-01T00:00:00Z"),
+        ),
+        (
+            14,
+            "Dmitri Иванов",
+            "dmitri@globex.example",
+            Some("2026-11-10T11:11:11Z"),
+        ),
+        (
+            15,
+            "Aiko 山田",
+            "aiko@celonis-ops.example",
+            Some("2026-11-21T23:59:59Z"),
+        ),
         (16, "Pending Pat", "pat@globex.example", None),
     ];
     for (id, name, email, last_login) in people {
@@ -237,8 +310,14 @@ pub fn demo_world() -> World {
     // More members so that lists span several pages.
     for n in 0..30u64 {
         let id = 100 + n;
-        let last_login = (n % 3 != 0).then(|| at("2026-11-01T09:00:00Z") + chrono::Duration::hours(n as i64));
-        world.add_user(id, &format!("Acme Builder {n:02}"), &format!("builder{n:02}@acme.example"), last_login);
+        let last_login =
+            (n % 3 != 0).then(|| at("2026-11-01T09:00:00Z") + chrono::Duration::hours(n as i64));
+        world.add_user(
+            id,
+            &format!("Acme Builder {n:02}"),
+            &format!("builder{n:02}@acme.example"),
+            last_login,
+        );
     }
 
     world.add_organization(1001, "Acme Robotics", "eu1.make.com", Some(60));
@@ -262,7 +341,12 @@ pub fn demo_world() -> World {
         .add_member(2002, 14, 17, None) // a role /users/roles does not list
         .add_member(2002, 16, 13, Some("pending"));
 
-    world.add_organization(3003, "Celonis Operations", "eu1.make.celonis.com", Some(240));
+    world.add_organization(
+        3003,
+        "Celonis Operations",
+        "eu1.make.celonis.com",
+        Some(240),
+    );
     world
         .add_member(3003, 1, 13, None)
         .add_member(3003, 8, 11, None)
@@ -271,8 +355,14 @@ pub fn demo_world() -> World {
         .add_member(3003, 15, 14, None);
 
     world
-        .add_token(DEMO_TOKEN, TokenGrant::new(1, &["organizations:read", "user:read"]))
-        .add_token("sim-token-no-user-read", TokenGrant::new(1, &["organizations:read"]))
+        .add_token(
+            DEMO_TOKEN,
+            TokenGrant::new(1, &["organizations:read", "user:read"]),
+        )
+        .add_token(
+            "sim-token-no-user-read",
+            TokenGrant::new(1, &["organizations:read"]),
+        )
         .add_token(
             "sim-token-revoked",
             TokenGrant {
@@ -280,6 +370,9 @@ pub fn demo_world() -> World {
                 ..TokenGrant::new(1, &["organizations:read", "user:read"])
             },
         )
-        .add_token("sim-token-outsider", TokenGrant::new(13, &["organizations:read", "user:read"]));
+        .add_token(
+            "sim-token-outsider",
+            TokenGrant::new(13, &["organizations:read", "user:read"]),
+        );
     world
 }

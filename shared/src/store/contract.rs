@@ -1,0 +1,190 @@
+//! The behaviour every storage adapter must have, run against each of them.
+
+use super::{MemoryStore, SqliteStore};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus};
+use crate::error::{ErrorKind, ErrorReport};
+use crate::host::MakeHost;
+use crate::organization::OrganizationId;
+use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::run::{RunCounts, SyncReason, SyncRun};
+use crate::user::{UserRecord, UserStatus};
+use chrono::{DateTime, Duration, Utc};
+
+trait Store: ConnectionStore + UserStore + SyncRunStore {}
+impl<T: ConnectionStore + UserStore + SyncRunStore> Store for T {}
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn connection(id: &str) -> Connection {
+    let mut connection = Connection::new(
+        ConnectionId::parse(id).unwrap(),
+        MakeHost::parse("eu1.make.com").unwrap(),
+        OrganizationId::new(7).unwrap(),
+        at("2026-01-01T00:00:00.123456Z"),
+    );
+    connection.tenant_id = Some("tenant-1".into());
+    connection.status = ConnectionStatus::Paused;
+    connection.status_reason = Some(ErrorReport::new(ErrorKind::Auth, "paused: token revoked"));
+    connection.organization_name = Some("Zoë's Örg".into());
+    connection.last_error = Some(ErrorReport::new(ErrorKind::Transient, "503"));
+    connection.consecutive_failures = 3;
+    connection.lease_until = Some(at("2026-01-01T00:05:00Z"));
+    connection
+}
+
+fn user(id: u64, status: UserStatus) -> UserRecord {
+    UserRecord {
+        user_id: id,
+        name: format!("李 {id}"),
+        email: format!("u{id}@example.com"),
+        role_id: 13,
+        role_name: "Member".into(),
+        status,
+        invitation: (status == UserStatus::Invited).then(|| "pending".into()),
+        last_login: (id % 2 == 0).then(|| at("2026-01-02T03:04:05.678Z")),
+        first_seen: at("2026-01-01T00:00:00Z"),
+        removed_at: (status == UserStatus::Removed).then(|| at("2026-01-03T00:00:00Z")),
+    }
+}
+
+async fn contract(store: &dyn Store) {
+    // Connections round-trip whole and page without loss or repetition.
+    let first = connection("c-0");
+    store.put_connection(&first).await.unwrap();
+    assert_eq!(
+        store.get_connection(&first.id).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(
+        store
+            .get_connection(&ConnectionId::parse("none").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    for i in 1..5 {
+        store
+            .put_connection(&connection(&format!("c-{i}")))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_connections(cursor, 2).await.unwrap();
+        assert!(page.connections.len() <= 2);
+        seen.extend(page.connections.into_iter().map(|c| c.id.to_string()));
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
+
+    // Users round-trip, and an older run cannot overwrite a newer one.
+    let users = vec![
+        user(1, UserStatus::Active),
+        user(2, UserStatus::Invited),
+        user(3, UserStatus::Removed),
+    ];
+    let newer = at("2026-01-05T00:00:00Z");
+    store.write_users(&first.id, newer, &users).await.unwrap();
+    assert_eq!(store.list_users(&first.id).await.unwrap(), users);
+    let stale = store
+        .write_users(
+            &first.id,
+            newer - Duration::seconds(1),
+            &[user(1, UserStatus::Removed)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        stale,
+        StoreError::StaleRun {
+            this: newer - Duration::seconds(1),
+            newer
+        }
+    );
+    assert_eq!(
+        store.list_users(&first.id).await.unwrap(),
+        users,
+        "nothing written"
+    );
+    store
+        .write_users(&first.id, newer, &[user(1, UserStatus::Removed)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_users(&first.id).await.unwrap()[0].status,
+        UserStatus::Removed
+    );
+    assert!(store
+        .list_users(&ConnectionId::parse("c-1").unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Runs are replaced by id and listed newest first.
+    let mut old = SyncRun::start(
+        first.id.clone(),
+        SyncReason::Scheduled,
+        at("2026-01-01T00:00:00Z"),
+    );
+    store.put_run(&old).await.unwrap();
+    old.succeed(
+        RunCounts {
+            fetched: 3,
+            added: 3,
+            ..RunCounts::default()
+        },
+        at("2026-01-01T00:00:01Z"),
+    );
+    old.make_requests = 4;
+    store.put_run(&old).await.unwrap();
+    let mut new = SyncRun::start(
+        first.id.clone(),
+        SyncReason::OnDemand,
+        at("2026-01-02T00:00:00Z"),
+    );
+    new.fail(
+        ErrorReport::new(ErrorKind::RateLimited, "429"),
+        at("2026-01-02T00:00:09Z"),
+    );
+    store.put_run(&new).await.unwrap();
+    assert_eq!(
+        store.list_runs(&first.id, 10).await.unwrap(),
+        vec![new.clone(), old]
+    );
+    assert_eq!(store.list_runs(&first.id, 1).await.unwrap(), vec![new]);
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_the_contract() {
+    contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_the_contract() {
+    contract(&SqliteStore::in_memory().unwrap()).await;
+}
+
+#[tokio::test]
+async fn the_sqlite_store_keeps_its_data_across_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("makesync.db");
+    let first = connection("c-0");
+    SqliteStore::open(&path)
+        .unwrap()
+        .put_connection(&first)
+        .await
+        .unwrap();
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        reopened.get_connection(&first.id).await.unwrap(),
+        Some(first)
+    );
+}
