@@ -45,7 +45,7 @@ fn user(id: u64, status: UserStatus) -> UserRecord {
         role_name: "Member".into(),
         status,
         invitation: (status == UserStatus::Invited).then(|| "pending".into()),
-        last_login: (id % 2 == 0).then(|| at("2026-01-02T03:04:05.678Z")),
+        last_login: id.is_multiple_of(2).then(|| at("2026-01-02T03:04:05.678Z")),
         first_seen: at("2026-01-01T00:00:00Z"),
         removed_at: (status == UserStatus::Removed).then(|| at("2026-01-03T00:00:00Z")),
     }

@@ -310,8 +310,8 @@ pub fn demo_world() -> World {
     // More members so that lists span several pages.
     for n in 0..30u64 {
         let id = 100 + n;
-        let last_login =
-            (n % 3 != 0).then(|| at("2026-11-01T09:00:00Z") + chrono::Duration::hours(n as i64));
+        let last_login = (!n.is_multiple_of(3))
+            .then(|| at("2026-11-01T09:00:00Z") + chrono::Duration::hours(n as i64));
         world.add_user(
             id,
             &format!("Acme Builder {n:02}"),
@@ -329,7 +329,12 @@ pub fn demo_world() -> World {
         .add_member(1001, 11, 13, None)
         .add_member(1001, 12, 13, Some("expired"));
     for n in 0..30u64 {
-        world.add_member(1001, 100 + n, if n % 10 == 0 { 12 } else { 13 }, None);
+        world.add_member(
+            1001,
+            100 + n,
+            if n.is_multiple_of(10) { 12 } else { 13 },
+            None,
+        );
     }
 
     world.add_organization(2002, "Globex Corporation", "us2.make.com", Some(120));
