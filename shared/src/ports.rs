@@ -55,6 +55,17 @@ pub trait ConnectionStore: Send + Sync {
         cursor: Option<String>,
         limit: usize,
     ) -> Result<ConnectionPage, StoreError>;
+
+    /// Takes the connection's sync lease until `until`, unless a lease that is still valid at
+    /// `now` is held. Returns whether it was taken. Atomic: of two callers, one wins.
+    async fn acquire_lease(
+        &self,
+        id: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError>;
 }
 
 #[async_trait]
@@ -71,6 +82,9 @@ pub trait UserStore: Send + Sync {
         run_started_at: DateTime<Utc>,
         changed: &[UserRecord],
     ) -> Result<(), StoreError>;
+
+    /// Deletes every stored user of the connection (a purge on disconnect).
+    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError>;
 }
 
 #[async_trait]

@@ -53,6 +53,7 @@ pub struct Worker {
     engine: SyncEngine,
     make: MakeApi,
     pause_after_failures: u32,
+    lease: std::time::Duration,
 }
 
 impl Worker {
@@ -68,7 +69,15 @@ impl Worker {
             engine,
             make,
             pause_after_failures: 5,
+            lease: std::time::Duration::from_secs(15 * 60),
         }
+    }
+
+    /// How long a sync holds its connection; set it to the function's timeout, so that a
+    /// sync that died frees the connection when its invocation could no longer be running.
+    pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Pauses a connection after this many failed runs in a row (0 never pauses).
@@ -110,6 +119,17 @@ impl Worker {
                 ),
             };
         }
+        let now = self.engine.clock().wall();
+        let until = now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        match self.connections.acquire_lease(&connection.id, now, until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return WorkOutcome::Skipped {
+                    reason: format!("a sync of connection {} is already in flight", connection.id),
+                }
+            }
+            Err(error) => return deferred(error),
+        }
         let report = match self.prepare_client(&connection).await {
             Ok(client) => self.engine.sync(&connection, &client, request.reason).await,
             Err(error) => {
@@ -118,6 +138,10 @@ impl Worker {
                     .await
             }
         };
+        if let Err(error) = self.connections.release_lease(&connection.id).await {
+            // The lease expires by itself; the next schedule waits for it.
+            tracing::warn!(connection_id = %connection.id, error = %error, "could not release the sync lease");
+        }
         let Some(error) = report.run.error.clone() else {
             if report.bookkeeping_error.is_some() {
                 return WorkOutcome::Failed {

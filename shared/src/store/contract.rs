@@ -85,6 +85,18 @@ async fn contract(store: &dyn Store) {
     }
     assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
 
+    // One lease at a time, until it expires or is released.
+    let now = at("2026-01-01T00:00:00Z");
+    let lease = now + Duration::minutes(15);
+    let second = ConnectionId::parse("c-1").unwrap();
+    store.release_lease(&second).await.unwrap();
+    assert!(store.acquire_lease(&second, now, lease).await.unwrap());
+    assert!(!store.acquire_lease(&second, now + Duration::minutes(1), lease).await.unwrap());
+    assert!(store.acquire_lease(&second, lease, lease + Duration::minutes(15)).await.unwrap(), "expired");
+    store.release_lease(&second).await.unwrap();
+    assert!(store.acquire_lease(&second, now, lease).await.unwrap(), "released");
+    assert!(!store.acquire_lease(&ConnectionId::parse("none").unwrap(), now, lease).await.unwrap());
+
     // Users round-trip, and an older run cannot overwrite a newer one.
     let users = vec![
         user(1, UserStatus::Active),

@@ -77,6 +77,29 @@ impl ConnectionStore for MemoryStore {
             .flatten();
         Ok(ConnectionPage { connections, next })
     }
+
+    async fn acquire_lease(
+        &self,
+        id: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.connections.get_mut(id) {
+            Some(connection) if !connection.is_leased_at(now) => {
+                connection.lease_until = Some(until);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError> {
+        if let Some(connection) = self.lock().connections.get_mut(id) {
+            connection.lease_until = None;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -111,6 +134,13 @@ impl UserStore for MemoryStore {
         for user in changed {
             users.insert(user.user_id, user.clone());
         }
+        Ok(())
+    }
+
+    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.users.remove(connection);
+        state.written_by.remove(connection);
         Ok(())
     }
 }

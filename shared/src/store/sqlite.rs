@@ -324,6 +324,39 @@ impl ConnectionStore for SqliteStore {
         })
         .await
     }
+
+    async fn acquire_lease(
+        &self,
+        id: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.with_db(move |db| {
+            let changed = db
+                .execute(
+                    "UPDATE connections SET lease_until = ?3
+                     WHERE id = ?1 AND (lease_until IS NULL OR lease_until <= ?2)",
+                    params![id.as_str(), text(now), text(until)],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError> {
+        let id = id.clone();
+        self.with_db(move |db| {
+            db.execute(
+                "UPDATE connections SET lease_until = NULL WHERE id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -410,6 +443,25 @@ impl UserStore for SqliteStore {
             .map_err(backend)?;
             tx.commit().map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        let connection = connection.clone();
+        self.with_db(move |db| {
+            let tx = db.transaction().map_err(backend)?;
+            tx.execute(
+                "DELETE FROM users WHERE connection_id = ?1",
+                params![connection.as_str()],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM user_writes WHERE connection_id = ?1",
+                params![connection.as_str()],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
         })
         .await
     }
