@@ -121,11 +121,18 @@ impl Worker {
         }
         let now = self.engine.clock().wall();
         let until = now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
-        match self.connections.acquire_lease(&connection.id, now, until).await {
+        match self
+            .connections
+            .acquire_lease(&connection.id, now, until)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => {
                 return WorkOutcome::Skipped {
-                    reason: format!("a sync of connection {} is already in flight", connection.id),
+                    reason: format!(
+                        "a sync of connection {} is already in flight",
+                        connection.id
+                    ),
                 }
             }
             Err(error) => return deferred(error),

@@ -300,7 +300,32 @@ impl MakeClient {
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<MakeUser>, MakeError> {
-        let call = Call {
+        let call = Self::users_call(organization);
+        self.list_all(&call, "users", "id").await
+    }
+
+    /// One row of `GET /users?organizationId={id}`: proves the token may read the
+    /// organization's users (scope `user:read`) without reading them all.
+    pub async fn check_user_access(&self, organization: OrganizationId) -> Result<(), MakeError> {
+        let call = Self::users_call(organization);
+        let paging = [
+            ("pg[offset]", "0".to_string()),
+            ("pg[limit]", "1".to_string()),
+        ];
+        let mut body = self.get(&call, &paging).await?;
+        let rows = body
+            .get_mut("users")
+            .map(serde_json::Value::take)
+            .unwrap_or_default();
+        let _: Vec<MakeUser> = serde_json::from_value(rows).map_err(|e| MakeError::Protocol {
+            endpoint: call.label(),
+            detail: self.token.redact(&format!("users: {e}")),
+        })?;
+        Ok(())
+    }
+
+    fn users_call(organization: OrganizationId) -> Call {
+        Call {
             path: "/users".to_string(),
             query: vec![
                 ("organizationId", organization.to_string()),
@@ -311,8 +336,7 @@ impl MakeClient {
             ],
             organization: Some(organization),
             scope: "user:read",
-        };
-        self.list_all(&call, "users", "id").await
+        }
     }
 
     async fn list_all<T: DeserializeOwned + Keyed>(

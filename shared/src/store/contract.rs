@@ -91,11 +91,26 @@ async fn contract(store: &dyn Store) {
     let second = ConnectionId::parse("c-1").unwrap();
     store.release_lease(&second).await.unwrap();
     assert!(store.acquire_lease(&second, now, lease).await.unwrap());
-    assert!(!store.acquire_lease(&second, now + Duration::minutes(1), lease).await.unwrap());
-    assert!(store.acquire_lease(&second, lease, lease + Duration::minutes(15)).await.unwrap(), "expired");
+    assert!(!store
+        .acquire_lease(&second, now + Duration::minutes(1), lease)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .acquire_lease(&second, lease, lease + Duration::minutes(15))
+            .await
+            .unwrap(),
+        "expired"
+    );
     store.release_lease(&second).await.unwrap();
-    assert!(store.acquire_lease(&second, now, lease).await.unwrap(), "released");
-    assert!(!store.acquire_lease(&ConnectionId::parse("none").unwrap(), now, lease).await.unwrap());
+    assert!(
+        store.acquire_lease(&second, now, lease).await.unwrap(),
+        "released"
+    );
+    assert!(!store
+        .acquire_lease(&ConnectionId::parse("none").unwrap(), now, lease)
+        .await
+        .unwrap());
 
     // Users round-trip, and an older run cannot overwrite a newer one.
     let users = vec![
