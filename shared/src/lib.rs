@@ -7,8 +7,11 @@
 //! and the scheduler and worker services ([`schedule`], [`worker`]) that the Lambdas and the
 //! CLI wrap.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod connection;
 pub mod error;
 pub mod host;
@@ -18,6 +21,7 @@ pub mod ports;
 pub mod queue;
 pub mod run;
 pub mod schedule;
+pub mod secret_cache;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -20,6 +20,8 @@ use std::time::Duration;
 
 pub use makesync_simulator as simulator;
 
+pub mod aws;
+
 /// The demo world's organizations.
 pub const ACME: u64 = 1001;
 pub const GLOBEX: u64 = 2002;
@@ -72,6 +74,11 @@ impl TestEnv {
             store,
             engine,
         }
+    }
+
+    /// The shared manual clock, as the ports take it.
+    pub fn clock_arc(&self) -> Arc<dyn Clock> {
+        Arc::new(self.clock.clone())
     }
 
     pub fn connection(&self, host: &str, organization: u64) -> Connection {

@@ -1,5 +1,7 @@
-//! The behaviour every storage adapter must have, run against each of them.
+//! The behaviour every storage adapter must have, run against each of them: here against the
+//! memory and SQLite stores, and from the integration tests against DynamoDB on moto.
 
+#[cfg(test)]
 use super::{MemoryStore, SqliteStore};
 use crate::connection::{Connection, ConnectionId, ConnectionStatus};
 use crate::error::{ErrorKind, ErrorReport};
@@ -10,7 +12,7 @@ use crate::run::{RunCounts, SyncReason, SyncRun};
 use crate::user::{UserRecord, UserStatus};
 use chrono::{DateTime, Duration, Utc};
 
-trait Store: ConnectionStore + UserStore + SyncRunStore {}
+pub trait Store: ConnectionStore + UserStore + SyncRunStore {}
 impl<T: ConnectionStore + UserStore + SyncRunStore> Store for T {}
 
 fn at(text: &str) -> DateTime<Utc> {
@@ -51,7 +53,8 @@ fn user(id: u64, status: UserStatus) -> UserRecord {
     }
 }
 
-async fn contract(store: &dyn Store) {
+/// Asserts the storage ports' contract on an empty store; panics on the first breach.
+pub async fn check_store_contract(store: &dyn Store) {
     // Connections round-trip whole and page without loss or repetition.
     let first = connection("c-0");
     store.put_connection(&first).await.unwrap();
@@ -189,16 +192,19 @@ async fn contract(store: &dyn Store) {
     assert_eq!(store.list_runs(&first.id, 1).await.unwrap(), vec![new]);
 }
 
+#[cfg(test)]
 #[tokio::test]
 async fn the_memory_store_keeps_the_contract() {
-    contract(&MemoryStore::new()).await;
+    check_store_contract(&MemoryStore::new()).await;
 }
 
+#[cfg(test)]
 #[tokio::test]
 async fn the_sqlite_store_keeps_the_contract() {
-    contract(&SqliteStore::in_memory().unwrap()).await;
+    check_store_contract(&SqliteStore::in_memory().unwrap()).await;
 }
 
+#[cfg(test)]
 #[tokio::test]
 async fn the_sqlite_store_keeps_its_data_across_opens() {
     let dir = tempfile::tempdir().unwrap();

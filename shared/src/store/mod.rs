@@ -7,5 +7,5 @@ mod sqlite;
 pub use memory::{MemorySecrets, MemoryStore};
 pub use sqlite::SqliteStore;
 
-#[cfg(test)]
-mod contract;
+#[cfg(any(test, feature = "test-support"))]
+pub mod contract;

@@ -33,6 +33,9 @@ pub struct Faults {
     pub change_between_pages: Option<PageChange>,
     /// Whether each organization's per-minute `apiLimit` is enforced.
     pub enforce_budget: bool,
+    /// Organizations in an outage: every request about them (`/organizations/{id}…` or
+    /// `?organizationId={id}`) answers 503 until they are taken out again.
+    pub unavailable_organizations: std::collections::BTreeSet<u64>,
 }
 
 impl Default for Faults {
@@ -48,6 +51,7 @@ impl Default for Faults {
             malformed_pages: 0,
             change_between_pages: None,
             enforce_budget: true,
+            unavailable_organizations: Default::default(),
         }
     }
 }

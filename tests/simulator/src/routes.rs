@@ -132,6 +132,24 @@ impl Request<'_> {
     }
 }
 
+fn organization_in_outage(world: &World, path: &str, request: &Request<'_>) -> bool {
+    let outage = &world.faults.unavailable_organizations;
+    if outage.is_empty() {
+        return false;
+    }
+    let in_path = path
+        .strip_prefix("/organizations/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|id| id.parse::<u64>().ok());
+    let in_query = request
+        .param("organizationId")
+        .and_then(|id| id.parse::<u64>().ok());
+    [in_path, in_query]
+        .into_iter()
+        .flatten()
+        .any(|id| outage.contains(&id))
+}
+
 fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     if request.method != Method::GET {
         return Reply::error(
@@ -144,6 +162,14 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     let Some(path) = request.path.strip_prefix("/api/v2") else {
         return Reply::error(StatusCode::NOT_FOUND, "Not found", request.path, "SC404");
     };
+    if organization_in_outage(world, path, request) {
+        return Reply::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "",
+            "SC503",
+        );
+    }
     if world.faults.server_errors > 0 {
         world.faults.server_errors -= 1;
         return Reply::error(

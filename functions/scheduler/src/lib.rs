@@ -1,0 +1,42 @@
+//! The scheduler Lambda: on each EventBridge schedule, one sync request per active connection.
+
+use anyhow::Context;
+use makesync::aws::{load_sdk_config, AwsBackend, AwsSettings};
+use makesync::clock::{Clock, SystemClock};
+use makesync::schedule::{ScheduleSummary, Scheduler};
+use std::sync::Arc;
+
+/// Connections read per page of the connections table.
+const PAGE_SIZE: usize = 500;
+
+pub async fn build_scheduler() -> anyhow::Result<Scheduler> {
+    let settings = AwsSettings::from_env()?;
+    settings.require_queue_url()?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let backend = AwsBackend::new(&load_sdk_config().await, settings, clock.clone());
+    scheduler_for(&backend, clock)
+}
+
+pub fn scheduler_for(backend: &AwsBackend, clock: Arc<dyn Clock>) -> anyhow::Result<Scheduler> {
+    let queue = backend
+        .queue
+        .clone()
+        .context("MAKESYNC_QUEUE_URL is not set — the scheduler sends to that queue")?;
+    Ok(Scheduler::new(backend.store.clone(), queue, clock).with_page_size(PAGE_SIZE))
+}
+
+/// Runs one fan-out. The event's content does not matter: any invocation means "now". Fails
+/// when a request could not be sent, so that it shows in the function's error metric; the
+/// template turns off Lambda's own retries of the invocation, which would enqueue every other
+/// connection a second time.
+pub async fn handle(scheduler: &Scheduler) -> anyhow::Result<ScheduleSummary> {
+    let summary = scheduler.fan_out().await?;
+    if summary.failed > 0 {
+        anyhow::bail!(
+            "{} of {} sync requests could not be sent to the queue (see the log lines before this one); the other connections were enqueued",
+            summary.failed,
+            summary.failed + summary.enqueued
+        );
+    }
+    Ok(summary)
+}

@@ -1,0 +1,446 @@
+//! Connections, users and sync runs in DynamoDB.
+//!
+//! Three tables, every key led by the connection id (see the README's table design):
+//! - connections: `connectionId` (S). The scheduler scans it; nothing else lists across
+//!   connections, and it holds no user, so the scan costs the same however many users there are.
+//! - users: `connectionId` (S) + `userId` (N). One connection is one partition, read with
+//!   `Query`. The item at `userId` 0 (Make's user ids start at 1) is the connection's write
+//!   guard: `usersWrittenBy` holds the start time of the run that last wrote, and a run that
+//!   started earlier is refused by a condition on it.
+//! - sync runs: `connectionId` (S) + `runId` (S, a UUIDv7, so it sorts by start time); items
+//!   expire through the TTL attribute `expiresAt`.
+
+use super::item::{from_item, number, string, to_item, Item};
+use super::sdk_error::{classify, AwsFailure};
+use crate::connection::{Connection, ConnectionId};
+use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::run::SyncRun;
+use crate::user::UserRecord;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// `BatchWriteItem` takes at most 25 requests.
+const BATCH_WRITE_LIMIT: usize = 25;
+/// Attempts at one batch's unprocessed items before giving up as throttled.
+const BATCH_WRITE_ATTEMPTS: u32 = 8;
+const GUARD_USER_ID: &str = "0";
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    connections_table: String,
+    users_table: String,
+    runs_table: String,
+    run_retention: Duration,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, settings: &super::AwsSettings) -> Self {
+        Self {
+            client,
+            connections_table: settings.connections_table.clone(),
+            users_table: settings.users_table.clone(),
+            runs_table: settings.runs_table.clone(),
+            run_retention: settings.run_retention,
+        }
+    }
+
+    /// Writes requests 25 at a time, sending back `UnprocessedItems` with exponential backoff
+    /// and jitter until they are all written or the attempts run out.
+    async fn batch_write(
+        &self,
+        table: &str,
+        requests: Vec<WriteRequest>,
+    ) -> Result<(), StoreError> {
+        for chunk in requests.chunks(BATCH_WRITE_LIMIT) {
+            let mut pending = chunk.to_vec();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt > 0 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                attempt += 1;
+                let sent = self
+                    .client
+                    .batch_write_item()
+                    .request_items(table, pending.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(output) => {
+                        pending = output
+                            .unprocessed_items()
+                            .and_then(|items| items.get(table))
+                            .cloned()
+                            .unwrap_or_default();
+                    }
+                    Err(error) => {
+                        let failure = classify(&error);
+                        if !failure.transient {
+                            return Err(store_error(failure));
+                        }
+                        tracing::debug!(table, attempt, error = %failure.description, "batch write throttled");
+                    }
+                }
+                if !pending.is_empty() && attempt >= BATCH_WRITE_ATTEMPTS {
+                    return Err(StoreError::Unavailable(format!(
+                        "DynamoDB left {} writes to {table} unprocessed after {attempt} attempts",
+                        pending.len()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item of one partition of the users table (the guard included when `from` is 0).
+    async fn query_users(
+        &self,
+        connection: &ConnectionId,
+        from_user_id: u64,
+        keys_only: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.users_table)
+                .key_condition_expression("connectionId = :c AND userId >= :from")
+                .expression_attribute_values(":c", string(connection.as_str()))
+                .expression_attribute_values(":from", number(from_user_id))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take());
+            if keys_only {
+                query = query.projection_expression("connectionId, userId");
+            }
+            let output = query.send().await.map_err(|e| store_error(classify(&e)))?;
+            items.extend(output.items().iter().cloned());
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    async fn read_guard(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.users_table)
+            .key("connectionId", string(connection.as_str()))
+            .key("userId", number(GUARD_USER_ID))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(classify(&e)))?;
+        Ok(output
+            .item()
+            .and_then(|item| item.get("usersWrittenBy"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(|micros| Utc.timestamp_micros(micros).single()))
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = Duration::from_millis(50)
+        .saturating_mul(1 << attempt.min(6))
+        .min(Duration::from_secs(3));
+    ceiling.mul_f64(fastrand::f64().max(0.1))
+}
+
+fn store_error(failure: AwsFailure) -> StoreError {
+    if failure.transient {
+        StoreError::Unavailable(format!("DynamoDB: {}", failure.description))
+    } else {
+        StoreError::Backend(format!("DynamoDB: {}", failure.description))
+    }
+}
+
+fn decode<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    serde_json::from_value(from_item(item))
+        .map_err(|e| StoreError::Corrupt(format!("a {what} item: {e}")))
+}
+
+fn put(item: Item) -> Result<WriteRequest, StoreError> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
+
+fn delete(key: Item) -> Result<WriteRequest, StoreError> {
+    let delete = DeleteRequest::builder()
+        .set_key(Some(key))
+        .build()
+        .map_err(|e| StoreError::Backend(e.to_string()))?;
+    Ok(WriteRequest::builder().delete_request(delete).build())
+}
+
+/// The lease is kept as epoch milliseconds so that the condition that takes it can compare
+/// numbers (RFC 3339 strings with varying fractions do not sort).
+fn connection_item(connection: &Connection) -> Item {
+    let mut item = to_item(serde_json::to_value(connection).expect("a connection serialises"));
+    item.remove("id");
+    item.insert("connectionId".into(), string(connection.id.as_str()));
+    item.remove("leaseUntil");
+    if let Some(until) = connection.lease_until {
+        item.insert("leaseUntil".into(), number(until.timestamp_millis()));
+    }
+    item
+}
+
+fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
+    let mut item = item.clone();
+    if let Some(id) = item.remove("connectionId") {
+        item.insert("id".into(), id);
+    }
+    let lease = item.remove("leaseUntil");
+    let mut connection: Connection = decode(&item, "connection")?;
+    connection.lease_until = lease
+        .as_ref()
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    Ok(connection)
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.connections_table)
+            .set_item(Some(connection_item(connection)))
+            .send()
+            .await
+            .map_err(|e| store_error(classify(&e)))?;
+        Ok(())
+    }
+
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(classify(&e)))?;
+        output.item().map(connection_from_item).transpose()
+    }
+
+    async fn list_connections(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ConnectionPage, StoreError> {
+        let start = cursor.map(|id| Item::from([("connectionId".to_string(), string(id))]));
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.connections_table)
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| store_error(classify(&e)))?;
+        let connections = output
+            .items()
+            .iter()
+            .map(connection_from_item)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = output
+            .last_evaluated_key()
+            .and_then(|key| key.get("connectionId"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok(ConnectionPage { connections, next })
+    }
+
+    async fn acquire_lease(
+        &self,
+        id: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .update_expression("SET leaseUntil = :until")
+            .condition_expression(
+                "attribute_exists(connectionId) AND (attribute_not_exists(leaseUntil) OR leaseUntil <= :now)",
+            )
+            .expression_attribute_values(":until", number(until.timestamp_millis()))
+            .expression_attribute_values(":now", number(now.timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .update_expression("REMOVE leaseUntil")
+            .condition_expression("attribute_exists(connectionId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // The connection is gone: there is no lease to release.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
+        self.query_users(connection, 1, false)
+            .await?
+            .iter()
+            .map(|item| decode(item, "user"))
+            .collect()
+    }
+
+    async fn write_users(
+        &self,
+        connection: &ConnectionId,
+        run_started_at: DateTime<Utc>,
+        changed: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        // Claim the partition for this run first: if a newer run already wrote, nothing of
+        // this one is written. Runs of one connection do not overlap (the sync lease), so the
+        // claim and the batch writes that follow need no transaction.
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key("connectionId", string(connection.as_str()))
+            .key("userId", number(GUARD_USER_ID))
+            .update_expression("SET usersWrittenBy = :started, usersWrittenAt = :started_text")
+            .condition_expression(
+                "attribute_not_exists(usersWrittenBy) OR usersWrittenBy <= :started",
+            )
+            .expression_attribute_values(":started", number(run_started_at.timestamp_micros()))
+            .expression_attribute_values(":started_text", string(run_started_at.to_rfc3339()))
+            .send()
+            .await;
+        if let Err(error) = claimed {
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception())
+            {
+                let newer = self.read_guard(connection).await?.unwrap_or(run_started_at);
+                return Err(StoreError::StaleRun {
+                    this: run_started_at,
+                    newer,
+                });
+            }
+            return Err(store_error(classify(&error)));
+        }
+        let requests = changed
+            .iter()
+            .map(|user| {
+                let mut item = to_item(serde_json::to_value(user).expect("a user serialises"));
+                item.insert("connectionId".into(), string(connection.as_str()));
+                put(item)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(&self.users_table, requests).await
+    }
+
+    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        let requests = self
+            .query_users(connection, 0, true)
+            .await?
+            .into_iter()
+            .map(delete)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.batch_write(&self.users_table, requests).await
+    }
+}
+
+#[async_trait]
+impl SyncRunStore for DynamoStore {
+    async fn put_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let mut item = to_item(serde_json::to_value(run).expect("a run serialises"));
+        let expires = run.started_at.timestamp() + self.run_retention.as_secs() as i64;
+        item.insert("expiresAt".into(), number(expires));
+        self.client
+            .put_item()
+            .table_name(&self.runs_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| store_error(classify(&e)))?;
+        Ok(())
+    }
+
+    async fn list_runs(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        let mut runs = Vec::new();
+        let mut start: Option<Item> = None;
+        while runs.len() < limit {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.runs_table)
+                .key_condition_expression("connectionId = :c")
+                .expression_attribute_values(":c", string(connection.as_str()))
+                .scan_index_forward(false)
+                .limit((limit - runs.len()).min(1000) as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(classify(&e)))?;
+            for item in output.items() {
+                let mut item = item.clone();
+                item.remove("expiresAt");
+                runs.push(decode(&item, "sync run")?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(runs)
+    }
+}

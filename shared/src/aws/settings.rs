@@ -1,0 +1,154 @@
+//! Where the AWS resources are, read once per cold start from the environment.
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `MAKESYNC_CONNECTIONS_TABLE` | DynamoDB table of connections | `makesync-connections` |
+//! | `MAKESYNC_USERS_TABLE` | DynamoDB table of users | `makesync-users` |
+//! | `MAKESYNC_RUNS_TABLE` | DynamoDB table of sync runs | `makesync-sync-runs` |
+//! | `MAKESYNC_QUEUE_URL` | SQS queue of sync requests (scheduler, connect) | required there |
+//! | `MAKESYNC_SECRET_PREFIX` | Secrets Manager name prefix for tokens | `makesync/connections/` |
+//! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
+//! | `MAKESYNC_SECRET_CACHE_SECS` | a warm worker reuses a token this long | 300 |
+//! | `MAKESYNC_PAUSE_AFTER_FAILURES` | failed runs in a row before a connection is paused (0: never) | 5 |
+//! | `MAKESYNC_SYNC_LEASE_SECS` | how long a sync holds its connection (the worker's timeout) | 900 |
+
+use std::time::Duration;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub connections_table: String,
+    pub users_table: String,
+    pub runs_table: String,
+    pub queue_url: Option<String>,
+    pub secret_prefix: String,
+    pub run_retention: Duration,
+    pub secret_cache_ttl: Duration,
+    pub pause_after_failures: u32,
+    pub sync_lease: Duration,
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{0} is not set — it is required by this function (the SAM template sets it)")]
+    Missing(&'static str),
+    #[error("{variable}={value:?} is not valid: {expected}")]
+    Invalid {
+        variable: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+impl AwsSettings {
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let text = |name: &str, default: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_string())
+        };
+        let number =
+            |variable: &'static str, default: u64, max: u64| match lookup(variable)
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => Ok(default),
+                Some(raw) => raw.trim().parse::<u64>().ok().filter(|n| *n <= max).ok_or(
+                    SettingsError::Invalid {
+                        variable,
+                        value: raw,
+                        expected: "a whole number in the documented range",
+                    },
+                ),
+            };
+        let secret_prefix = text("MAKESYNC_SECRET_PREFIX", "makesync/connections/");
+        let valid_prefix = secret_prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+        if !valid_prefix {
+            return Err(SettingsError::Invalid {
+                variable: "MAKESYNC_SECRET_PREFIX",
+                value: secret_prefix,
+                expected: "letters, digits and /_+=.@- only (Secrets Manager's name characters)",
+            });
+        }
+        let retention_days = number("MAKESYNC_RUN_RETENTION_DAYS", 90, 3650)?;
+        if retention_days == 0 {
+            return Err(SettingsError::Invalid {
+                variable: "MAKESYNC_RUN_RETENTION_DAYS",
+                value: "0".into(),
+                expected: "at least 1 day",
+            });
+        }
+        Ok(Self {
+            connections_table: text("MAKESYNC_CONNECTIONS_TABLE", "makesync-connections"),
+            users_table: text("MAKESYNC_USERS_TABLE", "makesync-users"),
+            runs_table: text("MAKESYNC_RUNS_TABLE", "makesync-sync-runs"),
+            queue_url: lookup("MAKESYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
+            secret_prefix,
+            run_retention: Duration::from_secs(retention_days * 24 * 3600),
+            secret_cache_ttl: Duration::from_secs(number("MAKESYNC_SECRET_CACHE_SECS", 300, 3600)?),
+            pause_after_failures: number("MAKESYNC_PAUSE_AFTER_FAILURES", 5, 1000)? as u32,
+            sync_lease: Duration::from_secs(
+                number("MAKESYNC_SYNC_LEASE_SECS", 900, 12 * 3600)?.max(60),
+            ),
+        })
+    }
+
+    /// The queue URL, for the functions that send to the queue.
+    pub fn require_queue_url(&self) -> Result<&str, SettingsError> {
+        self.queue_url
+            .as_deref()
+            .ok_or(SettingsError::Missing("MAKESYNC_QUEUE_URL"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<AwsSettings, SettingsError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        AwsSettings::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.users_table, "makesync-users");
+        assert_eq!(defaults.pause_after_failures, 5);
+        assert_eq!(
+            defaults.require_queue_url().unwrap_err(),
+            SettingsError::Missing("MAKESYNC_QUEUE_URL")
+        );
+        let custom = settings(&[
+            ("MAKESYNC_USERS_TABLE", "u"),
+            ("MAKESYNC_QUEUE_URL", "http://127.0.0.1:5000/123/q"),
+            ("MAKESYNC_RUN_RETENTION_DAYS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(custom.users_table, "u");
+        assert_eq!(custom.run_retention, Duration::from_secs(7 * 86400));
+        assert!(custom.require_queue_url().is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for vars in [
+            [("MAKESYNC_RUN_RETENTION_DAYS", "0")],
+            [("MAKESYNC_PAUSE_AFTER_FAILURES", "many")],
+            [("MAKESYNC_SECRET_PREFIX", "make sync/")],
+        ] {
+            let err = settings(&vars).unwrap_err().to_string();
+            assert!(err.contains(vars[0].0), "{err}");
+        }
+    }
+}

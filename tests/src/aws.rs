@@ -1,0 +1,290 @@
+//! The AWS side under test: the real SDK clients against moto's server on 127.0.0.1, and the
+//! Make simulator behind the Make client.
+//!
+//! Each [`AwsTestEnv`] creates its own tables, queue and secret prefix under a random suffix,
+//! so tests run in parallel against one moto server without seeing each other's data.
+
+use crate::TestEnv;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use makesync::aws::{AwsBackend, AwsSettings};
+use makesync::clock::Clock;
+use makesync::connect::ConnectService;
+use makesync::schedule::Scheduler;
+use makesync::worker::Worker;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where moto's server listens, e.g. `http://127.0.0.1:5599`. `bash tests/run.sh` starts the
+/// server and sets it.
+pub const MOTO_ENDPOINT_ENV: &str = "MAKESYNC_TEST_AWS_ENDPOINT";
+
+pub struct AwsTestEnv {
+    pub make: TestEnv,
+    pub settings: AwsSettings,
+    pub backend: AwsBackend,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+/// The SDK configuration every test uses: moto's endpoint, fixed test credentials.
+pub async fn moto_sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var(MOTO_ENDPOINT_ENV).unwrap_or_else(|_| {
+        panic!(
+            "{MOTO_ENDPOINT_ENV} is not set: these tests need moto's server — run `bash tests/run.sh`, which starts it, or start `moto_server -H 127.0.0.1 -p 5599` and set {MOTO_ENDPOINT_ENV}=http://127.0.0.1:5599"
+        )
+    });
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:") || endpoint.starts_with("http://localhost:"),
+        "{MOTO_ENDPOINT_ENV} must point at 127.0.0.1, not {endpoint}"
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+impl AwsTestEnv {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// `overrides` are settings variables (`MAKESYNC_PAUSE_AFTER_FAILURES`, …) on top of the
+    /// test's own tables, queue and prefix.
+    pub async fn start_with(overrides: &[(&str, &str)]) -> Self {
+        let make = TestEnv::start().await;
+        let sdk = moto_sdk_config().await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        let connections_table = format!("makesync-connections-{suffix}");
+        let users_table = format!("makesync-users-{suffix}");
+        let runs_table = format!("makesync-sync-runs-{suffix}");
+        create_table(&dynamodb, &connections_table, None).await;
+        create_table(
+            &dynamodb,
+            &users_table,
+            Some(("userId", ScalarAttributeType::N)),
+        )
+        .await;
+        create_table(
+            &dynamodb,
+            &runs_table,
+            Some(("runId", ScalarAttributeType::S)),
+        )
+        .await;
+        dynamodb
+            .update_time_to_live()
+            .table_name(&runs_table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("expiresAt")
+                    .build()
+                    .expect("TTL specification"),
+            )
+            .send()
+            .await
+            .expect("TTL enabled");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("makesync-sync-{suffix}"))
+            .send()
+            .await
+            .expect("queue created")
+            .queue_url()
+            .expect("queue URL")
+            .to_string();
+
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("MAKESYNC_CONNECTIONS_TABLE".into(), connections_table),
+            ("MAKESYNC_USERS_TABLE".into(), users_table),
+            ("MAKESYNC_RUNS_TABLE".into(), runs_table),
+            ("MAKESYNC_QUEUE_URL".into(), queue_url),
+            (
+                "MAKESYNC_SECRET_PREFIX".into(),
+                format!("makesync-test-{suffix}/connections/"),
+            ),
+        ]);
+        for (name, value) in overrides {
+            vars.insert(name.to_string(), value.to_string());
+        }
+        let settings =
+            AwsSettings::from_lookup(|name| vars.get(name).cloned()).expect("test settings");
+        let backend = AwsBackend::new(&sdk, settings.clone(), make.clock_arc());
+        Self {
+            make,
+            settings,
+            backend,
+            dynamodb,
+            sqs,
+            secrets,
+        }
+    }
+
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.make.clock_arc()
+    }
+
+    pub fn worker(&self) -> Worker {
+        makesync_worker::worker_for(&self.backend, self.make.make.clone(), self.clock())
+    }
+
+    pub fn scheduler(&self) -> Scheduler {
+        makesync_scheduler::scheduler_for(&self.backend, self.clock()).expect("scheduler")
+    }
+
+    pub fn connect_service(&self) -> ConnectService {
+        makesync_connect::service_for(&self.backend, self.make.make.clone(), self.clock())
+            .expect("connect service")
+    }
+
+    /// Takes every message off the queue, as the SQS event source hands them to the worker.
+    /// Each batch is deleted as it is received (moto's receive slows down with every message
+    /// in flight), so a message is taken once.
+    pub async fn take_messages(&self) -> Vec<SqsMessage> {
+        let mut messages = Vec::new();
+        loop {
+            let output = self
+                .sqs
+                .receive_message()
+                .queue_url(self.settings.queue_url.as_deref().expect("queue"))
+                .max_number_of_messages(10)
+                .visibility_timeout(3600)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive");
+            let batch = output.messages();
+            if batch.is_empty() {
+                break;
+            }
+            let receipts = batch
+                .iter()
+                .enumerate()
+                .map(|(n, message)| {
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(message.receipt_handle().unwrap_or_default())
+                        .build()
+                        .expect("id and receipt handle")
+                })
+                .collect::<Vec<_>>();
+            self.sqs
+                .delete_message_batch()
+                .queue_url(self.settings.queue_url.as_deref().expect("queue"))
+                .set_entries(Some(receipts))
+                .send()
+                .await
+                .expect("delete");
+            for message in batch {
+                let mut record = SqsMessage::default();
+                record.message_id = message.message_id().map(str::to_string);
+                record.receipt_handle = message.receipt_handle().map(str::to_string);
+                record.body = message.body().map(str::to_string);
+                record.event_source = Some("aws:sqs".into());
+                messages.push(record);
+            }
+        }
+        messages
+    }
+
+    /// Puts raw bodies on the queue (a producer that sends something malformed).
+    pub async fn send_raw(&self, body: &str) {
+        self.sqs
+            .send_message()
+            .queue_url(self.settings.queue_url.as_deref().expect("queue"))
+            .message_body(body)
+            .send()
+            .await
+            .expect("send");
+    }
+
+    /// Secret names under this test's prefix.
+    pub async fn secret_names(&self) -> Vec<String> {
+        let output = self
+            .secrets
+            .list_secrets()
+            .max_results(100)
+            .send()
+            .await
+            .expect("list secrets");
+        output
+            .secret_list()
+            .iter()
+            .filter_map(|s| s.name())
+            .filter(|name| name.starts_with(&self.settings.secret_prefix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    pub async fn item_count(&self, table: &str) -> usize {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan");
+            count += output.items().len();
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        count
+    }
+}
+
+pub fn sqs_event(messages: Vec<SqsMessage>) -> SqsEvent {
+    let mut event = SqsEvent::default();
+    event.records = messages;
+    event
+}
+
+async fn create_table(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    sort_key: Option<(&str, ScalarAttributeType)>,
+) {
+    let key = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("key schema")
+    };
+    let attribute = |name: &str, kind: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(kind)
+            .build()
+            .expect("attribute definition")
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("connectionId", KeyType::Hash))
+        .attribute_definitions(attribute("connectionId", ScalarAttributeType::S));
+    if let Some((sort, kind)) = sort_key {
+        request = request
+            .key_schema(key(sort, KeyType::Range))
+            .attribute_definitions(attribute(sort, kind));
+    }
+    request.send().await.expect("table created");
+}

@@ -1,0 +1,536 @@
+//! The three functions' handlers with the real AWS SDK clients against moto's server, and the
+//! Make client against the simulator. Needs moto: `bash tests/run.sh` starts it.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::Duration as ChronoDuration;
+use makesync::connection::{Connection, ConnectionId, ConnectionStatus};
+use makesync::host::MakeHost;
+use makesync::organization::OrganizationId;
+use makesync::ports::{ConnectionStore, SecretStore, SyncRunStore, UserStore};
+use makesync::queue::SyncRequest;
+use makesync::run::{RunOutcome, SyncReason};
+use makesync::store::contract::check_store_contract;
+use makesync::token::ApiToken;
+use makesync::user::UserStatus;
+use makesync_tests::aws::{sqs_event, AwsTestEnv};
+use makesync_tests::simulator::DEMO_TOKEN;
+use makesync_tests::{CapturedLogs, ACME, GLOBEX};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn connect_payload(host: &str, organization: u64, token: &str) -> Value {
+    json!({"host": host, "organizationId": organization.to_string(), "token": token, "tenantId": "tenant-7"})
+}
+
+async fn connect(env: &AwsTestEnv, payload: Value) -> Value {
+    makesync_connect::handle(&env.connect_service(), payload).await
+}
+
+/// How many members the simulator's organization has (all of them are synced).
+fn member_count(env: &AwsTestEnv, organization: u64) -> usize {
+    env.make
+        .simulator
+        .world()
+        .organization(organization)
+        .expect("a demo organization")
+        .members
+        .len()
+}
+
+fn connection_id(response: &Value) -> ConnectionId {
+    ConnectionId::parse(response["connectionId"].as_str().expect("a connection id")).unwrap()
+}
+
+#[tokio::test]
+async fn the_dynamodb_store_keeps_the_storage_contract() {
+    let env = AwsTestEnv::start().await;
+    check_store_contract(env.backend.store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn connecting_checks_with_make_then_stores_the_token_and_queues_a_sync() {
+    let env = AwsTestEnv::start().await;
+    let logs = CapturedLogs::default();
+    let _guard = logs.install();
+
+    let response = connect(&env, connect_payload("EU1.make.com.", ACME, DEMO_TOKEN)).await;
+
+    assert_eq!(response["organizationName"], "Acme Robotics", "{response}");
+    assert_eq!(response["zone"], "eu1.make.com");
+    assert_eq!(response["status"], "active");
+    assert_eq!(response["syncEnqueued"], true);
+    let id = connection_id(&response);
+
+    // The token is in Secrets Manager under the prefix, as {"token": ...} …
+    let name = format!("{}{id}", env.settings.secret_prefix);
+    assert_eq!(env.secret_names().await, vec![name.clone()]);
+    let stored = env
+        .secrets
+        .get_secret_value()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_str(stored.secret_string().unwrap()).unwrap();
+    assert_eq!(body, json!({"token": DEMO_TOKEN}));
+
+    // … and nowhere else: not in the connection item, the response or a log line.
+    let item = env
+        .dynamodb
+        .get_item()
+        .table_name(&env.settings.connections_table)
+        .key("connectionId", AttributeValue::S(id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let item = format!("{:?}", item.item().expect("connection stored"));
+    assert!(
+        item.contains("Acme Robotics") && item.contains("tenant-7"),
+        "{item}"
+    );
+    assert!(!item.contains(DEMO_TOKEN));
+    assert!(!response.to_string().contains(DEMO_TOKEN));
+
+    let connection = env
+        .backend
+        .store
+        .get_connection(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connection.host.as_str(), "eu1.make.com");
+    assert_eq!(connection.organization_id.get(), ACME);
+    assert_eq!(connection.status, ConnectionStatus::Active);
+
+    // One sync on the queue, with reason "connected".
+    let messages = env.take_messages().await;
+    assert_eq!(messages.len(), 1);
+    let request = SyncRequest::parse(messages[0].body.as_deref().unwrap()).unwrap();
+    assert_eq!(request.connection_id, id);
+    assert_eq!(request.reason, SyncReason::Connected);
+
+    // Connecting again with the same id and a new token replaces the secret, not the rest.
+    let mut again = connect_payload("eu1.make.com", ACME, DEMO_TOKEN);
+    again["connectionId"] = json!(id.as_str());
+    let response = connect(&env, again).await;
+    assert_eq!(connection_id(&response), id, "{response}");
+    assert_eq!(env.secret_names().await.len(), 1);
+
+    drop(_guard);
+    let text = logs.text();
+    assert!(text.contains("connection stored"), "{text}");
+    assert!(!text.contains(DEMO_TOKEN), "a log line holds the token");
+}
+
+#[tokio::test]
+async fn a_refused_connection_stores_nothing_and_says_why() {
+    let env = AwsTestEnv::start().await;
+    let cases = [
+        (
+            connect_payload("eu1.make.com", ACME, "sim-token-revoked"),
+            "auth",
+            "invalid, expired or revoked",
+        ),
+        (
+            connect_payload("eu1.make.com", ACME, "sim-token-no-user-read"),
+            "permission",
+            "user:read",
+        ),
+        (
+            connect_payload("eu1.make.com", ACME, "sim-token-outsider"),
+            "permission",
+            "organizations:read",
+        ),
+        (
+            connect_payload("eu1.make.com", 9999, DEMO_TOKEN),
+            "not_found",
+            "check the organization ID",
+        ),
+        (
+            connect_payload("us2.make.com", ACME, DEMO_TOKEN),
+            "invalid_input",
+            "connect it with host eu1.make.com",
+        ),
+        (
+            connect_payload("evil.example.com", ACME, DEMO_TOKEN),
+            "invalid_input",
+            "not a Make zone",
+        ),
+        (
+            connect_payload("127.0.0.1", ACME, DEMO_TOKEN),
+            "invalid_input",
+            "IP address",
+        ),
+        (
+            connect_payload("https://eu1.make.com", ACME, DEMO_TOKEN),
+            "invalid_input",
+            "scheme",
+        ),
+        (
+            json!({"host": "eu1.make.com", "organizationId": "acme", "token": DEMO_TOKEN}),
+            "invalid_input",
+            "not a number",
+        ),
+        (
+            json!({"host": "eu1.make.com", "organizationId": ACME}),
+            "invalid_input",
+            "no \"token\"",
+        ),
+    ];
+    for (payload, kind, message) in cases {
+        let response = connect(&env, payload.clone()).await;
+        assert_eq!(response["error"]["kind"], kind, "{payload} → {response}");
+        let text = response["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{payload} → {text}");
+        assert!(!response.to_string().contains("sim-token"), "{response}");
+    }
+    assert_eq!(env.item_count(&env.settings.connections_table).await, 0);
+    assert!(env.secret_names().await.is_empty());
+    assert!(env.take_messages().await.is_empty());
+}
+
+/// A connection as the connect function would have stored it.
+fn stored_connection(env: &AwsTestEnv, id: &str, organization: u64) -> Connection {
+    Connection::new(
+        ConnectionId::parse(id).unwrap(),
+        MakeHost::parse("eu1.make.com").unwrap(),
+        OrganizationId::new(organization).unwrap(),
+        env.make.clock_arc().wall(),
+    )
+}
+
+#[tokio::test]
+async fn the_scheduler_sends_exactly_one_message_per_active_connection() {
+    let env = AwsTestEnv::start().await;
+    let store = env.backend.store.clone();
+    let now = env.clock().wall();
+    let mut expected = Vec::new();
+    let mut puts = tokio::task::JoinSet::new();
+    for n in 0..1000 {
+        let connection = stored_connection(&env, &format!("conn-{n:04}"), 1 + n);
+        expected.push(connection.id.to_string());
+        let store = store.clone();
+        puts.spawn(async move { store.put_connection(&connection).await });
+    }
+    while let Some(put) = puts.join_next().await {
+        put.unwrap().unwrap();
+    }
+    for n in 0..3 {
+        let mut paused = stored_connection(&env, &format!("paused-{n}"), 5000 + n);
+        paused.status = ConnectionStatus::Paused;
+        store.put_connection(&paused).await.unwrap();
+        let mut gone = stored_connection(&env, &format!("gone-{n}"), 6000 + n);
+        gone.status = ConnectionStatus::Disconnected;
+        store.put_connection(&gone).await.unwrap();
+    }
+    let busy = stored_connection(&env, "busy", 7000);
+    store.put_connection(&busy).await.unwrap();
+    assert!(store
+        .acquire_lease(&busy.id, now, now + ChronoDuration::minutes(15))
+        .await
+        .unwrap());
+
+    let summary = makesync_scheduler::handle(&env.scheduler()).await.unwrap();
+    assert_eq!(summary.seen, 1007);
+    assert_eq!(summary.enqueued, 1000);
+    assert_eq!(summary.skipped_paused, 3);
+    assert_eq!(summary.skipped_disconnected, 3);
+    assert_eq!(summary.skipped_in_flight, 1);
+    assert_eq!(summary.failed, 0);
+
+    let mut sent: BTreeMap<String, u32> = BTreeMap::new();
+    for message in env.take_messages().await {
+        let request = SyncRequest::parse(message.body.as_deref().unwrap()).unwrap();
+        assert_eq!(request.reason, SyncReason::Scheduled);
+        *sent.entry(request.connection_id.to_string()).or_default() += 1;
+    }
+    expected.sort();
+    assert_eq!(sent.keys().cloned().collect::<Vec<_>>(), expected);
+    assert!(
+        sent.values().all(|&count| count == 1),
+        "a connection was sent twice"
+    );
+}
+
+#[tokio::test]
+async fn the_scheduler_fails_the_invocation_when_the_queue_is_gone() {
+    let env = AwsTestEnv::start().await;
+    env.backend
+        .store
+        .put_connection(&stored_connection(&env, "c-1", ACME))
+        .await
+        .unwrap();
+    env.sqs
+        .delete_queue()
+        .queue_url(env.settings.queue_url.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let error = makesync_scheduler::handle(&env.scheduler())
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("1 of 1 sync requests could not be sent"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_worker_drops_bad_messages_retries_passing_failures_and_syncs_the_rest() {
+    let env = AwsTestEnv::start().await;
+    let ok = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    let down =
+        connection_id(&connect(&env, connect_payload("us2.make.com", GLOBEX, DEMO_TOKEN)).await);
+    env.send_raw("{\"connectionId\": 42").await;
+    env.send_raw(
+        &SyncRequest::new(
+            ConnectionId::parse("never-connected").unwrap(),
+            SyncReason::Scheduled,
+            env.clock().wall(),
+        )
+        .to_body(),
+    )
+    .await;
+    env.make
+        .simulator
+        .world()
+        .faults
+        .unavailable_organizations
+        .insert(GLOBEX);
+
+    let messages = env.take_messages().await;
+    assert_eq!(messages.len(), 4);
+    let down_message = messages
+        .iter()
+        .find(|m| m.body.as_deref().is_some_and(|b| b.contains(down.as_str())))
+        .and_then(|m| m.message_id.clone())
+        .unwrap();
+    let response = makesync_worker::handle(&env.worker(), sqs_event(messages)).await;
+
+    // Only the passing failure goes back to the queue.
+    let failed: Vec<_> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec![down_message]);
+
+    let store = env.backend.store.clone();
+    assert_eq!(
+        store.list_users(&ok).await.unwrap().len(),
+        member_count(&env, ACME)
+    );
+    assert!(store.list_users(&down).await.unwrap().is_empty());
+    let runs = store.list_runs(&down, 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].outcome, RunOutcome::Failed);
+    assert_eq!(runs[0].error.as_ref().unwrap().kind.as_str(), "transient");
+    let down_connection = store.get_connection(&down).await.unwrap().unwrap();
+    assert_eq!(down_connection.consecutive_failures, 1);
+    assert_eq!(down_connection.lease_until, None, "the lease is released");
+}
+
+#[tokio::test]
+async fn connect_queue_worker_store_and_a_removed_member_is_tombstoned() {
+    let env = AwsTestEnv::start().await;
+    let worker = env.worker();
+    let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+
+    let response = makesync_worker::handle(&worker, sqs_event(env.take_messages().await)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let store = env.backend.store.clone();
+    let members = member_count(&env, ACME);
+    let users = store.list_users(&id).await.unwrap();
+    assert_eq!(users.len(), members);
+    let ada = users.iter().find(|u| u.user_id == 1).unwrap();
+    assert_eq!(ada.email, "ada@acme.example");
+    assert_eq!(ada.status, UserStatus::Active);
+    assert!(ada.last_login.is_some());
+    assert!(!ada.role_name.is_empty());
+
+    // Zoë leaves the organization; the next sync (asked for now) marks her removed.
+    env.make.simulator.world().remove_member(ACME, 2);
+    env.make.clock.advance(std::time::Duration::from_secs(3600));
+    let now = makesync_connect::handle(
+        &env.connect_service(),
+        json!({"action": "sync", "connectionId": id.as_str()}),
+    )
+    .await;
+    assert_eq!(now["syncEnqueued"], true, "{now}");
+    let messages = env.take_messages().await;
+    assert_eq!(
+        SyncRequest::parse(messages[0].body.as_deref().unwrap())
+            .unwrap()
+            .reason,
+        SyncReason::OnDemand
+    );
+    let response = makesync_worker::handle(&worker, sqs_event(messages)).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let users = store.list_users(&id).await.unwrap();
+    assert_eq!(users.len(), members, "a removed user is kept, marked");
+    let zoe = users.iter().find(|u| u.user_id == 2).unwrap();
+    assert_eq!(zoe.status, UserStatus::Removed);
+    assert!(zoe.removed_at.is_some());
+    assert!(users
+        .iter()
+        .filter(|u| u.user_id != 2)
+        .all(|u| u.removed_at.is_none()));
+
+    let runs = store.list_runs(&id, 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].counts.removed, 1);
+    assert_eq!(runs[0].reason, SyncReason::OnDemand);
+    assert_eq!(runs[1].counts.added as usize, members);
+    let connection = store.get_connection(&id).await.unwrap().unwrap();
+    assert_eq!(connection.last_run_id, Some(runs[0].run_id.to_string()));
+    assert_eq!(connection.consecutive_failures, 0);
+
+    // Runs expire: their items carry the TTL attribute.
+    let item = env
+        .dynamodb
+        .get_item()
+        .table_name(&env.settings.runs_table)
+        .key("connectionId", AttributeValue::S(id.to_string()))
+        .key("runId", AttributeValue::S(runs[0].run_id.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let expires: i64 = item.item().unwrap()["expiresAt"]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(expires, runs[0].started_at.timestamp() + 90 * 86_400);
+}
+
+#[tokio::test]
+async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_PAUSE_AFTER_FAILURES", "3")]).await;
+    let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    env.take_messages().await;
+    // The customer revokes the token in Make after connecting.
+    env.backend
+        .secrets
+        .put_token(&id, &ApiToken::parse("sim-token-revoked").unwrap())
+        .await
+        .unwrap();
+
+    for attempt in 1..=3 {
+        makesync_scheduler::handle(&env.scheduler()).await.unwrap();
+        let messages = env.take_messages().await;
+        assert_eq!(messages.len(), 1, "attempt {attempt}");
+        let response = makesync_worker::handle(&env.worker(), sqs_event(messages)).await;
+        assert!(
+            response.batch_item_failures.is_empty(),
+            "an invalid token is not retried"
+        );
+    }
+    let connection = env
+        .backend
+        .store
+        .get_connection(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Paused);
+    let reason = connection.status_reason.unwrap();
+    assert_eq!(reason.kind.as_str(), "auth");
+    assert!(
+        reason.message.contains("paused after 3 failed syncs"),
+        "{}",
+        reason.message
+    );
+
+    let summary = makesync_scheduler::handle(&env.scheduler()).await.unwrap();
+    assert_eq!((summary.enqueued, summary.skipped_paused), (0, 1));
+    assert!(env.take_messages().await.is_empty());
+    let refused = makesync_connect::handle(
+        &env.connect_service(),
+        json!({"action": "sync", "connectionId": id.as_str()}),
+    )
+    .await;
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("connect it again with a token"));
+
+    // Reconnecting with a working token resumes it.
+    let mut again = connect_payload("eu1.make.com", ACME, DEMO_TOKEN);
+    again["connectionId"] = json!(id.as_str());
+    connect(&env, again).await;
+    let connection = env
+        .backend
+        .store
+        .get_connection(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    assert_eq!(connection.consecutive_failures, 0);
+}
+
+#[tokio::test]
+async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
+    let env = AwsTestEnv::start().await;
+    let worker = env.worker();
+    let kept =
+        connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    let purged =
+        connection_id(&connect(&env, connect_payload("us2.make.com", GLOBEX, DEMO_TOKEN)).await);
+    makesync_worker::handle(&worker, sqs_event(env.take_messages().await)).await;
+    let store = env.backend.store.clone();
+    assert!(!store.list_users(&kept).await.unwrap().is_empty());
+    assert!(!store.list_users(&purged).await.unwrap().is_empty());
+
+    let service = env.connect_service();
+    let response = makesync_connect::handle(
+        &service,
+        json!({"action": "disconnect", "connectionId": kept.as_str()}),
+    )
+    .await;
+    assert_eq!(response["status"], "disconnected", "{response}");
+    assert_eq!(response["usersPurged"], false);
+    let response = makesync_connect::handle(
+        &service,
+        json!({"action": "disconnect", "connectionId": purged.as_str(), "purge": true}),
+    )
+    .await;
+    assert_eq!(response["usersPurged"], true, "{response}");
+
+    assert!(env.secret_names().await.is_empty());
+    assert_eq!(
+        store.get_connection(&kept).await.unwrap().unwrap().status,
+        ConnectionStatus::Disconnected
+    );
+    assert_eq!(
+        store.list_users(&kept).await.unwrap().len(),
+        member_count(&env, ACME)
+    );
+    assert!(store.list_users(&purged).await.unwrap().is_empty());
+
+    // A sync that was already queued finds the connection disconnected and drops the message.
+    env.send_raw(
+        &SyncRequest::new(kept.clone(), SyncReason::Scheduled, env.clock().wall()).to_body(),
+    )
+    .await;
+    let response = makesync_worker::handle(&worker, sqs_event(env.take_messages().await)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(store.list_runs(&kept, 10).await.unwrap().len(), 1);
+
+    // Disconnecting twice is harmless; an unknown connection is a clear error.
+    let again = makesync_connect::handle(
+        &service,
+        json!({"action": "disconnect", "connectionId": kept.as_str()}),
+    )
+    .await;
+    assert_eq!(again["status"], "disconnected", "{again}");
+    let unknown = makesync_connect::handle(
+        &service,
+        json!({"action": "disconnect", "connectionId": "nope"}),
+    )
+    .await;
+    assert_eq!(unknown["error"]["kind"], "not_found");
+}
