@@ -54,6 +54,9 @@ if grep -q "sim-token" <<<"$out"; then echo "the token is in the response" >&2; 
 echo "== worker (tests/events/worker-sqs.json: one sync request, one malformed body)"
 out="$(invoke makesync-worker tests/events/worker-sqs.json)"; echo "$out"
 grep -q '"batchItemFailures":\[\]' <<<"$out"
+# The request was synced, not just dropped: the worker's JSON log says so, with its ids.
+grep -q '"message":"sync succeeded","message_id":"9d2a4a5e-1c1b-4b7f-9a59-0e0f6a1c2d01","connection_id":"demo-acme"' target/lambda-watch.log
+grep -q '"message":"sync message dropped","message_id":"9d2a4a5e-1c1b-4b7f-9a59-0e0f6a1c2d02"' target/lambda-watch.log
 
 echo "== scheduler (tests/events/scheduler.json)"
 out="$(invoke makesync-scheduler tests/events/scheduler.json)"; echo "$out"
