@@ -369,14 +369,14 @@ impl ConnectService {
             return Err(error.into());
         }
         tracing::info!(connection_id = %id, host = %host, organization_id = %input.organization_id, reconnected = existing.is_some(), "connection stored");
-        let (sync_enqueued, sync_error) = self.enqueue(&id, SyncReason::Connected).await;
+        let enqueued = self.enqueue(&id, SyncReason::Connected).await;
         Ok(ConnectResponse {
             connection_id: id,
             status: ConnectionStatus::Active,
             organization_name: Some(organization.name),
             zone: organization.zone,
-            sync_enqueued,
-            sync_error,
+            sync_enqueued: enqueued.is_ok(),
+            sync_error: enqueued.err(),
             users_purged: None,
         })
     }
@@ -390,16 +390,15 @@ impl ConnectService {
                 reason: connection.status_reason.map(|r| r.message),
             });
         }
-        let (sync_enqueued, sync_error) = self.enqueue(id, SyncReason::OnDemand).await;
-        if let Some(error) = sync_error {
-            return Err(ConnectError::Queue(QueueError::Unavailable(error)));
-        }
+        self.enqueue(id, SyncReason::OnDemand)
+            .await
+            .map_err(|error| ConnectError::Queue(QueueError::Unavailable(error)))?;
         Ok(ConnectResponse {
             connection_id: id.clone(),
             status: connection.status,
             organization_name: connection.organization_name,
             zone: connection.zone,
-            sync_enqueued,
+            sync_enqueued: true,
             sync_error: None,
             users_purged: None,
         })
@@ -445,10 +444,11 @@ impl ConnectService {
             .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))
     }
 
-    async fn enqueue(&self, id: &ConnectionId, reason: SyncReason) -> (bool, Option<String>) {
+    /// Queues one sync; the error says what happened and what the caller can do.
+    async fn enqueue(&self, id: &ConnectionId, reason: SyncReason) -> Result<(), String> {
         let request = SyncRequest::new(id.clone(), reason, self.clock.wall());
         let error = match self.queue.enqueue(std::slice::from_ref(&request)).await {
-            Ok(failures) if failures.is_empty() => return (true, None),
+            Ok(failures) if failures.is_empty() => return Ok(()),
             Ok(failures) => failures
                 .into_iter()
                 .next()
@@ -457,12 +457,9 @@ impl ConnectService {
             Err(e) => e.to_string(),
         };
         tracing::error!(connection_id = %id, error = %error, "could not enqueue the sync");
-        (
-            false,
-            Some(format!(
-                "the sync could not be queued ({error}); the connection is stored and the next schedule will sync it — ask {{\"action\": \"sync\"}} to try again now"
-            )),
-        )
+        Err(format!(
+            "the sync could not be queued ({error}); the connection is stored and the next schedule will sync it — ask {{\"action\": \"sync\"}} to try again now"
+        ))
     }
 }
 

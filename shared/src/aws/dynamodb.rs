@@ -13,10 +13,14 @@
 use super::item::{from_item, number, string, to_item, Item};
 use super::sdk_error::{classify, AwsFailure};
 use crate::connection::{Connection, ConnectionId};
+use crate::make::RetryPolicy;
 use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
 use crate::run::SyncRun;
 use crate::user::UserRecord;
 use async_trait::async_trait;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
@@ -61,7 +65,7 @@ impl DynamoStore {
             let mut attempt = 0;
             while !pending.is_empty() {
                 if attempt > 0 {
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(batch_write_backoff().delay(attempt, None)).await;
                 }
                 attempt += 1;
                 let sent = self
@@ -152,11 +156,22 @@ impl DynamoStore {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = Duration::from_millis(50)
-        .saturating_mul(1 << attempt.min(6))
-        .min(Duration::from_secs(3));
-    ceiling.mul_f64(fastrand::f64().max(0.1))
+/// Waits between attempts at unprocessed batch items: the Make client's backoff (exponential,
+/// full jitter), with DynamoDB's shorter steps.
+fn batch_write_backoff() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: BATCH_WRITE_ATTEMPTS,
+        base_delay: Duration::from_millis(50),
+        max_delay: Duration::from_secs(3),
+        max_elapsed: Duration::from_secs(60),
+    }
+}
+
+/// Whether an `UpdateItem` was refused by its condition (a lease held, a newer run's claim).
+fn condition_failed(error: &SdkError<UpdateItemError, HttpResponse>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(|e| e.is_conditional_check_failed_exception())
 }
 
 fn store_error(failure: AwsFailure) -> StoreError {
@@ -291,13 +306,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
@@ -315,13 +324,7 @@ impl ConnectionStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // The connection is gone: there is no lease to release.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
@@ -361,10 +364,7 @@ impl UserStore for DynamoStore {
             .send()
             .await;
         if let Err(error) = claimed {
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception())
-            {
+            if condition_failed(&error) {
                 let newer = self.read_guard(connection).await?.unwrap_or(run_started_at);
                 return Err(StoreError::StaleRun {
                     this: run_started_at,

@@ -2,6 +2,7 @@
 //! entries that fail for a passing reason sent again.
 
 use super::sdk_error::classify;
+use crate::make::RetryPolicy;
 use crate::ports::{EnqueueFailure, QueueError, SyncQueue};
 use crate::queue::SyncRequest;
 use async_trait::async_trait;
@@ -16,6 +17,16 @@ const BATCH_LIMIT: usize = 10;
 const IN_FLIGHT: usize = 8;
 /// Attempts per entry before it is reported as failed.
 const ATTEMPTS: u32 = 4;
+
+/// Waits between attempts at a batch: the Make client's backoff (exponential, full jitter).
+fn send_backoff() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: ATTEMPTS,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(2),
+        max_elapsed: Duration::from_secs(30),
+    }
+}
 
 #[derive(Clone)]
 pub struct SqsQueue {
@@ -43,8 +54,7 @@ impl SqsQueue {
                 break;
             }
             if attempt > 0 {
-                let ceiling = Duration::from_millis(100 * (1 << attempt));
-                tokio::time::sleep(ceiling.mul_f64(fastrand::f64().max(0.1))).await;
+                tokio::time::sleep(send_backoff().delay(attempt, None)).await;
             }
             let entries = pending
                 .iter()
