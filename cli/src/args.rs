@@ -1,6 +1,8 @@
 //! Command-line arguments.
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
+use makesync_simulator::ListShape;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -105,7 +107,39 @@ pub struct SimulatorArgs {
     /// Added to every response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
-    /// The most rows a page holds.
-    #[arg(long, default_value_t = 25)]
-    pub max_page_size: u32,
+    /// The most rows a page of GET /users holds.
+    #[arg(long, default_value_t = 10_000)]
+    pub users_page_cap: u32,
+    /// How the member list answers: `unpaged` (documented), `paged:N` (pages of at most N),
+    /// or `cut:N` (whole, but only the first N rows).
+    #[arg(long, default_value = "unpaged", value_parser = parse_list_shape)]
+    pub members: ListShape,
+    /// How GET /users/roles answers: `unpaged` (documented), `paged:N` or `cut:N`.
+    #[arg(long, default_value = "unpaged", value_parser = parse_list_shape)]
+    pub roles: ListShape,
+    /// The status for a token that lacks a scope: 403 or 401.
+    #[arg(long, default_value_t = 403, value_parser = clap::builder::PossibleValuesParser::new(["401", "403"]).map(|s| s.parse::<u16>().unwrap_or(403)))]
+    pub missing_scope_status: u16,
+    /// The status for a spent rate limit: 429 or 418.
+    #[arg(long, default_value_t = 429, value_parser = clap::builder::PossibleValuesParser::new(["418", "429"]).map(|s| s.parse::<u16>().unwrap_or(429)))]
+    pub rate_limit_status: u16,
+    /// Also serve organization 9001 on eu1.make.com with this many generated members
+    /// (the demo token's user is one of them).
+    #[arg(long)]
+    pub generate_members: Option<u64>,
+}
+
+fn parse_list_shape(text: &str) -> Result<ListShape, String> {
+    let number = |n: &str| {
+        n.parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{n:?} is not a positive number"))
+    };
+    match text.split_once(':') {
+        None if text == "unpaged" => Ok(ListShape::Unpaged),
+        Some(("paged", n)) => Ok(ListShape::Paged { max: number(n)? }),
+        Some(("cut", n)) => Ok(ListShape::UnpagedCut { at: number(n)? }),
+        _ => Err("use unpaged, paged:N or cut:N".to_string()),
+    }
 }

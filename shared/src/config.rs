@@ -6,8 +6,9 @@
 //! | `MAKESYNC_API_BASE_URL` | send every Make request here instead (simulator, tests) | unset |
 //! | `MAKESYNC_REQUESTS_PER_MINUTE` | an organization's budget when Make does not report `license.apiLimit` | 60 |
 //! | `MAKESYNC_BUDGET_PERCENT` | share of the organization's budget one sync may use | 50 |
-//! | `MAKESYNC_PAGE_SIZE` | rows asked for per page | 100 |
+//! | `MAKESYNC_PAGE_SIZE` | rows asked for per page | 10000 |
 //! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |
+//! | `MAKESYNC_MEMBER_LOOKUPS` | members one sync may look up one by one when the member list is cut | 100 |
 //! | `MAKESYNC_REQUEST_TIMEOUT_SECS` | one Make request | 20 |
 //! | `MAKESYNC_RETRY_MAX_ATTEMPTS` | attempts per Make request, the first included | 5 |
 //! | `MAKESYNC_RETRY_MAX_ELAPSED_SECS` | time one Make request may spend retrying | 90 |
@@ -95,6 +96,12 @@ pub fn make_api_config_from(
         retry,
         page_size: number("MAKESYNC_PAGE_SIZE", defaults.page_size, 1, 10_000)?,
         max_pages: number("MAKESYNC_MAX_PAGES", defaults.max_pages, 1, 1_000_000)?,
+        member_lookups: number(
+            "MAKESYNC_MEMBER_LOOKUPS",
+            defaults.member_lookups,
+            0,
+            1_000_000,
+        )?,
         default_requests_per_minute: number(
             "MAKESYNC_REQUESTS_PER_MINUTE",
             defaults.default_requests_per_minute,
@@ -143,7 +150,8 @@ mod tests {
     fn defaults_need_no_environment() {
         let config = config(&[]).unwrap();
         assert_eq!(config.base_url_override, None);
-        assert_eq!(config.page_size, 100);
+        assert_eq!(config.page_size, 10_000);
+        assert_eq!(config.member_lookups, 100);
         assert_eq!(config.budget_percent, 50);
     }
 

@@ -2,9 +2,11 @@
 //! customer connects a Make organization.
 //!
 //! Connecting checks everything with Make *before* anything is stored — the host against the
-//! allowlist, the token (`GET /users/me`), access to the organization (`GET /organizations/{id}`,
-//! which also tells the zone) and the `user:read` scope (one row of `GET /users`) — so a
-//! connection that is stored is one that can sync. Then the token goes to the secret store, the
+//! allowlist, the token, its scope `organizations:read` and its access to the organization
+//! (`GET /organizations/{id}`, which also tells the zone), and the scope `user:read` (one row of
+//! `GET /users`) — so a connection that is stored is one that can sync. A 401 is told apart
+//! by the client: after the organization was read, it means a missing scope; on the first
+//! call, `GET /users/me` says whether the token itself is refused. Then the token goes to the secret store, the
 //! connection to the connection store, and a sync with reason `connected` to the queue.
 
 use crate::clock::Clock;
@@ -335,8 +337,9 @@ impl ConnectService {
         }
 
         // Everything Make must confirm, before anything is stored.
-        let client = self.make.client(&host, input.token.clone())?;
-        client.get_me().await?;
+        let client = self
+            .make
+            .client(&host, input.organization_id, input.token.clone())?;
         let organization = client.get_organization(input.organization_id).await?;
         client.check_user_access(input.organization_id).await?;
 

@@ -171,7 +171,9 @@ impl Worker {
         connection: &crate::connection::Connection,
     ) -> Result<crate::make::MakeClient, SyncError> {
         let token = self.secrets.get_token(&connection.id).await?;
-        Ok(self.make.client(&connection.host, token)?)
+        Ok(self
+            .make
+            .client(&connection.host, connection.organization_id, token)?)
     }
 
     /// After too many failed runs in a row, stop scheduling the connection until it is

@@ -13,7 +13,7 @@ use makesync::run::{SyncReason, SyncRun};
 use makesync::store::MemoryStore;
 use makesync::sync::{SyncEngine, SyncReport};
 use makesync::token::ApiToken;
-use makesync_simulator::{demo_world, Simulator, World, DEMO_TOKEN};
+use makesync_simulator::{demo_world, Faults, ListShape, Simulator, World, DEMO_TOKEN};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,6 +27,82 @@ pub const ACME: u64 = 1001;
 pub const GLOBEX: u64 = 2002;
 pub const CELONIS: u64 = 3003;
 
+/// One way Make may answer where its documentation leaves the choice open: whether the member
+/// list is paged, whole, or whole but cut; and whether a missing scope is a 403 or a 401.
+/// Tests written with [`across_api_shapes!`] run once per shape in [`ApiShape::ALL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiShape {
+    pub members: ListShape,
+    pub missing_scope_status: u16,
+}
+
+impl ApiShape {
+    /// As documented: the member list whole, a missing scope 403.
+    pub const DOCUMENTED: ApiShape = ApiShape {
+        members: ListShape::Unpaged,
+        missing_scope_status: 403,
+    };
+
+    /// The member list paged with a cap below the tests' page size.
+    pub const MEMBERS_PAGED: ListShape = ListShape::Paged { max: 7 };
+    /// The member list whole but cut: Acme (36 members) loses 11.
+    pub const MEMBERS_CUT: ListShape = ListShape::UnpagedCut { at: 25 };
+
+    pub fn new(members: ListShape, missing_scope_status: u16) -> Self {
+        Self {
+            members,
+            missing_scope_status,
+        }
+    }
+
+    pub fn apply(&self, faults: &mut Faults) {
+        faults.members_list = self.members;
+        faults.missing_scope_status = self.missing_scope_status;
+    }
+}
+
+/// Runs each `async fn name(shape: ApiShape) { … }` as six tests, `name::members_*_scope_*`:
+/// the member list unpaged, paged or cut, times a missing scope answered 403 or 401.
+#[macro_export]
+macro_rules! across_api_shapes {
+    ($(async fn $name:ident($shape:ident : ApiShape) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                use $crate::ApiShape;
+
+                async fn run($shape: ApiShape) $body
+
+                #[tokio::test]
+                async fn members_unpaged_scope_403() {
+                    run(ApiShape::new($crate::simulator::ListShape::Unpaged, 403)).await
+                }
+                #[tokio::test]
+                async fn members_unpaged_scope_401() {
+                    run(ApiShape::new($crate::simulator::ListShape::Unpaged, 401)).await
+                }
+                #[tokio::test]
+                async fn members_paged_scope_403() {
+                    run(ApiShape::new(ApiShape::MEMBERS_PAGED, 403)).await
+                }
+                #[tokio::test]
+                async fn members_paged_scope_401() {
+                    run(ApiShape::new(ApiShape::MEMBERS_PAGED, 401)).await
+                }
+                #[tokio::test]
+                async fn members_cut_scope_403() {
+                    run(ApiShape::new(ApiShape::MEMBERS_CUT, 403)).await
+                }
+                #[tokio::test]
+                async fn members_cut_scope_401() {
+                    run(ApiShape::new(ApiShape::MEMBERS_CUT, 401)).await
+                }
+            }
+        )*
+    };
+}
+
 pub struct TestEnv {
     pub simulator: Simulator,
     pub clock: ManualClock,
@@ -36,13 +112,27 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    /// The demo world, a small page size (so every list spans several pages) and a retry
-    /// budget that a test's waits fit in.
+    /// The demo world as documented, a small page size (so paged lists span several pages)
+    /// and a retry budget that a test's waits fit in.
     pub async fn start() -> Self {
         Self::start_with(demo_world(), |_| {}).await
     }
 
+    /// The demo world answered in `shape`.
+    pub async fn start_in(shape: ApiShape) -> Self {
+        Self::start_shaped(demo_world(), shape, |_| {}).await
+    }
+
     pub async fn start_with(world: World, configure: impl FnOnce(&mut MakeApiConfig)) -> Self {
+        Self::start_shaped(world, ApiShape::DOCUMENTED, configure).await
+    }
+
+    pub async fn start_shaped(
+        mut world: World,
+        shape: ApiShape,
+        configure: impl FnOnce(&mut MakeApiConfig),
+    ) -> Self {
+        shape.apply(&mut world.faults);
         let clock = ManualClock::default();
         let simulator = Simulator::start_on(world, Arc::new(clock.clone()), 0)
             .await
@@ -96,6 +186,7 @@ impl TestEnv {
         self.make
             .client(
                 &connection.host,
+                connection.organization_id,
                 ApiToken::parse(token).expect("test token"),
             )
             .expect("host is allowed")

@@ -1,4 +1,6 @@
-//! The Make client against the simulator: paging, retries, rate limits, classified errors.
+//! The Make client against the simulator: paging in every shape, retries, rate limits,
+//! classified errors. Tests in `across_api_shapes!` run once per API shape (member list
+//! unpaged / paged / cut × missing scope 403 / 401).
 
 use makesync::clock::Clock;
 use makesync::error::ErrorKind;
@@ -7,388 +9,521 @@ use makesync::make::MakeError;
 use makesync::ports::UserStore;
 use makesync::run::RunOutcome;
 use makesync::token::ApiToken;
-use makesync::user::UserStatus;
-use makesync_simulator::{demo_world, PageChange, DEMO_TOKEN};
-use makesync_tests::{TestEnv, ACME, GLOBEX};
+use makesync::user::{UserRecord, UserStatus};
+use makesync_simulator::{demo_world, ListShape, PageChange, SeenRequest, DEMO_TOKEN};
+use makesync_tests::{across_api_shapes, ApiShape, TestEnv, ACME, GLOBEX};
 use std::time::Duration;
 
 const ACME_MEMBERS: u32 = 36;
 
-#[tokio::test]
-async fn a_server_capped_page_size_does_not_end_the_sync_early() {
-    let env = TestEnv::start_with(demo_world(), |config| config.page_size = 100).await;
-    env.simulator.world().faults.max_page_size = 7;
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(
-        report.run.outcome,
-        RunOutcome::Succeeded,
-        "{:?}",
-        report.run.error
-    );
-    assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
-    let member_pages = env
-        .simulator
-        .requests()
+fn count(requests: &[SeenRequest], path_end: &str) -> usize {
+    requests
         .iter()
-        .filter(|r| r.path.ends_with("/user-organization-roles"))
-        .count();
-    assert!(
-        member_pages >= 6,
-        "36 members in pages of 7 need at least 6 pages, saw {member_pages}"
-    );
+        .filter(|r| r.path.ends_with(path_end))
+        .count()
 }
 
-#[tokio::test]
-async fn a_server_that_does_not_echo_the_limit_is_paged_to_an_empty_page() {
-    let env = TestEnv::start().await;
-    {
-        let mut world = env.simulator.world();
-        world.faults.echo_page = false;
-        world.faults.max_page_size = 5;
-    }
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+fn assert_succeeded(report: &makesync::sync::SyncReport) {
     assert_eq!(
         report.run.outcome,
         RunOutcome::Succeeded,
         "{:?}",
         report.run.error
     );
-    assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+}
+
+fn removed(users: &[UserRecord]) -> Vec<u64> {
+    users
+        .iter()
+        .filter(|u| u.status == UserStatus::Removed)
+        .map(|u| u.user_id)
+        .collect()
+}
+
+across_api_shapes! {
+    async fn a_server_capped_page_size_does_not_end_the_sync_early(shape: ApiShape) {
+        let mut world = demo_world();
+        world.faults.users_list = ListShape::Paged { max: 7 };
+        let env = TestEnv::start_shaped(world, shape, |config| config.page_size = 100).await;
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+        let user_pages = count(&env.simulator.requests(), "/users");
+        assert!(
+            user_pages >= 6,
+            "36 users in pages of 7 need at least 6 pages, saw {user_pages}"
+        );
+    }
+
+    async fn a_paged_list_whose_offset_is_ignored_fails_the_run_instead_of_looping(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        assert_succeeded(&env.sync(&connection).await);
+        {
+            let mut world = env.simulator.world();
+            world.faults.ignore_offset = true;
+            world.remove_member(ACME, 11);
+        }
+        env.simulator.clear_requests();
+        let report = env.sync(&connection).await;
+        assert_eq!(report.run.outcome, RunOutcome::Failed);
+        let error = report.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Protocol);
+        assert!(error.message.contains("not advancing"), "{}", error.message);
+        assert!(
+            env.simulator.requests().len() < 40,
+            "the walk stopped: {} requests",
+            env.simulator.requests().len()
+        );
+        let users = env.store.list_users(&connection.id).await.unwrap();
+        assert!(removed(&users).is_empty());
+    }
+
+    async fn a_429_is_retried_after_the_retry_after_it_names(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        {
+            let mut world = env.simulator.world();
+            world.faults.rate_limited = 2;
+            world.faults.rate_limited_retry_after = 7;
+        }
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.retries, 2);
+        let waits_of_seven = env
+            .clock
+            .sleeps()
+            .iter()
+            .filter(|wait| **wait == Duration::from_secs(7))
+            .count();
+        assert_eq!(waits_of_seven, 2, "sleeps: {:?}", env.clock.sleeps());
+    }
+
+    async fn a_418_is_a_rate_limit_retried_like_a_429(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        {
+            let mut world = env.simulator.world();
+            world.faults.rate_limit_status = 418;
+            world.faults.rate_limited = 2;
+            world.faults.rate_limited_retry_after = 3;
+        }
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.retries, 2);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+
+        env.simulator.world().faults.rate_limited = 1000;
+        let error = env
+            .sync(&env.connection("eu1.make.com", ACME))
+            .await
+            .run
+            .error
+            .unwrap();
+        assert_eq!(error.kind, ErrorKind::RateLimited);
+        assert!(error.message.contains("answered 418"), "{}", error.message);
+    }
+
+    async fn a_rate_limit_that_does_not_clear_fails_the_run_with_its_own_error(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        env.simulator.world().faults.rate_limited = 1000;
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        let error = report.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::RateLimited);
+        assert!(
+            error.message.contains("retry after 7 s"),
+            "{}",
+            error.message
+        );
+        assert_eq!(env.simulator.requests().len(), 5, "bounded attempts");
+    }
+
+    async fn a_budget_spent_by_the_customer_is_waited_out_using_the_reset_make_reports(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let now = env.clock.monotonic();
+        env.simulator.world().spend_budget(ACME, 60, now);
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        assert_succeeded(&report);
+        assert!(report.run.retries >= 1);
+        assert!(
+            env.clock.total_slept() >= Duration::from_secs(60),
+            "waited for the window to reset: {:?}",
+            env.clock.sleeps()
+        );
+    }
+
+    async fn a_sync_stays_within_its_share_of_the_organization_budget(shape: ApiShape) {
+        // Acme's plan allows 60 requests a minute; makesync takes half.
+        let env = TestEnv::start_shaped(demo_world(), shape, |config| config.page_size = 3).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        for _ in 0..4 {
+            assert_succeeded(&env.sync(&connection).await);
+        }
+        let times: Vec<Duration> = env
+            .simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path != "/api/v2/users/roles" && r.path != "/api/v2/users/me")
+            .map(|r| r.at)
+            .collect();
+        assert!(
+            times.len() > 60,
+            "enough requests to need spacing: {}",
+            times.len()
+        );
+        assert!(env.simulator.requests().iter().all(|r| r.status != 429));
+        for (i, start) in times.iter().enumerate() {
+            let in_minute = times[i..]
+                .iter()
+                .take_while(|t| **t < *start + Duration::from_secs(60))
+                .count();
+            assert!(in_minute <= 30, "{in_minute} requests within one minute");
+        }
+    }
+
+    async fn a_5xx_burst_is_retried_with_backoff(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        env.simulator.world().faults.server_errors = 3;
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.retries, 3);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+    }
+
+    async fn a_5xx_that_does_not_pass_fails_the_run_as_transient(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        env.simulator.world().faults.server_errors = 1000;
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        let error = report.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Transient);
+        assert!(
+            error.message.contains("503 after 5 attempts"),
+            "{}",
+            error.message
+        );
+    }
+
+    async fn a_body_that_does_not_parse_fails_the_run_names_the_endpoint_and_removes_nobody(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        assert_succeeded(&env.sync(&connection).await);
+        let before = env.store.list_users(&connection.id).await.unwrap();
+        {
+            let mut world = env.simulator.world();
+            world.remove_member(ACME, 11);
+            world
+                .faults
+                .canned_bodies
+                .insert("/api/v2/users/roles".into(), r#"{"usersRoles": [{"id": 1, "na"#.into());
+        }
+        let report = env.sync(&connection).await;
+        assert_eq!(report.run.outcome, RunOutcome::Failed);
+        let error = report.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::Protocol);
+        assert!(
+            error.message.contains("GET /users/roles"),
+            "names the endpoint: {}",
+            error.message
+        );
+        assert_eq!(env.store.list_users(&connection.id).await.unwrap(), before);
+    }
+
+    async fn an_invalid_token_a_missing_scope_and_a_wrong_organization_each_say_what_to_do(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let acme = env.connection("eu1.make.com", ACME);
+
+        let error = env
+            .sync_with(&acme, "sim-token-revoked")
+            .await
+            .run
+            .error
+            .unwrap();
+        assert_eq!(error.kind, ErrorKind::Auth);
+        assert!(
+            error.message.contains("invalid, expired or revoked"),
+            "{}",
+            error.message
+        );
+
+        for (token, scope) in [
+            ("sim-token-no-user-read", "user:read"),
+            ("sim-token-no-organizations-read", "organizations:read"),
+        ] {
+            let error = env.sync_with(&acme, token).await.run.error.unwrap();
+            assert_eq!(error.kind, ErrorKind::Permission, "{token}: {}", error.message);
+            assert!(
+                error.message.contains(&format!("lacks scope {scope}")),
+                "{token}: {}",
+                error.message
+            );
+            assert!(
+                error.message.contains("organizations:read and user:read"),
+                "{}",
+                error.message
+            );
+            for wrong in ["expired", "revoked", "invalid"] {
+                assert!(!error.message.contains(wrong), "{token}: {}", error.message);
+            }
+        }
+
+        let error = env
+            .sync_with(&acme, "sim-token-outsider")
+            .await
+            .run
+            .error
+            .unwrap();
+        assert_eq!(error.kind, ErrorKind::Permission);
+        assert!(
+            error.message.contains("no access to organization 1001"),
+            "{}",
+            error.message
+        );
+
+        let missing = env.connection("eu1.make.com", 999_999);
+        let error = env.sync(&missing).await.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::NotFound);
+        assert!(
+            error.message.contains("check the organization ID"),
+            "{}",
+            error.message
+        );
+
+        let wrong_zone = env.connection("us2.make.com", ACME);
+        let error = env.sync(&wrong_zone).await.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::InvalidInput);
+        assert!(
+            error.message.contains("connect it with host eu1.make.com"),
+            "{}",
+            error.message
+        );
+    }
+
+    async fn a_401_for_a_missing_scope_is_told_apart_however_users_me_is_scoped(shape: ApiShape) {
+        for me_requires_user_read in [true, false] {
+            let env = TestEnv::start_in(shape).await;
+            env.simulator.world().faults.me_requires_user_read = me_requires_user_read;
+            let acme = env.connection("eu1.make.com", ACME);
+            for (token, kind) in [
+                ("sim-token-no-user-read", ErrorKind::Permission),
+                ("sim-token-no-organizations-read", ErrorKind::Permission),
+                ("sim-token-revoked", ErrorKind::Auth),
+            ] {
+                let error = env.sync_with(&acme, token).await.run.error.unwrap();
+                assert_eq!(
+                    error.kind, kind,
+                    "{token}, /users/me needs user:read: {me_requires_user_read}: {}",
+                    error.message
+                );
+            }
+        }
+    }
+
+    async fn a_host_outside_the_allowlist_gets_no_request_and_no_token(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        for host in [
+            "make.evil.example",
+            "eu1.make.com.evil.example",
+            "eu9.make.com",
+        ] {
+            let host = MakeHost::parse(host).unwrap();
+            let organization = makesync::organization::OrganizationId::new(ACME).unwrap();
+            let refused = env
+                .make
+                .client(&host, organization, ApiToken::parse(DEMO_TOKEN).unwrap());
+            assert!(refused.is_err(), "{host} was admitted");
+        }
+        assert!(env.simulator.requests().is_empty());
+    }
+
+    async fn every_request_goes_to_the_connections_zone(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let report = env.sync(&env.connection("us2.make.com", GLOBEX)).await;
+        assert_succeeded(&report);
+        let requests = env.simulator.requests();
+        assert!(!requests.is_empty());
+        assert!(requests
+            .iter()
+            .all(|r| r.host.as_deref() == Some("us2.make.com")));
+    }
+
+    async fn members_who_change_between_pages_are_read_again_not_lost(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        assert_succeeded(&env.sync(&connection).await);
+        // After the first page, a member on that page leaves: a naive offset walk would skip
+        // the member that slides into the gap and then mark them removed.
+        env.simulator.world().faults.change_between_pages = Some(PageChange {
+            organization_id: ACME,
+            remove_user: Some(2),
+            add_member: None,
+        });
+        let report = env.sync(&connection).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.counts.removed, 1);
+        let users = env.store.list_users(&connection.id).await.unwrap();
+        assert_eq!(removed(&users), vec![2]);
+    }
+
+    async fn the_client_reports_organization_details_and_the_budget_it_uses(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let connection = env.connection("us2.make.com", GLOBEX);
+        let client = env.client(&connection, DEMO_TOKEN);
+        let me = client.get_me().await.unwrap();
+        assert_eq!(me.id, 1);
+        let organization = client
+            .get_organization(connection.organization_id)
+            .await
+            .unwrap();
+        assert_eq!(organization.name, "Globex Corporation");
+        assert_eq!(organization.api_limit(), Some(120));
+        assert_eq!(client.requests_per_minute(), 60);
+        let error = client
+            .get_organization(makesync::organization::OrganizationId::new(424242).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, MakeError::OrganizationNotFound { .. }),
+            "{error:?}"
+        );
+    }
 }
 
 #[tokio::test]
-async fn an_offset_the_server_ignores_fails_the_run_instead_of_looping_and_removes_nobody() {
-    let env = TestEnv::start().await;
-    let connection = env.connection("eu1.make.com", ACME);
+async fn the_documented_shapes_cost_one_request_per_list_and_roles_are_asked_whole() {
+    let env = TestEnv::start_with(demo_world(), |config| {
+        config.page_size = makesync::make::MakeApiConfig::default().page_size
+    })
+    .await;
+    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+    assert_succeeded(&report);
+    assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+    let requests = env.simulator.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(
-        env.sync(&connection).await.run.outcome,
-        RunOutcome::Succeeded
+        report.run.make_requests, 4,
+        "organization, roles, members, users: {paths:?}"
     );
-    {
-        let mut world = env.simulator.world();
-        world.faults.ignore_offset = true;
-        world.remove_member(ACME, 11);
-    }
+    let roles = requests
+        .iter()
+        .find(|r| r.path == "/api/v2/users/roles")
+        .unwrap();
+    assert!(
+        roles.query.iter().all(|(name, _)| !name.starts_with("pg[")),
+        "roles are documented without pg[]: {:?}",
+        roles.query
+    );
+    let users = requests.iter().find(|r| r.path == "/api/v2/users").unwrap();
+    assert!(users
+        .query
+        .contains(&("pg[limit]".to_string(), "10000".to_string())));
+}
+
+#[tokio::test]
+async fn a_cut_member_list_is_completed_by_looking_up_each_missing_member() {
+    let env = TestEnv::start_shaped(
+        demo_world(),
+        ApiShape::new(ListShape::UnpagedCut { at: 20 }, 403),
+        |_| {},
+    )
+    .await;
+    let connection = env.connection("eu1.make.com", ACME);
+    let report = env.sync(&connection).await;
+    assert_succeeded(&report);
+    assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+    let requests = env.simulator.requests();
+    let lookups = requests
+        .iter()
+        .filter(|r| r.path.contains("/user-organization-roles/"))
+        .count();
+    assert_eq!(lookups, 16, "36 members, 20 listed");
+
+    // A member beyond the cut leaves: still found removed, nobody else.
+    env.simulator.world().remove_member(ACME, 129);
+    let report = env.sync(&connection).await;
+    assert_succeeded(&report);
+    assert_eq!(report.run.counts.removed, 1);
+    let users = env.store.list_users(&connection.id).await.unwrap();
+    assert_eq!(removed(&users), vec![129]);
+}
+
+#[tokio::test]
+async fn a_cut_member_list_past_the_lookup_bound_fails_clearly_and_removes_nobody() {
+    let env = TestEnv::start_shaped(demo_world(), ApiShape::DOCUMENTED, |config| {
+        config.member_lookups = 5
+    })
+    .await;
+    let connection = env.connection("eu1.make.com", ACME);
+    assert_succeeded(&env.sync(&connection).await);
+    let before = env.store.list_users(&connection.id).await.unwrap();
+    env.simulator.world().faults.members_list = ListShape::UnpagedCut { at: 20 };
     env.simulator.clear_requests();
     let report = env.sync(&connection).await;
     assert_eq!(report.run.outcome, RunOutcome::Failed);
     let error = report.run.error.unwrap();
     assert_eq!(error.kind, ErrorKind::Protocol);
-    assert!(error.message.contains("not advancing"), "{}", error.message);
     assert!(
-        env.simulator.requests().len() < 10,
-        "the walk stopped at once"
-    );
-    let users = env.store.list_users(&connection.id).await.unwrap();
-    assert!(users.iter().all(|u| u.status != UserStatus::Removed));
-}
-
-#[tokio::test]
-async fn a_429_is_retried_after_the_retry_after_it_names() {
-    let env = TestEnv::start().await;
-    {
-        let mut world = env.simulator.world();
-        world.faults.rate_limited = 2;
-        world.faults.rate_limited_retry_after = 7;
-    }
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(
-        report.run.outcome,
-        RunOutcome::Succeeded,
-        "{:?}",
-        report.run.error
-    );
-    assert_eq!(report.run.retries, 2);
-    let waits_of_seven = env
-        .clock
-        .sleeps()
-        .iter()
-        .filter(|wait| **wait == Duration::from_secs(7))
-        .count();
-    assert_eq!(waits_of_seven, 2, "sleeps: {:?}", env.clock.sleeps());
-}
-
-#[tokio::test]
-async fn a_rate_limit_that_does_not_clear_fails_the_run_with_its_own_error() {
-    let env = TestEnv::start().await;
-    env.simulator.world().faults.rate_limited = 1000;
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    let error = report.run.error.unwrap();
-    assert_eq!(error.kind, ErrorKind::RateLimited);
-    assert!(
-        error.message.contains("retry after 7 s"),
+        error.message.contains("names 20 members")
+            && error.message.contains("36 users")
+            && error.message.contains("MAKESYNC_MEMBER_LOOKUPS=5"),
         "{}",
         error.message
     );
-    assert_eq!(env.simulator.requests().len(), 5, "bounded attempts");
-}
-
-#[tokio::test]
-async fn a_budget_spent_by_the_customer_is_waited_out_using_the_reset_make_reports() {
-    let env = TestEnv::start().await;
-    let now = env.clock.monotonic();
-    env.simulator.world().spend_budget(ACME, 60, now);
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(
-        report.run.outcome,
-        RunOutcome::Succeeded,
-        "{:?}",
-        report.run.error
-    );
-    assert!(report.run.retries >= 1);
+    assert_eq!(env.store.list_users(&connection.id).await.unwrap(), before);
     assert!(
-        env.clock.total_slept() >= Duration::from_secs(60),
-        "waited for the window to reset: {:?}",
-        env.clock.sleeps()
-    );
-}
-
-#[tokio::test]
-async fn a_sync_stays_within_its_share_of_the_organization_budget() {
-    // Acme's plan allows 60 requests a minute; makesync takes half.
-    let env = TestEnv::start_with(demo_world(), |config| config.page_size = 3).await;
-    let connection = env.connection("eu1.make.com", ACME);
-    for _ in 0..3 {
-        let report = env.sync(&connection).await;
-        assert_eq!(
-            report.run.outcome,
-            RunOutcome::Succeeded,
-            "{:?}",
-            report.run.error
-        );
-    }
-    let times: Vec<Duration> = env
-        .simulator
-        .requests()
-        .iter()
-        .filter(|r| r.path != "/api/v2/users/roles" && r.path != "/api/v2/users/me")
-        .map(|r| r.at)
-        .collect();
-    assert!(
-        times.len() > 60,
-        "enough requests to need spacing: {}",
-        times.len()
-    );
-    assert!(env.simulator.requests().iter().all(|r| r.status != 429));
-    for (i, start) in times.iter().enumerate() {
-        let in_minute = times[i..]
+        env.simulator
+            .requests()
             .iter()
-            .take_while(|t| **t < *start + Duration::from_secs(60))
-            .count();
-        assert!(in_minute <= 30, "{in_minute} requests within one minute");
-    }
-}
-
-#[tokio::test]
-async fn a_5xx_burst_is_retried_with_backoff() {
-    let env = TestEnv::start().await;
-    env.simulator.world().faults.server_errors = 3;
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    assert_eq!(
-        report.run.outcome,
-        RunOutcome::Succeeded,
-        "{:?}",
-        report.run.error
-    );
-    assert_eq!(report.run.retries, 3);
-    assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
-}
-
-#[tokio::test]
-async fn a_5xx_that_does_not_pass_fails_the_run_as_transient() {
-    let env = TestEnv::start().await;
-    env.simulator.world().faults.server_errors = 1000;
-    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
-    let error = report.run.error.unwrap();
-    assert_eq!(error.kind, ErrorKind::Transient);
-    assert!(
-        error.message.contains("503 after 5 attempts"),
-        "{}",
-        error.message
+            .all(|r| !r.path.contains("/user-organization-roles/")),
+        "no lookup was started past the bound"
     );
 }
 
 #[tokio::test]
-async fn a_malformed_page_fails_the_run_and_removes_nobody() {
+async fn a_user_list_cut_without_an_echo_fails_safe_and_removes_nobody() {
     let env = TestEnv::start().await;
     let connection = env.connection("eu1.make.com", ACME);
-    assert_eq!(
-        env.sync(&connection).await.run.outcome,
-        RunOutcome::Succeeded
-    );
+    assert_succeeded(&env.sync(&connection).await);
     let before = env.store.list_users(&connection.id).await.unwrap();
-    {
-        let mut world = env.simulator.world();
-        world.remove_member(ACME, 11);
-        world.faults.malformed_pages = 1;
-    }
+    // Assumed shape: pages of at most 5 with no echo, so a page of 5 where 10 were asked
+    // looks like the end of the list.
+    env.simulator.world().faults.users_list = ListShape::PagedWithoutEcho { max: 5 };
     let report = env.sync(&connection).await;
     assert_eq!(report.run.outcome, RunOutcome::Failed);
     let error = report.run.error.unwrap();
-    assert_eq!(error.kind, ErrorKind::Protocol);
     assert!(
-        error.message.contains("GET /users/roles"),
-        "names the endpoint: {}",
+        error.message.contains("members without a user record"),
+        "{}",
         error.message
     );
     assert_eq!(env.store.list_users(&connection.id).await.unwrap(), before);
 }
 
 #[tokio::test]
-async fn an_invalid_token_a_missing_scope_and_a_wrong_organization_each_say_what_to_do() {
-    let env = TestEnv::start().await;
-    let acme = env.connection("eu1.make.com", ACME);
-
-    let error = env
-        .sync_with(&acme, "sim-token-revoked")
-        .await
-        .run
-        .error
-        .unwrap();
-    assert_eq!(error.kind, ErrorKind::Auth);
+async fn ten_thousand_users_take_at_most_six_requests_and_a_cap_of_100_still_works() {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(1000), 10_000, 1_000_000);
+    world.add_member(9001, 1, 12, None);
+    let env = TestEnv::start_with(world, |config| {
+        config.page_size = makesync::make::MakeApiConfig::default().page_size
+    })
+    .await;
+    let report = env.sync(&env.connection("eu1.make.com", 9001)).await;
+    assert_succeeded(&report);
+    assert_eq!(report.run.counts.fetched, 10_001);
     assert!(
-        error.message.contains("invalid, expired or revoked"),
-        "{}",
-        error.message
+        report.run.make_requests <= 6,
+        "{} requests",
+        report.run.make_requests
     );
 
-    let error = env
-        .sync_with(&acme, "sim-token-no-user-read")
-        .await
-        .run
-        .error
-        .unwrap();
-    assert_eq!(error.kind, ErrorKind::Permission);
-    assert!(
-        error.message.contains("lacks scope user:read"),
-        "{}",
-        error.message
-    );
-    assert!(
-        error.message.contains("organizations:read and user:read"),
-        "{}",
-        error.message
-    );
-
-    let error = env
-        .sync_with(&acme, "sim-token-outsider")
-        .await
-        .run
-        .error
-        .unwrap();
-    assert_eq!(error.kind, ErrorKind::Permission);
-    assert!(
-        error.message.contains("no access to organization 1001"),
-        "{}",
-        error.message
-    );
-
-    let missing = env.connection("eu1.make.com", 999_999);
-    let error = env.sync(&missing).await.run.error.unwrap();
-    assert_eq!(error.kind, ErrorKind::NotFound);
-    assert!(
-        error.message.contains("check the organization ID"),
-        "{}",
-        error.message
-    );
-
-    let wrong_zone = env.connection("us2.make.com", ACME);
-    let error = env.sync(&wrong_zone).await.run.error.unwrap();
-    assert_eq!(error.kind, ErrorKind::InvalidInput);
-    assert!(
-        error.message.contains("connect it with host eu1.make.com"),
-        "{}",
-        error.message
-    );
-}
-
-#[tokio::test]
-async fn a_host_outside_the_allowlist_gets_no_request_and_no_token() {
-    let env = TestEnv::start().await;
-    for host in [
-        "make.evil.example",
-        "eu1.make.com.evil.example",
-        "eu9.make.com",
-    ] {
-        let host = MakeHost::parse(host).unwrap();
-        let refused = env.make.client(&host, ApiToken::parse(DEMO_TOKEN).unwrap());
-        assert!(refused.is_err(), "{host} was admitted");
-    }
-    assert!(env.simulator.requests().is_empty());
-}
-
-#[tokio::test]
-async fn every_request_goes_to_the_connections_zone() {
-    let env = TestEnv::start().await;
-    let report = env.sync(&env.connection("us2.make.com", GLOBEX)).await;
-    assert_eq!(
-        report.run.outcome,
-        RunOutcome::Succeeded,
-        "{:?}",
-        report.run.error
-    );
-    let requests = env.simulator.requests();
-    assert!(!requests.is_empty());
-    assert!(requests
-        .iter()
-        .all(|r| r.host.as_deref() == Some("us2.make.com")));
-}
-
-#[tokio::test]
-async fn members_who_change_between_pages_are_read_again_not_lost() {
-    let env = TestEnv::start().await;
-    let connection = env.connection("eu1.make.com", ACME);
-    assert_eq!(
-        env.sync(&connection).await.run.outcome,
-        RunOutcome::Succeeded
-    );
-    // After the first page, a member on that page leaves: a naive offset walk would skip the
-    // member that slides into the gap and then mark them removed.
-    env.simulator.world().faults.change_between_pages = Some(PageChange {
-        organization_id: ACME,
-        remove_user: Some(2),
-        add_member: None,
-    });
-    let report = env.sync(&connection).await;
-    assert_eq!(
-        report.run.outcome,
-        RunOutcome::Succeeded,
-        "{:?}",
-        report.run.error
-    );
-    assert_eq!(report.run.counts.removed, 1);
-    let removed: Vec<u64> = env
-        .store
-        .list_users(&connection.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|u| u.status == UserStatus::Removed)
-        .map(|u| u.user_id)
-        .collect();
-    assert_eq!(removed, vec![2]);
-}
-
-#[tokio::test]
-async fn the_client_reports_organization_details_and_the_budget_it_uses() {
-    let env = TestEnv::start().await;
-    let connection = env.connection("us2.make.com", GLOBEX);
-    let client = env.client(&connection, DEMO_TOKEN);
-    let me = client.get_me().await.unwrap();
-    assert_eq!(me.id, 1);
-    let organization = client
-        .get_organization(connection.organization_id)
-        .await
-        .unwrap();
-    assert_eq!(organization.name, "Globex Corporation");
-    assert_eq!(organization.api_limit(), Some(120));
-    assert_eq!(client.requests_per_minute(), 60);
-    let error = client
-        .get_organization(makesync::organization::OrganizationId::new(424242).unwrap())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, MakeError::OrganizationNotFound { .. }),
-        "{error:?}"
-    );
+    let mut world = demo_world();
+    world.add_generated_organization(9002, "eu1.make.com", Some(1000), 1_000, 2_000_000);
+    world.add_member(9002, 1, 12, None);
+    world.faults.users_list = ListShape::Paged { max: 100 };
+    world.faults.members_list = ListShape::Paged { max: 100 };
+    let env = TestEnv::start_with(world, |config| {
+        config.page_size = makesync::make::MakeApiConfig::default().page_size
+    })
+    .await;
+    let report = env.sync(&env.connection("eu1.make.com", 9002)).await;
+    assert_succeeded(&report);
+    assert_eq!(report.run.counts.fetched, 1_001);
 }

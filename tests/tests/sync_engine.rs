@@ -1,4 +1,5 @@
-//! The sync engine end to end against the simulator: what lands in the store, run by run.
+//! The sync engine end to end against the simulator: what lands in the store, run by run,
+//! in every API shape (member list unpaged / paged / cut × missing scope 403 / 401).
 
 use chrono::{Duration as Span, Utc};
 use makesync::clock::Clock;
@@ -7,7 +8,7 @@ use makesync::ports::{ConnectionStore, SyncRunStore, UserStore};
 use makesync::run::RunOutcome;
 use makesync::sync::ChangeKind;
 use makesync::user::{UserRecord, UserStatus};
-use makesync_tests::{TestEnv, ACME, GLOBEX};
+use makesync_tests::{across_api_shapes, TestEnv, ACME, GLOBEX};
 
 fn user(users: &[UserRecord], id: u64) -> &UserRecord {
     users
@@ -16,9 +17,9 @@ fn user(users: &[UserRecord], id: u64) -> &UserRecord {
         .unwrap_or_else(|| panic!("user {id} stored"))
 }
 
-#[tokio::test]
-async fn the_first_sync_stores_every_member_with_role_status_and_last_login() {
-    let env = TestEnv::start().await;
+across_api_shapes! {
+async fn the_first_sync_stores_every_member_with_role_status_and_last_login(shape: ApiShape) {
+    let env = TestEnv::start_in(shape).await;
     let connection = env.connection("us2.make.com", GLOBEX);
     env.store.put_connection(&connection).await.unwrap();
     let report = env.sync(&connection).await;
@@ -68,9 +69,8 @@ async fn the_first_sync_stores_every_member_with_role_status_and_last_login() {
     assert_eq!(stored.last_run_id, Some(report.run.run_id.to_string()));
 }
 
-#[tokio::test]
-async fn an_unchanged_organization_writes_no_user() {
-    let env = TestEnv::start().await;
+async fn an_unchanged_organization_writes_no_user(shape: ApiShape) {
+    let env = TestEnv::start_in(shape).await;
     let connection = env.connection("eu1.make.com", ACME);
     env.sync(&connection).await;
     let writes = env.store.user_writes();
@@ -91,9 +91,8 @@ async fn an_unchanged_organization_writes_no_user() {
     );
 }
 
-#[tokio::test]
-async fn removed_readded_role_changed_logged_in_and_accepted_are_each_recorded() {
-    let env = TestEnv::start().await;
+async fn removed_readded_role_changed_logged_in_and_accepted_are_each_recorded(shape: ApiShape) {
+    let env = TestEnv::start_in(shape).await;
     let connection = env.connection("eu1.make.com", ACME);
     env.sync(&connection).await;
     let login = Utc::now() - Span::minutes(5);
@@ -142,9 +141,8 @@ async fn removed_readded_role_changed_logged_in_and_accepted_are_each_recorded()
     );
 }
 
-#[tokio::test]
-async fn an_older_run_never_overwrites_what_a_newer_run_wrote() {
-    let env = TestEnv::start().await;
+async fn an_older_run_never_overwrites_what_a_newer_run_wrote(shape: ApiShape) {
+    let env = TestEnv::start_in(shape).await;
     let connection = env.connection("eu1.make.com", ACME);
     let now = env.clock.wall();
     let newer = env.sync_started_at(&connection, now).await;
@@ -174,9 +172,8 @@ async fn an_older_run_never_overwrites_what_a_newer_run_wrote() {
     );
 }
 
-#[tokio::test]
-async fn every_run_is_recorded_with_counts_requests_and_errors() {
-    let env = TestEnv::start().await;
+async fn every_run_is_recorded_with_counts_requests_and_errors(shape: ApiShape) {
+    let env = TestEnv::start_in(shape).await;
     let connection = env.connection("eu1.make.com", ACME);
     let ok = env.sync(&connection).await;
     let failed = env.sync_with(&connection, "sim-token-revoked").await;
@@ -198,4 +195,5 @@ async fn every_run_is_recorded_with_counts_requests_and_errors() {
     assert_eq!(stored.consecutive_failures, 1);
     assert_eq!(stored.last_error.unwrap().kind, ErrorKind::Auth);
     assert_eq!(stored.last_success_at, ok.run.finished_at);
+}
 }

@@ -3,14 +3,33 @@
 use crate::args::SimulatorArgs;
 use crate::exit::CliError;
 use makesync::clock::SystemClock;
-use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
+use makesync_simulator::{demo_world, ListShape, Simulator, DEMO_TOKEN};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The organization `--generate-members` adds.
+pub const GENERATED_ORGANIZATION: u64 = 9001;
 
 pub async fn run(args: SimulatorArgs) -> Result<(), CliError> {
     let mut world = demo_world();
     world.faults.latency = Duration::from_millis(args.latency_ms);
-    world.faults.max_page_size = args.max_page_size.max(1);
+    world.faults.users_list = ListShape::Paged {
+        max: args.users_page_cap.max(1),
+    };
+    world.faults.members_list = args.members;
+    world.faults.roles_list = args.roles;
+    world.faults.missing_scope_status = args.missing_scope_status;
+    world.faults.rate_limit_status = args.rate_limit_status;
+    if let Some(members) = args.generate_members {
+        world.add_generated_organization(
+            GENERATED_ORGANIZATION,
+            "eu1.make.com",
+            Some(1000),
+            members,
+            1_000_000,
+        );
+        world.add_member(GENERATED_ORGANIZATION, 1, 12, None);
+    }
     let organizations: Vec<String> = world
         .organizations
         .values()
@@ -32,7 +51,7 @@ pub async fn run(args: SimulatorArgs) -> Result<(), CliError> {
     let base = simulator.base_url();
     println!("Make API simulator listening on {base}/api/v2");
     println!("Organizations:\n{}", organizations.join("\n"));
-    println!("Tokens: {DEMO_TOKEN} (full access), sim-token-no-user-read, sim-token-revoked, sim-token-outsider");
+    println!("Tokens: {DEMO_TOKEN} (full access), sim-token-no-user-read, sim-token-no-organizations-read, sim-token-revoked, sim-token-outsider");
     println!("Try:\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync sync --host eu1.make.com --org 1001");
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()

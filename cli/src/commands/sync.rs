@@ -47,7 +47,7 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
     };
     let progress = Arc::new(ProgressLine::on_stderr());
     let client = make
-        .client(&target.host, token)
+        .client(&target.host, target.organization, token)
         .map_err(CliError::input)?
         .with_observer(progress.clone());
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock);

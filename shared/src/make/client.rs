@@ -1,12 +1,12 @@
 //! HTTP calls to Make: one request with retries, and the endpoints the sync reads.
 
 use super::error::MakeError;
-use super::paging::{Keyed, PageWalk, PagingError};
+use super::paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 use super::rate_limit::{RateLimitHeaders, RequestBudget};
 use super::retry::RetryPolicy;
 use super::wire::{
-    AuthUser, AuthUserResponse, MakeUser, OrganizationMember, OrganizationResponse,
-    OrganizationRole, OrganizationSummary, PageEcho,
+    AuthUser, AuthUserResponse, MakeUser, MemberResponse, OrganizationMember, OrganizationResponse,
+    OrganizationRole, OrganizationSummary,
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
@@ -14,7 +14,8 @@ use crate::organization::OrganizationId;
 use crate::token::ApiToken;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, HOST};
 use serde::de::DeserializeOwned;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use url::Url;
@@ -28,10 +29,14 @@ pub struct MakeApiConfig {
     pub request_timeout: Duration,
     pub connect_timeout: Duration,
     pub retry: RetryPolicy,
-    /// Rows asked for per page; Make may apply fewer.
+    /// Rows asked for per page; Make may apply fewer. 10000 is the most Make is known to
+    /// accept (an independent client asks it on every list).
     pub page_size: u32,
     /// A list longer than this many pages fails instead of paging on.
     pub max_pages: u32,
+    /// Members a sync may look up one by one when the member list lacks users that `/users`
+    /// lists (a cut list). Each is one request of the organization's rate budget.
+    pub member_lookups: u32,
     /// Requests per minute assumed when the organization does not report `license.apiLimit`
     /// (60 is Make's lowest plan).
     pub default_requests_per_minute: u32,
@@ -48,8 +53,9 @@ impl Default for MakeApiConfig {
             request_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
             retry: RetryPolicy::default(),
-            page_size: 100,
+            page_size: 10_000,
             max_pages: 1000,
+            member_lookups: 100,
             default_requests_per_minute: 60,
             budget_percent: 50,
         }
@@ -86,13 +92,20 @@ impl RequestStats {
     }
 }
 
-/// The process-wide part: the HTTP pool, configuration and clock. Build it once per cold
-/// start and ask it for a [`MakeClient`] per connection.
+/// One organization's request budget, shared by every client of that organization.
+type SharedBudget = Arc<Mutex<RequestBudget>>;
+
+/// The process-wide part: the HTTP pool, configuration, clock, and the request budget of each
+/// organization this process talks to. Build it once per cold start and ask it for a
+/// [`MakeClient`] per connection.
 #[derive(Clone)]
 pub struct MakeApi {
     http: reqwest::Client,
     config: Arc<MakeApiConfig>,
     clock: Arc<dyn Clock>,
+    /// Make's rate limit is per organization, so two syncs of one organization — one after
+    /// the other, or two connections of it at once — draw on one budget, not one each.
+    budgets: Arc<Mutex<HashMap<(MakeHost, OrganizationId), SharedBudget>>>,
 }
 
 impl MakeApi {
@@ -115,6 +128,7 @@ impl MakeApi {
             http,
             config: Arc::new(config),
             clock,
+            budgets: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -126,19 +140,21 @@ impl MakeApi {
         &self.config.allowlist
     }
 
-    /// A client for one connection. The host is checked against the allowlist here, right
-    /// before a token is bound to it, even if it was checked when the connection was made.
-    pub fn client(&self, host: &MakeHost, token: ApiToken) -> Result<MakeClient, HostError> {
+    /// A client for one connection's organization. The host is checked against the allowlist
+    /// here, right before a token is bound to it, even if it was checked when the connection
+    /// was made.
+    pub fn client(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        token: ApiToken,
+    ) -> Result<MakeClient, HostError> {
         self.config.allowlist.check(host)?;
         let base = match &self.config.base_url_override {
             Some(base) => base.clone(),
             None => Url::parse(&format!("https://{host}"))
                 .map_err(|_| HostError::Invalid(host.to_string()))?,
         };
-        let budget = RequestBudget::per_minute(
-            self.config.requests_per_minute(None),
-            self.clock.monotonic(),
-        );
         Ok(MakeClient {
             http: self.http.clone(),
             config: self.config.clone(),
@@ -146,10 +162,34 @@ impl MakeApi {
             host: host.clone(),
             base,
             token,
-            budget: Mutex::new(budget),
+            budget: self.budget_of(host, organization),
             stats: RequestStats::default(),
+            token_accepted: AtomicBool::new(false),
             observer: None,
         })
+    }
+
+    /// The organization's budget, kept while a client holds it or it has spending to refill;
+    /// idle ones are dropped so that the map does not grow with every organization seen.
+    fn budget_of(&self, host: &MakeHost, organization: OrganizationId) -> SharedBudget {
+        let now = self.clock.monotonic();
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        budgets.retain(|_, budget| {
+            Arc::strong_count(budget) > 1
+                || !budget
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_idle(now)
+        });
+        budgets
+            .entry((host.clone(), organization))
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(RequestBudget::per_minute(
+                    self.config.requests_per_minute(None),
+                    now,
+                )))
+            })
+            .clone()
     }
 }
 
@@ -158,9 +198,11 @@ struct Call {
     path: String,
     query: Vec<(&'static str, String)>,
     organization: Option<OrganizationId>,
-    /// The scope Make checks for this endpoint, named in a 403.
+    /// The scope Make checks for this endpoint, named in a 401 or 403.
     scope: &'static str,
 }
+
+const ME_PATH: &str = "/users/me";
 
 impl Call {
     fn label(&self) -> String {
@@ -196,8 +238,11 @@ pub struct MakeClient {
     host: MakeHost,
     base: Url,
     token: ApiToken,
-    budget: Mutex<RequestBudget>,
+    budget: SharedBudget,
     stats: RequestStats,
+    /// Whether Make has answered any request of this client with success: after that, a 401
+    /// is about an endpoint's scope, not the token.
+    token_accepted: AtomicBool,
     observer: Option<Arc<dyn PageObserver>>,
 }
 
@@ -215,22 +260,31 @@ impl MakeClient {
         &self.stats
     }
 
+    /// How many members one sync may look up one by one (see [`MakeApiConfig::member_lookups`]).
+    pub fn member_lookups(&self) -> u32 {
+        self.config.member_lookups
+    }
+
     /// The requests per minute this client currently allows itself.
     pub fn requests_per_minute(&self) -> u32 {
         self.lock_budget().limit_per_minute()
     }
 
-    /// `GET /users/me`: the cheapest check that the token works.
+    /// `GET /users/me`: who the token belongs to.
     pub async fn get_me(&self) -> Result<AuthUser, MakeError> {
-        let call = Call {
-            path: "/users/me".to_string(),
+        let call = Self::me_call();
+        let body = self.fetch(&call, &[]).await?;
+        let response: AuthUserResponse = self.decode(&call, body)?;
+        Ok(response.auth_user)
+    }
+
+    fn me_call() -> Call {
+        Call {
+            path: ME_PATH.to_string(),
             query: Vec::new(),
             organization: None,
             scope: "user:read",
-        };
-        let body = self.get(&call, &[]).await?;
-        let response: AuthUserResponse = self.decode(&call, body)?;
-        Ok(response.auth_user)
+        }
     }
 
     /// `GET /organizations/{id}`. Also sets this client's request budget from the
@@ -246,7 +300,7 @@ impl MakeClient {
             organization: Some(organization),
             scope: "organizations:read",
         };
-        let body = self.get(&call, &[]).await?;
+        let body = self.fetch(&call, &[]).await?;
         let response: OrganizationResponse = self.decode(&call, body)?;
         let summary = response.organization;
         if let Some(zone) = &summary.zone {
@@ -268,7 +322,8 @@ impl MakeClient {
         Ok(summary)
     }
 
-    /// `GET /users/roles`, every page: role ids and their names.
+    /// `GET /users/roles`: role ids and their names. Documented without `pg[]`, so it is
+    /// asked for whole, in one request; an answer that echoes `pg` is paged on.
     pub async fn list_roles(&self) -> Result<Vec<OrganizationRole>, MakeError> {
         let call = Call {
             path: "/users/roles".to_string(),
@@ -276,11 +331,19 @@ impl MakeClient {
             organization: None,
             scope: "user:read",
         };
-        self.list_all(&call, "usersRoles", "id").await
+        self.list_all(
+            &call,
+            "usersRoles",
+            PageWalk::whole(self.config.max_pages),
+            &[],
+        )
+        .await
     }
 
-    /// `GET /organizations/{id}/user-organization-roles`, every page: who is a member, with
-    /// which role and invitation state.
+    /// `GET /organizations/{id}/user-organization-roles`: who is a member, with which role and
+    /// invitation state. Documented without `pg[]`; `pg[limit]` is sent anyway, so that the
+    /// answer is read whole if Make ignores it and page by page if Make honours it. No sort
+    /// is asked: none is documented for this list.
     pub async fn list_members(
         &self,
         organization: OrganizationId,
@@ -289,19 +352,48 @@ impl MakeClient {
             path: format!("/organizations/{organization}/user-organization-roles"),
             query: Vec::new(),
             organization: Some(organization),
-            scope: "organizations:read",
+            scope: "user:read",
         };
-        self.list_all(&call, "userOrganizationRoles", "userId")
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
+        self.list_all(&call, "userOrganizationRoles", walk, &[])
             .await
     }
 
-    /// `GET /users?organizationId={id}`, every page: names, emails and last logins.
+    /// `GET /organizations/{id}/user-organization-roles/{userId}`: one member, or `None` if
+    /// the user is not a member of the organization (Make answers 404).
+    pub async fn get_member(
+        &self,
+        organization: OrganizationId,
+        user_id: u64,
+    ) -> Result<Option<OrganizationMember>, MakeError> {
+        let call = Call {
+            path: format!("/organizations/{organization}/user-organization-roles/{user_id}"),
+            query: Vec::new(),
+            organization: Some(organization),
+            scope: "user:read",
+        };
+        let body = match self.fetch(&call, &[]).await {
+            Ok(body) => body,
+            Err(MakeError::OrganizationNotFound { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let response: MemberResponse = self.decode(&call, body)?;
+        Ok(Some(response.member))
+    }
+
+    /// `GET /users?organizationId={id}`, every page, by id ascending: names, emails and last
+    /// logins.
     pub async fn list_users(
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<MakeUser>, MakeError> {
         let call = Self::users_call(organization);
-        self.list_all(&call, "users", "id").await
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
+        let sort = [
+            ("pg[sortBy]", "id".to_string()),
+            ("pg[sortDir]", "asc".to_string()),
+        ];
+        self.list_all(&call, "users", walk, &sort).await
     }
 
     /// One row of `GET /users?organizationId={id}`: proves the token may read the
@@ -312,7 +404,7 @@ impl MakeClient {
             ("pg[offset]", "0".to_string()),
             ("pg[limit]", "1".to_string()),
         ];
-        let mut body = self.get(&call, &paging).await?;
+        let mut body = self.fetch(&call, &paging).await?;
         let rows = body
             .get_mut("users")
             .map(serde_json::Value::take)
@@ -339,23 +431,24 @@ impl MakeClient {
         }
     }
 
+    /// Reads a whole list through `walk`; `extra` is sent with every paged read.
     async fn list_all<T: DeserializeOwned + Keyed>(
         &self,
         call: &Call,
         collection: &str,
-        sort_by: &str,
+        mut walk: PageWalk<T>,
+        extra: &[(&'static str, String)],
     ) -> Result<Vec<T>, MakeError> {
         let label = call.label();
-        let mut walk = PageWalk::new(self.config.page_size, self.config.max_pages);
         let mut rows_so_far = 0usize;
-        while let Some(request) = walk.next_request() {
-            let paging = [
-                ("pg[offset]", request.offset.to_string()),
-                ("pg[limit]", request.limit.to_string()),
-                ("pg[sortBy]", sort_by.to_string()),
-                ("pg[sortDir]", "asc".to_string()),
-            ];
-            let mut body = self.get(call, &paging).await?;
+        while let Some(read) = walk.next_request() {
+            let mut paging = Vec::new();
+            if let ListRead::Page { offset, limit } = read {
+                paging.push(("pg[offset]", offset.to_string()));
+                paging.push(("pg[limit]", limit.to_string()));
+                paging.extend_from_slice(extra);
+            }
+            let mut body = self.fetch(call, &paging).await?;
             let rows: Vec<T> = match body.get_mut(collection).map(serde_json::Value::take) {
                 Some(rows) => serde_json::from_value(rows).map_err(|e| MakeError::Protocol {
                     endpoint: label.clone(),
@@ -368,13 +461,14 @@ impl MakeClient {
                     })
                 }
             };
-            let echo: PageEcho = body
+            // An echo marks a paged answer; one that does not parse still does.
+            let echo: Option<PageEcho> = body
                 .get_mut("pg")
                 .map(serde_json::Value::take)
-                .and_then(|pg| serde_json::from_value(pg).ok())
-                .unwrap_or_default();
+                .filter(|pg| !pg.is_null())
+                .map(|pg| serde_json::from_value(pg).unwrap_or_default());
             rows_so_far += rows.len();
-            walk.accept(rows, echo.limit).map_err(|e| match e {
+            walk.accept(rows, echo).map_err(|e| match e {
                 PagingError::Shifted { .. } => MakeError::ListChanged {
                     endpoint: label.clone(),
                 },
@@ -387,7 +481,7 @@ impl MakeClient {
                 observer.page_read(&label, rows_so_far);
             }
         }
-        tracing::debug!(endpoint = %label, pages = walk.pages(), "list read");
+        tracing::debug!(endpoint = %label, requests = walk.pages(), "list read");
         Ok(walk.into_rows())
     }
 
@@ -399,6 +493,29 @@ impl MakeClient {
         serde_json::from_value(body).map_err(|e| MakeError::Protocol {
             endpoint: call.label(),
             detail: self.token.redact(&e.to_string()),
+        })
+    }
+
+    /// One GET, with a 401 told apart: Make answers 401 both for a token that is invalid and
+    /// for one that lacks the endpoint's scope. Once Make has accepted the token (an earlier
+    /// call of this client, or `GET /users/me` asked now), the 401 is about the scope.
+    async fn fetch(
+        &self,
+        call: &Call,
+        paging: &[(&'static str, String)],
+    ) -> Result<serde_json::Value, MakeError> {
+        let error = match self.get(call, paging).await {
+            Err(MakeError::InvalidToken { endpoint }) => MakeError::InvalidToken { endpoint },
+            other => return other,
+        };
+        let accepted = self.token_accepted.load(Ordering::Relaxed)
+            || (call.path != ME_PATH && self.get(&Self::me_call(), &[]).await.is_ok());
+        if !accepted {
+            return Err(error);
+        }
+        Err(MakeError::MissingScope {
+            endpoint: call.label(),
+            scope: call.scope,
         })
     }
 
@@ -493,6 +610,7 @@ impl MakeClient {
         let body = response.bytes().await.map_err(|e| network(describe(&e)))?;
 
         if status.is_success() {
+            self.token_accepted.store(true, Ordering::Relaxed);
             return serde_json::from_slice(&body).map_err(|e| {
                 Attempt::Final(MakeError::Protocol {
                     endpoint: endpoint.clone(),
@@ -515,10 +633,13 @@ impl MakeClient {
                 host: self.host.to_string(),
                 organization: organization.unwrap_or_default(),
             },
-            429 => {
+            // Make answers 418 for a spent rate limit too (an independent client retries it
+            // exactly like 429).
+            429 | 418 => {
                 return Err(Attempt::Retry {
                     error: MakeError::RateLimited {
                         endpoint,
+                        status: status.as_u16(),
                         retry_after: limits.wait_hint(),
                     },
                     server_hint: limits.wait_hint(),

@@ -22,6 +22,14 @@ pub enum MakeError {
         make_message: Option<String>,
     },
 
+    /// A 401 for a token Make has accepted for another call: Make answers 401 as well as 403
+    /// when a token lacks an endpoint's scope.
+    #[error("Make refused {endpoint} with 401 although it accepts the token for other calls: the token lacks scope {scope} — create a token with the scopes {REQUIRED_SCOPES} and reconnect")]
+    MissingScope {
+        endpoint: String,
+        scope: &'static str,
+    },
+
     #[error("organization {organization} was not found on {host} ({endpoint} answered 404) — check the organization ID and that {host} is the organization's region")]
     OrganizationNotFound {
         endpoint: String,
@@ -36,9 +44,11 @@ pub enum MakeError {
         organization: String,
     },
 
-    #[error("Make's rate limit for this organization did not clear in time ({endpoint} answered 429{after}) — its API budget is shared with its own scenarios; the sync will be tried again later", after = retry_after_suffix(retry_after))]
+    #[error("Make's rate limit for this organization did not clear in time ({endpoint} answered {status}{after}) — its API budget is shared with its own scenarios; the sync will be tried again later", after = retry_after_suffix(retry_after))]
     RateLimited {
         endpoint: String,
+        /// 429, or 418, which Make also uses for a spent rate limit.
+        status: u16,
         retry_after: Option<Duration>,
     },
 
@@ -98,7 +108,7 @@ impl MakeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             MakeError::InvalidToken { .. } => ErrorKind::Auth,
-            MakeError::Forbidden { .. } => ErrorKind::Permission,
+            MakeError::Forbidden { .. } | MakeError::MissingScope { .. } => ErrorKind::Permission,
             MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
             MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
             MakeError::RateLimited { .. } => ErrorKind::RateLimited,

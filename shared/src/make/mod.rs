@@ -12,7 +12,7 @@ mod wire;
 
 pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, RequestStats};
 pub use error::MakeError;
-pub use paging::{Keyed, PageWalk, PagingError};
+pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use retry::RetryPolicy;
 pub use wire::{AuthUser, MakeUser, OrganizationMember, OrganizationRole, OrganizationSummary};

@@ -1,19 +1,29 @@
-//! Walking Make's offset-paged lists without losing or repeating rows.
+//! Reading Make's lists whole, whether the endpoint pages them or not.
 //!
-//! Make pages with `pg[offset]` and `pg[limit]`, may apply a smaller limit than asked (and then
-//! echoes the one it applied in `pg.limit`), returns no total, and shifts rows when members are
-//! added or removed while we page. [`PageWalk`] is the pure decision logic, kept apart from
-//! HTTP so it can be tested row by row:
+//! Make documents `pg[offset]` / `pg[limit]` on some lists (`/users`) and not on others
+//! (`/users/roles`, `user-organization-roles`), and both kinds of answer are normal:
 //!
-//! - the end is an empty page, or a page shorter than the *applied* limit; a response that does
-//!   not echo a limit is paged until an empty page;
+//! - a **paged** answer echoes `"pg": {"limit", "offset", ...}`, maybe with a smaller limit
+//!   than asked; the list ends with an empty page or a page shorter than the *applied* limit;
+//! - an **unpaged** answer has no `pg`: it is the whole list, the same rows whatever offset
+//!   was asked. One request reads it. Only when it holds exactly as many rows as were asked
+//!   (it may be a first page whose echo is missing) is the next offset read once to tell: the
+//!   same rows again mean the whole list was read.
+//!
+//! [`PageWalk`] is the pure decision logic, kept apart from HTTP so it can be tested row by
+//! row. For paged lists it keeps what makes offset paging safe:
+//!
 //! - each page after the first starts one row early, on the last row of the page before (the
 //!   anchor). If the anchor is not where it should be, the list changed under us and the walk
 //!   fails with [`PagingError::Shifted`] rather than silently skipping a member;
-//! - rows are deduplicated by id; a page with nothing new (a server ignoring the offset) fails
-//!   with [`PagingError::NotAdvancing`]; more than `max_pages` pages fail with
-//!   [`PagingError::TooManyPages`].
+//! - rows are deduplicated by id; a paged answer with nothing new (a server ignoring the
+//!   offset while echoing it) fails with [`PagingError::NotAdvancing`]; more than `max_pages`
+//!   pages fail with [`PagingError::TooManyPages`].
+//!
+//! A list Make cuts without saying so (no echo, fewer rows than exist) cannot be told from a
+//! whole one here; the snapshot checks the member list against `/users` for that.
 
+use serde::Deserialize;
 use std::collections::HashSet;
 use thiserror::Error;
 
@@ -32,84 +42,112 @@ pub enum PagingError {
     TooManyPages { max_pages: u32 },
 }
 
-/// Where to read next.
+/// The `pg` object a paged answer echoes. Its presence is what marks an answer as paged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct PageEcho {
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// What to ask for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageRequest {
-    pub offset: u64,
-    pub limit: u32,
+pub enum ListRead {
+    /// The list without `pg[]` (an endpoint documented without paging).
+    Whole,
+    /// `pg[offset]` and `pg[limit]`.
+    Page { offset: u64, limit: u32 },
 }
 
 #[derive(Debug)]
 pub struct PageWalk<T> {
-    limit: u32,
+    /// The limit asked on the first read; `None` asks without `pg[]`.
+    asked: Option<u32>,
     max_pages: u32,
     pages: u32,
-    offset: u64,
+    next: Option<ListRead>,
     anchor: Option<u64>,
+    /// Whether any answer carried a `pg` echo.
+    echoed: bool,
     seen: HashSet<u64>,
     rows: Vec<T>,
-    done: bool,
 }
 
 impl<T: Keyed> PageWalk<T> {
-    pub fn new(limit: u32, max_pages: u32) -> Self {
+    /// A walk that asks `limit` rows a page from the start.
+    pub fn paged(limit: u32, max_pages: u32) -> Self {
+        Self::new(Some(limit.max(1)), max_pages)
+    }
+
+    /// A walk that first asks without `pg[]`, and pages on only if the answer echoes `pg`.
+    pub fn whole(max_pages: u32) -> Self {
+        Self::new(None, max_pages)
+    }
+
+    fn new(asked: Option<u32>, max_pages: u32) -> Self {
         Self {
-            limit: limit.max(1),
+            asked,
             max_pages: max_pages.max(1),
             pages: 0,
-            offset: 0,
+            next: Some(match asked {
+                Some(limit) => ListRead::Page { offset: 0, limit },
+                None => ListRead::Whole,
+            }),
             anchor: None,
+            echoed: false,
             seen: HashSet::new(),
             rows: Vec::new(),
-            done: false,
         }
     }
 
-    /// The next page to fetch, or `None` once the list is complete.
-    pub fn next_request(&self) -> Option<PageRequest> {
-        (!self.done).then_some(PageRequest {
-            offset: self.offset,
-            limit: self.limit,
-        })
+    /// The next read, or `None` once the list is complete.
+    pub fn next_request(&self) -> Option<ListRead> {
+        self.next
     }
 
-    /// Takes the rows of the page asked for by [`next_request`](Self::next_request) and the
-    /// limit the server said it applied, if it said.
-    pub fn accept(&mut self, page: Vec<T>, applied_limit: Option<u32>) -> Result<(), PagingError> {
+    /// Takes the rows of the read asked by [`next_request`](Self::next_request) and the `pg`
+    /// echo of its answer, if it had one.
+    pub fn accept(&mut self, page: Vec<T>, echo: Option<PageEcho>) -> Result<(), PagingError> {
+        let Some(read) = self.next.take() else {
+            return Ok(());
+        };
+        let offset = match read {
+            ListRead::Whole => 0,
+            ListRead::Page { offset, .. } => offset,
+        };
         self.pages += 1;
+        self.echoed |= echo.is_some();
         let raw_len = page.len();
         if raw_len == 0 {
-            self.done = true;
             return Ok(());
         }
-        let mut rows = page.into_iter();
-        if let Some(anchor) = self.anchor {
-            let first = rows.next().expect("page is not empty");
-            if first.key() != anchor {
+        let first_read = self.pages == 1;
+        let mut rows = page.into_iter().peekable();
+        if !first_read && self.anchor.is_some() {
+            let first_key = rows.peek().map(Keyed::key);
+            if first_key != self.anchor {
                 let rest: Vec<T> = rows.collect();
-                let repeats = self.seen.contains(&first.key())
-                    && rest.iter().all(|row| self.seen.contains(&row.key()));
-                return Err(if repeats {
-                    PagingError::NotAdvancing {
-                        offset: self.offset,
-                    }
-                } else {
-                    PagingError::Shifted {
-                        offset: self.offset,
-                    }
-                });
+                let repeats = rest.iter().all(|row| self.seen.contains(&row.key()));
+                return match (repeats, self.echoed) {
+                    // No answer was paged and the offset brought the same rows: the endpoint
+                    // ignores pg[], and the first answer was the whole list.
+                    (true, false) => Ok(()),
+                    (true, true) => Err(PagingError::NotAdvancing { offset }),
+                    (false, _) => Err(PagingError::Shifted { offset }),
+                };
             }
+            rows.next();
         }
         let fresh: Vec<T> = rows.collect();
         if fresh.is_empty() {
             // Only the anchor came back: the list ends with it.
-            self.done = true;
             return Ok(());
         }
-        if fresh.iter().all(|row| self.seen.contains(&row.key())) {
-            return Err(PagingError::NotAdvancing {
-                offset: self.offset,
-            });
+        if !first_read && fresh.iter().all(|row| self.seen.contains(&row.key())) {
+            return if self.echoed {
+                Err(PagingError::NotAdvancing { offset })
+            } else {
+                Ok(())
+            };
         }
         let last_key = fresh.last().map(Keyed::key);
         for row in fresh {
@@ -117,8 +155,20 @@ impl<T: Keyed> PageWalk<T> {
                 self.rows.push(row);
             }
         }
-        if applied_limit.is_some_and(|limit| limit > 0 && raw_len < limit as usize) {
-            self.done = true;
+
+        // Where the list ends. A paged answer ends short of the limit it applied; an answer
+        // without an echo is the whole list unless it holds exactly the rows asked.
+        let limit = match echo {
+            Some(echo) => match echo.limit.filter(|l| *l > 0).or(self.asked) {
+                Some(limit) => limit,
+                None => return Ok(()),
+            },
+            None => match self.asked {
+                Some(asked) if raw_len == asked as usize => asked,
+                _ => return Ok(()),
+            },
+        };
+        if raw_len < limit as usize {
             return Ok(());
         }
         if self.pages >= self.max_pages {
@@ -126,13 +176,16 @@ impl<T: Keyed> PageWalk<T> {
                 max_pages: self.max_pages,
             });
         }
-        if raw_len >= 2 {
-            self.offset += raw_len as u64 - 1;
-            self.anchor = last_key;
+        let (next_offset, anchor) = if raw_len >= 2 {
+            (offset + raw_len as u64 - 1, last_key)
         } else {
-            self.offset += raw_len as u64;
-            self.anchor = None;
-        }
+            (offset + raw_len as u64, None)
+        };
+        self.anchor = anchor;
+        self.next = Some(ListRead::Page {
+            offset: next_offset,
+            limit,
+        });
         Ok(())
     }
 
@@ -146,35 +199,75 @@ impl<T: Keyed> PageWalk<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[derive(Debug, Clone, PartialEq)]
-    struct Row(u64);
+    pub(crate) struct Row(pub u64);
     impl Keyed for Row {
         fn key(&self) -> u64 {
             self.0
         }
     }
 
-    /// Serves `list` like Make: at most `server_max` rows a page, echoing the applied limit
-    /// when `echo` is set.
-    fn walk(
+    /// How a test server answers.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum Server {
+        /// At most `max` rows a page, echoing the applied limit.
+        Paged { max: u32 },
+        /// At most `max` rows a page, no echo.
+        PagedSilently { max: u32 },
+        /// The whole list at any offset, no echo.
+        Unpaged,
+    }
+
+    pub(crate) fn serve(
         list: &[u64],
-        asked: u32,
-        server_max: u32,
-        echo: bool,
-    ) -> Result<(Vec<u64>, u32), PagingError> {
-        let mut walk = PageWalk::new(asked, 100);
-        while let Some(request) = walk.next_request() {
-            let applied = request.limit.min(server_max);
-            let page: Vec<Row> = list
+        server: Server,
+        read: ListRead,
+    ) -> (Vec<Row>, Option<PageEcho>) {
+        let (offset, asked) = match read {
+            ListRead::Whole => (0, None),
+            ListRead::Page { offset, limit } => (offset as usize, Some(limit)),
+        };
+        let slice = |max: u32| -> (Vec<Row>, u32) {
+            let applied = asked.unwrap_or(max).min(max);
+            let rows = list
                 .iter()
-                .skip(request.offset as usize)
+                .skip(offset)
                 .take(applied as usize)
                 .map(|id| Row(*id))
                 .collect();
-            walk.accept(page, echo.then_some(applied))?;
+            (rows, applied)
+        };
+        match server {
+            Server::Paged { max } => {
+                let (rows, applied) = slice(max);
+                (
+                    rows,
+                    Some(PageEcho {
+                        limit: Some(applied),
+                    }),
+                )
+            }
+            Server::PagedSilently { max } => (slice(max).0, None),
+            Server::Unpaged => (list.iter().map(|id| Row(*id)).collect(), None),
+        }
+    }
+
+    /// Walks `list` served by `server`: the rows read and the number of requests.
+    pub(crate) fn walk(
+        list: &[u64],
+        asked: Option<u32>,
+        server: Server,
+    ) -> Result<(Vec<u64>, u32), PagingError> {
+        let mut walk = match asked {
+            Some(limit) => PageWalk::paged(limit, 1000),
+            None => PageWalk::whole(1000),
+        };
+        while let Some(read) = walk.next_request() {
+            let (page, echo) = serve(list, server, read);
+            walk.accept(page, echo)?;
         }
         let pages = walk.pages();
         Ok((walk.into_rows().into_iter().map(|r| r.0).collect(), pages))
@@ -183,24 +276,60 @@ mod tests {
     #[test]
     fn a_server_capped_page_size_does_not_end_the_walk_early() {
         let list: Vec<u64> = (1..=120).collect();
-        let (rows, _) = walk(&list, 100, 25, true).unwrap();
+        let (rows, _) = walk(&list, Some(100), Server::Paged { max: 25 }).unwrap();
         assert_eq!(rows, list);
     }
 
     #[test]
-    fn without_an_echoed_limit_the_walk_goes_on_to_an_empty_page() {
+    fn an_unpaged_list_is_read_in_one_request_whatever_was_asked() {
         let list: Vec<u64> = (1..=60).collect();
-        let (rows, _) = walk(&list, 100, 25, false).unwrap();
+        for asked in [None, Some(10), Some(59), Some(61), Some(10_000)] {
+            let (rows, requests) = walk(&list, asked, Server::Unpaged).unwrap();
+            assert_eq!(rows, list, "asked {asked:?}");
+            assert_eq!(requests, 1, "asked {asked:?}");
+        }
+    }
+
+    #[test]
+    fn an_unpaged_list_of_exactly_the_asked_size_costs_one_probe_not_an_error() {
+        let list: Vec<u64> = (1..=60).collect();
+        let (rows, requests) = walk(&list, Some(60), Server::Unpaged).unwrap();
+        assert_eq!(rows, list);
+        assert_eq!(requests, 2);
+    }
+
+    #[test]
+    fn a_list_asked_whole_is_paged_on_when_the_answer_echoes_a_limit() {
+        let list: Vec<u64> = (1..=60).collect();
+        let (rows, requests) = walk(&list, None, Server::Paged { max: 25 }).unwrap();
+        assert_eq!(rows, list);
+        assert_eq!(requests, 3);
+    }
+
+    #[test]
+    fn a_silently_paged_list_is_paged_on_while_pages_are_full() {
+        let list: Vec<u64> = (1..=60).collect();
+        let (rows, _) = walk(&list, Some(20), Server::PagedSilently { max: 20 }).unwrap();
         assert_eq!(rows, list);
     }
 
     #[test]
-    fn lists_of_every_small_length_come_back_whole() {
+    fn lists_of_every_small_length_come_back_whole_in_every_shape() {
         for len in 0..12u64 {
-            for server_max in 1..5 {
-                let list: Vec<u64> = (1..=len).collect();
-                let (rows, _) = walk(&list, 3, server_max, true).unwrap();
-                assert_eq!(rows, list, "len {len}, server max {server_max}");
+            let list: Vec<u64> = (1..=len).collect();
+            for asked in 1..6 {
+                for server in [
+                    Server::Paged { max: 1 },
+                    Server::Paged { max: 3 },
+                    Server::Paged { max: 100 },
+                    Server::PagedSilently { max: asked },
+                    Server::PagedSilently { max: 100 },
+                    Server::Unpaged,
+                ] {
+                    let (rows, _) = walk(&list, Some(asked), server)
+                        .unwrap_or_else(|e| panic!("len {len}, asked {asked}, {server:?}: {e}"));
+                    assert_eq!(rows, list, "len {len}, asked {asked}, {server:?}");
+                }
             }
         }
     }
@@ -208,44 +337,37 @@ mod tests {
     #[test]
     fn a_short_page_ends_the_walk_without_another_request() {
         let list: Vec<u64> = (1..=10).collect();
-        let (_, pages) = walk(&list, 25, 25, true).unwrap();
+        let (_, pages) = walk(&list, Some(25), Server::Paged { max: 25 }).unwrap();
         assert_eq!(pages, 1);
     }
 
     #[test]
-    fn a_server_that_ignores_the_offset_is_detected() {
-        let mut walk = PageWalk::new(3, 100);
-        walk.accept(vec![Row(1), Row(2), Row(3)], Some(3)).unwrap();
-        let err = walk
-            .accept(vec![Row(1), Row(2), Row(3)], Some(3))
-            .unwrap_err();
+    fn a_paged_server_that_ignores_the_offset_is_detected() {
+        let mut walk = PageWalk::paged(3, 100);
+        let echo = Some(PageEcho { limit: Some(3) });
+        walk.accept(vec![Row(1), Row(2), Row(3)], echo).unwrap();
+        let err = walk.accept(vec![Row(1), Row(2), Row(3)], echo).unwrap_err();
         assert!(matches!(err, PagingError::NotAdvancing { .. }), "{err:?}");
     }
 
     #[test]
     fn a_row_removed_before_the_boundary_is_detected_not_skipped() {
-        let mut walk = PageWalk::new(3, 100);
-        walk.accept(vec![Row(1), Row(2), Row(3)], Some(3)).unwrap();
+        let mut walk = PageWalk::paged(3, 100);
+        let echo = Some(PageEcho { limit: Some(3) });
+        walk.accept(vec![Row(1), Row(2), Row(3)], echo).unwrap();
         // Row 2 is removed: offset 2 now starts at row 4, and the anchor (3) is not there.
-        let err = walk
-            .accept(vec![Row(4), Row(5), Row(6)], Some(3))
-            .unwrap_err();
+        let err = walk.accept(vec![Row(4), Row(5), Row(6)], echo).unwrap_err();
         assert_eq!(err, PagingError::Shifted { offset: 2 });
     }
 
     #[test]
     fn the_page_cap_gives_a_clear_error() {
         let list: Vec<u64> = (1..=1000).collect();
-        let mut walk = PageWalk::new(10, 5);
+        let mut walk = PageWalk::paged(10, 5);
         let mut result = Ok(());
-        while let Some(request) = walk.next_request() {
-            let page: Vec<Row> = list
-                .iter()
-                .skip(request.offset as usize)
-                .take(10)
-                .map(|id| Row(*id))
-                .collect();
-            result = walk.accept(page, Some(10));
+        while let Some(read) = walk.next_request() {
+            let (page, echo) = serve(&list, Server::Paged { max: 10 }, read);
+            result = walk.accept(page, echo);
             if result.is_err() {
                 break;
             }
@@ -255,9 +377,10 @@ mod tests {
 
     #[test]
     fn duplicate_rows_within_a_walk_are_kept_once() {
-        let mut walk = PageWalk::new(3, 100);
-        walk.accept(vec![Row(1), Row(2), Row(2)], Some(3)).unwrap();
-        walk.accept(vec![Row(2), Row(4)], Some(3)).unwrap();
+        let mut walk = PageWalk::paged(3, 100);
+        let echo = Some(PageEcho { limit: Some(3) });
+        walk.accept(vec![Row(1), Row(2), Row(2)], echo).unwrap();
+        walk.accept(vec![Row(2), Row(4)], echo).unwrap();
         assert_eq!(walk.next_request(), None);
         assert_eq!(walk.into_rows(), vec![Row(1), Row(2), Row(4)]);
     }

@@ -129,6 +129,13 @@ impl RequestBudget {
         }
     }
 
+    /// Nothing spent left to refill and no window to wait out: forgetting this budget loses
+    /// nothing.
+    pub fn is_idle(&mut self, now: Duration) -> bool {
+        self.refill(now);
+        self.tokens >= self.capacity && self.blocked_until <= now
+    }
+
     fn refill(&mut self, now: Duration) {
         let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.refill_per_second).min(self.capacity);

@@ -66,15 +66,19 @@ impl Keyed for OrganizationRole {
     }
 }
 
-/// `GET /organizations/{id}/user-organization-roles` → `userOrganizationRoles[]`.
+/// `GET /organizations/{id}/user-organization-roles` → `userOrganizationRoles[]`, and
+/// `GET /organizations/{id}/user-organization-roles/{userId}` → `userOrganizationRole`.
+/// Other fields Make adds (`organizationId`, `organizationTeamsCount`, `joinedTeamsCount`,
+/// `ssoPending`) are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OrganizationMember {
     #[serde(rename = "userId")]
     pub user_id: u64,
     #[serde(rename = "usersRoleId")]
     pub users_role_id: u32,
-    /// `null` for a member, `"pending"` or `"expired"` for an invitation.
-    #[serde(default)]
+    /// `null` for a member, `"pending"` or `"expired"` for an invitation. Required to be
+    /// present: a missing field must not turn an invitee into a member.
+    #[serde(deserialize_with = "required_nullable")]
     pub invitation: Option<String>,
 }
 
@@ -84,14 +88,25 @@ impl Keyed for OrganizationMember {
     }
 }
 
+#[derive(Debug, Deserialize)]
+pub(super) struct MemberResponse {
+    #[serde(rename = "userOrganizationRole")]
+    pub member: OrganizationMember,
+}
+
 /// `GET /users?organizationId=…` → `users[]`, with the columns the sync asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MakeUser {
     pub id: u64,
     pub name: String,
     pub email: String,
-    /// Required to be present (possibly `null`): see the module documentation.
-    #[serde(rename = "lastLogin", deserialize_with = "required_timestamp")]
+    /// Required to be present (possibly `null`): see the module documentation. Make's admin
+    /// user list spells it `lastLogin`, its `/users/me` example `lastlogin`; either is read.
+    #[serde(
+        rename = "lastLogin",
+        alias = "lastlogin",
+        deserialize_with = "required_timestamp"
+    )]
     pub last_login: Option<DateTime<Utc>>,
 }
 
@@ -99,6 +114,16 @@ impl Keyed for MakeUser {
     fn key(&self) -> u64 {
         self.id
     }
+}
+
+/// A field that must be present but may be `null`. (serde reads a missing `Option` as `None`
+/// unless the field has its own deserializer.)
+fn required_nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::deserialize(deserializer)
 }
 
 fn required_timestamp<'de, D>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error>
@@ -116,13 +141,6 @@ where
             })
     })
     .transpose()
-}
-
-/// The `pg` object Make echoes on lists.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub(super) struct PageEcho {
-    #[serde(default)]
-    pub limit: Option<u32>,
 }
 
 #[cfg(test)]

@@ -17,6 +17,13 @@ pub enum SyncError {
     Host(#[from] HostError),
     #[error("Make's member list and user list disagree ({detail}) after {attempts} attempts — no user was changed; the sync will be tried again")]
     Inconsistent { detail: String, attempts: u32 },
+    #[error("Make's member list of organization {organization} names {listed} members but GET /users names {users} users; looking up the missing ones one by one would take more than MAKESYNC_MEMBER_LOOKUPS={allowed} requests — no user was changed; Make may cut this list for large organizations: raise MAKESYNC_MEMBER_LOOKUPS if the organization's rate budget allows")]
+    MemberListIncomplete {
+        organization: String,
+        listed: usize,
+        users: usize,
+        allowed: u32,
+    },
     #[error("the sync could not start: {0}")]
     Setup(String),
 }
@@ -29,6 +36,7 @@ impl SyncError {
             SyncError::Secret(e) => e.kind(),
             SyncError::Host(_) => ErrorKind::InvalidInput,
             SyncError::Inconsistent { .. } => ErrorKind::Transient,
+            SyncError::MemberListIncomplete { .. } => ErrorKind::Protocol,
             SyncError::Setup(_) => ErrorKind::Storage,
         }
     }

@@ -1,9 +1,33 @@
-//! Switches that make the simulator misbehave the way Make can.
+//! How the simulator answers: the documented shapes by default, and switches for the shapes
+//! and failures the documentation leaves open or that Make shows in practice.
+//!
+//! Every default names the fact it models. "Notes" is `../shared/reference/make-api-notes.md`;
+//! "independent client" is the open-source Go client behind Make's Steampipe plugin, which the
+//! notes describe; "assumed" marks what no source states.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+/// How a list endpoint answers `pg[offset]` / `pg[limit]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListShape {
+    /// Honours `pg[]`, applies at most `max` rows whatever `pg[limit]` asks, and echoes
+    /// `"pg": {"sortBy", "sortDir", "limit", "offset"}` with the limit it applied (notes,
+    /// "Pagination": paged responses echo `pg`; the default limit "varies by endpoint").
+    Paged { max: u32 },
+    /// Honours `pg[]` up to `max` rows but echoes nothing. Assumed: no source shows it; it is
+    /// the shape a paged list would have if Make dropped the echo.
+    PagedWithoutEcho { max: u32 },
+    /// Ignores `pg[]`: the whole list, no `pg` in the answer, the same rows at any offset
+    /// (notes, "Pagination": `/users/roles` and `user-organization-roles` document no `pg[]`).
+    Unpaged,
+    /// Ignores `pg[]` and answers only the first `at` rows, with no sign of the cut. Assumed:
+    /// the notes say it is unknown whether large organizations' member lists are cut.
+    UnpagedCut { at: u32 },
+}
+
 /// A membership change applied once, right after the first page of a member or user list of
-/// `organization_id` is served: the next page then sees a shifted list.
+/// `organization_id` is served while more rows remain: the next page sees a shifted list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageChange {
     pub organization_id: u64,
@@ -16,42 +40,70 @@ pub struct PageChange {
 pub struct Faults {
     /// Added to every response.
     pub latency: Duration,
-    /// The most rows a page holds, whatever `pg[limit]` asks.
-    pub max_page_size: u32,
-    /// Whether lists echo `pg` (with the applied limit).
-    pub echo_page: bool,
-    /// Serve every page from offset 0, as a broken server would.
+    /// `GET /users?organizationId=`: documented with `pg[offset]`, `pg[limit]`, `pg[sortBy]`,
+    /// `pg[sortDir]` (notes); the independent client asks 10000 rows a page and gets them.
+    pub users_list: ListShape,
+    /// `GET /organizations/{id}/user-organization-roles`: documented with `cols[]` only (notes).
+    pub members_list: ListShape,
+    /// `GET /users/roles`: documented with `cols[]` and `category` only (notes).
+    pub roles_list: ListShape,
+    /// Paged lists serve every page from offset 0, as a broken server would. Assumed fault.
     pub ignore_offset: bool,
+    /// The status for a token that lacks an endpoint's scope: 403 ("access denied / insufficient
+    /// rights", notes) by default; the independent client shows Make answering 401 as well.
+    pub missing_scope_status: u16,
+    /// Whether `GET /users/me` needs the scope `user:read`. Assumed (the independent client
+    /// reads `/users/me/api-tokens` only when `user:read` is granted); switch it off to model
+    /// an endpoint any valid token may call.
+    pub me_requires_user_read: bool,
+    /// The status for a spent rate limit: 429 "Requests limit for organization exceeded"
+    /// (notes, "Rate limits"); the independent client retries 418 the same way.
+    pub rate_limit_status: u16,
     /// The next this-many requests answer 503.
     pub server_errors: u32,
-    /// The next this-many requests answer 429 with `Retry-After` of the given seconds.
+    /// The next this-many requests answer the rate-limit status with `Retry-After` of the
+    /// given seconds.
     pub rate_limited: u32,
     pub rate_limited_retry_after: u64,
-    /// The next this-many list pages answer 200 with a body that does not parse.
+    /// The next this-many list answers are 200 with a body that does not parse.
     pub malformed_pages: u32,
     /// Applied once, between the first and second page of a list.
     pub change_between_pages: Option<PageChange>,
-    /// Whether each organization's per-minute `apiLimit` is enforced.
+    /// Whether each organization's per-minute `apiLimit` is enforced (notes, "Rate limits").
     pub enforce_budget: bool,
     /// Organizations in an outage: every request about them (`/organizations/{id}…` or
     /// `?organizationId={id}`) answers 503 until they are taken out again.
-    pub unavailable_organizations: std::collections::BTreeSet<u64>,
+    pub unavailable_organizations: BTreeSet<u64>,
+    /// Paths (as requested, e.g. `/api/v2/users/roles`) answered 200 with this exact body after
+    /// the token and scope checks: contract fixtures and bodies Make might send.
+    pub canned_bodies: BTreeMap<String, String>,
 }
 
 impl Default for Faults {
     fn default() -> Self {
         Self {
             latency: Duration::ZERO,
-            max_page_size: 25,
-            echo_page: true,
+            // Paged; 10000 rows a page are accepted (independent client, notes "Pagination").
+            users_list: ListShape::Paged { max: 10_000 },
+            // No pg[] documented: the whole list (notes "Pagination").
+            members_list: ListShape::Unpaged,
+            // No pg[] documented: the whole list (notes "Pagination").
+            roles_list: ListShape::Unpaged,
             ignore_offset: false,
+            // 403 for insufficient rights (notes, "Rate limits and errors").
+            missing_scope_status: 403,
+            // Assumed: /users/me is a user:read endpoint.
+            me_requires_user_read: true,
+            // 429 (notes, "Rate limits and errors").
+            rate_limit_status: 429,
             server_errors: 0,
             rate_limited: 0,
             rate_limited_retry_after: 7,
             malformed_pages: 0,
             change_between_pages: None,
             enforce_budget: true,
-            unavailable_organizations: Default::default(),
+            unavailable_organizations: BTreeSet::new(),
+            canned_bodies: BTreeMap::new(),
         }
     }
 }

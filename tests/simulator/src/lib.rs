@@ -1,19 +1,22 @@
 //! A Make API v2 simulator for the demo and the tests.
 //!
 //! It serves, on 127.0.0.1, the endpoints makesync reads — `/users/me`, `/organizations/{id}`,
-//! `/users/roles`, `/organizations/{id}/user-organization-roles`, `/users?organizationId=` —
-//! with token scopes and per-organization access, organizations in several zones (the zone is
-//! read from the `Host` header), `pg[]` paging with a server-side maximum page size,
-//! `X-RateLimit-*` headers and 429 with `Retry-After` past a per-organization budget, and
-//! [`Faults`] switches for latency, 5xx bursts, malformed bodies and members changing between
-//! pages. Its clock is a [`makesync::clock::Clock`], so tests can share a `ManualClock` with the
-//! client and see rate-limit windows move with the client's waits.
+//! `/users/roles`, `/organizations/{id}/user-organization-roles` (and `…/{userId}`),
+//! `/users?organizationId=` — the way Make documents them: `/users` paged with `pg[]` and an
+//! echo, the roles and member lists whole in one answer. Tokens have scopes, users have access
+//! to organizations, organizations live in zones (read from the `Host` header), and each
+//! organization has a per-minute budget with `X-RateLimit-*` headers and 429 past it.
+//! [`Faults`] switches model what the documentation leaves open (a paged or cut member list,
+//! 401 for a missing scope, 418 for a rate limit) and what goes wrong (latency, 5xx bursts,
+//! malformed bodies, members changing between pages); `faults.rs` names the source of every
+//! default. Its clock is a [`makesync::clock::Clock`], so tests can share a `ManualClock` with
+//! the client and see rate-limit windows move with the client's waits.
 
 mod faults;
 mod routes;
 mod world;
 
-pub use faults::{Faults, PageChange};
+pub use faults::{Faults, ListShape, PageChange};
 pub use world::{
     demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_TOKEN,
 };

@@ -1,6 +1,10 @@
 //! The HTTP side: one handler that routes by path, like Make's `/api/v2`.
+//!
+//! Sources are named as in `faults.rs`: "notes" is `../shared/reference/make-api-notes.md`,
+//! "independent client" the Go client the notes describe, "assumed" what no source states.
 
-use crate::world::{RateWindow, SimOrganization, World};
+use crate::faults::ListShape;
+use crate::world::{RateWindow, SimOrganization, TokenGrant, World};
 use crate::{SeenRequest, Shared};
 use axum::body::Body;
 use axum::extract::State;
@@ -31,11 +35,17 @@ impl Reply {
         }
     }
 
+    /// Make's error bodies: a human `message`, often a `detail` and a code (notes, "Rate limits
+    /// and errors").
     fn error(status: StatusCode, message: &str, detail: &str, code: &str) -> Self {
         Self::json(
             status,
             json!({ "message": message, "detail": detail, "code": code }),
         )
+    }
+
+    fn not_found(detail: &str) -> Self {
+        Self::error(StatusCode::NOT_FOUND, "Not found", detail, "IM004")
     }
 }
 
@@ -66,6 +76,7 @@ async fn handle(
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
+    // "Authorization: Token <api-token>" (notes, "Base, auth, zones").
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
@@ -132,6 +143,85 @@ impl Request<'_> {
     }
 }
 
+/// The endpoints makesync reads.
+enum Endpoint {
+    Me,
+    Roles,
+    Users { organization: u64 },
+    Organization { organization: u64 },
+    Members { organization: u64 },
+    Member { organization: u64, user: u64 },
+}
+
+impl Endpoint {
+    fn parse(path: &str, request: &Request<'_>) -> Result<Self, Reply> {
+        let bad_id = || {
+            Reply::error(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "organizationId must be a number",
+                "IM005",
+            )
+        };
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        let number = |text: &str| text.parse::<u64>().map_err(|_| bad_id());
+        Ok(match segments.as_slice() {
+            ["users", "me"] => Endpoint::Me,
+            ["users", "roles"] => Endpoint::Roles,
+            ["users"] => {
+                // "exactly one of organizationId or teamId" (notes).
+                let Some(organization) = request
+                    .param("organizationId")
+                    .and_then(|v| v.parse::<u64>().ok())
+                else {
+                    return Err(Reply::error(
+                        StatusCode::BAD_REQUEST,
+                        "Bad request",
+                        "Exactly one of organizationId or teamId is required.",
+                        "IM005",
+                    ));
+                };
+                Endpoint::Users { organization }
+            }
+            ["organizations", id] => Endpoint::Organization {
+                organization: number(id)?,
+            },
+            ["organizations", id, "user-organization-roles"] => Endpoint::Members {
+                organization: number(id)?,
+            },
+            ["organizations", id, "user-organization-roles", user] => Endpoint::Member {
+                organization: number(id)?,
+                user: number(user)?,
+            },
+            _ => return Err(Reply::not_found(path)),
+        })
+    }
+
+    /// The scope Make checks. `/users` and `/users/roles` are documented `user:read`,
+    /// `/organizations/{id}` `organizations:read` (each page's "Required scopes"); the
+    /// independent client reads user-organization-roles as `user:read`.
+    fn scope(&self, world: &World) -> Option<&'static str> {
+        match self {
+            Endpoint::Me => world.faults.me_requires_user_read.then_some("user:read"),
+            Endpoint::Roles
+            | Endpoint::Users { .. }
+            | Endpoint::Members { .. }
+            | Endpoint::Member { .. } => Some("user:read"),
+            Endpoint::Organization { .. } => Some("organizations:read"),
+        }
+    }
+
+    fn organization(&self) -> Option<u64> {
+        match self {
+            Endpoint::Me | Endpoint::Roles => None,
+            Endpoint::Users { organization }
+            | Endpoint::Organization { organization }
+            | Endpoint::Members { organization }
+            | Endpoint::Member { organization, .. } => Some(*organization),
+        }
+    }
+}
+
 fn organization_in_outage(world: &World, path: &str, request: &Request<'_>) -> bool {
     let outage = &world.faults.unavailable_organizations;
     if outage.is_empty() {
@@ -150,6 +240,19 @@ fn organization_in_outage(world: &World, path: &str, request: &Request<'_>) -> b
         .any(|id| outage.contains(&id))
 }
 
+fn rate_limited(world: &World, retry_after: u64) -> Reply {
+    let status = StatusCode::from_u16(world.faults.rate_limit_status)
+        .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let mut reply = Reply::error(
+        status,
+        "Requests limit for organization exceeded",
+        "",
+        "SC429",
+    );
+    reply.headers.push(("retry-after", retry_after.to_string()));
+    reply
+}
+
 fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     if request.method != Method::GET {
         return Reply::error(
@@ -159,8 +262,9 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
             "SC405",
         );
     }
+    // Base URL `https://{zone}/api/v2` (notes, "Base, auth, zones").
     let Some(path) = request.path.strip_prefix("/api/v2") else {
-        return Reply::error(StatusCode::NOT_FOUND, "Not found", request.path, "SC404");
+        return Reply::not_found(request.path);
     };
     if organization_in_outage(world, path, request) {
         return Reply::error(
@@ -181,46 +285,101 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     }
     if world.faults.rate_limited > 0 {
         world.faults.rate_limited -= 1;
-        let mut reply = Reply::error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Requests limit for organization exceeded",
-            "",
-            "SC429",
-        );
-        reply.headers.push((
-            "retry-after",
-            world.faults.rate_limited_retry_after.to_string(),
-        ));
-        return reply;
+        return rate_limited(world, world.faults.rate_limited_retry_after);
     }
+    // 401 for a bad token (notes, "Rate limits and errors"). The body is assumed.
+    let unauthorized = || {
+        Reply::error(
+            StatusCode::UNAUTHORIZED,
+            "Invalid credentials.",
+            "The access token is invalid or has expired.",
+            "IM001",
+        )
+    };
     let grant = match request.token.and_then(|t| world.tokens.get(t)) {
         Some(grant) if !grant.revoked => grant.clone(),
-        _ => {
-            return Reply::error(
-                StatusCode::UNAUTHORIZED,
-                "Invalid credentials.",
-                "The access token is invalid or has expired.",
-                "IM001",
-            )
+        _ => return unauthorized(),
+    };
+    let endpoint = match Endpoint::parse(path, request) {
+        Ok(endpoint) => endpoint,
+        Err(reply) => return reply,
+    };
+    if let Some(scope) = endpoint.scope(world) {
+        if !grant.scopes.contains(scope) {
+            return match world.faults.missing_scope_status {
+                // Assumed: a 401 for a missing scope looks like any other 401.
+                401 => unauthorized(),
+                _ => Reply::error(
+                    StatusCode::FORBIDDEN,
+                    "Permission denied",
+                    &format!("The token is missing the scope {scope}."),
+                    "SC403",
+                ),
+            };
         }
+    }
+    let Some(org_id) = endpoint.organization() else {
+        return answer(world, request, &endpoint, &grant);
     };
-    let missing_scope = |scope: &str| {
-        (!grant.scopes.contains(scope)).then(|| {
-            Reply::error(
-                StatusCode::FORBIDDEN,
-                "Permission denied",
-                &format!("The token is missing the scope {scope}."),
-                "SC403",
-            )
-        })
-    };
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["users", "me"] => {
-            if let Some(denied) = missing_scope("user:read") {
-                return denied;
-            }
+    if let Err(reply) = check_access(world, request, &endpoint, grant.user_id, org_id) {
+        return reply;
+    }
+    budgeted(world, clock, org_id, |world| {
+        answer(world, request, &endpoint, &grant)
+    })
+}
+
+/// The organization exists, the token's user is an active member of it, and (for everything
+/// but the organization itself) it lives in the zone being called.
+fn check_access(
+    world: &World,
+    request: &Request<'_>,
+    endpoint: &Endpoint,
+    user_id: u64,
+    org_id: u64,
+) -> Result<(), Reply> {
+    let not_found = || Reply::error(StatusCode::NOT_FOUND, "Organization not found", "", "IM004");
+    let organization = world.organizations.get(&org_id).ok_or_else(not_found)?;
+    let is_member = organization
+        .members
+        .get(&user_id)
+        .is_some_and(|m| m.invitation.is_none());
+    if !is_member {
+        // 403 "access denied" (notes, "Rate limits and errors").
+        return Err(Reply::error(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            "You don't have access to this organization.",
+            "SC403",
+        ));
+    }
+    // An organization belongs to one zone (notes); its data is read on that zone. Assumed:
+    // another zone answers 404 for its members and users.
+    let zone_required = !matches!(endpoint, Endpoint::Organization { .. });
+    if zone_required && !zone_matches(request.host, organization) {
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+/// The 200 answer, or a canned body for the path.
+fn answer(
+    world: &mut World,
+    request: &Request<'_>,
+    endpoint: &Endpoint,
+    grant: &TokenGrant,
+) -> Reply {
+    if let Some(body) = world.faults.canned_bodies.get(request.path) {
+        return Reply {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: body.clone(),
+        };
+    }
+    match *endpoint {
+        Endpoint::Me => {
             let user = world.users.get(&grant.user_id);
+            // `{"authUser": {"id", "name", "email", "language", "timezoneId", ...}}` (notes).
             Reply::json(
                 StatusCode::OK,
                 json!({ "authUser": {
@@ -232,163 +391,173 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
                 }}),
             )
         }
-        ["users", "roles"] => {
-            if let Some(denied) = missing_scope("user:read") {
-                return denied;
-            }
-            let rows: Vec<(u64, Value)> = world
-                .roles
-                .iter()
-                .map(|(id, name)| (u64::from(*id), json!({ "id": id, "name": name })))
-                .collect();
-            page(world, request, "usersRoles", rows, None)
+        Endpoint::Roles => roles(world, request),
+        Endpoint::Users { organization } => users(world, request, organization),
+        Endpoint::Organization { organization } => {
+            organization_detail(world, request, organization)
         }
-        ["users"] => {
-            if let Some(denied) = missing_scope("user:read") {
-                return denied;
+        Endpoint::Members { organization } => members(world, request, organization),
+        Endpoint::Member { organization, user } => {
+            // "Get user organization role details" answers `{"userOrganizationRole": {...}}`
+            // ("Organizations > User organization roles"); a user who is not a member: 404
+            // (assumed).
+            match member_row(world, organization, user) {
+                Some(row) => Reply::json(
+                    StatusCode::OK,
+                    json!({ "userOrganizationRole": select_columns(row, &request.columns()) }),
+                ),
+                None => Reply::not_found("The user is not a member of the organization."),
             }
-            let Some(org_id) = request
-                .param("organizationId")
-                .and_then(|v| v.parse::<u64>().ok())
-            else {
-                return Reply::error(
-                    StatusCode::BAD_REQUEST,
-                    "Bad request",
-                    "Exactly one of organizationId or teamId is required.",
-                    "IM005",
-                );
-            };
-            let organization = match organization_for(world, request, grant.user_id, org_id, true) {
-                Ok(organization) => organization,
-                Err(reply) => return reply,
-            };
-            let columns = request.columns();
-            let rows: Vec<(u64, Value)> = organization
-                .members
-                .keys()
-                .filter_map(|id| world.users.get(id))
-                .map(|user| {
-                    let full = json!({
-                        "id": user.id,
-                        "name": user.name,
-                        "email": user.email,
-                        "language": "en",
-                        "timezoneId": 113,
-                        "localeId": 1,
-                        "countryId": 1,
-                        "features": {},
-                        "avatar": "",
-                        "lastLogin": user.last_login.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-                    });
-                    (user.id, select_columns(full, &columns))
-                })
-                .collect();
-            budgeted(world, clock, org_id, |world| {
-                page(world, request, "users", rows, Some(org_id))
-            })
         }
-        ["organizations", id] => {
-            if let Some(denied) = missing_scope("organizations:read") {
-                return denied;
-            }
-            let Ok(org_id) = id.parse::<u64>() else {
-                return Reply::error(
-                    StatusCode::BAD_REQUEST,
-                    "Bad request",
-                    "organizationId must be a number",
-                    "IM005",
-                );
-            };
-            let organization = match organization_for(world, request, grant.user_id, org_id, false)
-            {
-                Ok(organization) => organization,
-                Err(reply) => return reply,
-            };
-            let mut body = json!({
-                "id": organization.id,
-                "name": organization.name,
-                "zone": organization.zone,
-                "countryId": 1,
-                "timezoneId": 113,
-                "teams": [{ "id": organization.id * 10, "name": "My Team" }],
-            });
-            // Like Make: license and isPaused only for organizations of the zone being called.
-            if zone_matches(request.host, &organization) {
-                body["license"] = json!({ "users": 50, "apiLimit": organization.api_limit });
-                body["isPaused"] = json!(false);
-            }
-            budgeted(world, clock, org_id, |_| {
-                Reply::json(StatusCode::OK, json!({ "organization": body }))
-            })
-        }
-        ["organizations", id, "user-organization-roles"] => {
-            if let Some(denied) = missing_scope("organizations:read") {
-                return denied;
-            }
-            let Ok(org_id) = id.parse::<u64>() else {
-                return Reply::error(
-                    StatusCode::BAD_REQUEST,
-                    "Bad request",
-                    "organizationId must be a number",
-                    "IM005",
-                );
-            };
-            let organization = match organization_for(world, request, grant.user_id, org_id, true) {
-                Ok(organization) => organization,
-                Err(reply) => return reply,
-            };
-            let rows: Vec<(u64, Value)> = organization
-                .members
-                .iter()
-                .map(|(user_id, membership)| {
-                    (
-                        *user_id,
-                        json!({
-                            "userId": user_id,
-                            "organizationId": org_id,
-                            "usersRoleId": membership.role_id,
-                            "invitation": membership.invitation,
-                            "organizationTeamsCount": 1,
-                            "joinedTeamsCount": 1,
-                        }),
-                    )
-                })
-                .collect();
-            budgeted(world, clock, org_id, |world| {
-                page(world, request, "userOrganizationRoles", rows, Some(org_id))
-            })
-        }
-        _ => Reply::error(StatusCode::NOT_FOUND, "Not found", path, "SC404"),
     }
 }
 
-/// The organization, if it exists, the token's user may see it, and (for member lists) it
-/// lives in the zone being called.
-fn organization_for(
-    world: &World,
-    request: &Request<'_>,
-    user_id: u64,
-    org_id: u64,
-    zone_required: bool,
-) -> Result<SimOrganization, Reply> {
-    let not_found = || Reply::error(StatusCode::NOT_FOUND, "Organization not found", "", "IM004");
-    let organization = world.organizations.get(&org_id).ok_or_else(not_found)?;
-    let is_member = organization
-        .members
-        .get(&user_id)
-        .is_some_and(|m| m.invitation.is_none());
-    if !is_member {
-        return Err(Reply::error(
-            StatusCode::FORBIDDEN,
-            "Access denied",
-            "You don't have access to this organization.",
-            "SC403",
-        ));
+fn roles(world: &mut World, request: &Request<'_>) -> Reply {
+    // `category=organization|team` filters ("Users > Roles").
+    let category = request.param("category");
+    let ids: Vec<u64> = world
+        .roles
+        .keys()
+        .filter(|id| category.is_none_or(|c| World::role_category(**id) == c))
+        .map(|id| u64::from(*id))
+        .collect();
+    let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let shape = world.faults.roles_list;
+    list(
+        world,
+        request,
+        "usersRoles",
+        shape,
+        ids,
+        None,
+        |world, id| {
+            let id = id as u32;
+            // Default answer `{"id", "name"}`; `cols[]` may add `subsidiary`, `category`,
+            // `permissions` ("Users > Roles"; the independent client reads them too).
+            let full = json!({
+                "id": id,
+                "name": world.roles.get(&id),
+                "subsidiary": false,
+                "category": World::role_category(id),
+                "permissions": ["user:read"],
+            });
+            if columns.is_empty() {
+                select_columns(full, &["id", "name"])
+            } else {
+                let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+                select_columns(full, &columns)
+            }
+        },
+    )
+}
+
+fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
+    let Some(organization) = world.organizations.get(&org_id) else {
+        return Reply::not_found("");
+    };
+    let mut ids: Vec<u64> = organization.members.keys().copied().collect();
+    // "Default order: id descending"; `pg[sortBy]` of `id`, `name`, `email` (notes).
+    let sort_by = request.param("pg[sortBy]").unwrap_or("id");
+    match sort_by {
+        "name" => ids.sort_by_key(|id| world.users.get(id).map(|u| (u.name.clone(), *id))),
+        "email" => ids.sort_by_key(|id| world.users.get(id).map(|u| (u.email.clone(), *id))),
+        _ => ids.sort_unstable(),
     }
-    if zone_required && !zone_matches(request.host, organization) {
-        return Err(not_found());
+    if request.param("pg[sortDir]") != Some("asc") {
+        ids.reverse();
     }
-    Ok(organization.clone())
+    let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let shape = world.faults.users_list;
+    list(
+        world,
+        request,
+        "users",
+        shape,
+        ids,
+        Some(org_id),
+        |world, id| {
+            let Some(user) = world.users.get(&id) else {
+                return json!({ "id": id });
+            };
+            // The user object: `id`, `name`, `email`, `language`, `timezoneId`, `localeId`,
+            // `countryId`, `features`, `avatar` (notes); `lastLogin` as ISO 8601 UTC with
+            // milliseconds, `null` if never (notes: inferred from the admin variant).
+            let full = json!({
+                "id": user.id,
+                "name": user.name,
+                "email": user.email,
+                "language": "en",
+                "timezoneId": 113,
+                "localeId": 1,
+                "countryId": 1,
+                "features": {},
+                "avatar": "",
+                "lastLogin": user.last_login.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            });
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            select_columns(full, &columns)
+        },
+    )
+}
+
+fn organization_detail(world: &World, request: &Request<'_>, org_id: u64) -> Reply {
+    let Some(organization) = world.organizations.get(&org_id) else {
+        return Reply::not_found("");
+    };
+    // `{"organization": {"id", "name", "zone", "license": {..., "apiLimit"}, "teams", ...}}`.
+    let mut body = json!({
+        "id": organization.id,
+        "name": organization.name,
+        "zone": organization.zone,
+        "countryId": 1,
+        "timezoneId": 113,
+        "teams": [{ "id": organization.id * 10, "name": "My Team" }],
+    });
+    // license and isPaused only for organizations of the zone being called (notes, 002).
+    if zone_matches(request.host, organization) {
+        body["license"] = json!({ "users": 50, "apiLimit": organization.api_limit });
+        body["isPaused"] = json!(false);
+    }
+    Reply::json(StatusCode::OK, json!({ "organization": body }))
+}
+
+fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
+    let Some(organization) = world.organizations.get(&org_id) else {
+        return Reply::not_found("");
+    };
+    // Assumed: members in ascending user id (no order is documented).
+    let ids: Vec<u64> = organization.members.keys().copied().collect();
+    let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let shape = world.faults.members_list;
+    list(
+        world,
+        request,
+        "userOrganizationRoles",
+        shape,
+        ids,
+        Some(org_id),
+        |world, id| {
+            let row = member_row(world, org_id, id).unwrap_or_else(|| json!({ "userId": id }));
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            select_columns(row, &columns)
+        },
+    )
+}
+
+/// One membership: `userId`, `organizationId`, `usersRoleId`, `invitation` (documented
+/// example), `organizationTeamsCount`, `joinedTeamsCount` (documented `cols[]`), `ssoPending`
+/// (independent client).
+fn member_row(world: &World, org_id: u64, user_id: u64) -> Option<Value> {
+    let membership = world.organizations.get(&org_id)?.members.get(&user_id)?;
+    Some(json!({
+        "userId": user_id,
+        "organizationId": org_id,
+        "usersRoleId": membership.role_id,
+        "invitation": membership.invitation,
+        "organizationTeamsCount": 1,
+        "joinedTeamsCount": u32::from(membership.invitation.is_none()),
+        "ssoPending": false,
+    }))
 }
 
 /// A request names a zone through its `Host` header. One that names none of Make's hosts
@@ -402,8 +571,10 @@ fn zone_matches(host: Option<&str>, organization: &SimOrganization) -> bool {
     }
 }
 
-/// Counts the request against the organization's per-minute budget, adds the `X-RateLimit-*`
-/// headers, and answers 429 with `Retry-After` once the budget is spent.
+/// Counts the request against the organization's per-minute budget (`license.apiLimit`,
+/// notes "Rate limits"), adds the `X-RateLimit-*` headers (notes: inferred from an
+/// open-source connector), and answers the rate-limit status with `Retry-After` once the
+/// budget is spent.
 fn budgeted(
     world: &mut World,
     clock: &dyn Clock,
@@ -431,18 +602,8 @@ fn budgeted(
     let resets_in = Duration::from_secs(60).saturating_sub(now.saturating_sub(window.started));
     let reset_epoch =
         (clock.wall() + chrono::Duration::from_std(resets_in).unwrap_or_default()).timestamp();
-    let enforce = world.faults.enforce_budget;
-    let mut reply = if enforce && used > limit {
-        let mut reply = Reply::error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Requests limit for organization exceeded",
-            "",
-            "SC429",
-        );
-        reply
-            .headers
-            .push(("retry-after", resets_in.as_secs().max(1).to_string()));
-        reply
+    let mut reply = if world.faults.enforce_budget && used > limit {
+        rate_limited(world, resets_in.as_secs().max(1))
     } else {
         serve(world)
     };
@@ -457,13 +618,16 @@ fn budgeted(
     reply
 }
 
-/// Serves one `pg[]` page of `rows` (id, object) under `collection`.
-fn page(
+/// Serves `ids` (in order) as the list `collection` in the given shape, building only the
+/// rows it answers.
+fn list(
     world: &mut World,
     request: &Request<'_>,
     collection: &str,
-    mut rows: Vec<(u64, Value)>,
+    shape: ListShape,
+    ids: Vec<u64>,
     organization: Option<u64>,
+    row: impl Fn(&World, u64) -> Value,
 ) -> Reply {
     if world.faults.malformed_pages > 0 {
         world.faults.malformed_pages -= 1;
@@ -473,48 +637,46 @@ fn page(
             body: format!("{{\"{collection}\": [{{\"id\": 1, \"na"),
         };
     }
-    let max = world.faults.max_page_size.max(1);
-    let asked = request
-        .param("pg[limit]")
-        .and_then(|v| v.parse::<u32>().ok())
-        .unwrap_or(max);
-    let applied = asked.clamp(1, max);
-    let offset = if world.faults.ignore_offset {
-        0
-    } else {
-        request
-            .param("pg[offset]")
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
+    let (served, echo): (&[u64], Option<Value>) = match shape {
+        ListShape::Paged { max } | ListShape::PagedWithoutEcho { max } => {
+            let max = max.max(1);
+            let asked = request
+                .param("pg[limit]")
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(max);
+            let applied = asked.clamp(1, max);
+            let offset = if world.faults.ignore_offset {
+                0
+            } else {
+                request
+                    .param("pg[offset]")
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .unwrap_or(0)
+            };
+            let start = offset.min(ids.len());
+            let end = (start + applied as usize).min(ids.len());
+            let echo = matches!(shape, ListShape::Paged { .. }).then(|| {
+                json!({
+                    "sortBy": request.param("pg[sortBy]").unwrap_or("id"),
+                    "sortDir": request.param("pg[sortDir]").unwrap_or("desc"),
+                    "limit": applied,
+                    "offset": offset,
+                })
+            });
+            (&ids[start..end], echo)
+        }
+        ListShape::Unpaged => (&ids[..], None),
+        ListShape::UnpagedCut { at } => (&ids[..ids.len().min(at as usize)], None),
     };
-    let descending = request.param("pg[sortDir]") != Some("asc");
-    rows.sort_by_key(|(id, _)| *id);
-    if descending {
-        rows.reverse();
-    }
-    let total = rows.len();
-    let slice: Vec<Value> = rows
-        .into_iter()
-        .skip(offset)
-        .take(applied as usize)
-        .map(|(_, row)| row)
-        .collect();
-    let more_to_come = offset + slice.len() < total;
-    if offset == 0 && more_to_come {
+    let rows: Vec<Value> = served.iter().map(|id| row(world, *id)).collect();
+    let first_of_several = served.first() == ids.first() && served.len() < ids.len();
+    if first_of_several && !matches!(shape, ListShape::UnpagedCut { .. }) {
         apply_page_change(world, organization);
     }
     let mut body = Map::new();
-    body.insert(collection.to_string(), Value::Array(slice));
-    if world.faults.echo_page {
-        body.insert(
-            "pg".to_string(),
-            json!({
-                "sortBy": request.param("pg[sortBy]").unwrap_or("id"),
-                "sortDir": if descending { "desc" } else { "asc" },
-                "limit": applied,
-                "offset": offset,
-            }),
-        );
+    body.insert(collection.to_string(), Value::Array(rows));
+    if let Some(echo) = echo {
+        body.insert("pg".to_string(), echo);
     }
     Reply::json(StatusCode::OK, Value::Object(body))
 }
@@ -535,6 +697,7 @@ fn apply_page_change(world: &mut World, organization: Option<u64>) {
     }
 }
 
+/// `cols[]` picks the fields of each object; none asked means the default fields.
 fn select_columns(full: Value, columns: &[&str]) -> Value {
     if columns.is_empty() {
         return full;

@@ -82,7 +82,8 @@ impl Default for World {
     }
 }
 
-/// Make's documented roles (team and organization level).
+/// Make's documented roles, team and organization level ("Users > Roles": ids 1, 3, 4, 6 are
+/// team roles, 11 to 14 organization roles).
 fn make_roles() -> BTreeMap<u32, String> {
     [
         (1, "Team Admin"),
@@ -196,6 +197,50 @@ impl World {
         self
     }
 
+    /// Adds an organization with `members` generated members (user ids from `first_user_id`):
+    /// one Owner, an Admin in every 50, pending invitations in every 97, and two in three
+    /// logged in. For load tests and benchmarks.
+    pub fn add_generated_organization(
+        &mut self,
+        id: u64,
+        zone: &str,
+        api_limit: Option<u32>,
+        members: u64,
+        first_user_id: u64,
+    ) -> &mut Self {
+        self.add_organization(id, &format!("Generated {members}"), zone, api_limit);
+        let base = at("2026-11-01T00:00:00Z");
+        for n in 0..members {
+            let user_id = first_user_id + n;
+            let last_login =
+                (n % 3 != 0).then(|| base + chrono::Duration::minutes((n % 30_000) as i64));
+            self.add_user(
+                user_id,
+                &format!("User {n}"),
+                &format!("user{n}@org{id}.example"),
+                last_login,
+            );
+            let role = match n {
+                0 => 11,
+                n if n % 50 == 0 => 12,
+                _ => 13,
+            };
+            let invitation = (n > 0 && n % 97 == 0).then_some("pending");
+            self.add_member(id, user_id, role, invitation);
+        }
+        self
+    }
+
+    /// The category `/users/roles` gives a role (`category=organization|team`).
+    pub fn role_category(role_id: u32) -> &'static str {
+        // "Users > Roles": ids 1, 3, 4, 6 are team roles; others are read as organization roles
+        // (assumed for ids the page does not list).
+        match role_id {
+            1 | 3 | 4 | 6 => "team",
+            _ => "organization",
+        }
+    }
+
     pub fn organization(&self, id: u64) -> Option<&SimOrganization> {
         self.organizations.get(&id)
     }
@@ -227,6 +272,7 @@ fn at(text: &str) -> DateTime<Utc> {
 /// |---|---|
 /// | `sim-token-full-access` | everything (user 1, member of all three) |
 /// | `sim-token-no-user-read` | `organizations:read` only |
+/// | `sim-token-no-organizations-read` | `user:read` only |
 /// | `sim-token-revoked` | nothing: 401 |
 /// | `sim-token-outsider` | both scopes, but its user belongs to no organization |
 pub fn demo_world() -> World {
@@ -367,6 +413,10 @@ pub fn demo_world() -> World {
         .add_token(
             "sim-token-no-user-read",
             TokenGrant::new(1, &["organizations:read"]),
+        )
+        .add_token(
+            "sim-token-no-organizations-read",
+            TokenGrant::new(1, &["user:read"]),
         )
         .add_token(
             "sim-token-revoked",
