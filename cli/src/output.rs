@@ -1,11 +1,15 @@
 //! What the CLI prints: tables for people, one JSON document for programs.
 
+use crate::exit::CliError;
 use chrono::{DateTime, Utc};
+use makesync::connection::ConnectionId;
 use makesync::error::ErrorReport;
+use makesync::ports::UserStore;
 use makesync::run::SyncRun;
 use makesync::sync::{ChangeKind, UserChange};
 use makesync::user::UserRecord;
 use serde::Serialize;
+use std::io::Write;
 use unicode_width::UnicodeWidthStr;
 
 #[derive(Debug, Serialize)]
@@ -96,18 +100,112 @@ impl From<&SyncRun> for RunJson {
     }
 }
 
-/// `makesync sync --json`.
-#[derive(Debug, Serialize)]
-pub struct SyncDocument {
-    pub organization: OrganizationJson,
-    pub run: RunJson,
-    pub users: Vec<UserJson>,
+/// Users read from the store a page at a time, so that printing an organization of any size
+/// holds one page of it.
+const PAGE: usize = 1000;
+
+/// Prints one JSON object: `fields` first (pretty), then `"users"`, every stored user of the
+/// connection by id, one per line, read a page at a time.
+pub async fn print_users_document(
+    fields: &[(&str, serde_json::Value)],
+    store: &dyn UserStore,
+    connection: &ConnectionId,
+) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let io = |e: std::io::Error| CliError::internal(format!("cannot write the output: {e}"));
+    writeln!(out, "{{").map_err(io)?;
+    for (name, value) in fields {
+        let pretty = serde_json::to_string_pretty(value)
+            .map_err(CliError::internal)?
+            .replace('\n', "\n  ");
+        writeln!(out, "  {}: {pretty},", serde_json::Value::from(*name)).map_err(io)?;
+    }
+    write!(out, "  \"users\": [").map_err(io)?;
+    let mut after = None;
+    let mut first = true;
+    loop {
+        let page = store
+            .list_users_page(connection, after, PAGE)
+            .await
+            .map_err(CliError::internal)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.user_id);
+        for user in &page {
+            let line = serde_json::to_string(&UserJson::from(user)).map_err(CliError::internal)?;
+            write!(out, "{}\n    {line}", if first { "" } else { "," }).map_err(io)?;
+            first = false;
+        }
+    }
+    writeln!(out, "{}]\n}}", if first { "" } else { "\n  " }).map_err(io)?;
+    out.flush().map_err(io)
 }
 
-pub fn users_json(users: &[UserRecord]) -> Vec<UserJson> {
-    let mut users: Vec<UserJson> = users.iter().map(UserJson::from).collect();
-    users.sort_by_key(|u| u.id);
-    users
+/// Prints the users table of a connection: one pass over the store's pages for the column
+/// widths, one to print.
+pub async fn print_users_table(
+    store: &dyn UserStore,
+    connection: &ConnectionId,
+) -> Result<(), CliError> {
+    let mut widths: Vec<usize> = USER_HEADERS.iter().map(|h| h.width()).collect();
+    let mut any = false;
+    for_each_user_page(store, connection, |page| {
+        for row in page.iter().map(user_row) {
+            any = true;
+            for (width, cell) in widths.iter_mut().zip(&row) {
+                *width = (*width).max(cell.width());
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    if !any {
+        return Ok(());
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let headers: Vec<String> = USER_HEADERS.iter().map(|h| h.to_string()).collect();
+    writeln!(out, "{}", aligned(&widths, &headers)).map_err(CliError::internal)?;
+    for_each_user_page(store, connection, |page| {
+        for row in page.iter().map(user_row) {
+            writeln!(out, "{}", aligned(&widths, &row)).map_err(CliError::internal)?;
+        }
+        Ok(())
+    })
+    .await?;
+    out.flush().map_err(CliError::internal)
+}
+
+async fn for_each_user_page(
+    store: &dyn UserStore,
+    connection: &ConnectionId,
+    mut each: impl FnMut(&[UserRecord]) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let mut after = None;
+    loop {
+        let page = store
+            .list_users_page(connection, after, PAGE)
+            .await
+            .map_err(CliError::internal)?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.user_id);
+        each(&page)?;
+    }
+}
+
+const USER_HEADERS: [&str; 6] = ["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST LOGIN"];
+
+fn user_row(u: &UserRecord) -> Vec<String> {
+    vec![
+        u.user_id.to_string(),
+        u.name.clone(),
+        u.email.clone(),
+        format!("{} ({})", u.role_name, u.role_id),
+        u.status.as_str().to_string(),
+        timestamp(u.last_login),
+    ]
 }
 
 fn timestamp(at: Option<DateTime<Utc>>) -> String {
@@ -125,43 +223,24 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
             widths[i] = widths[i].max(cell.width());
         }
     }
-    let line = |cells: Vec<&str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            text.push_str(cell);
-            if i + 1 < cells.len() {
-                text.push_str(&" ".repeat(widths[i] - cell.width() + 2));
-            }
-        }
-        text.trim_end().to_string()
-    };
-    let mut out = vec![line(headers.to_vec())];
+    let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let mut out = vec![aligned(&widths, &headers)];
     for row in rows {
-        out.push(line(row.iter().map(String::as_str).collect()));
+        out.push(aligned(&widths, row));
     }
     out.join("\n")
 }
 
-pub fn users_table(users: &[UserRecord]) -> String {
-    let mut users: Vec<&UserRecord> = users.iter().collect();
-    users.sort_by_key(|u| u.user_id);
-    let rows: Vec<Vec<String>> = users
-        .iter()
-        .map(|u| {
-            vec![
-                u.user_id.to_string(),
-                u.name.clone(),
-                u.email.clone(),
-                format!("{} ({})", u.role_name, u.role_id),
-                u.status.as_str().to_string(),
-                timestamp(u.last_login),
-            ]
-        })
-        .collect();
-    table(
-        &["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST LOGIN"],
-        &rows,
-    )
+/// One table line: each cell padded to its column's width, two spaces between columns.
+fn aligned(widths: &[usize], cells: &[String]) -> String {
+    let mut text = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        text.push_str(cell);
+        if i + 1 < cells.len() {
+            text.push_str(&" ".repeat(widths[i].saturating_sub(cell.width()) + 2));
+        }
+    }
+    text.trim_end().to_string()
 }
 
 pub fn runs_table(runs: &[SyncRun]) -> String {

@@ -7,7 +7,7 @@ use crate::error::ErrorKind;
 use crate::queue::SyncRequest;
 use crate::run::SyncRun;
 use crate::token::ApiToken;
-use crate::user::UserRecord;
+use crate::user::{MakeUserId, StoredUser, UserRecord};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -70,8 +70,42 @@ pub trait ConnectionStore: Send + Sync {
 
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Every stored user of the connection, removed ones included.
-    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError>;
+    /// Up to `limit` stored users of the connection with an id above `after`, by id, removed
+    /// ones included.
+    async fn list_users_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Every stored user of the connection, removed ones included. Holds them all: for small
+    /// connections and tests; a sync reads [`list_user_digests`](Self::list_user_digests).
+    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
+        let mut users: Vec<UserRecord> = Vec::new();
+        loop {
+            let after = users.last().map(|u| u.user_id);
+            let page = self.list_users_page(connection, after, 1000).await?;
+            if page.is_empty() {
+                return Ok(users);
+            }
+            users.extend(page);
+        }
+    }
+
+    /// What a sync compares with: each stored user's id, digest and whether it is removed,
+    /// without reading the records.
+    async fn list_user_digests(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<StoredUser>, StoreError>;
+
+    /// The stored records of these users; ids that are not stored are left out.
+    async fn get_users(
+        &self,
+        connection: &ConnectionId,
+        ids: &[MakeUserId],
+    ) -> Result<Vec<UserRecord>, StoreError>;
 
     /// Writes the changed users of a run that started at `run_started_at`, and remembers that
     /// start time. Refuses with [`StoreError::StaleRun`], writing nothing, if a run that started

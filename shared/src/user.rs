@@ -36,6 +36,16 @@ impl UserStatus {
         }
     }
 
+    /// Make's `invitation` value for a member in this status (the inverse of
+    /// [`from_invitation`](Self::from_invitation); a removed user has none).
+    pub fn invitation(self) -> Option<&'static str> {
+        match self {
+            UserStatus::Invited => Some("pending"),
+            UserStatus::InvitationExpired => Some("expired"),
+            UserStatus::Active | UserStatus::Removed => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             UserStatus::Active => "active",
@@ -83,7 +93,86 @@ pub struct UserRecord {
     pub removed_at: Option<DateTime<Utc>>,
 }
 
+/// What a sync reads of each stored user: enough to tell whether Make's view of them changed,
+/// without reading the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredUser {
+    pub user_id: MakeUserId,
+    /// [`UserRecord::digest`] as stored; `None` for a record written before digests were kept.
+    pub digest: Option<u64>,
+    pub removed: bool,
+}
+
+/// The fields a digest covers: everything Make told us and the removal, not `first_seen`.
+pub struct DigestFields<'a> {
+    pub name: &'a str,
+    pub email: &'a str,
+    pub role_id: u32,
+    pub role_name: &'a str,
+    pub status: UserStatus,
+    pub invitation: Option<&'a str>,
+    pub last_login: Option<DateTime<Utc>>,
+    pub removed_at: Option<DateTime<Utc>>,
+}
+
+impl DigestFields<'_> {
+    /// A 64-bit FNV-1a hash of the fields in a fixed order, each ended by a separator byte
+    /// that no text field can hold. It is written with each record and must stay the same
+    /// across versions and machines: hence a hash defined here, not `std`'s.
+    pub fn digest(&self) -> u64 {
+        let mut hash = Fnv1a::default();
+        hash.field(self.name.as_bytes());
+        hash.field(self.email.as_bytes());
+        hash.field(&self.role_id.to_be_bytes());
+        hash.field(self.role_name.as_bytes());
+        hash.field(self.status.as_str().as_bytes());
+        match self.invitation {
+            Some(text) => hash.field(text.as_bytes()),
+            None => hash.field(&[0xFE]),
+        }
+        for at in [self.last_login, self.removed_at] {
+            match at {
+                Some(at) => hash.field(&at.timestamp_millis().to_be_bytes()),
+                None => hash.field(&[0xFE]),
+            }
+        }
+        hash.0
+    }
+}
+
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    fn field(&mut self, bytes: &[u8]) {
+        for byte in bytes.iter().chain([0xFF].iter()) {
+            self.0 ^= u64::from(*byte);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
 impl UserRecord {
+    /// The digest of what Make told us about the user (see [`DigestFields::digest`]).
+    pub fn digest(&self) -> u64 {
+        DigestFields {
+            name: &self.name,
+            email: &self.email,
+            role_id: self.role_id,
+            role_name: &self.role_name,
+            status: self.status,
+            invitation: self.invitation.as_deref(),
+            last_login: self.last_login,
+            removed_at: self.removed_at,
+        }
+        .digest()
+    }
+
     /// Whether anything Make told us differs; bookkeeping (`first_seen`) is not compared.
     pub fn differs_from(&self, other: &UserRecord) -> bool {
         self.user_id != other.user_id
@@ -114,6 +203,80 @@ mod tests {
             Some(UserStatus::InvitationExpired)
         );
         assert_eq!(UserStatus::from_invitation(Some("revoked")), None);
+    }
+
+    fn record() -> UserRecord {
+        UserRecord {
+            user_id: 7,
+            name: "Zoë".into(),
+            email: "zoe@example.com".into(),
+            role_id: 13,
+            role_name: "Member".into(),
+            status: UserStatus::Active,
+            invitation: None,
+            last_login: None,
+            first_seen: DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            removed_at: None,
+        }
+    }
+
+    #[test]
+    fn the_digest_is_fixed_and_changes_with_every_synced_field() {
+        let base = record();
+        // Stored with records: a different value here means stored digests no longer match.
+        assert_eq!(base.digest(), 0xd558_d4d1_4c12_4ed2);
+        let mut later = base.clone();
+        later.first_seen = later.first_seen + chrono::Duration::days(3);
+        assert_eq!(later.digest(), base.digest(), "first_seen is bookkeeping");
+        let variants: Vec<UserRecord> = vec![
+            UserRecord {
+                name: "Zoe".into(),
+                ..record()
+            },
+            UserRecord {
+                email: "z@example.com".into(),
+                ..record()
+            },
+            UserRecord {
+                role_id: 12,
+                ..record()
+            },
+            UserRecord {
+                role_name: "Admin".into(),
+                ..record()
+            },
+            UserRecord {
+                status: UserStatus::Invited,
+                ..record()
+            },
+            UserRecord {
+                invitation: Some("pending".into()),
+                ..record()
+            },
+            UserRecord {
+                invitation: Some(String::new()),
+                ..record()
+            },
+            UserRecord {
+                last_login: Some(base.first_seen),
+                ..record()
+            },
+            UserRecord {
+                removed_at: Some(base.first_seen),
+                ..record()
+            },
+            // Moving text from one field to the next changes the digest too.
+            UserRecord {
+                name: "Zoëzoe@example.com".into(),
+                email: String::new(),
+                ..record()
+            },
+        ];
+        for variant in variants {
+            assert_ne!(variant.digest(), base.digest(), "{variant:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use makesync::connection::{Connection, ConnectionId};
 use makesync::host::MakeHost;
 use makesync::make::MakeApi;
 use makesync::organization::OrganizationId;
-use makesync::ports::{ConnectionStore, SecretStore, UserStore};
+use makesync::ports::{ConnectionStore, SecretStore};
 use makesync::queue::MemoryQueue;
 use makesync::schedule::Scheduler;
 use makesync::store::{MemorySecrets, SqliteStore};
@@ -94,11 +94,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             "\n{name} — organization {} on {}",
             connection.organization_id, connection.host
         );
-        let users = store
-            .list_users(&connection.id)
-            .await
-            .map_err(CliError::internal)?;
-        println!("{}", output::users_table(&users));
+        output::print_users_table(store.as_ref(), &connection.id).await?;
         println!("{}", output::run_summary(&report.run));
     }
 

@@ -6,30 +6,22 @@ use crate::exit::CliError;
 use crate::output::{self, OrganizationJson, RunJson};
 use makesync::connection::Connection;
 use makesync::error::ErrorKind;
-use makesync::ports::{ConnectionStore, SyncRunStore, UserStore};
+use makesync::ports::{ConnectionStore, SyncRunStore};
 use makesync::store::SqliteStore;
 use serde_json::json;
 use std::path::Path;
 
 pub async fn users(db: &Path, args: ReadArgs) -> Result<(), CliError> {
     let (store, connection) = stored_connection(db, &args.target).await?;
-    let users = store
-        .list_users(&connection.id)
-        .await
-        .map_err(CliError::internal)?;
     if args.json {
-        let document = json!({
-            "organization": organization(&connection),
-            "lastSuccessAt": connection.last_success_at,
-            "users": output::users_json(&users),
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
-        );
+        let fields = [
+            ("organization", json!(organization(&connection))),
+            ("lastSuccessAt", json!(connection.last_success_at)),
+        ];
+        output::print_users_document(&fields, store.as_ref(), &connection.id).await?;
     } else {
         println!("{}", heading(&connection));
-        println!("{}", output::users_table(&users));
+        output::print_users_table(store.as_ref(), &connection.id).await?;
     }
     Ok(())
 }

@@ -3,12 +3,12 @@
 use super::{make_config, open_store, Target};
 use crate::args::SyncArgs;
 use crate::exit::CliError;
-use crate::output::{self, OrganizationJson, RunJson, SyncDocument};
+use crate::output::{self, OrganizationJson, RunJson};
 use crate::progress::ProgressLine;
 use makesync::clock::{Clock, SystemClock};
 use makesync::connection::Connection;
 use makesync::make::MakeApi;
-use makesync::ports::{ConnectionStore, UserStore};
+use makesync::ports::ConnectionStore;
 use makesync::run::SyncReason;
 use makesync::sync::SyncEngine;
 use makesync::token::ApiToken;
@@ -56,29 +56,22 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         .await;
     progress.finish();
 
-    let users = store
-        .list_users(&connection.id)
-        .await
-        .map_err(CliError::internal)?;
     let name = report
         .organization
         .as_ref()
         .map(|o| o.name.clone())
         .or(connection.organization_name.clone());
     if args.json {
-        let document = SyncDocument {
-            organization: OrganizationJson {
-                id: target.organization.get(),
-                name,
-                host: target.host.to_string(),
-            },
-            run: RunJson::from(&report.run),
-            users: output::users_json(&users),
+        let organization = OrganizationJson {
+            id: target.organization.get(),
+            name,
+            host: target.host.to_string(),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
-        );
+        let fields = [
+            ("organization", json_value(&organization)?),
+            ("run", json_value(&RunJson::from(&report.run))?),
+        ];
+        output::print_users_document(&fields, store.as_ref(), &connection.id).await?;
     } else {
         println!(
             "{} — organization {} on {}",
@@ -86,9 +79,7 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
             target.organization,
             target.host
         );
-        if !users.is_empty() {
-            println!("{}", output::users_table(&users));
-        }
+        output::print_users_table(store.as_ref(), &connection.id).await?;
         println!("{}", output::run_summary(&report.run));
     }
     if let Some(error) = &report.run.error {
@@ -100,6 +91,10 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         )));
     }
     Ok(())
+}
+
+fn json_value(value: &impl serde::Serialize) -> Result<serde_json::Value, CliError> {
+    serde_json::to_value(value).map_err(CliError::internal)
 }
 
 fn read_token(file: Option<&Path>) -> Result<ApiToken, CliError> {

@@ -16,12 +16,12 @@ use crate::connection::{Connection, ConnectionId};
 use crate::make::RetryPolicy;
 use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
 use crate::run::SyncRun;
-use crate::user::UserRecord;
+use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
@@ -29,6 +29,8 @@ use std::time::Duration;
 
 /// `BatchWriteItem` takes at most 25 requests.
 const BATCH_WRITE_LIMIT: usize = 25;
+/// `BatchGetItem` takes at most 100 keys.
+const BATCH_GET_LIMIT: usize = 100;
 /// Attempts at one batch's unprocessed items before giving up as throttled.
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
 const GUARD_USER_ID: &str = "0";
@@ -101,12 +103,15 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Every item of one partition of the users table (the guard included when `from` is 0).
+    /// Items of one partition of the users table with `userId > after` (the guard, at 0,
+    /// only when `after` is `None`), by id, at most `limit` of them, with only the attributes
+    /// of `projection` when one is given.
     async fn query_users(
         &self,
         connection: &ConnectionId,
-        from_user_id: u64,
-        keys_only: bool,
+        after: Option<u64>,
+        limit: Option<usize>,
+        projection: Option<&str>,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start: Option<Item> = None;
@@ -117,14 +122,24 @@ impl DynamoStore {
                 .table_name(&self.users_table)
                 .key_condition_expression("connectionId = :c AND userId >= :from")
                 .expression_attribute_values(":c", string(connection.as_str()))
-                .expression_attribute_values(":from", number(from_user_id))
+                .expression_attribute_values(":from", number(after.map_or(0, |id| id + 1)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take());
-            if keys_only {
-                query = query.projection_expression("connectionId, userId");
+            if let Some(limit) = limit {
+                query = query.limit((limit - items.len()).clamp(1, 1000) as i32);
+            }
+            if let Some(projection) = projection {
+                query = query.projection_expression(projection);
+                if projection.contains("#status") {
+                    // `status` is a reserved word in DynamoDB expressions.
+                    query = query.expression_attribute_names("#status", "status");
+                }
             }
             let output = query.send().await.map_err(|e| store_error(classify(&e)))?;
             items.extend(output.items().iter().cloned());
+            if limit.is_some_and(|limit| items.len() >= limit) {
+                break;
+            }
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => break,
@@ -332,12 +347,118 @@ impl ConnectionStore for DynamoStore {
 
 #[async_trait]
 impl UserStore for DynamoStore {
-    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
-        self.query_users(connection, 1, false)
-            .await?
+    async fn list_users_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.query_users(
+            connection,
+            Some(after.unwrap_or(0)),
+            Some(limit.max(1)),
+            None,
+        )
+        .await?
+        .iter()
+        .map(|item| decode(item, "user"))
+        .collect()
+    }
+
+    async fn list_user_digests(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<StoredUser>, StoreError> {
+        let items = self
+            .query_users(connection, Some(0), None, Some("userId, digest, #status"))
+            .await?;
+        items
             .iter()
-            .map(|item| decode(item, "user"))
+            .map(|item| {
+                let number_of = |name: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse::<u64>().ok())
+                };
+                Ok(StoredUser {
+                    user_id: number_of("userId").ok_or_else(|| {
+                        StoreError::Corrupt("a user item without a numeric userId".into())
+                    })?,
+                    digest: number_of("digest"),
+                    removed: item.get("status").and_then(|v| v.as_s().ok())
+                        == Some(&UserStatus::Removed.as_str().to_string()),
+                })
+            })
             .collect()
+    }
+
+    async fn get_users(
+        &self,
+        connection: &ConnectionId,
+        ids: &[MakeUserId],
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_LIMIT) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| {
+                    Item::from([
+                        ("connectionId".to_string(), string(connection.as_str())),
+                        ("userId".to_string(), number(id)),
+                    ])
+                })
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                if attempt > 0 {
+                    tokio::time::sleep(batch_write_backoff().delay(attempt, None)).await;
+                }
+                attempt += 1;
+                let sent = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.users_table, request.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(output) => {
+                        if let Some(items) =
+                            output.responses().and_then(|r| r.get(&self.users_table))
+                        {
+                            for item in items {
+                                users.push(decode(item, "user")?);
+                            }
+                        }
+                        pending = output
+                            .unprocessed_keys()
+                            .and_then(|keys| keys.get(&self.users_table))
+                            .filter(|keys| !keys.keys().is_empty())
+                            .cloned();
+                    }
+                    Err(error) => {
+                        let failure = classify(&error);
+                        if !failure.transient {
+                            return Err(store_error(failure));
+                        }
+                        pending = Some(request);
+                    }
+                }
+                if pending.is_some() && attempt >= BATCH_WRITE_ATTEMPTS {
+                    return Err(StoreError::Unavailable(format!(
+                        "DynamoDB left reads of {} unprocessed after {attempt} attempts",
+                        self.users_table
+                    )));
+                }
+            }
+        }
+        Ok(users)
     }
 
     async fn write_users(
@@ -378,6 +499,7 @@ impl UserStore for DynamoStore {
             .map(|user| {
                 let mut item = to_item(serde_json::to_value(user).expect("a user serialises"));
                 item.insert("connectionId".into(), string(connection.as_str()));
+                item.insert("digest".into(), number(user.digest()));
                 put(item)
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -386,7 +508,7 @@ impl UserStore for DynamoStore {
 
     async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
         let requests = self
-            .query_users(connection, 0, true)
+            .query_users(connection, None, None, Some("connectionId, userId"))
             .await?
             .into_iter()
             .map(delete)

@@ -1,12 +1,12 @@
 //! HTTP calls to Make: one request with retries, and the endpoints the sync reads.
 
 use super::error::MakeError;
-use super::paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
+use super::paging::{Keyed, ListRead, PageWalk, PagingError};
 use super::rate_limit::{RateLimitHeaders, RequestBudget};
 use super::retry::RetryPolicy;
 use super::wire::{
-    AuthUser, AuthUserResponse, MakeUser, MemberResponse, OrganizationMember, OrganizationResponse,
-    OrganizationRole, OrganizationSummary,
+    AuthUser, AuthUserResponse, ListPage, ListPageSeed, MakeUser, MemberResponse,
+    OrganizationMember, OrganizationResponse, OrganizationRole, OrganizationSummary,
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
@@ -14,7 +14,9 @@ use crate::organization::OrganizationId;
 use crate::token::ApiToken;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, HOST};
 use serde::de::DeserializeOwned;
+use serde::de::DeserializeSeed;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +39,9 @@ pub struct MakeApiConfig {
     /// Members a sync may look up one by one when the member list lacks users that `/users`
     /// lists (a cut list). Each is one request of the organization's rate budget.
     pub member_lookups: u32,
+    /// A response body larger than this fails the run as a protocol error instead of growing
+    /// memory.
+    pub max_response_bytes: u64,
     /// Requests per minute assumed when the organization does not report `license.apiLimit`
     /// (60 is Make's lowest plan).
     pub default_requests_per_minute: u32,
@@ -56,6 +61,7 @@ impl Default for MakeApiConfig {
             page_size: 10_000,
             max_pages: 1000,
             member_lookups: 100,
+            max_response_bytes: 64 * 1024 * 1024,
             default_requests_per_minute: 60,
             budget_percent: 50,
         }
@@ -165,6 +171,7 @@ impl MakeApi {
             budget: self.budget_of(host, organization),
             stats: RequestStats::default(),
             token_accepted: AtomicBool::new(false),
+            deadline: None,
             observer: None,
         })
     }
@@ -243,6 +250,9 @@ pub struct MakeClient {
     /// Whether Make has answered any request of this client with success: after that, a 401
     /// is about an endpoint's scope, not the token.
     token_accepted: AtomicBool,
+    /// On the clock's monotonic scale: no wait is started and no request sent that could
+    /// not end by then.
+    deadline: Option<Duration>,
     observer: Option<Arc<dyn PageObserver>>,
 }
 
@@ -250,6 +260,36 @@ impl MakeClient {
     pub fn with_observer(mut self, observer: Arc<dyn PageObserver>) -> Self {
         self.observer = Some(observer);
         self
+    }
+
+    /// Bounds the client's work by `deadline` (on the clock's monotonic scale): a request, or
+    /// a wait before one, that could not end by then fails with [`MakeError::OutOfTime`]
+    /// instead of starting.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    pub fn deadline(&self) -> Option<Duration> {
+        self.deadline
+    }
+
+    /// Fails if waiting `wait` and then sending a request could run past the deadline.
+    fn check_deadline(&self, call: &Call, wait: Duration) -> Result<(), MakeError> {
+        let Some(deadline) = self.deadline else {
+            return Ok(());
+        };
+        let needed = wait + self.config.request_timeout;
+        let left = deadline.saturating_sub(self.clock.monotonic());
+        if needed > left {
+            tracing::warn!(endpoint = %call.label(), needed_ms = needed.as_millis() as u64, left_ms = left.as_millis() as u64, "out of time: not sending");
+            return Err(MakeError::OutOfTime {
+                endpoint: call.label(),
+                needed,
+                left,
+            });
+        }
+        Ok(())
     }
 
     pub fn host(&self) -> &MakeHost {
@@ -274,7 +314,7 @@ impl MakeClient {
     pub async fn get_me(&self) -> Result<AuthUser, MakeError> {
         let call = Self::me_call();
         let body = self.fetch(&call, &[]).await?;
-        let response: AuthUserResponse = self.decode(&call, body)?;
+        let response: AuthUserResponse = self.decode(&call, &body)?;
         Ok(response.auth_user)
     }
 
@@ -301,7 +341,7 @@ impl MakeClient {
             scope: "organizations:read",
         };
         let body = self.fetch(&call, &[]).await?;
-        let response: OrganizationResponse = self.decode(&call, body)?;
+        let response: OrganizationResponse = self.decode(&call, &body)?;
         let summary = response.organization;
         if let Some(zone) = &summary.zone {
             // Make reports internal zone names on some instances; only a zone that is itself
@@ -377,7 +417,7 @@ impl MakeClient {
             Err(MakeError::OrganizationNotFound { .. }) => return Ok(None),
             Err(other) => return Err(other),
         };
-        let response: MemberResponse = self.decode(&call, body)?;
+        let response: MemberResponse = self.decode(&call, &body)?;
         Ok(Some(response.member))
     }
 
@@ -404,15 +444,8 @@ impl MakeClient {
             ("pg[offset]", "0".to_string()),
             ("pg[limit]", "1".to_string()),
         ];
-        let mut body = self.fetch(&call, &paging).await?;
-        let rows = body
-            .get_mut("users")
-            .map(serde_json::Value::take)
-            .unwrap_or_default();
-        let _: Vec<MakeUser> = serde_json::from_value(rows).map_err(|e| MakeError::Protocol {
-            endpoint: call.label(),
-            detail: self.token.redact(&format!("users: {e}")),
-        })?;
+        let body = self.fetch(&call, &paging).await?;
+        let _: ListPage<MakeUser> = self.decode_page(&call, "users", &body)?;
         Ok(())
     }
 
@@ -448,25 +481,10 @@ impl MakeClient {
                 paging.push(("pg[limit]", limit.to_string()));
                 paging.extend_from_slice(extra);
             }
-            let mut body = self.fetch(call, &paging).await?;
-            let rows: Vec<T> = match body.get_mut(collection).map(serde_json::Value::take) {
-                Some(rows) => serde_json::from_value(rows).map_err(|e| MakeError::Protocol {
-                    endpoint: label.clone(),
-                    detail: self.token.redact(&format!("{collection}: {e}")),
-                })?,
-                None => {
-                    return Err(MakeError::Protocol {
-                        endpoint: label,
-                        detail: format!("the response has no \"{collection}\" list"),
-                    })
-                }
-            };
-            // An echo marks a paged answer; one that does not parse still does.
-            let echo: Option<PageEcho> = body
-                .get_mut("pg")
-                .map(serde_json::Value::take)
-                .filter(|pg| !pg.is_null())
-                .map(|pg| serde_json::from_value(pg).unwrap_or_default());
+            let body = self.fetch(call, &paging).await?;
+            let ListPage { rows, echo } = self.decode_page(call, collection, &body)?;
+            // The body is not kept past its rows.
+            drop(body);
             rows_so_far += rows.len();
             walk.accept(rows, echo).map_err(|e| match e {
                 PagingError::Shifted { .. } => MakeError::ListChanged {
@@ -485,15 +503,43 @@ impl MakeClient {
         Ok(walk.into_rows())
     }
 
-    fn decode<T: DeserializeOwned>(
+    fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, MakeError> {
+        serde_json::from_slice(body).map_err(|e| self.unreadable(call, None, &e))
+    }
+
+    fn decode_page<T: DeserializeOwned>(
         &self,
         call: &Call,
-        body: serde_json::Value,
-    ) -> Result<T, MakeError> {
-        serde_json::from_value(body).map_err(|e| MakeError::Protocol {
+        collection: &str,
+        body: &[u8],
+    ) -> Result<ListPage<T>, MakeError> {
+        let seed = ListPageSeed {
+            collection,
+            rows: PhantomData,
+        };
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        seed.deserialize(&mut reader)
+            .and_then(|page| reader.end().map(|()| page))
+            .map_err(|e| self.unreadable(call, Some(collection), &e))
+    }
+
+    fn unreadable(
+        &self,
+        call: &Call,
+        collection: Option<&str>,
+        error: &serde_json::Error,
+    ) -> MakeError {
+        let detail = match (error.classify(), collection) {
+            (serde_json::error::Category::Syntax | serde_json::error::Category::Eof, _) => {
+                format!("not JSON: {error}")
+            }
+            (_, Some(collection)) => format!("{collection}: {error}"),
+            (_, None) => error.to_string(),
+        };
+        MakeError::Protocol {
             endpoint: call.label(),
-            detail: self.token.redact(&e.to_string()),
-        })
+            detail: self.token.redact(&detail),
+        }
     }
 
     /// One GET, with a 401 told apart: Make answers 401 both for a token that is invalid and
@@ -503,7 +549,7 @@ impl MakeClient {
         &self,
         call: &Call,
         paging: &[(&'static str, String)],
-    ) -> Result<serde_json::Value, MakeError> {
+    ) -> Result<Vec<u8>, MakeError> {
         let error = match self.get(call, paging).await {
             Err(MakeError::InvalidToken { endpoint }) => MakeError::InvalidToken { endpoint },
             other => return other,
@@ -524,11 +570,15 @@ impl MakeClient {
         &self,
         call: &Call,
         paging: &[(&'static str, String)],
-    ) -> Result<serde_json::Value, MakeError> {
+    ) -> Result<Vec<u8>, MakeError> {
         let first_attempt_at = self.clock.monotonic();
         let mut attempts = 0u32;
         loop {
             let wait = self.lock_budget().reserve(self.clock.monotonic());
+            if let Err(out_of_time) = self.check_deadline(call, wait) {
+                self.lock_budget().unreserve();
+                return Err(out_of_time);
+            }
             if !wait.is_zero() {
                 tracing::debug!(
                     wait_ms = wait.as_millis() as u64,
@@ -552,6 +602,7 @@ impl MakeClient {
                 tracing::warn!(endpoint = %call.label(), attempts, error = %error, "giving up on Make request");
                 return Err(error);
             }
+            self.check_deadline(call, delay)?;
             tracing::warn!(
                 endpoint = %call.label(),
                 attempt = attempts,
@@ -568,7 +619,7 @@ impl MakeClient {
         call: &Call,
         paging: &[(&'static str, String)],
         attempts: u32,
-    ) -> Result<serde_json::Value, Attempt> {
+    ) -> Result<Vec<u8>, Attempt> {
         let endpoint = call.label();
         let mut url = self.base.clone();
         url.set_path(&format!("/api/v2{}", call.path));
@@ -603,20 +654,42 @@ impl MakeClient {
             },
             server_hint: None,
         };
-        let response = request.send().await.map_err(|e| network(describe(&e)))?;
+        let mut response = request.send().await.map_err(|e| network(describe(&e)))?;
         let status = response.status();
         let limits = RateLimitHeaders::parse(response.headers(), self.clock.wall());
         self.lock_budget().observe(&limits, self.clock.monotonic());
-        let body = response.bytes().await.map_err(|e| network(describe(&e)))?;
+        // Read into one buffer sized from Content-Length, up to a bound: collecting the
+        // chunks and joining them would hold a large body twice.
+        let max = self.config.max_response_bytes;
+        let too_large = |size: u64| {
+            Attempt::Final(MakeError::Protocol {
+                endpoint: endpoint.clone(),
+                detail: format!(
+                    "the response is larger than MAKESYNC_MAX_RESPONSE_MB ({} MB){}",
+                    max / (1024 * 1024),
+                    if size > 0 {
+                        format!(": {size} bytes")
+                    } else {
+                        String::new()
+                    }
+                ),
+            })
+        };
+        let expected = response.content_length().unwrap_or(0);
+        if expected > max {
+            return Err(too_large(expected));
+        }
+        let mut body = Vec::with_capacity(expected as usize);
+        while let Some(chunk) = response.chunk().await.map_err(|e| network(describe(&e)))? {
+            if (body.len() + chunk.len()) as u64 > max {
+                return Err(too_large(0));
+            }
+            body.extend_from_slice(&chunk);
+        }
 
         if status.is_success() {
             self.token_accepted.store(true, Ordering::Relaxed);
-            return serde_json::from_slice(&body).map_err(|e| {
-                Attempt::Final(MakeError::Protocol {
-                    endpoint: endpoint.clone(),
-                    detail: format!("not JSON: {e}"),
-                })
-            });
+            return Ok(body);
         }
         let make_message = error_message(&body).map(|m| self.token.redact(&m));
         let organization = call.organization.map(|id| id.to_string());

@@ -75,6 +75,13 @@ pub enum MakeError {
     #[error("paging through {endpoint} failed: {detail} — no user was changed")]
     Paging { endpoint: String, detail: String },
 
+    #[error("the sync ran out of time: {endpoint} would need up to {} s (the wait before it and the request) but {} s are left — no user was changed; the sync will be tried again", needed.as_secs(), left.as_secs())]
+    OutOfTime {
+        endpoint: String,
+        needed: Duration,
+        left: Duration,
+    },
+
     #[error("Make refused {endpoint} with {status}{detail}", detail = detail_suffix(make_message))]
     Rejected {
         endpoint: String,
@@ -114,7 +121,8 @@ impl MakeError {
             MakeError::RateLimited { .. } => ErrorKind::RateLimited,
             MakeError::Server { .. }
             | MakeError::Network { .. }
-            | MakeError::ListChanged { .. } => ErrorKind::Transient,
+            | MakeError::ListChanged { .. }
+            | MakeError::OutOfTime { .. } => ErrorKind::Transient,
             MakeError::Protocol { .. } | MakeError::Paging { .. } => ErrorKind::Protocol,
             MakeError::Rejected { .. } => ErrorKind::InvalidInput,
         }

@@ -45,6 +45,7 @@ pub enum PagingError {
 /// The `pg` object a paged answer echoes. Its presence is what marks an answer as paged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct PageEcho {
+    /// The limit Make applied.
     #[serde(default)]
     pub limit: Option<u32>,
 }

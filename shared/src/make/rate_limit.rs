@@ -120,6 +120,11 @@ impl RequestBudget {
         wait
     }
 
+    /// Gives back a reservation that was not used (the request was not sent).
+    pub fn unreserve(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.capacity);
+    }
+
     /// Make said the window is spent: send nothing until it resets.
     pub fn observe(&mut self, headers: &RateLimitHeaders, now: Duration) {
         if headers.remaining == Some(0) {

@@ -5,9 +5,12 @@
 //! shape fails loudly as a protocol error naming the endpoint instead of being read as "never
 //! logged in".
 
-use super::paging::Keyed;
+use super::paging::{Keyed, PageEcho};
 use chrono::{DateTime, Utc};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use std::fmt;
+use std::marker::PhantomData;
 
 /// `GET /users/me` → `authUser`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -141,6 +144,59 @@ where
             })
     })
     .transpose()
+}
+
+/// One answer of a list endpoint: the rows under `collection`, and the `pg` echo if there is
+/// one. Read straight from the body, ignoring every other field, so that a page costs its rows
+/// and nothing more.
+#[derive(Debug)]
+pub(super) struct ListPage<T> {
+    pub rows: Vec<T>,
+    pub echo: Option<PageEcho>,
+}
+
+/// Reads a [`ListPage`] whose rows sit under the key `collection`.
+pub(super) struct ListPageSeed<'a, T> {
+    pub collection: &'a str,
+    pub rows: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ListPageSeed<'_, T> {
+    type Value = ListPage<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageSeed<'_, T> {
+    type Value = ListPage<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an object with a \"{}\" list", self.collection)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut rows = None;
+        let mut echo = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.collection {
+                rows = Some(map.next_value::<Vec<T>>()?);
+            } else if key == "pg" {
+                // Its presence marks a paged answer, even if its content does not parse.
+                let pg: serde_json::Value = map.next_value()?;
+                if !pg.is_null() {
+                    echo = Some(serde_json::from_value(pg).unwrap_or_default());
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        let rows = rows.ok_or_else(|| {
+            serde::de::Error::custom(format!("the response has no \"{}\" list", self.collection))
+        })?;
+        Ok(ListPage { rows, echo })
+    }
 }
 
 #[cfg(test)]

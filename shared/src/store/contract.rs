@@ -9,7 +9,7 @@ use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore};
 use crate::run::{RunCounts, SyncReason, SyncRun};
-use crate::user::{UserRecord, UserStatus};
+use crate::user::{StoredUser, UserRecord, UserStatus};
 use chrono::{DateTime, Duration, Utc};
 
 pub trait Store: ConnectionStore + UserStore + SyncRunStore {}
@@ -124,6 +124,36 @@ pub async fn check_store_contract(store: &dyn Store) {
     let newer = at("2026-01-05T00:00:00Z");
     store.write_users(&first.id, newer, &users).await.unwrap();
     assert_eq!(store.list_users(&first.id).await.unwrap(), users);
+
+    // What a sync reads instead of the records: id, digest, removed.
+    let digests = store.list_user_digests(&first.id).await.unwrap();
+    assert_eq!(
+        digests,
+        users
+            .iter()
+            .map(|u| StoredUser {
+                user_id: u.user_id,
+                digest: Some(u.digest()),
+                removed: u.status == UserStatus::Removed,
+            })
+            .collect::<Vec<_>>()
+    );
+    let mut some = store.get_users(&first.id, &[3, 99, 1]).await.unwrap();
+    some.sort_by_key(|u| u.user_id);
+    assert_eq!(some, vec![users[0].clone(), users[2].clone()]);
+    assert_eq!(
+        store.list_users_page(&first.id, Some(1), 1).await.unwrap(),
+        vec![users[1].clone()]
+    );
+    assert_eq!(
+        store.list_users_page(&first.id, None, 2).await.unwrap(),
+        users[..2].to_vec()
+    );
+    assert!(store
+        .list_users_page(&first.id, Some(3), 10)
+        .await
+        .unwrap()
+        .is_empty());
     let stale = store
         .write_users(
             &first.id,

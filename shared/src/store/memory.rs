@@ -6,10 +6,11 @@ use crate::ports::{
 };
 use crate::run::SyncRun;
 use crate::token::ApiToken;
-use crate::user::{MakeUserId, UserRecord};
+use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -104,13 +105,55 @@ impl ConnectionStore for MemoryStore {
 
 #[async_trait]
 impl UserStore for MemoryStore {
-    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
+    async fn list_users_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let state = self.lock();
+        let Some(users) = state.users.get(connection) else {
+            return Ok(Vec::new());
+        };
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(users
+            .range((from, Bound::Unbounded))
+            .take(limit.max(1))
+            .map(|(_, user)| user.clone())
+            .collect())
+    }
+
+    async fn list_user_digests(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<StoredUser>, StoreError> {
         Ok(self
             .lock()
             .users
             .get(connection)
-            .map(|users| users.values().cloned().collect())
+            .map(|users| {
+                users
+                    .values()
+                    .map(|user| StoredUser {
+                        user_id: user.user_id,
+                        digest: Some(user.digest()),
+                        removed: user.status == UserStatus::Removed,
+                    })
+                    .collect()
+            })
             .unwrap_or_default())
+    }
+
+    async fn get_users(
+        &self,
+        connection: &ConnectionId,
+        ids: &[MakeUserId],
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let state = self.lock();
+        let Some(users) = state.users.get(connection) else {
+            return Ok(Vec::new());
+        };
+        Ok(ids.iter().filter_map(|id| users.get(id).cloned()).collect())
     }
 
     async fn write_users(

@@ -9,7 +9,7 @@ use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
 use crate::run::{RunCounts, RunId, RunOutcome, SyncReason, SyncRun};
-use crate::user::{UserRecord, UserStatus};
+use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, OptionalExtension, Row};
@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS users (
     last_login    TEXT,
     first_seen    TEXT NOT NULL,
     removed_at    TEXT,
+    -- UserRecord::digest, as a signed 64-bit integer; NULL in files from before it was kept.
+    digest        INTEGER,
     PRIMARY KEY (connection_id, user_id)
 );
 -- The start time of the run that last wrote a connection's users (the stale-run guard).
@@ -99,6 +101,8 @@ impl SqliteStore {
         db.pragma_update(None, "journal_mode", "WAL")
             .map_err(backend)?;
         db.execute_batch(SCHEMA).map_err(backend)?;
+        // Files made by earlier versions lack the columns added since.
+        add_column_if_missing(&db, "users", "digest", "INTEGER")?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -117,6 +121,26 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
     }
+}
+
+fn add_column_if_missing(
+    db: &rusqlite::Connection,
+    table: &str,
+    column: &str,
+    declaration: &str,
+) -> Result<(), StoreError> {
+    let mut statement = db
+        .prepare(&format!(
+            "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+        ))
+        .map_err(backend)?;
+    if !statement.exists(params![column]).map_err(backend)? {
+        db.execute_batch(&format!(
+            "ALTER TABLE {table} ADD COLUMN {column} {declaration}"
+        ))
+        .map_err(backend)?;
+    }
+    Ok(())
 }
 
 fn backend(error: rusqlite::Error) -> StoreError {
@@ -361,18 +385,78 @@ impl ConnectionStore for SqliteStore {
 
 #[async_trait]
 impl UserStore for SqliteStore {
-    async fn list_users(&self, connection: &ConnectionId) -> Result<Vec<UserRecord>, StoreError> {
+    async fn list_users_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
         let connection = connection.clone();
         self.with_db(move |db| {
             let mut statement = db
-                .prepare("SELECT * FROM users WHERE connection_id = ?1 ORDER BY user_id")
+                .prepare_cached(
+                    "SELECT * FROM users WHERE connection_id = ?1 AND user_id > ?2
+                     ORDER BY user_id LIMIT ?3",
+                )
                 .map_err(backend)?;
+            let after = after.map_or(-1, |id| id as i64);
             let mut rows = statement
-                .query(params![connection.as_str()])
+                .query(params![connection.as_str(), after, limit.max(1) as i64])
                 .map_err(backend)?;
             let mut users = Vec::new();
             while let Some(row) = rows.next().map_err(backend)? {
                 users.push(user_from_row(row)?);
+            }
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn list_user_digests(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<StoredUser>, StoreError> {
+        let connection = connection.clone();
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare_cached(
+                    "SELECT user_id, digest, status = 'removed' FROM users
+                     WHERE connection_id = ?1 ORDER BY user_id",
+                )
+                .map_err(backend)?;
+            let rows = statement
+                .query_map(params![connection.as_str()], |row| {
+                    Ok(StoredUser {
+                        user_id: row.get::<_, i64>(0)? as u64,
+                        digest: row.get::<_, Option<i64>>(1)?.map(|d| d as u64),
+                        removed: row.get(2)?,
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn get_users(
+        &self,
+        connection: &ConnectionId,
+        ids: &[MakeUserId],
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let connection = connection.clone();
+        let ids = ids.to_vec();
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare_cached("SELECT * FROM users WHERE connection_id = ?1 AND user_id = ?2")
+                .map_err(backend)?;
+            let mut users = Vec::with_capacity(ids.len());
+            for id in ids {
+                let mut rows = statement
+                    .query(params![connection.as_str(), id as i64])
+                    .map_err(backend)?;
+                if let Some(row) = rows.next().map_err(backend)? {
+                    users.push(user_from_row(row)?);
+                }
             }
             Ok(users)
         })
@@ -414,8 +498,9 @@ impl UserStore for SqliteStore {
                 let mut upsert = tx
                     .prepare(
                         "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
-                            role_name, status, invitation, last_login, first_seen, removed_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                            role_name, status, invitation, last_login, first_seen, removed_at,
+                            digest)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     )
                     .map_err(backend)?;
                 for user in &changed {
@@ -432,6 +517,7 @@ impl UserStore for SqliteStore {
                             opt_text(user.last_login),
                             text(user.first_seen),
                             opt_text(user.removed_at),
+                            user.digest() as i64,
                         ])
                         .map_err(backend)?;
                 }

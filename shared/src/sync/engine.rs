@@ -1,18 +1,41 @@
 //! The sync engine: one run for one connection, recorded whatever happens.
+//!
+//! A run reads the whole snapshot from Make first and compares it with the stored digests;
+//! only then does it write, and only what changed, a chunk of records at a time. When the
+//! client has a deadline, the run checks before writing that the time left covers the writes
+//! at a conservative rate: a run that cannot finish writing gives up before its first write,
+//! so a run that runs out of time never leaves part of its snapshot applied. (Once writing has
+//! begun it is not stopped for the deadline: each chunk is idempotent, and every record
+//! written is correct for the snapshot; if the process dies anyway, the next run rewrites
+//! only what still differs.)
 
 use super::error::SyncError;
-use super::plan::{plan_changes, SyncPlan, UserChange};
+use super::plan::{plan_changes, resolve, ChangeKind, UserChange};
 use super::snapshot::fetch_snapshot;
 use crate::clock::Clock;
 use crate::connection::Connection;
 use crate::make::{MakeClient, OrganizationSummary};
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore};
-use crate::run::{SyncReason, SyncRun};
+use crate::run::{RunCounts, SyncReason, SyncRun};
+use crate::user::UserRecord;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
 
-/// What a run did: the recorded run, the organization as Make described it, and every user
-/// record written (with what it was before).
+/// Records written per call to the store: what a run holds as records at once.
+const WRITE_CHUNK: usize = 500;
+/// Changes a report keeps for display; the counts cover all of them.
+pub const REPORTED_CHANGES: usize = 1000;
+/// The slowest rate at which a store is assumed to take records, for the deadline check
+/// before writing (DynamoDB: 25 per `BatchWriteItem`, ~100 ms each when throttled).
+const WRITES_PER_SECOND: f64 = 250.0;
+/// Added to the estimated writing time: reading the stored records of changed users and
+/// claiming the partition.
+const WRITE_OVERHEAD: Duration = Duration::from_secs(2);
+
+/// What a run did: the recorded run, the organization as Make described it, and the user
+/// records written (with what they were before), the first [`REPORTED_CHANGES`] of them.
 #[derive(Debug, Clone)]
 pub struct SyncReport {
     pub run: SyncRun,
@@ -97,9 +120,9 @@ impl SyncEngine {
         run.retries = client.stats().retries();
         let now = self.clock.wall();
         let (organization, changes) = match result {
-            Ok((organization, plan)) => {
-                run.succeed(plan.counts, now);
-                (Some(organization), plan.changes)
+            Ok((organization, counts, changes)) => {
+                run.succeed(counts, now);
+                (Some(organization), changes)
             }
             Err((organization, error)) => {
                 run.fail(error.report(), now);
@@ -162,27 +185,98 @@ impl SyncEngine {
         }
     }
 
+    #[allow(clippy::type_complexity)]
     async fn execute(
         &self,
         connection: &Connection,
         client: &MakeClient,
         run: &SyncRun,
-    ) -> Result<(OrganizationSummary, SyncPlan), (Option<OrganizationSummary>, SyncError)> {
+    ) -> Result<
+        (OrganizationSummary, RunCounts, Vec<UserChange>),
+        (Option<OrganizationSummary>, SyncError),
+    > {
         let snapshot = fetch_snapshot(client, connection.organization_id, self.snapshot_attempts)
             .await
             .map_err(|e| (None, e))?;
         let organization = snapshot.organization;
+        let failed = |e: SyncError| (Some(organization.clone()), e);
         let stored = self
             .users
-            .list_users(&connection.id)
+            .list_user_digests(&connection.id)
             .await
-            .map_err(|e| (Some(organization.clone()), e.into()))?;
-        let plan = plan_changes(&stored, &snapshot.members, self.clock.wall());
-        self.users
-            .write_users(&connection.id, run.started_at, &plan.records_to_write())
-            .await
-            .map_err(|e| (Some(organization.clone()), e.into()))?;
-        Ok((organization, plan))
+            .map_err(|e| failed(e.into()))?;
+        let plan = plan_changes(&stored, &snapshot.members);
+        drop(stored);
+        if let Some(deadline) = client.deadline() {
+            let needed = Duration::from_secs_f64(plan.writes.len() as f64 / WRITES_PER_SECOND)
+                + WRITE_OVERHEAD;
+            let left = deadline.saturating_sub(self.clock.monotonic());
+            if needed > left {
+                return Err(failed(SyncError::OutOfTime {
+                    step: format!("writing {} changed users", plan.writes.len()),
+                    needed,
+                    left,
+                }));
+            }
+        }
+
+        let now = self.clock.wall();
+        let members = &snapshot.members;
+        let mut counts = RunCounts {
+            fetched: plan.counts.fetched,
+            unchanged: plan.counts.unchanged,
+            ..RunCounts::default()
+        };
+        let mut reported = Vec::new();
+        let mut chunks = plan.writes.chunks(WRITE_CHUNK).peekable();
+        if chunks.peek().is_none() {
+            // Nothing changed: still claim the users for this run, so that an older run that
+            // finishes later cannot write over them.
+            self.users
+                .write_users(&connection.id, run.started_at, &[])
+                .await
+                .map_err(|e| failed(e.into()))?;
+        }
+        for chunk in chunks {
+            let ids: Vec<u64> = chunk
+                .iter()
+                .filter(|write| write.needs_stored())
+                .map(|write| write.user_id(members))
+                .collect();
+            let stored: HashMap<u64, UserRecord> = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                self.users
+                    .get_users(&connection.id, &ids)
+                    .await
+                    .map_err(|e| failed(e.into()))?
+                    .into_iter()
+                    .map(|user| (user.user_id, user))
+                    .collect()
+            };
+            let mut records = Vec::with_capacity(chunk.len());
+            for write in chunk {
+                let before = stored.get(&write.user_id(members));
+                let Some(change) = resolve(*write, members, before, now) else {
+                    counts.unchanged += u32::from(before.is_some());
+                    continue;
+                };
+                match change.kind {
+                    ChangeKind::Added | ChangeKind::Restored => counts.added += 1,
+                    ChangeKind::Updated => counts.updated += 1,
+                    ChangeKind::Removed => counts.removed += 1,
+                }
+                records.push(change.after.clone());
+                if reported.len() < REPORTED_CHANGES {
+                    reported.push(change);
+                }
+            }
+            self.users
+                .write_users(&connection.id, run.started_at, &records)
+                .await
+                .map_err(|e| failed(e.into()))?;
+        }
+        Ok((organization, counts, reported))
     }
 
     /// Writes the finished run and what it means for the connection.

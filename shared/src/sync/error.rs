@@ -24,6 +24,12 @@ pub enum SyncError {
         users: usize,
         allowed: u32,
     },
+    #[error("the sync ran out of time before {step}: it needs about {} s and the invocation has {} s left — no user was changed; the sync will be tried again", needed.as_secs(), left.as_secs())]
+    OutOfTime {
+        step: String,
+        needed: std::time::Duration,
+        left: std::time::Duration,
+    },
     #[error("the sync could not start: {0}")]
     Setup(String),
 }
@@ -37,6 +43,7 @@ impl SyncError {
             SyncError::Host(_) => ErrorKind::InvalidInput,
             SyncError::Inconsistent { .. } => ErrorKind::Transient,
             SyncError::MemberListIncomplete { .. } => ErrorKind::Protocol,
+            SyncError::OutOfTime { .. } => ErrorKind::Transient,
             SyncError::Setup(_) => ErrorKind::Storage,
         }
     }

@@ -1,10 +1,16 @@
 //! Comparing Make's snapshot with what is stored: the pure heart of a sync.
+//!
+//! The plan is made from each stored user's digest ([`StoredUser`]), not from the records, and
+//! names what to write by position in the snapshot: a sync holds one compact record per member
+//! and nothing per unchanged user. The records are made only when they are written
+//! ([`resolve`]), a chunk at a time, from the snapshot and — for users that were stored before
+//! — the stored record.
 
 use super::snapshot::SnapshotMember;
 use crate::run::RunCounts;
-use crate::user::{MakeUserId, UserRecord, UserStatus};
+use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -18,7 +24,7 @@ pub enum ChangeKind {
     Removed,
 }
 
-/// One user record to write, with what was stored before.
+/// One user record written, with what was stored before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserChange {
     pub kind: ChangeKind,
@@ -26,87 +32,168 @@ pub struct UserChange {
     pub after: UserRecord,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SyncPlan {
-    /// Only users that are new or changed; unchanged users are not written.
-    pub changes: Vec<UserChange>,
-    pub counts: RunCounts,
+/// One user to write, or to compare first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlannedWrite {
+    /// The snapshot's member at `index`: `Added` (not stored), `Restored` (stored as removed)
+    /// or `Updated` (its digest differs).
+    Member { index: usize, kind: ChangeKind },
+    /// The member at `index` is stored without a digest (written by an earlier makesync):
+    /// the records are compared when the stored one is read.
+    Compare { index: usize },
+    /// Stored, not removed, and missing from the complete snapshot.
+    Remove { user_id: MakeUserId },
 }
 
-impl SyncPlan {
-    pub fn records_to_write(&self) -> Vec<UserRecord> {
-        self.changes
-            .iter()
-            .map(|change| change.after.clone())
-            .collect()
+impl PlannedWrite {
+    pub fn user_id(&self, snapshot: &[SnapshotMember]) -> MakeUserId {
+        match *self {
+            PlannedWrite::Member { index, .. } | PlannedWrite::Compare { index } => {
+                snapshot[index].user_id
+            }
+            PlannedWrite::Remove { user_id } => user_id,
+        }
+    }
+
+    /// Whether writing it needs the stored record (to keep `first_seen`, to show the change).
+    pub fn needs_stored(&self) -> bool {
+        !matches!(
+            self,
+            PlannedWrite::Member {
+                kind: ChangeKind::Added,
+                ..
+            }
+        )
     }
 }
 
-/// What to write so that the store matches a *complete* snapshot taken at `now`.
-pub fn plan_changes(
-    stored: &[UserRecord],
-    snapshot: &[SnapshotMember],
-    now: DateTime<Utc>,
-) -> SyncPlan {
-    let stored_by_id: BTreeMap<MakeUserId, &UserRecord> =
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncPlan {
+    /// Only users that are new, changed, removed — or to compare; unchanged users are not
+    /// written.
+    pub writes: Vec<PlannedWrite>,
+    /// `fetched` and every decided write; a [`PlannedWrite::Compare`] is counted when it is
+    /// resolved.
+    pub counts: RunCounts,
+}
+
+/// What to write so that the store matches a *complete* snapshot.
+pub fn plan_changes(stored: &[StoredUser], snapshot: &[SnapshotMember]) -> SyncPlan {
+    let stored_by_id: HashMap<MakeUserId, &StoredUser> =
         stored.iter().map(|user| (user.user_id, user)).collect();
     let mut plan = SyncPlan::default();
     let mut present = HashSet::with_capacity(snapshot.len());
-    for member in snapshot {
+    for (index, member) in snapshot.iter().enumerate() {
         present.insert(member.user_id);
         plan.counts.fetched += 1;
-        let before = stored_by_id.get(&member.user_id).copied();
-        let after = UserRecord {
-            user_id: member.user_id,
-            name: member.name.clone(),
-            email: member.email.clone(),
-            role_id: member.role_id,
-            role_name: member.role_name.clone(),
-            status: member.status,
-            invitation: member.invitation.clone(),
-            last_login: member.last_login,
-            first_seen: before.map_or(now, |b| b.first_seen),
-            removed_at: None,
-        };
-        let kind = match before {
-            None => ChangeKind::Added,
-            Some(b) if b.status == UserStatus::Removed => ChangeKind::Restored,
-            Some(b) if b.differs_from(&after) => ChangeKind::Updated,
+        let write = match stored_by_id.get(&member.user_id) {
+            None => PlannedWrite::Member {
+                index,
+                kind: ChangeKind::Added,
+            },
+            Some(stored) if stored.removed => PlannedWrite::Member {
+                index,
+                kind: ChangeKind::Restored,
+            },
+            Some(StoredUser { digest: None, .. }) => PlannedWrite::Compare { index },
+            Some(StoredUser {
+                digest: Some(digest),
+                ..
+            }) if *digest != member.digest() => PlannedWrite::Member {
+                index,
+                kind: ChangeKind::Updated,
+            },
             Some(_) => {
                 plan.counts.unchanged += 1;
                 continue;
             }
         };
-        match kind {
-            ChangeKind::Added | ChangeKind::Restored => plan.counts.added += 1,
-            _ => plan.counts.updated += 1,
+        match write {
+            PlannedWrite::Member {
+                kind: ChangeKind::Added | ChangeKind::Restored,
+                ..
+            } => plan.counts.added += 1,
+            PlannedWrite::Member { .. } => plan.counts.updated += 1,
+            _ => {}
         }
-        plan.changes.push(UserChange {
-            kind,
-            before: before.cloned(),
-            after,
-        });
+        plan.writes.push(write);
     }
     for user in stored {
-        if present.contains(&user.user_id) || user.status == UserStatus::Removed {
+        if present.contains(&user.user_id) || user.removed {
             continue;
         }
-        let mut after = user.clone();
-        after.status = UserStatus::Removed;
-        after.removed_at = Some(now);
         plan.counts.removed += 1;
-        plan.changes.push(UserChange {
-            kind: ChangeKind::Removed,
-            before: Some(user.clone()),
-            after,
+        plan.writes.push(PlannedWrite::Remove {
+            user_id: user.user_id,
         });
     }
     plan
 }
 
+/// The record a planned write writes, made at `now` from the snapshot and the stored record
+/// (`None` when the user is not stored). `None` when there is nothing to write after all: a
+/// compared record that does not differ, or a removal of a user no longer stored.
+pub fn resolve(
+    write: PlannedWrite,
+    snapshot: &[SnapshotMember],
+    stored: Option<&UserRecord>,
+    now: DateTime<Utc>,
+) -> Option<UserChange> {
+    match write {
+        PlannedWrite::Member { index, kind } => {
+            let member = &snapshot[index];
+            let kind = match (kind, stored) {
+                (_, None) => ChangeKind::Added,
+                (ChangeKind::Added, Some(before)) if before.status == UserStatus::Removed => {
+                    ChangeKind::Restored
+                }
+                (ChangeKind::Added, Some(_)) => ChangeKind::Updated,
+                (kind, Some(_)) => kind,
+            };
+            Some(UserChange {
+                kind,
+                before: stored.cloned(),
+                after: member.to_record(stored.map_or(now, |b| b.first_seen)),
+            })
+        }
+        PlannedWrite::Compare { index } => {
+            let member = &snapshot[index];
+            let Some(before) = stored else {
+                return resolve(
+                    PlannedWrite::Member {
+                        index,
+                        kind: ChangeKind::Added,
+                    },
+                    snapshot,
+                    None,
+                    now,
+                );
+            };
+            let after = member.to_record(before.first_seen);
+            after.differs_from(before).then(|| UserChange {
+                kind: ChangeKind::Updated,
+                before: Some(before.clone()),
+                after,
+            })
+        }
+        PlannedWrite::Remove { .. } => {
+            let before = stored?;
+            let mut after = before.clone();
+            after.status = UserStatus::Removed;
+            after.removed_at = Some(now);
+            Some(UserChange {
+                kind: ChangeKind::Removed,
+                before: Some(before.clone()),
+                after,
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -117,83 +204,119 @@ mod tests {
     fn member(id: u64, role_id: u32) -> SnapshotMember {
         SnapshotMember {
             user_id: id,
-            name: format!("User {id}"),
-            email: format!("u{id}@example.com"),
+            name: format!("User {id}").into(),
+            email: format!("u{id}@example.com").into(),
             role_id,
-            role_name: "Member".into(),
+            role_name: Arc::from("Member"),
             status: UserStatus::Active,
-            invitation: None,
             last_login: None,
         }
     }
 
-    fn stored(plan: &SyncPlan) -> Vec<UserRecord> {
-        plan.records_to_write()
+    /// Plans, resolves and applies a sync to `store` (a map of records) at `now`.
+    fn sync(
+        store: &mut HashMap<MakeUserId, UserRecord>,
+        snapshot: &[SnapshotMember],
+        now: DateTime<Utc>,
+    ) -> (SyncPlan, Vec<UserChange>) {
+        let digests: Vec<StoredUser> = store
+            .values()
+            .map(|u| StoredUser {
+                user_id: u.user_id,
+                digest: Some(u.digest()),
+                removed: u.status == UserStatus::Removed,
+            })
+            .collect();
+        let plan = plan_changes(&digests, snapshot);
+        let changes: Vec<UserChange> = plan
+            .writes
+            .iter()
+            .filter_map(|w| resolve(*w, snapshot, store.get(&w.user_id(snapshot)), now))
+            .collect();
+        for change in &changes {
+            store.insert(change.after.user_id, change.after.clone());
+        }
+        (plan, changes)
     }
 
     #[test]
     fn first_sync_adds_everyone() {
         let now = at("2026-01-01T00:00:00Z");
-        let plan = plan_changes(&[], &[member(1, 13), member(2, 11)], now);
+        let mut store = HashMap::new();
+        let (plan, changes) = sync(&mut store, &[member(1, 13), member(2, 11)], now);
         assert_eq!(plan.counts.fetched, 2);
         assert_eq!(plan.counts.added, 2);
-        assert!(plan.changes.iter().all(|c| c.after.first_seen == now));
+        assert!(changes.iter().all(|c| c.after.first_seen == now));
     }
 
     #[test]
     fn an_identical_snapshot_writes_nothing() {
-        let first = plan_changes(&[], &[member(1, 13)], at("2026-01-01T00:00:00Z"));
-        let second = plan_changes(
-            &stored(&first),
-            &[member(1, 13)],
-            at("2026-01-02T00:00:00Z"),
-        );
-        assert!(second.changes.is_empty());
-        assert_eq!(second.counts.unchanged, 1);
+        let mut store = HashMap::new();
+        sync(&mut store, &[member(1, 13)], at("2026-01-01T00:00:00Z"));
+        let (plan, changes) = sync(&mut store, &[member(1, 13)], at("2026-01-02T00:00:00Z"));
+        assert!(plan.writes.is_empty() && changes.is_empty());
+        assert_eq!(plan.counts.unchanged, 1);
     }
 
     #[test]
     fn role_change_updates_and_keeps_first_seen() {
-        let first = plan_changes(&[], &[member(1, 13)], at("2026-01-01T00:00:00Z"));
+        let mut store = HashMap::new();
+        sync(&mut store, &[member(1, 13)], at("2026-01-01T00:00:00Z"));
         let mut promoted = member(1, 12);
-        promoted.role_name = "Admin".into();
-        let second = plan_changes(&stored(&first), &[promoted], at("2026-01-02T00:00:00Z"));
-        assert_eq!(second.counts.updated, 1);
-        assert_eq!(second.changes[0].kind, ChangeKind::Updated);
-        assert_eq!(second.changes[0].after.role_id, 12);
-        assert_eq!(
-            second.changes[0].after.first_seen,
-            at("2026-01-01T00:00:00Z")
-        );
+        promoted.role_name = Arc::from("Admin");
+        let (plan, changes) = sync(&mut store, &[promoted], at("2026-01-02T00:00:00Z"));
+        assert_eq!(plan.counts.updated, 1);
+        assert_eq!(changes[0].kind, ChangeKind::Updated);
+        assert_eq!(changes[0].after.role_id, 12);
+        assert_eq!(changes[0].after.first_seen, at("2026-01-01T00:00:00Z"));
+        assert_eq!(changes[0].before.as_ref().unwrap().role_id, 13);
     }
 
     #[test]
     fn a_missing_member_is_removed_once_and_restored_when_back() {
-        let first = plan_changes(
-            &[],
+        let mut store = HashMap::new();
+        sync(
+            &mut store,
             &[member(1, 13), member(2, 13)],
             at("2026-01-01T00:00:00Z"),
         );
         let removed_at = at("2026-01-02T00:00:00Z");
-        let second = plan_changes(&stored(&first), &[member(1, 13)], removed_at);
-        assert_eq!(second.counts.removed, 1);
-        let tombstone = &second.changes[0].after;
+        let (plan, changes) = sync(&mut store, &[member(1, 13)], removed_at);
+        assert_eq!(plan.counts.removed, 1);
+        let tombstone = &changes[0].after;
         assert_eq!(tombstone.status, UserStatus::Removed);
         assert_eq!(tombstone.removed_at, Some(removed_at));
 
-        let mut now_stored = stored(&first);
-        now_stored[1] = tombstone.clone();
-        let third = plan_changes(&now_stored, &[member(1, 13)], at("2026-01-03T00:00:00Z"));
-        assert!(third.changes.is_empty(), "a tombstone is not removed again");
+        let (plan, _) = sync(&mut store, &[member(1, 13)], at("2026-01-03T00:00:00Z"));
+        assert!(plan.writes.is_empty(), "a tombstone is not removed again");
 
-        let fourth = plan_changes(
-            &now_stored,
+        let (plan, changes) = sync(
+            &mut store,
             &[member(1, 13), member(2, 13)],
             at("2026-01-04T00:00:00Z"),
         );
-        assert_eq!(fourth.counts.added, 1);
-        assert_eq!(fourth.changes[0].kind, ChangeKind::Restored);
-        assert_eq!(fourth.changes[0].after.removed_at, None);
-        assert_eq!(fourth.changes[0].after.status, UserStatus::Active);
+        assert_eq!(plan.counts.added, 1);
+        assert_eq!(changes[0].kind, ChangeKind::Restored);
+        assert_eq!(changes[0].after.removed_at, None);
+        assert_eq!(changes[0].after.status, UserStatus::Active);
+        assert_eq!(changes[0].after.first_seen, at("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_record_stored_without_a_digest_is_compared_not_rewritten() {
+        let now = at("2026-01-01T00:00:00Z");
+        let stored = member(1, 13).to_record(now);
+        let digests = [StoredUser {
+            user_id: 1,
+            digest: None,
+            removed: false,
+        }];
+        let same = [member(1, 13)];
+        let plan = plan_changes(&digests, &same);
+        assert_eq!(plan.writes, vec![PlannedWrite::Compare { index: 0 }]);
+        assert_eq!(resolve(plan.writes[0], &same, Some(&stored), now), None);
+        let changed = [member(1, 12)];
+        let change = resolve(plan.writes[0], &changed, Some(&stored), now).unwrap();
+        assert_eq!(change.kind, ChangeKind::Updated);
     }
 }

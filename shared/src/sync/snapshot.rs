@@ -19,23 +19,61 @@
 //! of a list that was moving or cut.
 
 use super::error::SyncError;
-use crate::make::{MakeClient, MakeError, MakeUser, OrganizationMember, OrganizationSummary};
+use crate::make::{MakeClient, MakeError, OrganizationMember, OrganizationSummary};
 use crate::organization::OrganizationId;
-use crate::user::{MakeUserId, UserStatus, UNKNOWN_ROLE};
+use crate::user::{DigestFields, MakeUserId, UserRecord, UserStatus, UNKNOWN_ROLE};
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-/// One member as Make reports them, role name resolved.
+/// One member as Make reports them, role name resolved. The one record a sync holds per
+/// member, so it is compact: role names are shared, not copied, and Make's `invitation` is
+/// not kept beside the status it maps to one to one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotMember {
     pub user_id: MakeUserId,
-    pub name: String,
-    pub email: String,
+    pub name: Box<str>,
+    pub email: Box<str>,
     pub role_id: u32,
-    pub role_name: String,
+    pub role_name: Arc<str>,
     pub status: UserStatus,
-    pub invitation: Option<String>,
     pub last_login: Option<DateTime<Utc>>,
+}
+
+impl SnapshotMember {
+    fn digest_fields(&self) -> DigestFields<'_> {
+        DigestFields {
+            name: &self.name,
+            email: &self.email,
+            role_id: self.role_id,
+            role_name: &self.role_name,
+            status: self.status,
+            invitation: self.status.invitation(),
+            last_login: self.last_login,
+            removed_at: None,
+        }
+    }
+
+    /// The digest of the record this member is stored as.
+    pub fn digest(&self) -> u64 {
+        self.digest_fields().digest()
+    }
+
+    /// The record to store for this member, first seen at `first_seen`.
+    pub fn to_record(&self, first_seen: DateTime<Utc>) -> UserRecord {
+        UserRecord {
+            user_id: self.user_id,
+            name: self.name.to_string(),
+            email: self.email.to_string(),
+            role_id: self.role_id,
+            role_name: self.role_name.to_string(),
+            status: self.status,
+            invitation: self.status.invitation().map(str::to_string),
+            last_login: self.last_login,
+            first_seen,
+            removed_at: None,
+        }
+    }
 }
 
 /// Every member of the organization at one moment.
@@ -46,12 +84,10 @@ pub struct OrganizationSnapshot {
     pub members: Vec<SnapshotMember>,
 }
 
-/// A membership joined with its user's details, role not yet named.
-type Joined = (OrganizationMember, MakeUser);
-
 /// One read of the member and user lists.
 enum MemberRead {
-    Settled(Vec<Joined>),
+    /// Every member with their details; role names are filled in once the roles are read.
+    Settled(Vec<SnapshotMember>),
     /// The lists moved while they were read; reading again may settle them.
     Unsettled(SyncError),
 }
@@ -69,16 +105,20 @@ pub async fn fetch_snapshot(
         roles,
         read_members(client, organization_id, &mut lookups_left)
     )?;
-    let roles: HashMap<u32, String> = roles.into_iter().map(|r| (r.id, r.name)).collect();
+    let roles: HashMap<u32, Arc<str>> = roles
+        .into_iter()
+        .map(|role| (role.id, Arc::from(role.name)))
+        .collect();
     let max_attempts = max_attempts.max(1);
     let mut attempt = 1;
     loop {
         let reason = match read {
-            MemberRead::Settled(joined) => {
+            MemberRead::Settled(mut members) => {
+                name_roles(&mut members, &roles);
                 return Ok(OrganizationSnapshot {
                     organization,
-                    members: name_roles(organization_id, joined, &roles)?,
-                })
+                    members,
+                });
             }
             MemberRead::Unsettled(reason) => reason,
         };
@@ -108,29 +148,25 @@ async fn read_members(
         client.list_members(organization_id),
         client.list_users(organization_id)
     );
-    let (mut memberships, users) = match lists {
+    let (mut memberships, mut users) = match lists {
         Ok(lists) => lists,
         Err(changed @ MakeError::ListChanged { .. }) => {
             return Ok(MemberRead::Unsettled(changed.into()))
         }
         Err(other) => return Err(other.into()),
     };
-    let mut details: BTreeMap<MakeUserId, MakeUser> =
-        users.into_iter().map(|user| (user.id, user)).collect();
-    let listed: std::collections::HashSet<MakeUserId> =
-        memberships.iter().map(|m| m.user_id).collect();
-    let unlisted: Vec<MakeUserId> = details
-        .keys()
-        .copied()
-        .filter(|id| !listed.contains(id))
-        .collect();
+    // Both lists by id, so that they are compared and joined by merging: no map of every
+    // user beside the lists.
+    memberships.sort_unstable_by_key(|m| m.user_id);
+    users.sort_unstable_by_key(|u| u.id);
+    let unlisted = ids_missing_from(users.iter().map(|u| u.id), &memberships);
     if !unlisted.is_empty() {
         let needed = u32::try_from(unlisted.len()).unwrap_or(u32::MAX);
         if needed > *lookups_left {
             return Err(SyncError::MemberListIncomplete {
                 organization: organization_id.to_string(),
                 listed: memberships.len(),
-                users: details.len(),
+                users: users.len(),
                 allowed: client.member_lookups(),
             });
         }
@@ -154,17 +190,45 @@ async fn read_members(
                 memberships.push(member);
             }
         }
+        memberships.sort_unstable_by_key(|m| m.user_id);
     }
-    let mut joined = Vec::with_capacity(memberships.len());
+    let unnamed: Arc<str> = Arc::from(UNKNOWN_ROLE);
+    let mut members = Vec::with_capacity(memberships.len());
     let mut without_details = Vec::new();
+    let mut only_users = Vec::new();
+    let mut users = users.into_iter().peekable();
     for membership in memberships {
-        match details.remove(&membership.user_id) {
-            Some(user) => joined.push((membership, user)),
-            None => without_details.push(membership.user_id),
+        while let Some(user) = users.next_if(|u| u.id < membership.user_id) {
+            only_users.push(user.id);
         }
+        let Some(user) = users.next_if(|u| u.id == membership.user_id) else {
+            without_details.push(membership.user_id);
+            continue;
+        };
+        let status = UserStatus::from_invitation(membership.invitation.as_deref()).ok_or_else(|| {
+            MakeError::Protocol {
+                endpoint: format!(
+                    "GET /organizations/{organization_id}/user-organization-roles"
+                ),
+                detail: format!(
+                    "user {} has an invitation state {:?} makesync does not know (expected null, \"pending\" or \"expired\")",
+                    membership.user_id,
+                    membership.invitation.as_deref().unwrap_or_default()
+                ),
+            }
+        })?;
+        members.push(SnapshotMember {
+            user_id: membership.user_id,
+            name: user.name.into_boxed_str(),
+            email: user.email.into_boxed_str(),
+            role_id: membership.users_role_id,
+            role_name: unnamed.clone(),
+            status,
+            last_login: user.last_login,
+        });
     }
-    if !without_details.is_empty() || !details.is_empty() {
-        let only_users: Vec<MakeUserId> = details.into_keys().collect();
+    only_users.extend(users.map(|u| u.id));
+    if !without_details.is_empty() || !only_users.is_empty() {
         return Ok(MemberRead::Unsettled(SyncError::Inconsistent {
             detail: format!(
                 "members without a user record: {without_details:?}; users without a membership: {only_users:?}"
@@ -172,44 +236,28 @@ async fn read_members(
             attempts: 1,
         }));
     }
-    Ok(MemberRead::Settled(joined))
+    Ok(MemberRead::Settled(members))
 }
 
-/// Names each member's role and reads their invitation state, sorted by user id.
-fn name_roles(
-    organization_id: OrganizationId,
-    joined: Vec<Joined>,
-    roles: &HashMap<u32, String>,
-) -> Result<Vec<SnapshotMember>, MakeError> {
-    let mut members = joined
-        .into_iter()
-        .map(|(membership, user)| {
-            let status = UserStatus::from_invitation(membership.invitation.as_deref())
-                .ok_or_else(|| MakeError::Protocol {
-                    endpoint: format!(
-                        "GET /organizations/{organization_id}/user-organization-roles"
-                    ),
-                    detail: format!(
-                        "user {} has an invitation state {:?} makesync does not know (expected null, \"pending\" or \"expired\")",
-                        membership.user_id,
-                        membership.invitation.as_deref().unwrap_or_default()
-                    ),
-                })?;
-            Ok(SnapshotMember {
-                user_id: membership.user_id,
-                name: user.name,
-                email: user.email,
-                role_id: membership.users_role_id,
-                role_name: roles
-                    .get(&membership.users_role_id)
-                    .cloned()
-                    .unwrap_or_else(|| UNKNOWN_ROLE.to_string()),
-                status,
-                invitation: membership.invitation,
-                last_login: user.last_login,
-            })
-        })
-        .collect::<Result<Vec<_>, MakeError>>()?;
-    members.sort_by_key(|member| member.user_id);
-    Ok(members)
+/// The ids of `ids` (ascending) that no membership (sorted by user id) has.
+fn ids_missing_from(
+    ids: impl Iterator<Item = MakeUserId>,
+    memberships: &[OrganizationMember],
+) -> Vec<MakeUserId> {
+    let mut listed = memberships.iter().map(|m| m.user_id).peekable();
+    ids.filter(|id| {
+        while listed.next_if(|listed| listed < id).is_some() {}
+        listed.peek() != Some(id)
+    })
+    .collect()
+}
+
+/// Names each member's role from `/users/roles`; an id it does not list keeps the name
+/// [`UNKNOWN_ROLE`].
+fn name_roles(members: &mut [SnapshotMember], roles: &HashMap<u32, Arc<str>>) {
+    for member in members {
+        if let Some(name) = roles.get(&member.role_id) {
+            member.role_name = name.clone();
+        }
+    }
 }
