@@ -228,7 +228,7 @@ mod tests {
         // Stored with records: a different value here means stored digests no longer match.
         assert_eq!(base.digest(), 0xd558_d4d1_4c12_4ed2);
         let mut later = base.clone();
-        later.first_seen = later.first_seen + chrono::Duration::days(3);
+        later.first_seen += chrono::Duration::days(3);
         assert_eq!(later.digest(), base.digest(), "first_seen is bookkeeping");
         let variants: Vec<UserRecord> = vec![
             UserRecord {
