@@ -124,6 +124,10 @@ pub struct Connection {
     pub last_run_id: Option<String>,
     pub last_error: Option<ErrorReport>,
     pub consecutive_failures: u32,
+    /// How many users the last successful sync fetched: what the worker expects the next
+    /// sync to hold in memory. `None` before the first.
+    #[serde(default)]
+    pub user_count: Option<u32>,
     /// A sync holds the connection until this time (a lease, so that the scheduler does not
     /// enqueue a connection whose sync is still in flight).
     pub lease_until: Option<DateTime<Utc>>,
@@ -150,6 +154,7 @@ impl Connection {
             last_run_id: None,
             last_error: None,
             consecutive_failures: 0,
+            user_count: None,
             lease_until: None,
         }
     }
@@ -170,6 +175,7 @@ impl Connection {
                 self.last_success_at = self.last_success_at.max(run.finished_at);
                 self.last_error = None;
                 self.consecutive_failures = 0;
+                self.user_count = Some(run.counts.fetched);
             }
             Some(error) => {
                 self.last_error = Some(error.clone());

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod host;
 pub mod make;
+pub mod memory_budget;
 pub mod organization;
 pub mod ports;
 pub mod queue;

@@ -1,12 +1,45 @@
-//! The worker: one sync request in, one sync run out.
+//! The worker: one sync request in, one sync run out — within the invocation's deadline and
+//! the process's memory budget.
 
+use crate::clock::Clock;
 use crate::connection::ConnectionStatus;
 use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
+use crate::memory_budget::{MemoryBudget, MemoryShare};
 use crate::ports::{ConnectionStore, SecretStore, StoreError};
 use crate::queue::SyncRequest;
 use crate::sync::{SyncEngine, SyncError, SyncReport};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// Kept free at the end of an invocation: the time to record a run that gave up, release its
+/// lease and answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+/// A lease outlives its invocation's deadline by this much, for clock skew between hosts.
+pub const LEASE_SKEW: Duration = Duration::from_secs(30);
+
+/// When the invocation must have answered, on the clock's wall and monotonic scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    pub wall: DateTime<Utc>,
+    pub monotonic: Duration,
+}
+
+impl Deadline {
+    /// The deadline at wall time `wall` (Lambda gives it in epoch milliseconds).
+    pub fn at(wall: DateTime<Utc>, clock: &dyn Clock) -> Self {
+        let left = (wall - clock.wall()).to_std().unwrap_or(Duration::ZERO);
+        Self {
+            wall,
+            monotonic: clock.monotonic() + left,
+        }
+    }
+
+    pub fn left(&self, clock: &dyn Clock) -> Duration {
+        self.monotonic.saturating_sub(clock.monotonic())
+    }
+}
 
 /// What became of one request.
 #[derive(Debug)]
@@ -26,6 +59,11 @@ pub enum WorkOutcome {
     Deferred {
         error: String,
     },
+    /// Not started, nothing touched: not enough time left in the invocation, or no memory
+    /// freed up in time. SQS delivers it again.
+    Returned {
+        reason: String,
+    },
 }
 
 impl WorkOutcome {
@@ -34,7 +72,7 @@ impl WorkOutcome {
         match self {
             WorkOutcome::Synced(_) | WorkOutcome::Skipped { .. } => false,
             WorkOutcome::Failed { retry, .. } => *retry,
-            WorkOutcome::Deferred { .. } => true,
+            WorkOutcome::Deferred { .. } | WorkOutcome::Returned { .. } => true,
         }
     }
 
@@ -54,6 +92,7 @@ pub struct Worker {
     make: MakeApi,
     pause_after_failures: u32,
     lease: std::time::Duration,
+    memory: Option<MemoryBudget>,
 }
 
 impl Worker {
@@ -70,11 +109,24 @@ impl Worker {
             make,
             pause_after_failures: 5,
             lease: std::time::Duration::from_secs(15 * 60),
+            memory: None,
         }
     }
 
-    /// How long a sync holds its connection; set it to the function's timeout, so that a
-    /// sync that died frees the connection when its invocation could no longer be running.
+    /// The clock deadlines are measured on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        self.engine.clock()
+    }
+
+    /// Runs at once only the syncs whose expected memory fits `budget`.
+    pub fn with_memory_budget(mut self, budget: MemoryBudget) -> Self {
+        self.memory = Some(budget);
+        self
+    }
+
+    /// How long a sync holds its connection when there is no deadline (the CLI, the demo).
+    /// With a deadline, the lease ends [`LEASE_SKEW`] after it: a sync that died frees the
+    /// connection when its invocation could no longer be running.
     pub fn with_lease(mut self, lease: std::time::Duration) -> Self {
         self.lease = lease;
         self
@@ -88,8 +140,13 @@ impl Worker {
 
     /// Parses a message body and handles it; a malformed body is skipped, never retried.
     pub async fn handle_body(&self, body: &str) -> WorkOutcome {
+        self.handle_body_until(body, None).await
+    }
+
+    /// [`handle_body`](Self::handle_body) within an invocation's deadline.
+    pub async fn handle_body_until(&self, body: &str, deadline: Option<Deadline>) -> WorkOutcome {
         match SyncRequest::parse(body) {
-            Ok(request) => self.handle(&request).await,
+            Ok(request) => self.handle_until(&request, deadline).await,
             Err(error) => WorkOutcome::Skipped {
                 reason: error.to_string(),
             },
@@ -97,6 +154,18 @@ impl Worker {
     }
 
     pub async fn handle(&self, request: &SyncRequest) -> WorkOutcome {
+        self.handle_until(request, None).await
+    }
+
+    /// Handles one request. With a deadline, a sync starts only if there is time for at least
+    /// one Make request and the margin after it, waits for its memory share no longer than
+    /// that allows, and gives up cleanly (run recorded as failed, lease released, message
+    /// returned) when it would run past it.
+    pub async fn handle_until(
+        &self,
+        request: &SyncRequest,
+        deadline: Option<Deadline>,
+    ) -> WorkOutcome {
         let connection = match self
             .connections
             .get_connection(&request.connection_id)
@@ -119,8 +188,47 @@ impl Worker {
                 ),
             };
         }
-        let now = self.engine.clock().wall();
-        let until = now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        let clock = self.engine.clock().clone();
+        let patience = match deadline {
+            Some(deadline) => {
+                let needed = DEADLINE_MARGIN + self.make.config().request_timeout;
+                let left = deadline.left(clock.as_ref());
+                if left <= needed {
+                    return WorkOutcome::Returned {
+                        reason: format!(
+                            "{} s left in the invocation, a sync needs at least {} s to start",
+                            left.as_secs(),
+                            needed.as_secs()
+                        ),
+                    };
+                }
+                left - needed
+            }
+            None => Duration::from_secs(3600),
+        };
+        let _memory: MemoryShare = match &self.memory {
+            Some(budget) => match budget.reserve(connection.user_count, patience).await {
+                Some(share) => share,
+                None => {
+                    return WorkOutcome::Returned {
+                        reason: format!(
+                        "no memory for a sync of {} users freed up while there was time to run it",
+                        connection
+                            .user_count
+                            .map_or("an unknown number of".to_string(), |n| n.to_string())
+                    ),
+                    }
+                }
+            },
+            None => MemoryBudget::unlimited(),
+        };
+        let now = clock.wall();
+        let until = match deadline {
+            Some(deadline) => {
+                deadline.wall + chrono::Duration::from_std(LEASE_SKEW).unwrap_or_default()
+            }
+            None => now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
+        };
         match self
             .connections
             .acquire_lease(&connection.id, now, until)
@@ -138,7 +246,15 @@ impl Worker {
             Err(error) => return deferred(error),
         }
         let report = match self.prepare_client(&connection).await {
-            Ok(client) => self.engine.sync(&connection, &client, request.reason).await,
+            Ok(client) => {
+                let client = match deadline {
+                    Some(deadline) => {
+                        client.with_deadline(deadline.monotonic.saturating_sub(DEADLINE_MARGIN))
+                    }
+                    None => client,
+                };
+                self.engine.sync(&connection, &client, request.reason).await
+            }
             Err(error) => {
                 self.engine
                     .record_failure(&connection, request.reason, &error)

@@ -66,56 +66,7 @@ impl AwsTestEnv {
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
 
-        let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        let connections_table = format!("makesync-connections-{suffix}");
-        let users_table = format!("makesync-users-{suffix}");
-        let runs_table = format!("makesync-sync-runs-{suffix}");
-        create_table(&dynamodb, &connections_table, None).await;
-        create_table(
-            &dynamodb,
-            &users_table,
-            Some(("userId", ScalarAttributeType::N)),
-        )
-        .await;
-        create_table(
-            &dynamodb,
-            &runs_table,
-            Some(("runId", ScalarAttributeType::S)),
-        )
-        .await;
-        dynamodb
-            .update_time_to_live()
-            .table_name(&runs_table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name("expiresAt")
-                    .build()
-                    .expect("TTL specification"),
-            )
-            .send()
-            .await
-            .expect("TTL enabled");
-        let queue_url = sqs
-            .create_queue()
-            .queue_name(format!("makesync-sync-{suffix}"))
-            .send()
-            .await
-            .expect("queue created")
-            .queue_url()
-            .expect("queue URL")
-            .to_string();
-
-        let mut vars: HashMap<String, String> = HashMap::from([
-            ("MAKESYNC_CONNECTIONS_TABLE".into(), connections_table),
-            ("MAKESYNC_USERS_TABLE".into(), users_table),
-            ("MAKESYNC_RUNS_TABLE".into(), runs_table),
-            ("MAKESYNC_QUEUE_URL".into(), queue_url),
-            (
-                "MAKESYNC_SECRET_PREFIX".into(),
-                format!("makesync-test-{suffix}/connections/"),
-            ),
-        ]);
+        let mut vars = create_resources(&dynamodb, &sqs).await;
         for (name, value) in overrides {
             vars.insert(name.to_string(), value.to_string());
         }
@@ -248,6 +199,67 @@ impl AwsTestEnv {
         }
         count
     }
+}
+
+/// Creates a fresh set of makesync's tables and queue on moto, named with a random suffix, and
+/// returns the settings variables that point at them.
+pub async fn create_resources(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    sqs: &aws_sdk_sqs::Client,
+) -> HashMap<String, String> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let connections_table = format!("makesync-connections-{suffix}");
+    let users_table = format!("makesync-users-{suffix}");
+    let runs_table = format!("makesync-sync-runs-{suffix}");
+    create_table(dynamodb, &connections_table, None).await;
+    create_table(
+        dynamodb,
+        &users_table,
+        Some(("userId", ScalarAttributeType::N)),
+    )
+    .await;
+    create_table(
+        dynamodb,
+        &runs_table,
+        Some(("runId", ScalarAttributeType::S)),
+    )
+    .await;
+    dynamodb
+        .update_time_to_live()
+        .table_name(&runs_table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expiresAt")
+                .build()
+                .expect("TTL specification"),
+        )
+        .send()
+        .await
+        .expect("TTL enabled");
+    let queue_url = create_queue(sqs, &format!("makesync-sync-{suffix}")).await;
+    HashMap::from([
+        ("MAKESYNC_CONNECTIONS_TABLE".into(), connections_table),
+        ("MAKESYNC_USERS_TABLE".into(), users_table),
+        ("MAKESYNC_RUNS_TABLE".into(), runs_table),
+        ("MAKESYNC_QUEUE_URL".into(), queue_url),
+        (
+            "MAKESYNC_SECRET_PREFIX".into(),
+            format!("makesync-test-{suffix}/connections/"),
+        ),
+    ])
+}
+
+/// Creates a queue on moto and returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("queue created")
+        .queue_url()
+        .expect("queue URL")
+        .to_string()
 }
 
 pub fn sqs_event(messages: Vec<SqsMessage>) -> SqsEvent {

@@ -275,6 +275,9 @@ async fn the_scheduler_fails_the_invocation_when_the_queue_is_gone() {
             .contains("1 of 1 sync requests could not be sent"),
         "{error}"
     );
+    // Lambda records a readable kind as the errorType, not a Rust type name.
+    let diagnostic = lambda_runtime::Diagnostic::from(error);
+    assert_eq!(diagnostic.error_type, "QueueUnavailable");
 }
 
 #[tokio::test]
@@ -307,7 +310,7 @@ async fn the_worker_drops_bad_messages_retries_passing_failures_and_syncs_the_re
         .find(|m| m.body.as_deref().is_some_and(|b| b.contains(down.as_str())))
         .and_then(|m| m.message_id.clone())
         .unwrap();
-    let response = makesync_worker::handle(&env.worker(), sqs_event(messages)).await;
+    let response = makesync_worker::handle(&env.worker(), sqs_event(messages), None).await;
 
     // Only the passing failure goes back to the queue.
     let failed: Vec<_> = response
@@ -338,7 +341,8 @@ async fn connect_queue_worker_store_and_a_removed_member_is_tombstoned() {
     let worker = env.worker();
     let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
 
-    let response = makesync_worker::handle(&worker, sqs_event(env.take_messages().await)).await;
+    let response =
+        makesync_worker::handle(&worker, sqs_event(env.take_messages().await), None).await;
     assert!(response.batch_item_failures.is_empty());
     let store = env.backend.store.clone();
     let members = member_count(&env, ACME);
@@ -366,7 +370,7 @@ async fn connect_queue_worker_store_and_a_removed_member_is_tombstoned() {
             .reason,
         SyncReason::OnDemand
     );
-    let response = makesync_worker::handle(&worker, sqs_event(messages)).await;
+    let response = makesync_worker::handle(&worker, sqs_event(messages), None).await;
     assert!(response.batch_item_failures.is_empty());
 
     let users = store.list_users(&id).await.unwrap();
@@ -422,7 +426,7 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
         makesync_scheduler::handle(&env.scheduler()).await.unwrap();
         let messages = env.take_messages().await;
         assert_eq!(messages.len(), 1, "attempt {attempt}");
-        let response = makesync_worker::handle(&env.worker(), sqs_event(messages)).await;
+        let response = makesync_worker::handle(&env.worker(), sqs_event(messages), None).await;
         assert!(
             response.batch_item_failures.is_empty(),
             "an invalid token is not retried"
@@ -480,7 +484,7 @@ async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
         connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
     let purged =
         connection_id(&connect(&env, connect_payload("us2.make.com", GLOBEX, DEMO_TOKEN)).await);
-    makesync_worker::handle(&worker, sqs_event(env.take_messages().await)).await;
+    makesync_worker::handle(&worker, sqs_event(env.take_messages().await), None).await;
     let store = env.backend.store.clone();
     assert!(!store.list_users(&kept).await.unwrap().is_empty());
     assert!(!store.list_users(&purged).await.unwrap().is_empty());
@@ -516,7 +520,8 @@ async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
         &SyncRequest::new(kept.clone(), SyncReason::Scheduled, env.clock().wall()).to_body(),
     )
     .await;
-    let response = makesync_worker::handle(&worker, sqs_event(env.take_messages().await)).await;
+    let response =
+        makesync_worker::handle(&worker, sqs_event(env.take_messages().await), None).await;
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(store.list_runs(&kept, 10).await.unwrap().len(), 1);
 

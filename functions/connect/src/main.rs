@@ -3,7 +3,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     makesync::telemetry::init_json();
-    let service = makesync_connect::build_service().await?;
+    let service = makesync_lambda::init_or_report(makesync_connect::build_service().await).await?;
     let service = &service;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<serde_json::Value>| async move {

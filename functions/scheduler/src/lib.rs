@@ -3,7 +3,8 @@
 use anyhow::Context;
 use makesync::aws::{load_sdk_config, AwsBackend, AwsSettings};
 use makesync::clock::{Clock, SystemClock};
-use makesync::schedule::{ScheduleSummary, Scheduler};
+use makesync::schedule::{ScheduleError, ScheduleSummary, Scheduler};
+use makesync_lambda::FunctionError;
 use std::sync::Arc;
 
 /// Connections read per page of the connections table.
@@ -29,14 +30,26 @@ pub fn scheduler_for(backend: &AwsBackend, clock: Arc<dyn Clock>) -> anyhow::Res
 /// when a request could not be sent, so that it shows in the function's error metric; the
 /// template turns off Lambda's own retries of the invocation, which would enqueue every other
 /// connection a second time.
-pub async fn handle(scheduler: &Scheduler) -> anyhow::Result<ScheduleSummary> {
-    let summary = scheduler.fan_out().await?;
+pub async fn handle(scheduler: &Scheduler) -> Result<ScheduleSummary, FunctionError> {
+    let summary = scheduler.fan_out().await.map_err(|error| {
+        let kind = match &error {
+            ScheduleError::Store(_) => "StoreUnavailable",
+            ScheduleError::Queue(_) => "QueueUnavailable",
+        };
+        FunctionError {
+            kind,
+            message: error.to_string(),
+        }
+    })?;
     if summary.failed > 0 {
-        anyhow::bail!(
-            "{} of {} sync requests could not be sent to the queue (see the log lines before this one); the other connections were enqueued",
-            summary.failed,
-            summary.failed + summary.enqueued
-        );
+        return Err(FunctionError {
+            kind: "QueueUnavailable",
+            message: format!(
+                "{} of {} sync requests could not be sent to the queue (see the log lines before this one); the other connections were enqueued",
+                summary.failed,
+                summary.failed + summary.enqueued
+            ),
+        });
     }
     Ok(summary)
 }

@@ -3,12 +3,11 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     makesync::telemetry::init_json();
-    let scheduler = makesync_scheduler::build_scheduler().await?;
+    let scheduler =
+        makesync_lambda::init_or_report(makesync_scheduler::build_scheduler().await).await?;
     let scheduler = &scheduler;
     lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| async move {
-        makesync_scheduler::handle(scheduler)
-            .await
-            .map_err(lambda_runtime::Error::from)
+        makesync_scheduler::handle(scheduler).await
     }))
     .await
 }

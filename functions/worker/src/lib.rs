@@ -5,6 +5,10 @@
 //! paused connection, an invalid token) is dropped after it is logged or recorded; what may
 //! (Make 5xx, a 429 that did not clear, AWS throttling) is reported as a batch item failure, so
 //! SQS delivers it again after the visibility timeout and, in the end, to the dead-letter queue.
+//!
+//! The invocation's deadline bounds every sync (a sync that would run past it gives up
+//! cleanly and its message is returned), and the function's memory size bounds how many run
+//! at once (see `makesync::memory_budget`).
 
 use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -12,8 +16,9 @@ use makesync::aws::{load_sdk_config, AwsBackend, AwsSettings};
 use makesync::clock::{Clock, SystemClock};
 use makesync::config::make_api_config_from_env;
 use makesync::make::MakeApi;
+use makesync::memory_budget::MemoryBudget;
 use makesync::sync::SyncEngine;
-use makesync::worker::{WorkOutcome, Worker};
+use makesync::worker::{Deadline, WorkOutcome, Worker};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -31,13 +36,25 @@ pub async fn build_worker() -> anyhow::Result<Worker> {
 pub fn worker_for(backend: &AwsBackend, make: MakeApi, clock: Arc<dyn Clock>) -> Worker {
     let store = backend.store.clone();
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock);
-    Worker::new(store, backend.cached_secrets.clone(), engine, make)
+    let worker = Worker::new(store, backend.cached_secrets.clone(), engine, make)
         .with_pause_after_failures(backend.settings.pause_after_failures)
-        .with_lease(backend.settings.sync_lease)
+        .with_lease(backend.settings.sync_lease);
+    match backend.settings.function_memory_mb {
+        Some(memory_mb) => worker.with_memory_budget(MemoryBudget::for_function(
+            memory_mb,
+            backend.settings.assumed_users,
+        )),
+        None => worker,
+    }
 }
 
-/// Handles every record of the batch; the response lists the ones SQS should deliver again.
-pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
+/// Handles every record of the batch within `deadline`; the response lists the ones SQS
+/// should deliver again.
+pub async fn handle(
+    worker: &Worker,
+    event: SqsEvent,
+    deadline: Option<Deadline>,
+) -> SqsBatchResponse {
     let mut tasks = JoinSet::new();
     let mut message_ids = HashMap::new();
     for (position, record) in event.records.into_iter().enumerate() {
@@ -50,7 +67,7 @@ pub async fn handle(worker: &Worker, event: SqsEvent) -> SqsBatchResponse {
         let task = tasks.spawn(async move {
             match record.body.as_deref() {
                 Some(body) => {
-                    let outcome = worker.handle_body(body).await;
+                    let outcome = worker.handle_body_until(body, deadline).await;
                     log_outcome(&id, &outcome);
                     outcome.should_retry()
                 }
@@ -101,6 +118,9 @@ fn log_outcome(message_id: &str, outcome: &WorkOutcome) {
         }
         WorkOutcome::Deferred { error } => {
             tracing::warn!(message_id, error = %error, "sync deferred; SQS will deliver it again");
+        }
+        WorkOutcome::Returned { reason } => {
+            tracing::warn!(message_id, reason = %reason, "sync not started; SQS will deliver it again");
         }
     }
 }

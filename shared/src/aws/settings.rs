@@ -10,7 +10,9 @@
 //! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
 //! | `MAKESYNC_SECRET_CACHE_SECS` | a warm worker reuses a token this long | 300 |
 //! | `MAKESYNC_PAUSE_AFTER_FAILURES` | failed runs in a row before a connection is paused (0: never) | 5 |
-//! | `MAKESYNC_SYNC_LEASE_SECS` | how long a sync holds its connection (the worker's timeout) | 900 |
+//! | `MAKESYNC_SYNC_LEASE_SECS` | how long a sync holds its connection when no deadline is known | 900 |
+//! | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` | set by Lambda: the worker's memory budget follows it | unset: no budget |
+//! | `MAKESYNC_ASSUMED_USERS` | users a never-synced connection is assumed to have, for the budget | 20000 |
 
 use std::time::Duration;
 use thiserror::Error;
@@ -26,6 +28,9 @@ pub struct AwsSettings {
     pub secret_cache_ttl: Duration,
     pub pause_after_failures: u32,
     pub sync_lease: Duration,
+    /// The function's memory in MB, when running in Lambda.
+    pub function_memory_mb: Option<u32>,
+    pub assumed_users: u32,
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
@@ -96,6 +101,13 @@ impl AwsSettings {
             sync_lease: Duration::from_secs(
                 number("MAKESYNC_SYNC_LEASE_SECS", 900, 12 * 3600)?.max(60),
             ),
+            function_memory_mb: match lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE") {
+                Some(_) => {
+                    Some(number("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 0, 10_240)?.max(128) as u32)
+                }
+                None => None,
+            },
+            assumed_users: number("MAKESYNC_ASSUMED_USERS", 20_000, 10_000_000)? as u32,
         })
     }
 

@@ -34,6 +34,7 @@ fn connection(id: &str) -> Connection {
     connection.organization_name = Some("Zoë's Örg".into());
     connection.last_error = Some(ErrorReport::new(ErrorKind::Transient, "503"));
     connection.consecutive_failures = 3;
+    connection.user_count = Some(42);
     connection.lease_until = Some(at("2026-01-01T00:05:00Z"));
     connection
 }

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS connections (
     last_error_kind       TEXT,
     last_error_message    TEXT,
     consecutive_failures  INTEGER NOT NULL DEFAULT 0,
-    lease_until           TEXT
+    lease_until           TEXT,
+    user_count            INTEGER
 );
 CREATE TABLE IF NOT EXISTS users (
     connection_id TEXT NOT NULL,
@@ -103,6 +104,7 @@ impl SqliteStore {
         db.execute_batch(SCHEMA).map_err(backend)?;
         // Files made by earlier versions lack the columns added since.
         add_column_if_missing(&db, "users", "digest", "INTEGER")?;
+        add_column_if_missing(&db, "connections", "user_count", "INTEGER")?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -217,6 +219,7 @@ fn connection_from_row(row: &Row<'_>) -> Result<Connection, StoreError> {
             row.get("last_error_message").map_err(get)?,
         )?,
         consecutive_failures: row.get("consecutive_failures").map_err(get)?,
+        user_count: row.get("user_count").map_err(get)?,
         lease_until: opt_time(row.get("lease_until").map_err(get)?)?,
     })
 }
@@ -282,8 +285,9 @@ impl ConnectionStore for SqliteStore {
                 "INSERT OR REPLACE INTO connections (id, tenant_id, host, organization_id, status,
                     status_reason_kind, status_reason_message, organization_name, zone, created_at,
                     last_success_at, last_run_id, last_error_kind, last_error_message,
-                    consecutive_failures, lease_until)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                    consecutive_failures, lease_until, user_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
+                    ?17)",
                 params![
                     c.id.as_str(),
                     c.tenant_id,
@@ -301,6 +305,7 @@ impl ConnectionStore for SqliteStore {
                     c.last_error.as_ref().map(|r| r.message.clone()),
                     c.consecutive_failures,
                     opt_text(c.lease_until),
+                    c.user_count,
                 ],
             )
             .map_err(backend)?;

@@ -13,6 +13,7 @@
 //! the client and see rate-limit windows move with the client's waits.
 
 mod faults;
+pub mod lambda_runtime;
 mod routes;
 mod world;
 

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The benchmark, with one command: bash bench/run.sh [--smoke]
+# Builds the release binaries (x86_64, for this machine), starts moto's server on 127.0.0.1
+# (installed into .venv from PyPI if missing), and runs target/release/makesync-bench, which
+# prints the tables the README shows. --smoke runs every part once and small (CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+MOTO_VERSION="5.2.5"
+cargo build --release --locked -p makesync-cli -p makesync-worker -p makesync-scheduler \
+    -p makesync-connect -p makesync-bench
+
+if [[ ! -x .venv/bin/moto_server ]]; then
+    python3 -m venv .venv
+    .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p target
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" >target/bench-moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+    if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
+        break
+    fi
+    sleep 0.2
+done
+
+export MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
+rm -f target/bench-makesync-*.log
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m); $(rustc --version)"
+target/release/makesync-bench "$@"

@@ -1,0 +1,92 @@
+//! `makesync-bench`: measures what the README's results table shows. Run it with
+//! `bash bench/run.sh` (it builds the release binaries and starts moto first);
+//! `bash bench/run.sh --smoke` runs every part once, small, as CI does.
+//!
+//! Everything talks to 127.0.0.1 only: the Make simulator runs in this process (20 ms added to
+//! every answer), AWS is moto's server, and the functions run as their release binaries under
+//! a stand-in for the Lambda Runtime API.
+
+mod cli;
+mod cold_start;
+mod process;
+mod scheduler;
+mod worker;
+
+use makesync_simulator::{demo_world, Simulator, World};
+use std::time::Duration;
+
+/// Added to every simulator answer.
+const LATENCY: Duration = Duration::from_millis(20);
+
+/// An organization the simulator serves: its id and member count.
+#[derive(Debug, Clone, Copy)]
+pub struct Organization {
+    pub id: u64,
+    pub members: u64,
+}
+
+/// Adds a generated organization of `members` users (the demo token's user among them) on
+/// eu1.make.com, with user ids of their own.
+pub fn add_organization(world: &mut World, id: u64, members: u64) -> Organization {
+    world.add_generated_organization(id, "eu1.make.com", Some(1000), members, id * 1_000_000);
+    world.add_member(id, 1, 12, None);
+    Organization {
+        id,
+        members: members + 1,
+    }
+}
+
+pub fn mb(kib: u64) -> String {
+    format!("{:.1} MB", kib as f64 / 1024.0)
+}
+
+pub fn secs(duration: Duration) -> String {
+    format!("{:.2} s", duration.as_secs_f64())
+}
+
+/// Prints a markdown table.
+pub fn print_table(title: &str, headers: &[&str], rows: &[Vec<String>]) {
+    println!("\n### {title}\n");
+    println!("| {} |", headers.join(" | "));
+    println!("|{}", "---|".repeat(headers.len()));
+    for row in rows {
+        println!("| {} |", row.join(" | "));
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(process::LAUNCH) {
+        process::launch(&args[1..]);
+    }
+    tokio::runtime::Runtime::new()?.block_on(bench(args.iter().any(|a| a == "--smoke")))
+}
+
+async fn bench(smoke: bool) -> anyhow::Result<()> {
+    let mut world = demo_world();
+    world.faults.latency = LATENCY;
+    let cli_sizes: &[u64] = if smoke {
+        &[1_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    let cli_orgs: Vec<Organization> = cli_sizes
+        .iter()
+        .enumerate()
+        .map(|(n, size)| add_organization(&mut world, 9100 + n as u64, *size))
+        .collect();
+    let batches = worker::plan_batches(&mut world, smoke);
+    let simulator = Simulator::start(world).await?;
+    println!(
+        "makesync benchmark — {} — simulator latency {} ms{}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        LATENCY.as_millis(),
+        if smoke { " — smoke run" } else { "" }
+    );
+
+    cli::run(&simulator, &cli_orgs).await?;
+    worker::run(&simulator, &batches).await?;
+    scheduler::run(if smoke { 50 } else { 1000 }).await?;
+    cold_start::run(&simulator, if smoke { 1 } else { 5 }).await?;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! The scheduler's `bootstrap` under a stand-in Lambda Runtime API: a missing setting at cold
+//! start is reported through `/runtime/init/error`, naming the variable.
+
+use makesync_simulator::lambda_runtime::FakeLambdaRuntime;
+use std::time::Duration;
+
+#[tokio::test]
+async fn a_missing_setting_at_cold_start_is_an_init_error_naming_the_variable() {
+    let runtime = FakeLambdaRuntime::start().await.unwrap();
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync-scheduler"))
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime.api())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "makesync-scheduler")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_REGION", "us-east-1")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let error = runtime
+        .init_error(Duration::from_secs(30))
+        .await
+        .expect("an init error was reported");
+    assert_eq!(error.error_type, "InvalidConfiguration");
+    let message = error.body["errorMessage"].as_str().unwrap();
+    assert!(message.contains("MAKESYNC_QUEUE_URL"), "{message}");
+    let status = tokio::time::timeout(Duration::from_secs(30), process.wait())
+        .await
+        .expect("the process exits")
+        .unwrap();
+    assert!(!status.success());
+}

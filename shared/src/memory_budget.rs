@@ -1,0 +1,125 @@
+//! How many syncs one process runs at once, by the memory they are expected to need.
+//!
+//! A Lambda that outgrows its memory is killed with its whole batch, and SQS then delivers the
+//! small organizations again with the large one. So the worker gives each sync a share of a
+//! budget taken from the function's memory size, sized from how many users the connection
+//! held last time (unknown: assumed large), and a sync that does not fit waits for others to
+//! finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// What one sync is expected to hold per user at its peak: the compact snapshot member, the
+/// stored digest, and its share of the page bodies being read. Measured at ~360 bytes with
+/// `bench/` (see the README); rounded up for head room.
+pub const BYTES_PER_USER: u64 = 600;
+/// What one sync holds whatever its size: HTTP buffers, a chunk of records being written.
+pub const BYTES_PER_SYNC: u64 = 4 * 1024 * 1024;
+/// The process itself (runtime, SDK clients, TLS), kept out of the budget.
+pub const PROCESS_BASELINE: u64 = 48 * 1024 * 1024;
+/// The share of the function's memory the budget may plan with; the rest absorbs allocator
+/// fragmentation and estimates that were short.
+pub const USABLE_PERCENT: u64 = 70;
+
+/// The budget is counted in KiB so that it fits a semaphore's permits.
+const UNIT: u64 = 1024;
+
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    permits: Arc<Semaphore>,
+    total_units: u32,
+    assumed_users: u32,
+}
+
+/// A sync's share of the budget, given back when dropped.
+#[derive(Debug)]
+pub struct MemoryShare {
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl MemoryBudget {
+    /// The budget of a function with `memory_mb` MB; `assumed_users` stands in for a
+    /// connection that has never been synced.
+    pub fn for_function(memory_mb: u32, assumed_users: u32) -> Self {
+        let memory = u64::from(memory_mb) * 1024 * 1024;
+        let usable = (memory * USABLE_PERCENT / 100)
+            .saturating_sub(PROCESS_BASELINE)
+            .max(BYTES_PER_SYNC);
+        let total_units = u32::try_from(usable / UNIT).unwrap_or(u32::MAX);
+        Self {
+            permits: Arc::new(Semaphore::new(total_units as usize)),
+            total_units,
+            assumed_users,
+        }
+    }
+
+    /// The bytes the budget plans with.
+    pub fn total_bytes(&self) -> u64 {
+        u64::from(self.total_units) * UNIT
+    }
+
+    /// What a sync of a connection that last held `users` users is expected to need, never
+    /// more than the whole budget (such a sync runs alone).
+    pub fn cost_bytes(&self, users: Option<u32>) -> u64 {
+        let users = u64::from(users.unwrap_or(self.assumed_users));
+        (users * BYTES_PER_USER + BYTES_PER_SYNC).min(self.total_bytes())
+    }
+
+    /// Waits up to `patience` for the share a sync of `users` users needs. `None` if it did
+    /// not free up in time.
+    pub async fn reserve(&self, users: Option<u32>, patience: Duration) -> Option<MemoryShare> {
+        let units = self.cost_bytes(users).div_ceil(UNIT) as u32;
+        let acquire = self.permits.clone().acquire_many_owned(units.max(1));
+        match tokio::time::timeout(patience, acquire).await {
+            Ok(Ok(permit)) => Some(MemoryShare {
+                _permit: Some(permit),
+            }),
+            _ => None,
+        }
+    }
+
+    /// A share that reserves nothing (no budget is set, outside Lambda).
+    pub fn unlimited() -> MemoryShare {
+        MemoryShare { _permit: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_follows_the_function_memory_and_caps_a_single_sync() {
+        let small = MemoryBudget::for_function(256, 20_000);
+        let large = MemoryBudget::for_function(1024, 20_000);
+        assert!(small.total_bytes() < 256 * 1024 * 1024 * USABLE_PERCENT / 100);
+        assert!(large.total_bytes() > 4 * small.total_bytes());
+        assert_eq!(small.cost_bytes(Some(0)), BYTES_PER_SYNC);
+        assert_eq!(
+            small.cost_bytes(None),
+            small.cost_bytes(Some(20_000)),
+            "unknown is assumed large"
+        );
+        assert_eq!(small.cost_bytes(Some(10_000_000)), small.total_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_sync_that_does_not_fit_waits_until_a_share_is_given_back() {
+        let budget = MemoryBudget::for_function(256, 20_000);
+        let half = (budget.total_bytes() / 2 / BYTES_PER_USER) as u32;
+        let first = budget.reserve(Some(half), Duration::ZERO).await.unwrap();
+        let second = budget.reserve(Some(half), Duration::ZERO).await;
+        assert!(
+            second.is_none(),
+            "two halves and two syncs' overhead do not fit"
+        );
+        let waiting = {
+            let budget = budget.clone();
+            tokio::spawn(async move { budget.reserve(Some(half), Duration::from_secs(60)).await })
+        };
+        tokio::task::yield_now().await;
+        drop(first);
+        assert!(waiting.await.unwrap().is_some());
+    }
+}
