@@ -59,10 +59,17 @@ fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some(process::LAUNCH) {
         process::launch(&args[1..]);
     }
-    tokio::runtime::Runtime::new()?.block_on(bench(args.iter().any(|a| a == "--smoke")))
+    let smoke = args.iter().any(|a| a == "--smoke");
+    // `--only cli|worker|scheduler|cold-start` runs one part.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
+    tokio::runtime::Runtime::new()?.block_on(bench(smoke, only))
 }
 
-async fn bench(smoke: bool) -> anyhow::Result<()> {
+async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
+    let part = |name: &str| only.as_deref().is_none_or(|only| only == name);
     let mut world = demo_world();
     world.faults.latency = LATENCY;
     let cli_sizes: &[u64] = if smoke {
@@ -84,9 +91,17 @@ async fn bench(smoke: bool) -> anyhow::Result<()> {
         if smoke { " — smoke run" } else { "" }
     );
 
-    cli::run(&simulator, &cli_orgs).await?;
-    worker::run(&simulator, &batches).await?;
-    scheduler::run(if smoke { 50 } else { 1000 }).await?;
-    cold_start::run(&simulator, if smoke { 1 } else { 5 }).await?;
+    if part("cli") {
+        cli::run(&simulator, &cli_orgs).await?;
+    }
+    if part("worker") {
+        worker::run(&simulator, &batches).await?;
+    }
+    if part("scheduler") {
+        scheduler::run(if smoke { 50 } else { 1000 }).await?;
+    }
+    if part("cold-start") {
+        cold_start::run(&simulator, if smoke { 1 } else { 5 }).await?;
+    }
     Ok(())
 }

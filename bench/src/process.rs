@@ -85,10 +85,14 @@ fn read_peak(rusage: &Path) -> anyhow::Result<u64> {
     Ok(text.trim().parse()?)
 }
 
-/// A built binary of this workspace, in `target/release`.
+/// A built binary of this workspace, in `target/release` — or in `MAKESYNC_BENCH_BIN_DIR`,
+/// to measure another build (an earlier commit's) with the same benchmark.
 pub fn binary(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join("target/release").join(name);
+    let dir = std::env::var_os("MAKESYNC_BENCH_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release"));
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is not built — run `bash bench/run.sh`, which builds it",

@@ -33,7 +33,8 @@ pub fn plan_batches(world: &mut World, smoke: bool) -> Vec<Batch> {
     let shapes: &[(u64, u32)] = if smoke {
         &[(1_000, 256)]
     } else {
-        // The last one lets every sync run at once: what each user costs in flight.
+        // The last one lets every sync run at once, so every user of the batch is in flight:
+        // its "÷ users" column is the cost of a user in flight.
         &[(1_000, 256), (10_000, 256), (20_000, 256), (10_000, 10_240)]
     };
     let per_batch = if smoke { 2 } else { 10 };
@@ -145,7 +146,7 @@ pub async fn run(simulator: &Simulator, batches: &[Batch]) -> anyhow::Result<()>
             "organizations × users",
             "function memory",
             "peak RSS",
-            "RSS above baseline per user",
+            "RSS above baseline ÷ users in the batch",
             "duration",
             "batch item failures",
             "users written",

@@ -104,6 +104,42 @@ impl ConnectionStatus {
     }
 }
 
+/// What a finished run writes on its connection: the fields a run owns and nothing else, so
+/// that a disconnect or a reconnect that lands while the run is in flight is not written over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunBookkeeping {
+    pub run_id: String,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The users the run fetched, or its error.
+    pub outcome: Result<u32, ErrorReport>,
+    /// The organization's name and zone as Make reported them in this run.
+    pub organization_name: Option<String>,
+    pub zone: Option<String>,
+}
+
+impl RunBookkeeping {
+    /// What `run` writes on its connection; `None` for a stale run (a newer run already
+    /// recorded its outcome, an older one says nothing new).
+    pub fn of(
+        run: &SyncRun,
+        organization_name: Option<String>,
+        zone: Option<String>,
+    ) -> Option<Self> {
+        let outcome = match &run.error {
+            None => Ok(run.counts.fetched),
+            Some(error) if error.kind == crate::error::ErrorKind::Stale => return None,
+            Some(error) => Err(error.clone()),
+        };
+        Some(Self {
+            run_id: run.run_id.to_string(),
+            finished_at: run.finished_at,
+            outcome,
+            organization_name,
+            zone,
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
@@ -159,28 +195,26 @@ impl Connection {
         }
     }
 
-    /// Records the outcome of a finished run on the connection.
-    pub fn record_run(&mut self, run: &SyncRun) {
-        if run
-            .error
-            .as_ref()
-            .is_some_and(|e| e.kind == crate::error::ErrorKind::Stale)
-        {
-            // A newer run already recorded its outcome; an older one says nothing new.
-            return;
-        }
-        self.last_run_id = Some(run.run_id.to_string());
-        match &run.error {
-            None => {
+    /// Writes a finished run's bookkeeping on the connection.
+    pub fn apply(&mut self, run: &RunBookkeeping) {
+        self.last_run_id = Some(run.run_id.clone());
+        match &run.outcome {
+            Ok(users) => {
                 self.last_success_at = self.last_success_at.max(run.finished_at);
                 self.last_error = None;
                 self.consecutive_failures = 0;
-                self.user_count = Some(run.counts.fetched);
+                self.user_count = Some(*users);
             }
-            Some(error) => {
+            Err(error) => {
                 self.last_error = Some(error.clone());
                 self.consecutive_failures = self.consecutive_failures.saturating_add(1);
             }
+        }
+        if run.organization_name.is_some() {
+            self.organization_name = run.organization_name.clone();
+        }
+        if run.zone.is_some() {
+            self.zone = run.zone.clone();
         }
     }
 

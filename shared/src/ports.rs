@@ -2,8 +2,10 @@
 //! [`crate::store`], the message queue in [`crate::queue`]; the AWS adapters implement the same
 //! traits.
 
-use crate::connection::{Connection, ConnectionId};
-use crate::error::ErrorKind;
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::error::{ErrorKind, ErrorReport};
+use crate::host::MakeHost;
+use crate::organization::OrganizationId;
 use crate::queue::SyncRequest;
 use crate::run::SyncRun;
 use crate::token::ApiToken;
@@ -66,6 +68,47 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError>;
+
+    /// Takes the lease of a Make organization (its host and id) for the connection `holder`
+    /// until `until`, unless another connection's lease on it is still valid at `now`: two
+    /// connections of one organization (two tenants, a reconnect under a new id) never sync at
+    /// once. The holder may take it again. Returns whether it was taken. Atomic.
+    async fn acquire_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Releases the organization's lease if `holder` holds it.
+    async fn release_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+    ) -> Result<(), StoreError>;
+
+    /// Writes a finished run's bookkeeping, only its own fields, and only if the connection
+    /// is still `active`: a disconnect, pause or reconnect that landed meanwhile is kept.
+    /// Returns the connection as written, or `None` if it is gone or no longer active
+    /// (nothing written). Atomic.
+    async fn record_run(
+        &self,
+        id: &ConnectionId,
+        run: &RunBookkeeping,
+    ) -> Result<Option<Connection>, StoreError>;
+
+    /// Sets the status and its reason if the status is still `expected`. Returns whether it
+    /// was set. Atomic.
+    async fn set_status(
+        &self,
+        id: &ConnectionId,
+        expected: ConnectionStatus,
+        status: ConnectionStatus,
+        reason: Option<ErrorReport>,
+    ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]

@@ -8,6 +8,7 @@ use crate::make::MakeApi;
 use crate::memory_budget::{MemoryBudget, MemoryShare};
 use crate::ports::{ConnectionStore, SecretStore, StoreError};
 use crate::queue::SyncRequest;
+use crate::run::SyncReason;
 use crate::sync::{SyncEngine, SyncError, SyncReport};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -236,14 +237,47 @@ impl Worker {
         {
             Ok(true) => {}
             Ok(false) => {
-                return WorkOutcome::Skipped {
-                    reason: format!(
-                        "a sync of connection {} is already in flight",
-                        connection.id
-                    ),
-                }
+                let reason = format!(
+                    "a sync of connection {} is already in flight",
+                    connection.id
+                );
+                // A scheduled duplicate adds nothing to the sync in flight. A sync asked for
+                // by connect or on demand may carry what that sync does not have (a new
+                // token): it goes back to the queue and runs after it.
+                return match request.reason {
+                    SyncReason::Scheduled => WorkOutcome::Skipped { reason },
+                    SyncReason::Connected | SyncReason::OnDemand => {
+                        WorkOutcome::Returned { reason }
+                    }
+                };
             }
             Err(error) => return deferred(error),
+        }
+        // One sync per Make organization at a time, whichever connection it comes through.
+        let organization_taken = self
+            .connections
+            .acquire_organization_lease(
+                &connection.host,
+                connection.organization_id,
+                &connection.id,
+                now,
+                until,
+            )
+            .await;
+        match organization_taken {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                self.release_leases(&connection, false).await;
+                return match organization_taken {
+                    Err(error) => deferred(error),
+                    _ => WorkOutcome::Returned {
+                        reason: format!(
+                            "another connection of organization {} on {} is syncing it",
+                            connection.organization_id, connection.host
+                        ),
+                    },
+                };
+            }
         }
         let report = match self.prepare_client(&connection).await {
             Ok(client) => {
@@ -261,10 +295,7 @@ impl Worker {
                     .await
             }
         };
-        if let Err(error) = self.connections.release_lease(&connection.id).await {
-            // The lease expires by itself; the next schedule waits for it.
-            tracing::warn!(connection_id = %connection.id, error = %error, "could not release the sync lease");
-        }
+        self.release_leases(&connection, true).await;
         let Some(error) = report.run.error.clone() else {
             if report.bookkeeping_error.is_some() {
                 return WorkOutcome::Failed {
@@ -279,6 +310,27 @@ impl Worker {
         WorkOutcome::Failed {
             report: Box::new(report),
             retry,
+        }
+    }
+
+    /// Gives back the connection's lease and, if it was taken, its organization's. A lease
+    /// that cannot be released expires by itself; the next schedule waits for it.
+    async fn release_leases(&self, connection: &crate::connection::Connection, organization: bool) {
+        if organization {
+            if let Err(error) = self
+                .connections
+                .release_organization_lease(
+                    &connection.host,
+                    connection.organization_id,
+                    &connection.id,
+                )
+                .await
+            {
+                tracing::warn!(connection_id = %connection.id, error = %error, "could not release the organization's sync lease");
+            }
+        }
+        if let Err(error) = self.connections.release_lease(&connection.id).await {
+            tracing::warn!(connection_id = %connection.id, error = %error, "could not release the sync lease");
         }
     }
 
@@ -302,25 +354,37 @@ impl Worker {
         if self.pause_after_failures == 0 || error.kind == ErrorKind::Stale {
             return false;
         }
-        let mut connection = match self.connections.get_connection(id).await {
+        let connection = match self.connections.get_connection(id).await {
             Ok(Some(connection)) => connection,
             _ => return false,
         };
         if connection.consecutive_failures < self.pause_after_failures {
             return false;
         }
-        connection.status = ConnectionStatus::Paused;
-        connection.status_reason = Some(ErrorReport::new(
+        let reason = ErrorReport::new(
             error.kind,
             format!(
                 "paused after {} failed syncs in a row; last error: {} — fix the cause and reconnect",
                 connection.consecutive_failures, error.message
             ),
-        ));
-        match self.connections.put_connection(&connection).await {
-            Ok(()) => {
-                tracing::warn!(connection_id = %id, failures = connection.consecutive_failures, "connection paused");
-                true
+        );
+        // Only an active connection is paused: a reconnect or disconnect that landed since
+        // the run ended is kept.
+        let paused = self
+            .connections
+            .set_status(
+                id,
+                ConnectionStatus::Active,
+                ConnectionStatus::Paused,
+                Some(reason),
+            )
+            .await;
+        match paused {
+            Ok(paused) => {
+                if paused {
+                    tracing::warn!(connection_id = %id, failures = connection.consecutive_failures, "connection paused");
+                }
+                paused
             }
             Err(e) => {
                 tracing::error!(connection_id = %id, error = %e, "could not pause connection");

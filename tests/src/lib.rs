@@ -192,8 +192,27 @@ impl TestEnv {
             .expect("host is allowed")
     }
 
+    /// Stores `connection` unless it is stored already: a run records its outcome on a stored
+    /// connection only.
+    pub async fn ensure_stored(&self, connection: &Connection) {
+        use makesync::ports::ConnectionStore;
+        if self
+            .store
+            .get_connection(&connection.id)
+            .await
+            .expect("memory store")
+            .is_none()
+        {
+            self.store
+                .put_connection(connection)
+                .await
+                .expect("memory store");
+        }
+    }
+
     /// One sync of `connection` with `token`, as the worker would run it.
     pub async fn sync_with(&self, connection: &Connection, token: &str) -> SyncReport {
+        self.ensure_stored(connection).await;
         let client = self.client(connection, token);
         self.engine
             .sync(connection, &client, SyncReason::OnDemand)
@@ -210,6 +229,7 @@ impl TestEnv {
         connection: &Connection,
         started_at: chrono::DateTime<chrono::Utc>,
     ) -> SyncReport {
+        self.ensure_stored(connection).await;
         let client = self.client(connection, DEMO_TOKEN);
         let run = SyncRun::start(connection.id.clone(), SyncReason::OnDemand, started_at);
         self.engine.sync_run(connection, &client, run).await

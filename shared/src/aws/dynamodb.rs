@@ -7,13 +7,18 @@
 //!   `Query`. The item at `userId` 0 (Make's user ids start at 1) is the connection's write
 //!   guard: `usersWrittenBy` holds the start time of the run that last wrote, and a run that
 //!   started earlier is refused by a condition on it.
+//!   The partition `#organization/{host}/{organizationId}` holds, at `userId` 0, which
+//!   connection syncs that Make organization now (`holder`, `leaseUntil`).
 //! - sync runs: `connectionId` (S) + `runId` (S, a UUIDv7, so it sorts by start time); items
 //!   expire through the TTL attribute `expiresAt`.
 
 use super::item::{from_item, number, string, to_item, Item};
 use super::sdk_error::{classify, AwsFailure};
-use crate::connection::{Connection, ConnectionId};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::error::ErrorReport;
+use crate::host::MakeHost;
 use crate::make::RetryPolicy;
+use crate::organization::OrganizationId;
 use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
 use crate::run::SyncRun;
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
@@ -21,7 +26,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{DeleteRequest, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::de::DeserializeOwned;
@@ -343,6 +350,178 @@ impl ConnectionStore for DynamoStore {
             Err(error) => Err(store_error(classify(&error))),
         }
     }
+
+    async fn acquire_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key(
+                "connectionId",
+                string(organization_lease_key(host, organization)),
+            )
+            .key("userId", number(GUARD_USER_ID))
+            .update_expression("SET holder = :holder, leaseUntil = :until")
+            .condition_expression(
+                "attribute_not_exists(connectionId) OR holder = :holder OR leaseUntil <= :now",
+            )
+            .expression_attribute_values(":holder", string(holder.as_str()))
+            .expression_attribute_values(":until", number(until.timestamp_millis()))
+            .expression_attribute_values(":now", number(now.timestamp_millis()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if condition_failed(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn release_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.users_table)
+            .key(
+                "connectionId",
+                string(organization_lease_key(host, organization)),
+            )
+            .key("userId", number(GUARD_USER_ID))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", string(holder.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another connection holds it now, or nobody does: nothing to release.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn record_run(
+        &self,
+        id: &ConnectionId,
+        run: &RunBookkeeping,
+    ) -> Result<Option<Connection>, StoreError> {
+        let mut set = vec!["lastRunId = :run"];
+        let mut remove = Vec::new();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .condition_expression("#status = :active")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":active", string(ConnectionStatus::Active.as_str()))
+            .expression_attribute_values(":run", string(run.run_id.clone()))
+            .expression_attribute_values(":zero", number(0))
+            .return_values(ReturnValue::AllNew);
+        match &run.outcome {
+            Ok(users) => {
+                set.extend(["consecutiveFailures = :zero", "userCount = :users"]);
+                remove.push("lastError");
+                update = update.expression_attribute_values(":users", number(users));
+                if let Some(finished) = run.finished_at {
+                    set.push("lastSuccessAt = :finished");
+                    let finished = serde_json::to_value(finished).expect("a time serialises");
+                    update = update.expression_attribute_values(
+                        ":finished",
+                        string(finished.as_str().unwrap_or_default()),
+                    );
+                }
+            }
+            Err(error) => {
+                set.extend([
+                    "lastError = :error",
+                    "consecutiveFailures = if_not_exists(consecutiveFailures, :zero) + :one",
+                ]);
+                update = update
+                    .expression_attribute_values(":error", report_attribute(error))
+                    .expression_attribute_values(":one", number(1));
+            }
+        }
+        if let Some(name) = &run.organization_name {
+            set.push("organizationName = :name");
+            update = update.expression_attribute_values(":name", string(name.clone()));
+        }
+        if let Some(zone) = &run.zone {
+            set.push("#zone = :zone");
+            update = update
+                .expression_attribute_names("#zone", "zone")
+                .expression_attribute_values(":zone", string(zone.clone()));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        match update.update_expression(expression).send().await {
+            Ok(output) => output.attributes().map(connection_from_item).transpose(),
+            Err(error) if condition_failed(&error) => Ok(None),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn set_status(
+        &self,
+        id: &ConnectionId,
+        expected: ConnectionStatus,
+        status: ConnectionStatus,
+        reason: Option<ErrorReport>,
+    ) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .condition_expression("#status = :expected")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":expected", string(expected.as_str()))
+            .expression_attribute_values(":status", string(status.as_str()));
+        update = match &reason {
+            Some(reason) => update
+                .update_expression("SET #status = :status, statusReason = :reason")
+                .expression_attribute_values(":reason", report_attribute(reason)),
+            None => update.update_expression("SET #status = :status REMOVE statusReason"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(error) if condition_failed(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+}
+
+/// The users-table partition that holds an organization's sync lease. `#` and `/` cannot be in
+/// a connection id, so it can be no connection's partition; the users table is only ever read
+/// a partition at a time, so nothing lists it by mistake.
+fn organization_lease_key(host: &MakeHost, organization: OrganizationId) -> String {
+    format!("#organization/{host}/{organization}")
+}
+
+/// An error report as the map the connection item holds (`{kind, message}`).
+fn report_attribute(report: &ErrorReport) -> AttributeValue {
+    AttributeValue::M(to_item(
+        serde_json::to_value(report).expect("a report serialises"),
+    ))
 }
 
 #[async_trait]
@@ -494,16 +673,20 @@ impl UserStore for DynamoStore {
             }
             return Err(store_error(classify(&error)));
         }
-        let requests = changed
-            .iter()
-            .map(|user| {
-                let mut item = to_item(serde_json::to_value(user).expect("a user serialises"));
-                item.insert("connectionId".into(), string(connection.as_str()));
-                item.insert("digest".into(), number(user.digest()));
-                put(item)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(&self.users_table, requests).await
+        // Items are made a batch at a time: an item map is several times the record's size.
+        for batch in changed.chunks(BATCH_WRITE_LIMIT) {
+            let requests = batch
+                .iter()
+                .map(|user| {
+                    let mut item = to_item(serde_json::to_value(user).expect("a user serialises"));
+                    item.insert("connectionId".into(), string(connection.as_str()));
+                    item.insert("digest".into(), number(user.digest()));
+                    put(item)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            self.batch_write(&self.users_table, requests).await?;
+        }
+        Ok(())
     }
 
     async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 
 #[cfg(test)]
 use super::{MemoryStore, SqliteStore};
-use crate::connection::{Connection, ConnectionId, ConnectionStatus};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -89,6 +89,82 @@ pub async fn check_store_contract(store: &dyn Store) {
     }
     assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
 
+    // A run's bookkeeping writes its own fields, and only on an active connection.
+    let run = RunBookkeeping {
+        run_id: "run-1".into(),
+        finished_at: Some(at("2026-01-01T00:10:00Z")),
+        outcome: Ok(12),
+        organization_name: Some("Renamed".into()),
+        zone: Some("eu1.make.com".into()),
+    };
+    assert_eq!(
+        store.record_run(&first.id, &run).await.unwrap(),
+        None,
+        "paused"
+    );
+    assert!(!store
+        .set_status(
+            &first.id,
+            ConnectionStatus::Active,
+            ConnectionStatus::Disconnected,
+            None
+        )
+        .await
+        .unwrap());
+    assert!(store
+        .set_status(
+            &first.id,
+            ConnectionStatus::Paused,
+            ConnectionStatus::Active,
+            None
+        )
+        .await
+        .unwrap());
+    let written = store.record_run(&first.id, &run).await.unwrap().unwrap();
+    let mut expected = first.clone();
+    expected.status = ConnectionStatus::Active;
+    expected.status_reason = None;
+    expected.apply(&run);
+    assert_eq!(written, expected);
+    assert_eq!(expected.consecutive_failures, 0);
+    assert_eq!(
+        expected.tenant_id.as_deref(),
+        Some("tenant-1"),
+        "not the run's to change"
+    );
+    assert_eq!(
+        store.get_connection(&first.id).await.unwrap(),
+        Some(expected.clone())
+    );
+    let failed = RunBookkeeping {
+        run_id: "run-2".into(),
+        outcome: Err(ErrorReport::new(ErrorKind::Transient, "503")),
+        organization_name: None,
+        zone: None,
+        ..run.clone()
+    };
+    let written = store.record_run(&first.id, &failed).await.unwrap().unwrap();
+    assert_eq!(written.consecutive_failures, 1);
+    assert_eq!(written.last_error.unwrap().message, "503");
+    assert_eq!(written.organization_name.as_deref(), Some("Renamed"));
+    assert_eq!(written.user_count, Some(12));
+    assert!(store
+        .set_status(
+            &first.id,
+            ConnectionStatus::Active,
+            ConnectionStatus::Paused,
+            Some(ErrorReport::new(ErrorKind::Auth, "paused: token revoked")),
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .record_run(&ConnectionId::parse("none").unwrap(), &run)
+            .await
+            .unwrap(),
+        None
+    );
+
     // One lease at a time, until it expires or is released.
     let now = at("2026-01-01T00:00:00Z");
     let lease = now + Duration::minutes(15);
@@ -113,6 +189,62 @@ pub async fn check_store_contract(store: &dyn Store) {
     );
     assert!(!store
         .acquire_lease(&ConnectionId::parse("none").unwrap(), now, lease)
+        .await
+        .unwrap());
+
+    // One connection of a Make organization syncs it at a time.
+    let host = MakeHost::parse("eu1.make.com").unwrap();
+    let organization = OrganizationId::new(7).unwrap();
+    let (a, b) = (first.id.clone(), second.clone());
+    assert!(store
+        .acquire_organization_lease(&host, organization, &a, now, lease)
+        .await
+        .unwrap());
+    assert!(
+        store
+            .acquire_organization_lease(&host, organization, &a, now, lease)
+            .await
+            .unwrap(),
+        "its holder may take it again"
+    );
+    assert!(!store
+        .acquire_organization_lease(&host, organization, &b, now, lease)
+        .await
+        .unwrap());
+    assert!(store
+        .acquire_organization_lease(&host, OrganizationId::new(8).unwrap(), &b, now, lease)
+        .await
+        .unwrap());
+    store
+        .release_organization_lease(&host, organization, &b)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .acquire_organization_lease(&host, organization, &b, now, lease)
+            .await
+            .unwrap(),
+        "only its holder releases it"
+    );
+    assert!(
+        store
+            .acquire_organization_lease(
+                &host,
+                organization,
+                &b,
+                lease,
+                lease + Duration::minutes(15)
+            )
+            .await
+            .unwrap(),
+        "expired"
+    );
+    store
+        .release_organization_lease(&host, organization, &b)
+        .await
+        .unwrap();
+    assert!(store
+        .acquire_organization_lease(&host, organization, &a, now, lease)
         .await
         .unwrap());
 

@@ -1,6 +1,9 @@
 //! In-memory adapters, for tests and the demo.
 
-use crate::connection::{Connection, ConnectionId};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::error::ErrorReport;
+use crate::host::MakeHost;
+use crate::organization::OrganizationId;
 use crate::ports::{
     ConnectionPage, ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore,
 };
@@ -20,6 +23,7 @@ struct State {
     written_by: HashMap<ConnectionId, DateTime<Utc>>,
     runs: HashMap<ConnectionId, Vec<SyncRun>>,
     user_writes: usize,
+    organization_leases: HashMap<(MakeHost, OrganizationId), (ConnectionId, DateTime<Utc>)>,
 }
 
 /// Connections, users and runs in memory.
@@ -100,6 +104,78 @@ impl ConnectionStore for MemoryStore {
             connection.lease_until = None;
         }
         Ok(())
+    }
+
+    async fn acquire_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let key = (host.clone(), organization);
+        match state.organization_leases.get(&key) {
+            Some((other, held_until)) if other != holder && *held_until > now => Ok(false),
+            _ => {
+                state
+                    .organization_leases
+                    .insert(key, (holder.clone(), until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let key = (host.clone(), organization);
+        if state
+            .organization_leases
+            .get(&key)
+            .is_some_and(|(held_by, _)| held_by == holder)
+        {
+            state.organization_leases.remove(&key);
+        }
+        Ok(())
+    }
+
+    async fn record_run(
+        &self,
+        id: &ConnectionId,
+        run: &RunBookkeeping,
+    ) -> Result<Option<Connection>, StoreError> {
+        let mut state = self.lock();
+        match state.connections.get_mut(id) {
+            Some(connection) if connection.status == ConnectionStatus::Active => {
+                connection.apply(run);
+                Ok(Some(connection.clone()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn set_status(
+        &self,
+        id: &ConnectionId,
+        expected: ConnectionStatus,
+        status: ConnectionStatus,
+        reason: Option<ErrorReport>,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.connections.get_mut(id) {
+            Some(connection) if connection.status == expected => {
+                connection.status = status;
+                connection.status_reason = reason;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! rusqlite is synchronous, so every call runs on tokio's blocking pool with the connection
 //! behind a mutex. Columns are plain and named, so the file can be read with `sqlite3`.
 
-use crate::connection::{Connection, ConnectionId, ConnectionStatus};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -51,6 +51,14 @@ CREATE TABLE IF NOT EXISTS users (
     -- UserRecord::digest, as a signed 64-bit integer; NULL in files from before it was kept.
     digest        INTEGER,
     PRIMARY KEY (connection_id, user_id)
+);
+-- Which connection syncs a Make organization now: one at a time per organization.
+CREATE TABLE IF NOT EXISTS organization_leases (
+    host            TEXT NOT NULL,
+    organization_id INTEGER NOT NULL,
+    holder          TEXT NOT NULL,
+    lease_until     TEXT NOT NULL,
+    PRIMARY KEY (host, organization_id)
 );
 -- The start time of the run that last wrote a connection's users (the stale-run guard).
 CREATE TABLE IF NOT EXISTS user_writes (
@@ -383,6 +391,134 @@ impl ConnectionStore for SqliteStore {
             )
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (host, holder) = (host.to_string(), holder.to_string());
+        self.with_db(move |db| {
+            // Lease times are written in one fixed format, so they compare as text.
+            let taken = db
+                .execute(
+                    "INSERT INTO organization_leases (host, organization_id, holder, lease_until)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (host, organization_id) DO UPDATE
+                        SET holder = excluded.holder, lease_until = excluded.lease_until
+                        WHERE organization_leases.holder = excluded.holder
+                           OR organization_leases.lease_until <= ?5",
+                    params![
+                        host,
+                        organization.get() as i64,
+                        holder,
+                        text(until),
+                        text(now)
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(taken == 1)
+        })
+        .await
+    }
+
+    async fn release_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+    ) -> Result<(), StoreError> {
+        let (host, holder) = (host.to_string(), holder.to_string());
+        self.with_db(move |db| {
+            db.execute(
+                "DELETE FROM organization_leases
+                 WHERE host = ?1 AND organization_id = ?2 AND holder = ?3",
+                params![host, organization.get() as i64, holder],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_run(
+        &self,
+        id: &ConnectionId,
+        run: &RunBookkeeping,
+    ) -> Result<Option<Connection>, StoreError> {
+        let id = id.clone();
+        let run = run.clone();
+        self.with_db(move |db| {
+            let tx = db
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(backend)?;
+            let current = {
+                let mut statement = tx
+                    .prepare("SELECT * FROM connections WHERE id = ?1 AND status = 'active'")
+                    .map_err(backend)?;
+                let mut rows = statement.query(params![id.as_str()]).map_err(backend)?;
+                match rows.next().map_err(backend)? {
+                    Some(row) => connection_from_row(row)?,
+                    None => return Ok(None),
+                }
+            };
+            let mut connection = current;
+            connection.apply(&run);
+            let c = &connection;
+            tx.execute(
+                "UPDATE connections SET last_run_id = ?2, last_success_at = ?3,
+                    last_error_kind = ?4, last_error_message = ?5, consecutive_failures = ?6,
+                    user_count = ?7, organization_name = ?8, zone = ?9
+                 WHERE id = ?1",
+                params![
+                    c.id.as_str(),
+                    c.last_run_id,
+                    opt_text(c.last_success_at),
+                    c.last_error.as_ref().map(|r| r.kind.as_str()),
+                    c.last_error.as_ref().map(|r| r.message.clone()),
+                    c.consecutive_failures,
+                    c.user_count,
+                    c.organization_name,
+                    c.zone,
+                ],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(Some(connection))
+        })
+        .await
+    }
+
+    async fn set_status(
+        &self,
+        id: &ConnectionId,
+        expected: ConnectionStatus,
+        status: ConnectionStatus,
+        reason: Option<ErrorReport>,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.with_db(move |db| {
+            let changed = db
+                .execute(
+                    "UPDATE connections SET status = ?3, status_reason_kind = ?4,
+                        status_reason_message = ?5
+                     WHERE id = ?1 AND status = ?2",
+                    params![
+                        id.as_str(),
+                        expected.as_str(),
+                        status.as_str(),
+                        reason.as_ref().map(|r| r.kind.as_str()),
+                        reason.as_ref().map(|r| r.message.clone()),
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
         })
         .await
     }

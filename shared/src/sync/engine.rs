@@ -13,7 +13,7 @@ use super::error::SyncError;
 use super::plan::{plan_changes, resolve, ChangeKind, UserChange};
 use super::snapshot::fetch_snapshot;
 use crate::clock::Clock;
-use crate::connection::Connection;
+use crate::connection::{Connection, RunBookkeeping};
 use crate::make::{MakeClient, OrganizationSummary};
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore};
 use crate::run::{RunCounts, SyncReason, SyncRun};
@@ -24,7 +24,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 /// Records written per call to the store: what a run holds as records at once.
-const WRITE_CHUNK: usize = 500;
+const WRITE_CHUNK: usize = 200;
 /// Changes a report keeps for display; the counts cover all of them.
 pub const REPORTED_CHANGES: usize = 1000;
 /// The slowest rate at which a store is assumed to take records, for the deadline check
@@ -287,19 +287,22 @@ impl SyncEngine {
         organization: Option<&OrganizationSummary>,
     ) -> Result<(), StoreError> {
         let recorded = self.runs.put_run(run).await;
-        let mut current = self
-            .connections
-            .get_connection(&connection.id)
-            .await?
-            .unwrap_or_else(|| connection.clone());
-        current.record_run(run);
-        if let Some(organization) = organization {
-            current.organization_name = Some(organization.name.clone());
-            if organization.zone.is_some() {
-                current.zone = organization.zone.clone();
+        let bookkeeping = RunBookkeeping::of(
+            run,
+            organization.map(|o| o.name.clone()),
+            organization.and_then(|o| o.zone.clone()),
+        );
+        if let Some(bookkeeping) = bookkeeping {
+            let written = self
+                .connections
+                .record_run(&connection.id, &bookkeeping)
+                .await?;
+            if written.is_none() {
+                tracing::warn!(
+                    "the connection was changed or removed while the run was in flight; its outcome is in the run record only"
+                );
             }
         }
-        self.connections.put_connection(&current).await?;
         recorded.inspect_err(|e| tracing::error!(error = %e, "could not record the finished run"))
     }
 }
