@@ -95,7 +95,8 @@ pub fn make_api_config_from(
         )?)),
         connect_timeout: defaults.connect_timeout,
         retry,
-        page_size: number("MAKESYNC_PAGE_SIZE", defaults.page_size, 1, 10_000)?,
+        // At least 2: each page after the first starts on the last row of the page before.
+        page_size: number("MAKESYNC_PAGE_SIZE", defaults.page_size, 2, 10_000)?,
         max_pages: number("MAKESYNC_MAX_PAGES", defaults.max_pages, 1, 1_000_000)?,
         member_lookups: number(
             "MAKESYNC_MEMBER_LOOKUPS",

@@ -33,13 +33,23 @@ pub enum ConnectCommand {
     /// Sync now, outside the schedule.
     Sync {
         connection_id: ConnectionId,
+        /// When given, the connection must belong to this tenant.
+        tenant_id: Option<String>,
     },
     /// Remove the token and stop syncing; keep the users unless `purge`.
     Disconnect {
         connection_id: ConnectionId,
+        tenant_id: Option<String>,
         purge: bool,
     },
 }
+
+/// The largest request connect reads, serialised. A connect request is a few hundred bytes.
+pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+/// The longest token accepted. Make's tokens are 36 characters.
+pub const MAX_TOKEN_BYTES: usize = 512;
+/// The longest tenant id accepted.
+pub const MAX_TENANT_ID_CHARS: usize = 128;
 
 #[derive(Debug)]
 pub struct ConnectInput {
@@ -68,6 +78,8 @@ pub enum ConnectError {
         status: &'static str,
         reason: Option<String>,
     },
+    #[error("connection {id} belongs to another tenant; a connection cannot move between tenants — connect the organization as a new connection for this tenant")]
+    TenantChanged { id: ConnectionId },
     #[error("connection {id} belongs to organization {existing} on {existing_host}; it cannot be pointed at another organization — disconnect it and connect the new organization as a new connection")]
     OrganizationChanged {
         id: ConnectionId,
@@ -95,6 +107,7 @@ impl ConnectError {
             ConnectError::InvalidInput(_)
             | ConnectError::Host(_)
             | ConnectError::NotActive { .. }
+            | ConnectError::TenantChanged { .. }
             | ConnectError::OrganizationChanged { .. } => ErrorKind::InvalidInput,
             ConnectError::Make(e) => e.kind(),
             ConnectError::UnknownConnection(_) => ErrorKind::NotFound,
@@ -127,7 +140,7 @@ impl From<ConnectionIdError> for ConnectError {
     }
 }
 
-const EXPECTED: &str = "expected {\"host\", \"organizationId\", \"token\", \"tenantId\"?, \"connectionId\"?}, {\"action\": \"sync\", \"connectionId\"} or {\"action\": \"disconnect\", \"connectionId\", \"purge\"?}";
+const EXPECTED: &str = "expected {\"host\", \"organizationId\", \"token\", \"tenantId\"?, \"connectionId\"?}, {\"action\": \"sync\", \"connectionId\", \"tenantId\"?} or {\"action\": \"disconnect\", \"connectionId\", \"tenantId\"?, \"purge\"?}";
 
 impl ConnectCommand {
     /// Parses an invocation payload. Written by hand rather than derived so that no error
@@ -138,6 +151,12 @@ impl ConnectCommand {
                 "the request is not a JSON object — {EXPECTED}"
             )));
         };
+        let size = payload.to_string().len();
+        if size > MAX_REQUEST_BYTES {
+            return Err(invalid(format!(
+                "the request is {size} bytes; at most {MAX_REQUEST_BYTES} are read — {EXPECTED}"
+            )));
+        }
         let action = optional_string(payload, "action")?;
         let allowed: &[&str] = match action.as_deref() {
             None | Some("connect") => &[
@@ -148,8 +167,8 @@ impl ConnectCommand {
                 "tenantId",
                 "connectionId",
             ],
-            Some("sync") => &["action", "connectionId"],
-            Some("disconnect") => &["action", "connectionId", "purge"],
+            Some("sync") => &["action", "connectionId", "tenantId"],
+            Some("disconnect") => &["action", "connectionId", "tenantId", "purge"],
             Some(other) => {
                 return Err(invalid(format!(
                     "unknown action {other:?} — use \"connect\", \"sync\" or \"disconnect\""
@@ -164,6 +183,7 @@ impl ConnectCommand {
         match action.as_deref() {
             Some("sync") => Ok(ConnectCommand::Sync {
                 connection_id: required_connection_id(payload)?,
+                tenant_id: tenant_id(payload)?,
             }),
             Some("disconnect") => {
                 let purge = match payload.get("purge") {
@@ -173,6 +193,7 @@ impl ConnectCommand {
                 };
                 Ok(ConnectCommand::Disconnect {
                     connection_id: required_connection_id(payload)?,
+                    tenant_id: tenant_id(payload)?,
                     purge,
                 })
             }
@@ -198,6 +219,11 @@ impl ConnectCommand {
                     }
                 };
                 let token = match payload.get("token") {
+                    Some(Value::String(s)) if s.len() > MAX_TOKEN_BYTES => {
+                        return Err(invalid(format!(
+                            "\"token\" is longer than {MAX_TOKEN_BYTES} bytes — give the Make API token itself"
+                        )))
+                    }
                     Some(Value::String(s)) => ApiToken::parse(s)?,
                     None | Some(Value::Null) => {
                         return Err(missing(
@@ -208,7 +234,7 @@ impl ConnectCommand {
                     // Not quoted back: whatever it is, it may be a secret.
                     Some(_) => return Err(invalid("\"token\" must be a string".into())),
                 };
-                let tenant_id = optional_string(payload, "tenantId")?;
+                let tenant_id = tenant_id(payload)?;
                 let connection_id = optional_string(payload, "connectionId")?
                     .map(|id| ConnectionId::parse(&id))
                     .transpose()?;
@@ -238,6 +264,19 @@ fn optional_string(payload: &Value, field: &str) -> Result<Option<String>, Conne
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(invalid(format!("\"{field}\" must be a string"))),
     }
+}
+
+fn tenant_id(payload: &Value) -> Result<Option<String>, ConnectError> {
+    let tenant = optional_string(payload, "tenantId")?;
+    if let Some(tenant) = &tenant {
+        let count = tenant.chars().count();
+        if count == 0 || count > MAX_TENANT_ID_CHARS || tenant.chars().any(char::is_control) {
+            return Err(invalid(format!(
+                "\"tenantId\" must be 1 to {MAX_TENANT_ID_CHARS} characters without control characters"
+            )));
+        }
+    }
+    Ok(tenant)
 }
 
 fn required_connection_id(payload: &Value) -> Result<ConnectionId, ConnectError> {
@@ -312,11 +351,18 @@ impl ConnectService {
     pub async fn handle(&self, command: ConnectCommand) -> Result<ConnectResponse, ConnectError> {
         match command {
             ConnectCommand::Connect(input) => self.connect(input).await,
-            ConnectCommand::Sync { connection_id } => self.sync_now(&connection_id).await,
+            ConnectCommand::Sync {
+                connection_id,
+                tenant_id,
+            } => self.sync_now(&connection_id, tenant_id.as_deref()).await,
             ConnectCommand::Disconnect {
                 connection_id,
+                tenant_id,
                 purge,
-            } => self.disconnect(&connection_id, purge).await,
+            } => {
+                self.disconnect(&connection_id, tenant_id.as_deref(), purge)
+                    .await
+            }
         }
     }
 
@@ -327,6 +373,13 @@ impl ConnectService {
             None => None,
         };
         if let Some(existing) = &existing {
+            // A connection stays with its tenant: reconnecting it for another would hand that
+            // tenant its users.
+            if existing.tenant_id.is_some() && existing.tenant_id != input.tenant_id {
+                return Err(ConnectError::TenantChanged {
+                    id: existing.id.clone(),
+                });
+            }
             if existing.organization_id != input.organization_id || existing.host != host {
                 return Err(ConnectError::OrganizationChanged {
                     id: existing.id.clone(),
@@ -384,8 +437,12 @@ impl ConnectService {
         })
     }
 
-    pub async fn sync_now(&self, id: &ConnectionId) -> Result<ConnectResponse, ConnectError> {
-        let connection = self.existing(id).await?;
+    pub async fn sync_now(
+        &self,
+        id: &ConnectionId,
+        tenant_id: Option<&str>,
+    ) -> Result<ConnectResponse, ConnectError> {
+        let connection = self.existing(id, tenant_id).await?;
         if connection.status != ConnectionStatus::Active {
             return Err(ConnectError::NotActive {
                 id: id.clone(),
@@ -412,9 +469,10 @@ impl ConnectService {
     pub async fn disconnect(
         &self,
         id: &ConnectionId,
+        tenant_id: Option<&str>,
         purge: bool,
     ) -> Result<ConnectResponse, ConnectError> {
-        let mut connection = self.existing(id).await?;
+        let mut connection = self.existing(id, tenant_id).await?;
         if connection.status != ConnectionStatus::Disconnected {
             connection.status = ConnectionStatus::Disconnected;
             connection.status_reason = None;
@@ -440,10 +498,18 @@ impl ConnectService {
         })
     }
 
-    async fn existing(&self, id: &ConnectionId) -> Result<Connection, ConnectError> {
+    /// The stored connection; with a tenant, only if it belongs to that tenant. A connection
+    /// of another tenant is answered exactly like one that does not exist, so that a tenant
+    /// cannot learn which ids others use.
+    async fn existing(
+        &self,
+        id: &ConnectionId,
+        tenant_id: Option<&str>,
+    ) -> Result<Connection, ConnectError> {
         self.connections
             .get_connection(id)
             .await?
+            .filter(|c| tenant_id.is_none_or(|tenant| c.tenant_id.as_deref() == Some(tenant)))
             .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))
     }
 
@@ -470,6 +536,38 @@ impl ConnectService {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// Whatever the backend sends, connect parses it or answers an invalid-input error
+        /// that says what is wrong, never panics, and never quotes a token it was given.
+        #[test]
+        fn any_request_is_parsed_or_refused_with_a_reason(
+            payload in crate::arbitrary::json(&[
+                "action", "host", "organizationId", "token", "tenantId", "connectionId", "purge",
+            ])
+        ) {
+            if let Err(error) = ConnectCommand::parse(&payload) {
+                proptest::prop_assert_eq!(error.kind(), ErrorKind::InvalidInput);
+                proptest::prop_assert!(!error.to_string().is_empty());
+            }
+        }
+
+        #[test]
+        fn a_refusal_never_quotes_the_token(
+            token in "[A-Za-z0-9-]{20,40}",
+            mut payload in crate::arbitrary::json(&[
+                "action", "host", "organizationId", "tenantId", "connectionId", "purge",
+            ])
+        ) {
+            if let Some(fields) = payload.as_object_mut() {
+                fields.insert("token".into(), token.clone().into());
+            }
+            if let Err(error) = ConnectCommand::parse(&payload) {
+                proptest::prop_assert!(!error.to_string().contains(&token), "{}", error);
+            }
+        }
+    }
 
     #[test]
     fn connect_requests_take_the_organization_id_as_number_or_digits() {

@@ -34,7 +34,12 @@ impl ConnectionId {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
         if !valid {
-            return Err(ConnectionIdError::Invalid(raw.to_string()));
+            // Quoted in the error, so it is cut: the caller's input is not echoed at length.
+            let mut shown: String = raw.chars().take(40).collect();
+            if shown.len() < raw.len() {
+                shown.push('…');
+            }
+            return Err(ConnectionIdError::Invalid(shown));
         }
         Ok(Self(raw.to_string()))
     }

@@ -7,6 +7,8 @@
 //! and the scheduler and worker services ([`schedule`], [`worker`]) that the Lambdas and the
 //! CLI wrap.
 
+#[cfg(test)]
+mod arbitrary;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod clock;

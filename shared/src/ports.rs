@@ -207,6 +207,11 @@ pub trait SecretStore: Send + Sync {
         token: &ApiToken,
     ) -> Result<(), SecretError>;
     async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError>;
+    /// The token as stored now, past any cache (which it refreshes): after a reconnect, or
+    /// when Make refused the cached one.
+    async fn get_fresh_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
+        self.get_token(connection).await
+    }
     async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError>;
 }
 

@@ -90,6 +90,7 @@ impl SyncQueue for MemoryQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     #[test]
     fn a_request_round_trips_through_its_body() {
@@ -122,6 +123,25 @@ mod tests {
                 err.to_string().contains("expected {\"connectionId\""),
                 "{err}"
             );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1000))]
+        /// A body SQS hands over may be anything: it is a request or an error that says what
+        /// was expected, never a panic.
+        #[test]
+        fn any_message_body_is_a_request_or_an_error_saying_what_was_expected(
+            body in proptest::prop_oneof![
+                ".{0,80}",
+                crate::arbitrary::json(&["connectionId", "reason", "requestedAt"])
+                    .prop_map(|v| v.to_string()),
+            ]
+        ) {
+            if let Err(error) = SyncRequest::parse(&body) {
+                let expected = error.to_string().contains("expected {\"connectionId\"");
+                proptest::prop_assert!(expected, "{}", error);
+            }
         }
     }
 }

@@ -50,6 +50,11 @@ impl SecretStore for CachedSecretStore {
         self.inner.put_token(connection, token).await
     }
 
+    async fn get_fresh_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
+        self.invalidate(connection);
+        self.get_token(connection).await
+    }
+
     async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
         let now = self.clock.monotonic();
         if let Some((token, fetched)) = self.lock().get(connection) {

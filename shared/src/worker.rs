@@ -279,7 +279,7 @@ impl Worker {
                 };
             }
         }
-        let report = match self.prepare_client(&connection).await {
+        let report = match self.prepare_client(&connection, request.reason).await {
             Ok(client) => {
                 let client = match deadline {
                     Some(deadline) => {
@@ -305,6 +305,11 @@ impl Worker {
             }
             return WorkOutcome::Synced(Box::new(report));
         };
+        if error.kind == ErrorKind::Auth {
+            // Make refused the token: the next run reads it from the store, in case it was
+            // replaced by a reconnect since it was cached.
+            let _ = self.secrets.get_fresh_token(&connection.id).await;
+        }
         let paused = self.pause_if_failing(&connection.id, &error).await;
         let retry = !paused && (error.kind.is_retryable() || report.bookkeeping_error.is_some());
         WorkOutcome::Failed {
@@ -337,8 +342,13 @@ impl Worker {
     async fn prepare_client(
         &self,
         connection: &crate::connection::Connection,
+        reason: SyncReason,
     ) -> Result<crate::make::MakeClient, SyncError> {
-        let token = self.secrets.get_token(&connection.id).await?;
+        // A sync queued by connect follows a new token: a cached one may be the old one.
+        let token = match reason {
+            SyncReason::Connected => self.secrets.get_fresh_token(&connection.id).await?,
+            _ => self.secrets.get_token(&connection.id).await?,
+        };
         Ok(self
             .make
             .client(&connection.host, connection.organization_id, token)?)

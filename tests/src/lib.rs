@@ -21,6 +21,7 @@ use std::time::Duration;
 pub use makesync_simulator as simulator;
 
 pub mod aws;
+pub mod fault_proxy;
 
 /// The demo world's organizations.
 pub const ACME: u64 = 1001;
@@ -251,6 +252,20 @@ impl CapturedLogs {
             .with_current_span(true)
             .flatten_event(true)
             .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// Installs the capture with `tracing_subscriber` filter directives, e.g.
+    /// `makesync=trace,warn`.
+    pub fn install_filtered(&self, directives: &str) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .flatten_event(true)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(directives))
             .with_writer(move || writer.clone())
             .finish();
         tracing::subscriber::set_default(subscriber)

@@ -79,3 +79,147 @@ across_api_shapes! {
         );
     }
 }
+
+fn connect_env_documented() -> impl std::future::Future<Output = Connect> {
+    connect_env(ApiShape::DOCUMENTED)
+}
+
+#[tokio::test]
+async fn a_connection_cannot_move_to_another_tenant() {
+    let c = connect_env_documented().await;
+    let first = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+        "tenantId": "tenant-a", "connectionId": "acme"});
+    assert_eq!(
+        response_json(&c.service.handle_payload(&first).await)["status"],
+        "active"
+    );
+    for other in [json!("tenant-b"), Value::Null] {
+        let mut moved = first.clone();
+        moved["tenantId"] = other.clone();
+        let response = response_json(&c.service.handle_payload(&moved).await);
+        assert_eq!(
+            response["error"]["kind"], "invalid_input",
+            "{other}: {response}"
+        );
+        assert!(
+            response["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("cannot move between tenants"),
+            "{response}"
+        );
+    }
+    let stored = c
+        .store
+        .get_connection(&makesync::connection::ConnectionId::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.tenant_id.as_deref(), Some("tenant-a"));
+}
+
+#[tokio::test]
+async fn sync_and_disconnect_for_another_tenant_look_exactly_like_an_unknown_connection() {
+    let c = connect_env_documented().await;
+    let payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+        "tenantId": "tenant-a", "connectionId": "acme"});
+    c.service.handle_payload(&payload).await.unwrap();
+    for action in ["sync", "disconnect"] {
+        let wrong_tenant = response_json(
+            &c.service
+                .handle_payload(
+                    &json!({"action": action, "connectionId": "acme", "tenantId": "tenant-b"}),
+                )
+                .await,
+        );
+        let unknown = response_json(
+            &c.service
+                .handle_payload(
+                    &json!({"action": action, "connectionId": "nobody", "tenantId": "tenant-b"}),
+                )
+                .await,
+        );
+        assert_eq!(wrong_tenant["error"]["kind"], unknown["error"]["kind"]);
+        assert_eq!(
+            wrong_tenant["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("acme", "ID"),
+            unknown["error"]["message"]
+                .as_str()
+                .unwrap()
+                .replace("nobody", "ID"),
+            "{action}"
+        );
+        let right_tenant = response_json(
+            &c.service
+                .handle_payload(
+                    &json!({"action": action, "connectionId": "acme", "tenantId": "tenant-a"}),
+                )
+                .await,
+        );
+        assert!(
+            right_tenant.get("error").is_none(),
+            "{action}: {right_tenant}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn oversized_input_is_refused_clearly_and_nothing_is_stored() {
+    let c = connect_env_documented().await;
+    let long = |n: usize| "x".repeat(n);
+    for (payload, says) in [
+        (
+            json!({"host": "eu1.make.com", "organizationId": ACME, "token": long(600)}),
+            "longer than 512 bytes",
+        ),
+        (
+            json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN, "tenantId": long(200)}),
+            "\"tenantId\" must be 1 to 128 characters",
+        ),
+        (
+            json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN, "connectionId": long(200)}),
+            "longer than 128 characters",
+        ),
+        (
+            json!({"host": long(20_000), "organizationId": ACME, "token": DEMO_TOKEN}),
+            "at most 16384 are read",
+        ),
+    ] {
+        let response = response_json(&c.service.handle_payload(&payload).await);
+        assert_eq!(response["error"]["kind"], "invalid_input", "{response}");
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+        assert!(
+            !message.contains(&long(50)),
+            "the input is not echoed at length: {message}"
+        );
+    }
+    assert!(c
+        .store
+        .list_connections(None, 10)
+        .await
+        .unwrap()
+        .connections
+        .is_empty());
+    assert!(c.env.simulator.requests().is_empty(), "Make was not asked");
+}
+
+#[tokio::test]
+async fn a_white_label_host_is_normalised_like_a_zone() {
+    let env = TestEnv::start_with(makesync_simulator::demo_world(), |config| {
+        config.allowlist =
+            makesync::host::HostAllowlist::with_extra_hosts(["Make.Partner.Example."]).unwrap()
+    })
+    .await;
+    for given in [
+        "make.partner.example",
+        "MAKE.Partner.EXAMPLE.",
+        " make.partner.example",
+    ] {
+        let host = env.make.allowlist().admit(given.trim()).unwrap();
+        assert_eq!(host.as_str(), "make.partner.example", "{given}");
+    }
+    assert!(env.make.allowlist().admit("other.partner.example").is_err());
+}

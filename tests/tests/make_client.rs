@@ -527,3 +527,54 @@ async fn ten_thousand_users_take_at_most_six_requests_and_a_cap_of_100_still_wor
     assert_succeeded(&report);
     assert_eq!(report.run.counts.fetched, 1_001);
 }
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed_and_the_token_never_goes_there() {
+    let elsewhere = makesync_simulator::Simulator::start(demo_world())
+        .await
+        .unwrap();
+    for status in [301, 302, 307, 308] {
+        let env = TestEnv::start().await;
+        env.simulator.world().faults.redirect = Some((
+            status,
+            format!("{}/api/v2/organizations/1001", elsewhere.base_url()),
+        ));
+        let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+        assert_eq!(report.run.outcome, RunOutcome::Failed, "{status}");
+        let error = report.run.error.unwrap();
+        assert!(
+            error.message.contains(&status.to_string()),
+            "{status}: {}",
+            error.message
+        );
+        assert!(!error.message.contains(DEMO_TOKEN));
+    }
+    assert!(
+        elsewhere.requests().is_empty(),
+        "no request, so no token, reached the other host"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_retry_budget_fails_at_once_naming_the_wait() {
+    let env = TestEnv::start().await;
+    {
+        let mut world = env.simulator.world();
+        world.faults.rate_limited = 1;
+        world.faults.rate_limited_retry_after = 86_400;
+    }
+    let report = env.sync(&env.connection("eu1.make.com", ACME)).await;
+    let error = report.run.error.unwrap();
+    assert_eq!(error.kind, ErrorKind::RateLimited);
+    assert!(
+        error.message.contains("retry after 86400 s"),
+        "{}",
+        error.message
+    );
+    assert!(
+        env.clock.total_slept() < Duration::from_secs(60),
+        "it did not sleep a day: {:?}",
+        env.clock.sleeps()
+    );
+    assert_eq!(env.simulator.requests().len(), 1);
+}

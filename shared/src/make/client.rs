@@ -5,8 +5,8 @@ use super::paging::{Keyed, ListRead, PageWalk, PagingError};
 use super::rate_limit::{RateLimitHeaders, RequestBudget};
 use super::retry::RetryPolicy;
 use super::wire::{
-    AuthUser, AuthUserResponse, ListPage, ListPageSeed, MakeUser, MemberResponse,
-    OrganizationMember, OrganizationResponse, OrganizationRole, OrganizationSummary,
+    self, AuthUser, AuthUserResponse, ListPage, MakeUser, MemberResponse, OrganizationMember,
+    OrganizationResponse, OrganizationRole, OrganizationSummary,
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
@@ -14,9 +14,7 @@ use crate::organization::OrganizationId;
 use crate::token::ApiToken;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, HOST};
 use serde::de::DeserializeOwned;
-use serde::de::DeserializeSeed;
 use std::collections::HashMap;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -504,7 +502,7 @@ impl MakeClient {
     }
 
     fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, MakeError> {
-        serde_json::from_slice(body).map_err(|e| self.unreadable(call, None, &e))
+        wire::decode(&call.label(), body).map_err(|e| self.redacted(e))
     }
 
     fn decode_page<T: DeserializeOwned>(
@@ -513,32 +511,17 @@ impl MakeClient {
         collection: &str,
         body: &[u8],
     ) -> Result<ListPage<T>, MakeError> {
-        let seed = ListPageSeed {
-            collection,
-            rows: PhantomData,
-        };
-        let mut reader = serde_json::Deserializer::from_slice(body);
-        seed.deserialize(&mut reader)
-            .and_then(|page| reader.end().map(|()| page))
-            .map_err(|e| self.unreadable(call, Some(collection), &e))
+        wire::decode_page(&call.label(), collection, body).map_err(|e| self.redacted(e))
     }
 
-    fn unreadable(
-        &self,
-        call: &Call,
-        collection: Option<&str>,
-        error: &serde_json::Error,
-    ) -> MakeError {
-        let detail = match (error.classify(), collection) {
-            (serde_json::error::Category::Syntax | serde_json::error::Category::Eof, _) => {
-                format!("not JSON: {error}")
-            }
-            (_, Some(collection)) => format!("{collection}: {error}"),
-            (_, None) => error.to_string(),
-        };
-        MakeError::Protocol {
-            endpoint: call.label(),
-            detail: self.token.redact(&detail),
+    /// A body Make sent back may quote the request: its text never carries the token.
+    fn redacted(&self, error: MakeError) -> MakeError {
+        match error {
+            MakeError::Protocol { endpoint, detail } => MakeError::Protocol {
+                endpoint,
+                detail: self.token.redact(&detail),
+            },
+            other => other,
         }
     }
 

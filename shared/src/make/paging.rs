@@ -7,8 +7,10 @@
 //!   than asked; the list ends with an empty page or a page shorter than the *applied* limit;
 //! - an **unpaged** answer has no `pg`: it is the whole list, the same rows whatever offset
 //!   was asked. One request reads it. Only when it holds exactly as many rows as were asked
-//!   (it may be a first page whose echo is missing) is the next offset read once to tell: the
-//!   same rows again mean the whole list was read.
+//!   (it may be a first page whose echo is missing) is the next offset (`limit - 1`) read once
+//!   to tell: the same answer again means the whole list was read. (A paged list would give
+//!   the same answer there only if `limit - 1` rows were added in front between the two
+//!   reads — 9,999 at the default page size.)
 //!
 //! [`PageWalk`] is the pure decision logic, kept apart from HTTP so it can be tested row by
 //! row. For paged lists it keeps what makes offset paging safe:
@@ -40,6 +42,8 @@ pub enum PagingError {
     NotAdvancing { offset: u64 },
     #[error("the list is longer than {max_pages} pages; raise MAKESYNC_MAX_PAGES if this organization really is that large")]
     TooManyPages { max_pages: u32 },
+    #[error("the page at offset {offset} holds a single row, so the next page cannot be checked against it; raise MAKESYNC_PAGE_SIZE (Make applied a limit of 1)")]
+    PageTooSmall { offset: u64 },
 }
 
 /// The `pg` object a paged answer echoes. Its presence is what marks an answer as paged.
@@ -69,6 +73,8 @@ pub struct PageWalk<T> {
     anchor: Option<u64>,
     /// Whether any answer carried a `pg` echo.
     echoed: bool,
+    /// The first row of the first answer: an endpoint that ignores the offset sends it again.
+    first_key: Option<u64>,
     seen: HashSet<u64>,
     rows: Vec<T>,
 }
@@ -76,7 +82,7 @@ pub struct PageWalk<T> {
 impl<T: Keyed> PageWalk<T> {
     /// A walk that asks `limit` rows a page from the start.
     pub fn paged(limit: u32, max_pages: u32) -> Self {
-        Self::new(Some(limit.max(1)), max_pages)
+        Self::new(Some(limit.max(2)), max_pages)
     }
 
     /// A walk that first asks without `pg[]`, and pages on only if the answer echoes `pg`.
@@ -95,6 +101,7 @@ impl<T: Keyed> PageWalk<T> {
             }),
             anchor: None,
             echoed: false,
+            first_key: None,
             seen: HashSet::new(),
             rows: Vec::new(),
         }
@@ -128,12 +135,13 @@ impl<T: Keyed> PageWalk<T> {
             if first_key != self.anchor {
                 let rest: Vec<T> = rows.collect();
                 let repeats = rest.iter().all(|row| self.seen.contains(&row.key()));
+                let probing = self.pages == 2 && !self.echoed;
                 return match (repeats, self.echoed) {
-                    // No answer was paged and the offset brought the same rows: the endpoint
-                    // ignores pg[], and the first answer was the whole list.
-                    (true, false) => Ok(()),
+                    // The one read after an unechoed first answer brought that answer again:
+                    // the endpoint ignores pg[], and the first answer was the whole list.
+                    (true, false) if probing && first_key == self.first_key => Ok(()),
                     (true, true) => Err(PagingError::NotAdvancing { offset }),
-                    (false, _) => Err(PagingError::Shifted { offset }),
+                    _ => Err(PagingError::Shifted { offset }),
                 };
             }
             rows.next();
@@ -144,11 +152,14 @@ impl<T: Keyed> PageWalk<T> {
             return Ok(());
         }
         if !first_read && fresh.iter().all(|row| self.seen.contains(&row.key())) {
-            return if self.echoed {
-                Err(PagingError::NotAdvancing { offset })
+            return Err(if self.echoed {
+                PagingError::NotAdvancing { offset }
             } else {
-                Ok(())
-            };
+                PagingError::Shifted { offset }
+            });
+        }
+        if first_read {
+            self.first_key = fresh.first().map(Keyed::key);
         }
         let last_key = fresh.last().map(Keyed::key);
         for row in fresh {
@@ -177,14 +188,14 @@ impl<T: Keyed> PageWalk<T> {
                 max_pages: self.max_pages,
             });
         }
-        let (next_offset, anchor) = if raw_len >= 2 {
-            (offset + raw_len as u64 - 1, last_key)
-        } else {
-            (offset + raw_len as u64, None)
-        };
-        self.anchor = anchor;
+        if raw_len < 2 {
+            // A page of one row leaves none to anchor the next page on: a row removed in
+            // between would be skipped unseen.
+            return Err(PagingError::PageTooSmall { offset });
+        }
+        self.anchor = last_key;
         self.next = Some(ListRead::Page {
-            offset: next_offset,
+            offset: offset + raw_len as u64 - 1,
             limit,
         });
         Ok(())
@@ -274,6 +285,77 @@ pub(crate) mod tests {
         Ok((walk.into_rows().into_iter().map(|r| r.0).collect(), pages))
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Over lists of every length, page sizes asked, server caps, answers with and
+        /// without an echo, page caps and one row added or removed between two reads, a walk
+        /// returns exactly a list the server held (the one at its start or the one at its
+        /// end) or an error: never a silently short list.
+        #[test]
+        fn a_walk_returns_exactly_a_list_or_an_error(
+            len in 0u64..80,
+            asked in 1u32..15,
+            cap in 1u32..20,
+            shape in 0u8..4,
+            max_pages in 1u32..40,
+            shift in proptest::option::of((0u32..6, proptest::bool::ANY, 0u64..80)),
+        ) {
+            let initial: Vec<u64> = (1..=len).map(|i| i * 10).collect();
+            let (server, mut walk) = match shape {
+                0 => (Server::Paged { max: cap }, PageWalk::paged(asked, max_pages)),
+                // Without an echo, a page shorter than asked ends the list: only a cap at or
+                // above the asked size is a whole list (a lower one is a cut list, which the
+                // snapshot's cross-check catches).
+                // A page that ignores pg[] is told by the next offset bringing the same answer
+                // again, which `limit - 1` rows added in front between the two reads would
+                // mimic: with pages of 3 or more, one added row cannot.
+                1 => (
+                    Server::PagedSilently { max: cap.max(asked).max(3) },
+                    PageWalk::paged(asked.max(3), max_pages),
+                ),
+                2 => (Server::Unpaged, PageWalk::paged(asked, max_pages)),
+                _ => (Server::Paged { max: cap }, PageWalk::whole(max_pages)),
+            };
+            let mut list = initial.clone();
+            let mut reads = 0;
+            let mut shifted = false;
+            let result = loop {
+                let Some(read) = walk.next_request() else { break Ok(()) };
+                if let Some((after, remove, at)) = shift {
+                    if reads == after && !shifted {
+                        shifted = true;
+                        if remove && !list.is_empty() {
+                            list.remove((at as usize) % list.len());
+                        } else if !remove {
+                            let id = at * 10 + 5;
+                            let position = list.partition_point(|row| *row < id);
+                            list.insert(position, id);
+                        }
+                    }
+                }
+                reads += 1;
+                let (page, echo) = serve(&list, server, read);
+                if let Err(error) = walk.accept(page, echo) {
+                    break Err(error);
+                }
+            };
+            match result {
+                Ok(()) => {
+                    let rows: Vec<u64> = walk.into_rows().into_iter().map(|r| r.0).collect();
+                    proptest::prop_assert!(
+                        rows == initial || rows == list,
+                        "read {:?}\nstart {:?}\nend {:?}", rows, initial, list
+                    );
+                    if !shifted {
+                        proptest::prop_assert_eq!(rows, initial);
+                    }
+                }
+                Err(PagingError::TooManyPages { .. } | PagingError::PageTooSmall { .. }) => {}
+                Err(other) => proptest::prop_assert!(shifted, "{other} on a list that did not move"),
+            }
+        }
+    }
+
     #[test]
     fn a_server_capped_page_size_does_not_end_the_walk_early() {
         let list: Vec<u64> = (1..=120).collect();
@@ -320,10 +402,10 @@ pub(crate) mod tests {
             let list: Vec<u64> = (1..=len).collect();
             for asked in 1..6 {
                 for server in [
-                    Server::Paged { max: 1 },
+                    Server::Paged { max: 2 },
                     Server::Paged { max: 3 },
                     Server::Paged { max: 100 },
-                    Server::PagedSilently { max: asked },
+                    Server::PagedSilently { max: asked.max(2) },
                     Server::PagedSilently { max: 100 },
                     Server::Unpaged,
                 ] {
@@ -333,6 +415,13 @@ pub(crate) mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pages_of_one_row_are_refused_rather_than_read_unchecked() {
+        let list: Vec<u64> = (1..=10).collect();
+        let error = walk(&list, Some(10), Server::Paged { max: 1 }).unwrap_err();
+        assert_eq!(error, PagingError::PageTooSmall { offset: 0 });
     }
 
     #[test]

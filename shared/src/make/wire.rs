@@ -5,8 +5,10 @@
 //! shape fails loudly as a protocol error naming the endpoint instead of being read as "never
 //! logged in".
 
+use super::error::MakeError;
 use super::paging::{Keyed, PageEcho};
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
@@ -22,7 +24,7 @@ pub struct AuthUser {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct AuthUserResponse {
+pub struct AuthUserResponse {
     #[serde(rename = "authUser")]
     pub auth_user: AuthUser,
 }
@@ -52,7 +54,7 @@ pub struct License {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct OrganizationResponse {
+pub struct OrganizationResponse {
     pub organization: OrganizationSummary,
 }
 
@@ -92,7 +94,7 @@ impl Keyed for OrganizationMember {
 }
 
 #[derive(Debug, Deserialize)]
-pub(super) struct MemberResponse {
+pub struct MemberResponse {
     #[serde(rename = "userOrganizationRole")]
     pub member: OrganizationMember,
 }
@@ -150,15 +152,15 @@ where
 /// one. Read straight from the body, ignoring every other field, so that a page costs its rows
 /// and nothing more.
 #[derive(Debug)]
-pub(super) struct ListPage<T> {
+pub struct ListPage<T> {
     pub rows: Vec<T>,
     pub echo: Option<PageEcho>,
 }
 
 /// Reads a [`ListPage`] whose rows sit under the key `collection`.
 pub(super) struct ListPageSeed<'a, T> {
-    pub collection: &'a str,
-    pub rows: PhantomData<T>,
+    collection: &'a str,
+    rows: PhantomData<T>,
 }
 
 impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for ListPageSeed<'_, T> {
@@ -199,9 +201,98 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageSeed<'_, T> {
     }
 }
 
+/// Reads a whole response body as `T`; a body that does not parse is a protocol error that
+/// names the endpoint and what was wrong.
+pub fn decode<T: DeserializeOwned>(endpoint: &str, body: &[u8]) -> Result<T, MakeError> {
+    serde_json::from_slice(body).map_err(|e| unreadable(endpoint, None, &e))
+}
+
+/// Reads a list answer: the rows under `collection` and the `pg` echo.
+pub fn decode_page<T: DeserializeOwned>(
+    endpoint: &str,
+    collection: &str,
+    body: &[u8],
+) -> Result<ListPage<T>, MakeError> {
+    let seed = ListPageSeed {
+        collection,
+        rows: PhantomData,
+    };
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    seed.deserialize(&mut reader)
+        .and_then(|page| reader.end().map(|()| page))
+        .map_err(|e| unreadable(endpoint, Some(collection), &e))
+}
+
+fn unreadable(endpoint: &str, collection: Option<&str>, error: &serde_json::Error) -> MakeError {
+    let detail = match (error.classify(), collection) {
+        (serde_json::error::Category::Syntax | serde_json::error::Category::Eof, _) => {
+            format!("not JSON: {error}")
+        }
+        (_, Some(collection)) => format!("{collection}: {error}"),
+        (_, None) => error.to_string(),
+    };
+    MakeError::Protocol {
+        endpoint: endpoint.to_string(),
+        detail,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Reads `body` as every response type makesync reads; each is a value or a protocol
+    /// error naming the endpoint.
+    fn read_every_way(body: &[u8]) -> Result<(), TestCaseError> {
+        let checks: Vec<Result<(), MakeError>> = vec![
+            decode::<AuthUserResponse>("GET /users/me", body).map(drop),
+            decode::<OrganizationResponse>("GET /organizations/1", body).map(drop),
+            decode::<MemberResponse>("GET /organizations/1/user-organization-roles/2", body)
+                .map(drop),
+            decode_page::<OrganizationRole>("GET /users/roles", "usersRoles", body).map(drop),
+            decode_page::<OrganizationMember>(
+                "GET /organizations/1/user-organization-roles",
+                "userOrganizationRoles",
+                body,
+            )
+            .map(drop),
+            decode_page::<MakeUser>("GET /users?organizationId=1", "users", body).map(drop),
+        ];
+        for check in checks {
+            if let Err(error) = check {
+                let MakeError::Protocol { endpoint, detail } = &error else {
+                    return Err(TestCaseError::fail(format!(
+                        "not a protocol error: {error:?}"
+                    )));
+                };
+                prop_assert!(error.to_string().contains(endpoint.as_str()));
+                prop_assert!(!detail.is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+        #[test]
+        fn arbitrary_bytes_are_an_error_naming_the_endpoint_never_a_panic(
+            body in prop::collection::vec(any::<u8>(), 0..300)
+        ) {
+            read_every_way(&body)?;
+        }
+
+        #[test]
+        fn arbitrary_json_is_read_or_an_error_naming_the_endpoint_never_a_panic(
+            value in crate::arbitrary::json(&[
+                "id", "name", "email", "lastLogin", "userId", "usersRoleId", "invitation", "pg",
+                "limit", "users", "usersRoles", "userOrganizationRoles", "userOrganizationRole",
+                "authUser", "organization", "zone", "license", "apiLimit",
+            ])
+        ) {
+            read_every_way(value.to_string().as_bytes())?;
+        }
+    }
 
     #[test]
     fn last_login_may_be_null_but_not_missing() {

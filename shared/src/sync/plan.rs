@@ -193,6 +193,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::sync::Arc;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -300,6 +301,73 @@ mod tests {
         assert_eq!(changes[0].after.removed_at, None);
         assert_eq!(changes[0].after.status, UserStatus::Active);
         assert_eq!(changes[0].after.first_seen, at("2026-01-01T00:00:00Z"));
+    }
+
+    fn arbitrary_member() -> impl Strategy<Value = SnapshotMember> {
+        (
+            1u64..40,
+            prop::sample::select(vec!["Ada", "Zoë", "李雷", ""]),
+            prop::sample::select(vec![
+                (11u32, "Owner"),
+                (12, "Admin"),
+                (13, "Member"),
+                (17, "unknown"),
+            ]),
+            prop::sample::select(vec![
+                UserStatus::Active,
+                UserStatus::Invited,
+                UserStatus::InvitationExpired,
+            ]),
+            prop::option::of(0i64..3),
+        )
+            .prop_map(
+                |(id, name, (role_id, role_name), status, login)| SnapshotMember {
+                    user_id: id,
+                    name: name.into(),
+                    email: format!("u{id}@example.com").into(),
+                    role_id,
+                    role_name: Arc::from(role_name),
+                    status,
+                    last_login: login
+                        .map(|days| at("2026-01-01T00:00:00Z") + chrono::Duration::days(days)),
+                },
+            )
+    }
+
+    fn snapshot() -> impl Strategy<Value = Vec<SnapshotMember>> {
+        prop::collection::vec(arbitrary_member(), 0..30).prop_map(|mut members| {
+            members.sort_by_key(|m| m.user_id);
+            members.dedup_by_key(|m| m.user_id);
+            members
+        })
+    }
+
+    proptest! {
+        /// Planning, writing, and planning again with the same snapshot writes nothing more,
+        /// whatever was stored before.
+        #[test]
+        fn a_plan_applied_and_planned_again_changes_nothing(
+            before in snapshot(),
+            after in snapshot(),
+        ) {
+            let mut store = HashMap::new();
+            sync(&mut store, &before, at("2026-01-01T00:00:00Z"));
+            let (first, _) = sync(&mut store, &after, at("2026-01-02T00:00:00Z"));
+            prop_assert_eq!(first.counts.fetched as usize, after.len());
+            let (second, changes) = sync(&mut store, &after, at("2026-01-03T00:00:00Z"));
+            prop_assert!(second.writes.is_empty(), "{:?}", second.writes);
+            prop_assert!(changes.is_empty());
+            prop_assert_eq!(second.counts.unchanged as usize, after.len());
+            let present: Vec<u64> = store
+                .values()
+                .filter(|u| u.status != UserStatus::Removed)
+                .map(|u| u.user_id)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let expected: Vec<u64> = after.iter().map(|m| m.user_id).collect();
+            prop_assert_eq!(present, expected);
+        }
     }
 
     #[test]

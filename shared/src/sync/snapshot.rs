@@ -19,7 +19,7 @@
 //! of a list that was moving or cut.
 
 use super::error::SyncError;
-use crate::make::{MakeClient, MakeError, OrganizationMember, OrganizationSummary};
+use crate::make::{MakeClient, MakeError, MakeUser, OrganizationMember, OrganizationSummary};
 use crate::organization::OrganizationId;
 use crate::user::{DigestFields, MakeUserId, UserRecord, UserStatus, UNKNOWN_ROLE};
 use chrono::{DateTime, Utc};
@@ -192,6 +192,17 @@ async fn read_members(
         }
         memberships.sort_unstable_by_key(|m| m.user_id);
     }
+    join(organization_id, memberships, users)
+}
+
+/// Joins the memberships and the users (both sorted by id) into members. Any user without a
+/// membership, or membership without a user, makes the read unsettled: a member is never made
+/// without their details.
+fn join(
+    organization_id: OrganizationId,
+    memberships: Vec<OrganizationMember>,
+    users: Vec<MakeUser>,
+) -> Result<MemberRead, SyncError> {
     let unnamed: Arc<str> = Arc::from(UNKNOWN_ROLE);
     let mut members = Vec::with_capacity(memberships.len());
     let mut without_details = Vec::new();
@@ -258,6 +269,54 @@ fn name_roles(members: &mut [SnapshotMember], roles: &HashMap<u32, Arc<str>>) {
     for member in members {
         if let Some(name) = roles.get(&member.role_id) {
             member.role_name = name.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn membership(user_id: u64) -> OrganizationMember {
+        serde_json::from_value(serde_json::json!({
+            "userId": user_id, "usersRoleId": 13, "invitation": null
+        }))
+        .unwrap()
+    }
+
+    fn user(id: u64) -> MakeUser {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": format!("User {id}"), "email": format!("u{id}@example.com"),
+            "lastLogin": null
+        }))
+        .unwrap()
+    }
+
+    proptest! {
+        /// Whatever two lists Make answers, a settled join has exactly their members, each
+        /// with their own details; any disagreement leaves it unsettled.
+        #[test]
+        fn the_join_never_yields_a_member_without_details(
+            member_ids in proptest::collection::btree_set(1u64..60, 0..40),
+            user_ids in proptest::collection::btree_set(1u64..60, 0..40),
+        ) {
+            let organization = OrganizationId::new(7).unwrap();
+            let memberships = member_ids.iter().copied().map(membership).collect();
+            let users = user_ids.iter().copied().map(user).collect();
+            match join(organization, memberships, users).unwrap() {
+                MemberRead::Settled(members) => {
+                    prop_assert_eq!(&member_ids, &user_ids);
+                    let ids: std::collections::BTreeSet<u64> =
+                        members.iter().map(|m| m.user_id).collect();
+                    prop_assert_eq!(&ids, &member_ids);
+                    for member in &members {
+                        prop_assert_eq!(&*member.name, format!("User {}", member.user_id));
+                        prop_assert_eq!(&*member.email, format!("u{}@example.com", member.user_id));
+                    }
+                }
+                MemberRead::Unsettled(_) => prop_assert_ne!(&member_ids, &user_ids),
+            }
         }
     }
 }

@@ -36,7 +36,33 @@ pub struct PageChange {
     pub add_member: Option<(u64, u32)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Faults drawn by seeded chance, request by request (the chaos suite). Each kind is one a
+/// client of Make must survive: rate limits (429, 418) with `Retry-After` from a second to a
+/// day, 5xx, a connection broken mid-body, an answer slower than the client waits, a body cut
+/// short or not JSON, and a member leaving while a list is read.
+#[derive(Debug, Clone)]
+pub struct Chaos {
+    pub rng: fastrand::Rng,
+    /// The chance that a request gets a fault.
+    pub rate: f64,
+    /// How long a slow answer takes: longer than the client's request timeout.
+    pub slow: Duration,
+    /// The faults injected so far, by kind.
+    pub injected: BTreeMap<String, u32>,
+}
+
+impl Chaos {
+    pub fn new(seed: u64, rate: f64, slow: Duration) -> Self {
+        Self {
+            rng: fastrand::Rng::with_seed(seed),
+            rate,
+            slow,
+            injected: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct Faults {
     /// Added to every response.
     pub latency: Duration,
@@ -77,6 +103,14 @@ pub struct Faults {
     /// Paths (as requested, e.g. `/api/v2/users/roles`) answered 200 with this exact body after
     /// the token and scope checks: contract fixtures and bodies Make might send.
     pub canned_bodies: BTreeMap<String, String>,
+    /// Every request answers this redirect status with this `Location`. Assumed fault: a
+    /// client must never follow it with the token.
+    pub redirect: Option<(u16, String)>,
+    /// Faults by seeded chance (the chaos suite); `None` for none.
+    pub chaos: Option<Chaos>,
+    /// `(organization, token)`: the token is revoked right after a list of the organization
+    /// is served, so that a sync in flight loses it.
+    pub revoke_during: Option<(u64, String)>,
 }
 
 impl Default for Faults {
@@ -104,6 +138,9 @@ impl Default for Faults {
             enforce_budget: true,
             unavailable_organizations: BTreeSet::new(),
             canned_bodies: BTreeMap::new(),
+            redirect: None,
+            chaos: None,
+            revoke_during: None,
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod lambda_runtime;
 mod routes;
 mod world;
 
-pub use faults::{Faults, ListShape, PageChange};
+pub use faults::{Chaos, Faults, ListShape, PageChange};
 pub use world::{
     demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_TOKEN,
 };

@@ -82,7 +82,7 @@ async fn handle(
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Token "))
         .map(str::to_string);
-    let reply = {
+    let (reply, delivery) = {
         let mut world = shared.world.lock().unwrap_or_else(|e| e.into_inner());
         let request = Request {
             method: &method,
@@ -91,7 +91,16 @@ async fn handle(
             host: host.as_deref(),
             token: token.as_deref(),
         };
-        serve(&mut world, shared.clock.as_ref(), &request)
+        match draw_chaos(&mut world, &request) {
+            Some(Injected::Reply(reply)) => (reply, Delivery::Whole),
+            Some(Injected::Delivery(delivery)) => {
+                (serve(&mut world, shared.clock.as_ref(), &request), delivery)
+            }
+            None => (
+                serve(&mut world, shared.clock.as_ref(), &request),
+                Delivery::Whole,
+            ),
+        }
     };
     shared
         .seen
@@ -104,7 +113,26 @@ async fn handle(
             status: reply.status.as_u16(),
             at: shared.clock.monotonic(),
         });
-    let mut response = Response::new(Body::from(reply.body));
+    let body = match delivery {
+        Delivery::Whole => Body::from(reply.body),
+        Delivery::Slow(wait) => {
+            tokio::time::sleep(wait).await;
+            Body::from(reply.body)
+        }
+        Delivery::Broken => {
+            // Half the body, then the connection breaks.
+            let half = reply.body.as_bytes()[..reply.body.len() / 2].to_vec();
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected by the chaos suite",
+                )),
+            ];
+            Body::from_stream(futures_util::stream::iter(chunks))
+        }
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = reply.status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -116,6 +144,104 @@ async fn handle(
         }
     }
     response
+}
+
+/// How an answer reaches the client.
+enum Delivery {
+    Whole,
+    /// After a wait longer than the client waits.
+    Slow(Duration),
+    /// Half of it, then the connection breaks.
+    Broken,
+}
+
+enum Injected {
+    Reply(Reply),
+    Delivery(Delivery),
+}
+
+/// A fault for this request, if the chaos switch is on and its dice say so.
+fn draw_chaos(world: &mut World, request: &Request<'_>) -> Option<Injected> {
+    let chaos = world.faults.chaos.as_mut()?;
+    if chaos.rng.f64() >= chaos.rate {
+        return None;
+    }
+    let (kind, injected) = match chaos.rng.u8(0..8) {
+        0 => {
+            let retry_after = [1, 5, 86_400][chaos.rng.usize(0..3)];
+            let retry_after_text = retry_after.to_string();
+            let mut reply = Reply::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Requests limit for organization exceeded",
+                "",
+                "SC429",
+            );
+            reply.headers.push(("retry-after", retry_after_text));
+            ("429", Injected::Reply(reply))
+        }
+        1 => {
+            let mut reply = Reply::error(
+                StatusCode::IM_A_TEAPOT,
+                "Requests limit for organization exceeded",
+                "",
+                "SC429",
+            );
+            reply.headers.push(("retry-after", "2".to_string()));
+            ("418", Injected::Reply(reply))
+        }
+        2 => (
+            "503",
+            Injected::Reply(Reply::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "",
+                "SC503",
+            )),
+        ),
+        3 => ("connection reset", Injected::Delivery(Delivery::Broken)),
+        4 => ("slow body", Injected::Delivery(Delivery::Slow(chaos.slow))),
+        5 => (
+            "truncated JSON",
+            Injected::Reply(Reply {
+                status: StatusCode::OK,
+                headers: Vec::new(),
+                body: "{\"users\": [{\"id\": 1, \"name\": \"A".to_string(),
+            }),
+        ),
+        6 => (
+            "malformed JSON",
+            Injected::Reply(Reply {
+                status: StatusCode::OK,
+                headers: Vec::new(),
+                body: "<html>502 Bad Gateway</html>".to_string(),
+            }),
+        ),
+        _ => {
+            // A member leaves while the organization's lists are being read.
+            let organization = request
+                .path
+                .strip_prefix("/api/v2/organizations/")
+                .and_then(|rest| rest.split('/').next())
+                .or_else(|| request.param("organizationId"))
+                .and_then(|id| id.parse::<u64>().ok())?;
+            let candidates: Vec<u64> = world
+                .organizations
+                .get(&organization)?
+                .members
+                .keys()
+                .copied()
+                .filter(|id| *id != 1)
+                .collect();
+            let chaos = world.faults.chaos.as_mut()?;
+            let leaving = *candidates.get(chaos.rng.usize(0..candidates.len().max(1)))?;
+            *chaos.injected.entry("member leaves".into()).or_default() += 1;
+            world.remove_member(organization, leaving);
+            return None;
+        }
+    };
+    let chaos = world.faults.chaos.as_mut()?;
+    *chaos.injected.entry(kind.into()).or_default() += 1;
+    Some(injected)
 }
 
 struct Request<'a> {
@@ -266,6 +392,16 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     let Some(path) = request.path.strip_prefix("/api/v2") else {
         return Reply::not_found(request.path);
     };
+    if let Some((status, location)) = &world.faults.redirect {
+        let mut reply = Reply::error(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
+            "Moved",
+            "",
+            "SC302",
+        );
+        reply.headers.push(("location", location.clone()));
+        return reply;
+    }
     if organization_in_outage(world, path, request) {
         return Reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -673,12 +809,24 @@ fn list(
     if first_of_several && !matches!(shape, ListShape::UnpagedCut { .. }) {
         apply_page_change(world, organization);
     }
+    revoke_if_due(world, organization);
     let mut body = Map::new();
     body.insert(collection.to_string(), Value::Array(rows));
     if let Some(echo) = echo {
         body.insert("pg".to_string(), echo);
     }
     Reply::json(StatusCode::OK, Value::Object(body))
+}
+
+fn revoke_if_due(world: &mut World, organization: Option<u64>) {
+    let due = matches!(&world.faults.revoke_during, Some((org, _)) if Some(*org) == organization);
+    if due {
+        if let Some((_, token)) = world.faults.revoke_during.take() {
+            if let Some(grant) = world.tokens.get_mut(&token) {
+                grant.revoked = true;
+            }
+        }
+    }
 }
 
 fn apply_page_change(world: &mut World, organization: Option<u64>) {
