@@ -111,6 +111,27 @@ pub trait ConnectionStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// The run that writes users: for the store's guard against older runs, and for the change
+/// events made from what was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteStamp {
+    pub run_id: String,
+    pub started_at: DateTime<Utc>,
+    /// On a connection's first sync (no user stored before): how many users it adds. Such a
+    /// run is announced by one summary event, not one event per user.
+    pub first_sync_users: Option<u32>,
+}
+
+impl WriteStamp {
+    pub fn new(run_id: impl Into<String>, started_at: DateTime<Utc>) -> Self {
+        Self {
+            run_id: run_id.into(),
+            started_at,
+            first_sync_users: None,
+        }
+    }
+}
+
 #[async_trait]
 pub trait UserStore: Send + Sync {
     /// Up to `limit` stored users of the connection with an id above `after`, by id, removed
@@ -150,13 +171,13 @@ pub trait UserStore: Send + Sync {
         ids: &[MakeUserId],
     ) -> Result<Vec<UserRecord>, StoreError>;
 
-    /// Writes the changed users of a run that started at `run_started_at`, and remembers that
-    /// start time. Refuses with [`StoreError::StaleRun`], writing nothing, if a run that started
-    /// later already wrote: older data never overwrites newer.
+    /// Writes the changed users of the run `stamp` names, and remembers its start time.
+    /// Refuses with [`StoreError::StaleRun`], writing nothing, if a run that started later
+    /// already wrote: older data never overwrites newer.
     async fn write_users(
         &self,
         connection: &ConnectionId,
-        run_started_at: DateTime<Utc>,
+        stamp: &WriteStamp,
         changed: &[UserRecord],
     ) -> Result<(), StoreError>;
 

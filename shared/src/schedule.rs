@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::connection::ConnectionStatus;
+use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
 use crate::ports::{ConnectionStore, QueueError, StoreError, SyncQueue};
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
@@ -34,6 +35,7 @@ pub struct Scheduler {
     queue: Arc<dyn SyncQueue>,
     clock: Arc<dyn Clock>,
     page_size: usize,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl Scheduler {
@@ -47,7 +49,14 @@ impl Scheduler {
             queue,
             clock,
             page_size: 100,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Where each fan-out's metrics go.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn with_page_size(mut self, page_size: usize) -> Self {
@@ -104,6 +113,8 @@ impl Scheduler {
             failed = summary.failed,
             "scheduled syncs"
         );
+        self.metrics
+            .emit(&MetricsRecord::for_schedule(&summary, self.clock.wall()));
         Ok(summary)
     }
 }

@@ -6,6 +6,7 @@ use crate::connection::ConnectionStatus;
 use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
 use crate::memory_budget::{MemoryBudget, MemoryShare};
+use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
 use crate::ports::{ConnectionStore, SecretStore, StoreError};
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
@@ -94,6 +95,7 @@ pub struct Worker {
     pause_after_failures: u32,
     lease: std::time::Duration,
     memory: Option<MemoryBudget>,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl Worker {
@@ -111,7 +113,23 @@ impl Worker {
             pause_after_failures: 5,
             lease: std::time::Duration::from_secs(15 * 60),
             memory: None,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Where each batch's metrics go (each sync's go through the engine's sink).
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Records what one invocation did with its batch.
+    pub fn record_batch(&self, records: usize, returned: usize) {
+        self.metrics.emit(&MetricsRecord::for_batch(
+            records,
+            returned,
+            self.engine.clock().wall(),
+        ));
     }
 
     /// The clock deadlines are measured on.

@@ -8,11 +8,12 @@ use crate::TestEnv;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use makesync::aws::{AwsBackend, AwsSettings};
 use makesync::clock::Clock;
 use makesync::connect::ConnectService;
+use makesync::metrics::EmfMemory;
 use makesync::schedule::Scheduler;
 use makesync::worker::Worker;
 use std::collections::HashMap;
@@ -29,6 +30,8 @@ pub struct AwsTestEnv {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// The EMF lines the functions built here emitted.
+    pub metrics: Arc<EmfMemory>,
 }
 
 /// The SDK configuration every test uses: moto's endpoint, fixed test credentials.
@@ -80,6 +83,7 @@ impl AwsTestEnv {
             dynamodb,
             sqs,
             secrets,
+            metrics: Arc::new(EmfMemory::default()),
         }
     }
 
@@ -88,11 +92,17 @@ impl AwsTestEnv {
     }
 
     pub fn worker(&self) -> Worker {
-        makesync_worker::worker_for(&self.backend, self.make.make.clone(), self.clock())
+        makesync_worker::worker_for(
+            &self.backend,
+            self.make.make.clone(),
+            self.clock(),
+            self.metrics.clone(),
+        )
     }
 
     pub fn scheduler(&self) -> Scheduler {
-        makesync_scheduler::scheduler_for(&self.backend, self.clock()).expect("scheduler")
+        makesync_scheduler::scheduler_for(&self.backend, self.clock(), self.metrics.clone())
+            .expect("scheduler")
     }
 
     pub fn connect_service(&self) -> ConnectService {
@@ -297,6 +307,16 @@ async fn create_table(
         request = request
             .key_schema(key(sort, KeyType::Range))
             .attribute_definitions(attribute(sort, kind));
+    }
+    if name.contains("-users-") {
+        // As in the template: the users table's stream feeds the events function.
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewAndOldImages)
+                .build()
+                .expect("stream specification"),
+        );
     }
     request.send().await.expect("table created");
 }

@@ -22,6 +22,7 @@ pub use makesync_simulator as simulator;
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod stream;
 
 /// The demo world's organizations.
 pub const ACME: u64 = 1001;

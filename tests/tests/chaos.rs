@@ -136,8 +136,11 @@ impl Run {
             ..MakeApiConfig::default()
         };
         let make = MakeApi::new(config, clock_arc.clone()).unwrap();
-        let worker = makesync_worker::worker_for(&backend, make.clone(), clock_arc.clone());
-        let scheduler = makesync_scheduler::scheduler_for(&backend, clock_arc.clone()).unwrap();
+        let metrics = Arc::new(makesync::metrics::NoMetrics);
+        let worker =
+            makesync_worker::worker_for(&backend, make.clone(), clock_arc.clone(), metrics.clone());
+        let scheduler =
+            makesync_scheduler::scheduler_for(&backend, clock_arc.clone(), metrics).unwrap();
         let connect = makesync_connect::service_for(&backend, make, clock_arc).unwrap();
         Self {
             seed,

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use makesync::aws::{load_sdk_config, AwsBackend, AwsSettings};
 use makesync::clock::{Clock, SystemClock};
+use makesync::metrics::{EmfStdout, MetricsSink};
 use makesync::schedule::{ScheduleError, ScheduleSummary, Scheduler};
 use makesync_lambda::FunctionError;
 use std::sync::Arc;
@@ -15,15 +16,22 @@ pub async fn build_scheduler() -> anyhow::Result<Scheduler> {
     settings.require_queue_url()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let backend = AwsBackend::new(&load_sdk_config().await, settings, clock.clone());
-    scheduler_for(&backend, clock)
+    let metrics = Arc::new(EmfStdout::for_this_function("makesync-scheduler"));
+    scheduler_for(&backend, clock, metrics)
 }
 
-pub fn scheduler_for(backend: &AwsBackend, clock: Arc<dyn Clock>) -> anyhow::Result<Scheduler> {
+pub fn scheduler_for(
+    backend: &AwsBackend,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn MetricsSink>,
+) -> anyhow::Result<Scheduler> {
     let queue = backend
         .queue
         .clone()
         .context("MAKESYNC_QUEUE_URL is not set — the scheduler sends to that queue")?;
-    Ok(Scheduler::new(backend.store.clone(), queue, clock).with_page_size(PAGE_SIZE))
+    Ok(Scheduler::new(backend.store.clone(), queue, clock)
+        .with_page_size(PAGE_SIZE)
+        .with_metrics(metrics))
 }
 
 /// Runs one fan-out. The event's content does not matter: any invocation means "now". Fails

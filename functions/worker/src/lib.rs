@@ -17,6 +17,7 @@ use makesync::clock::{Clock, SystemClock};
 use makesync::config::make_api_config_from_env;
 use makesync::make::MakeApi;
 use makesync::memory_budget::MemoryBudget;
+use makesync::metrics::{EmfStdout, MetricsSink};
 use makesync::sync::SyncEngine;
 use makesync::worker::{Deadline, WorkOutcome, Worker};
 use std::collections::HashMap;
@@ -30,15 +31,23 @@ pub async fn build_worker() -> anyhow::Result<Worker> {
     let make = MakeApi::new(make_api_config_from_env()?, clock.clone())
         .context("could not build the HTTP client")?;
     let backend = AwsBackend::new(&load_sdk_config().await, settings, clock.clone());
-    Ok(worker_for(&backend, make, clock))
+    let metrics = Arc::new(EmfStdout::for_this_function("makesync-worker"));
+    Ok(worker_for(&backend, make, clock, metrics))
 }
 
-pub fn worker_for(backend: &AwsBackend, make: MakeApi, clock: Arc<dyn Clock>) -> Worker {
+pub fn worker_for(
+    backend: &AwsBackend,
+    make: MakeApi,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<dyn MetricsSink>,
+) -> Worker {
     let store = backend.store.clone();
-    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock);
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock)
+        .with_metrics(metrics.clone());
     let worker = Worker::new(store, backend.cached_secrets.clone(), engine, make)
         .with_pause_after_failures(backend.settings.pause_after_failures)
-        .with_lease(backend.settings.sync_lease);
+        .with_lease(backend.settings.sync_lease)
+        .with_metrics(metrics);
     match backend.settings.function_memory_mb {
         Some(memory_mb) => worker.with_memory_budget(MemoryBudget::for_function(
             memory_mb,
@@ -55,6 +64,7 @@ pub async fn handle(
     event: SqsEvent,
     deadline: Option<Deadline>,
 ) -> SqsBatchResponse {
+    let records = event.records.len();
     let mut tasks = JoinSet::new();
     let mut message_ids = HashMap::new();
     for (position, record) in event.records.into_iter().enumerate() {
@@ -96,6 +106,7 @@ pub async fn handle(
             }
         }
     }
+    worker.record_batch(records, response.batch_item_failures.len());
     response
 }
 

@@ -1,6 +1,6 @@
 //! The adapters a function needs, built once per cold start from one SDK configuration.
 
-use super::{AwsSettings, DynamoStore, SecretsManagerStore, SqsQueue};
+use super::{AwsSettings, DynamoStore, EventBridgePublisher, SecretsManagerStore, SqsQueue};
 use crate::clock::Clock;
 use crate::ports::SecretStore;
 use crate::secret_cache::CachedSecretStore;
@@ -17,6 +17,8 @@ pub struct AwsBackend {
     pub cached_secrets: Arc<dyn SecretStore>,
     /// Present when `MAKESYNC_QUEUE_URL` is set.
     pub queue: Option<Arc<SqsQueue>>,
+    /// Present when `MAKESYNC_EVENT_BUS` is set.
+    pub events: Option<Arc<EventBridgePublisher>>,
 }
 
 impl AwsBackend {
@@ -38,12 +40,19 @@ impl AwsBackend {
             .queue_url
             .clone()
             .map(|url| Arc::new(SqsQueue::new(aws_sdk_sqs::Client::new(sdk), url)));
+        let events = settings.event_bus.clone().map(|bus| {
+            Arc::new(EventBridgePublisher::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                bus,
+            ))
+        });
         Self {
             settings,
             store,
             secrets,
             cached_secrets,
             queue,
+            events,
         }
     }
 }

@@ -19,7 +19,9 @@ use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::make::RetryPolicy;
 use crate::organization::OrganizationId;
-use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::ports::{
+    ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp,
+};
 use crate::run::SyncRun;
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
@@ -643,26 +645,38 @@ impl UserStore for DynamoStore {
     async fn write_users(
         &self,
         connection: &ConnectionId,
-        run_started_at: DateTime<Utc>,
+        stamp: &WriteStamp,
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
+        let run_started_at = stamp.started_at;
         // Claim the partition for this run first: if a newer run already wrote, nothing of
         // this one is written. Runs of one connection do not overlap (the sync lease), so the
         // claim and the batch writes that follow need no transaction.
-        let claimed = self
+        // On a first sync the claim creates the guard item with the number of users the run
+        // adds: the change-event function announces the run from that one stream record.
+        let mut claim = self
             .client
             .update_item()
             .table_name(&self.users_table)
             .key("connectionId", string(connection.as_str()))
             .key("userId", number(GUARD_USER_ID))
-            .update_expression("SET usersWrittenBy = :started, usersWrittenAt = :started_text")
             .condition_expression(
                 "attribute_not_exists(usersWrittenBy) OR usersWrittenBy <= :started",
             )
             .expression_attribute_values(":started", number(run_started_at.timestamp_micros()))
             .expression_attribute_values(":started_text", string(run_started_at.to_rfc3339()))
-            .send()
-            .await;
+            .expression_attribute_values(":run", string(stamp.run_id.clone()));
+        claim = match stamp.first_sync_users {
+            Some(users) => claim
+                .update_expression(
+                    "SET usersWrittenBy = :started, usersWrittenAt = :started_text, runId = :run, firstSyncUsers = :users",
+                )
+                .expression_attribute_values(":users", number(users)),
+            None => claim.update_expression(
+                "SET usersWrittenBy = :started, usersWrittenAt = :started_text, runId = :run",
+            ),
+        };
+        let claimed = claim.send().await;
         if let Err(error) = claimed {
             if condition_failed(&error) {
                 let newer = self.read_guard(connection).await?.unwrap_or(run_started_at);
@@ -681,6 +695,10 @@ impl UserStore for DynamoStore {
                     let mut item = to_item(serde_json::to_value(user).expect("a user serialises"));
                     item.insert("connectionId".into(), string(connection.as_str()));
                     item.insert("digest".into(), number(user.digest()));
+                    item.insert("runId".into(), string(stamp.run_id.clone()));
+                    if stamp.first_sync_users.is_some() {
+                        item.insert("firstSync".into(), AttributeValue::Bool(true));
+                    }
                     put(item)
                 })
                 .collect::<Result<Vec<_>, _>>()?;

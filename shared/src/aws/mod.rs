@@ -1,5 +1,6 @@
 //! The AWS adapters behind the ports: DynamoDB for connections, users and sync runs, Secrets
-//! Manager for tokens, SQS for sync requests. Compiled with the `aws` feature.
+//! Manager for tokens, SQS for sync requests, EventBridge for change events. Compiled with the
+//! `aws` feature.
 //!
 //! Every client is built from one [`aws_config::SdkConfig`], loaded once per cold start by
 //! [`load_sdk_config`]; it honours the standard AWS environment, `AWS_ENDPOINT_URL` included,
@@ -7,6 +8,7 @@
 
 mod backend;
 mod dynamodb;
+mod eventbridge;
 mod item;
 mod sdk_error;
 mod secrets;
@@ -15,6 +17,7 @@ mod sqs;
 
 pub use backend::AwsBackend;
 pub use dynamodb::DynamoStore;
+pub use eventbridge::EventBridgePublisher;
 pub use secrets::SecretsManagerStore;
 pub use settings::{AwsSettings, SettingsError};
 pub use sqs::SqsQueue;

@@ -6,6 +6,7 @@
 //! | `MAKESYNC_USERS_TABLE` | DynamoDB table of users | `makesync-users` |
 //! | `MAKESYNC_RUNS_TABLE` | DynamoDB table of sync runs | `makesync-sync-runs` |
 //! | `MAKESYNC_QUEUE_URL` | SQS queue of sync requests (scheduler, connect) | required there |
+//! | `MAKESYNC_EVENT_BUS` | EventBridge bus of change events (events function) | required there |
 //! | `MAKESYNC_SECRET_PREFIX` | Secrets Manager name prefix for tokens | `makesync/connections/` |
 //! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
 //! | `MAKESYNC_SECRET_CACHE_SECS` | a warm worker reuses a token this long | 300 |
@@ -23,6 +24,7 @@ pub struct AwsSettings {
     pub users_table: String,
     pub runs_table: String,
     pub queue_url: Option<String>,
+    pub event_bus: Option<String>,
     pub secret_prefix: String,
     pub run_retention: Duration,
     pub secret_cache_ttl: Duration,
@@ -94,6 +96,7 @@ impl AwsSettings {
             users_table: text("MAKESYNC_USERS_TABLE", "makesync-users"),
             runs_table: text("MAKESYNC_RUNS_TABLE", "makesync-sync-runs"),
             queue_url: lookup("MAKESYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
+            event_bus: lookup("MAKESYNC_EVENT_BUS").filter(|v| !v.trim().is_empty()),
             secret_prefix,
             run_retention: Duration::from_secs(retention_days * 24 * 3600),
             secret_cache_ttl: Duration::from_secs(number("MAKESYNC_SECRET_CACHE_SECS", 300, 3600)?),
@@ -109,6 +112,13 @@ impl AwsSettings {
             },
             assumed_users: number("MAKESYNC_ASSUMED_USERS", 20_000, 10_000_000)? as u32,
         })
+    }
+
+    /// The event bus, for the function that puts change events on it.
+    pub fn require_event_bus(&self) -> Result<&str, SettingsError> {
+        self.event_bus
+            .as_deref()
+            .ok_or(SettingsError::Missing("MAKESYNC_EVENT_BUS"))
     }
 
     /// The queue URL, for the functions that send to the queue.

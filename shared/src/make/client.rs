@@ -84,9 +84,27 @@ pub trait PageObserver: Send + Sync {
 pub struct RequestStats {
     requests: AtomicU32,
     retries: AtomicU32,
+    rate_limit_waits: AtomicU32,
+    rate_limit_wait_ms: std::sync::atomic::AtomicU64,
 }
 
 impl RequestStats {
+    /// Waits for the organization's rate limit: to stay within its budget, or because Make
+    /// answered 429 or 418.
+    pub fn rate_limit_waits(&self) -> u32 {
+        self.rate_limit_waits.load(Ordering::Relaxed)
+    }
+
+    pub fn rate_limit_wait(&self) -> Duration {
+        Duration::from_millis(self.rate_limit_wait_ms.load(Ordering::Relaxed))
+    }
+
+    fn waited_for_rate_limit(&self, wait: Duration) {
+        self.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
+        self.rate_limit_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+    }
+
     pub fn requests(&self) -> u32 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -567,6 +585,7 @@ impl MakeClient {
                     wait_ms = wait.as_millis() as u64,
                     "waiting to stay within the organization's request budget"
                 );
+                self.stats.waited_for_rate_limit(wait);
                 self.clock.sleep(wait).await;
             }
             attempts += 1;
@@ -586,6 +605,9 @@ impl MakeClient {
                 return Err(error);
             }
             self.check_deadline(call, delay)?;
+            if matches!(error, MakeError::RateLimited { .. }) {
+                self.stats.waited_for_rate_limit(delay);
+            }
             tracing::warn!(
                 endpoint = %call.label(),
                 attempt = attempts,

@@ -7,7 +7,7 @@ use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeepi
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
-use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
 use crate::run::{RunCounts, SyncReason, SyncRun};
 use crate::user::{StoredUser, UserRecord, UserStatus};
 use chrono::{DateTime, Duration, Utc};
@@ -255,7 +255,10 @@ pub async fn check_store_contract(store: &dyn Store) {
         user(3, UserStatus::Removed),
     ];
     let newer = at("2026-01-05T00:00:00Z");
-    store.write_users(&first.id, newer, &users).await.unwrap();
+    store
+        .write_users(&first.id, &WriteStamp::new("run-newer", newer), &users)
+        .await
+        .unwrap();
     assert_eq!(store.list_users(&first.id).await.unwrap(), users);
 
     // What a sync reads instead of the records: id, digest, removed.
@@ -290,7 +293,7 @@ pub async fn check_store_contract(store: &dyn Store) {
     let stale = store
         .write_users(
             &first.id,
-            newer - Duration::seconds(1),
+            &WriteStamp::new("run-older", newer - Duration::seconds(1)),
             &[user(1, UserStatus::Removed)],
         )
         .await
@@ -308,7 +311,11 @@ pub async fn check_store_contract(store: &dyn Store) {
         "nothing written"
     );
     store
-        .write_users(&first.id, newer, &[user(1, UserStatus::Removed)])
+        .write_users(
+            &first.id,
+            &WriteStamp::new("run-newer", newer),
+            &[user(1, UserStatus::Removed)],
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -6,6 +6,7 @@ use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::ports::{
     ConnectionPage, ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore,
+    WriteStamp,
 };
 use crate::run::SyncRun;
 use crate::token::ApiToken;
@@ -235,9 +236,10 @@ impl UserStore for MemoryStore {
     async fn write_users(
         &self,
         connection: &ConnectionId,
-        run_started_at: DateTime<Utc>,
+        stamp: &WriteStamp,
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
+        let run_started_at = stamp.started_at;
         let mut state = self.lock();
         if let Some(newer) = state.written_by.get(connection).copied() {
             if newer > run_started_at {

@@ -7,7 +7,9 @@ use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeepi
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
-use crate::ports::{ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::ports::{
+    ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp,
+};
 use crate::run::{RunCounts, RunId, RunOutcome, SyncReason, SyncRun};
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
@@ -607,9 +609,10 @@ impl UserStore for SqliteStore {
     async fn write_users(
         &self,
         connection: &ConnectionId,
-        run_started_at: DateTime<Utc>,
+        stamp: &WriteStamp,
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
+        let run_started_at = stamp.started_at;
         let connection = connection.clone();
         let changed = changed.to_vec();
         self.with_db(move |db| {

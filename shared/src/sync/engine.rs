@@ -15,7 +15,8 @@ use super::snapshot::fetch_snapshot;
 use crate::clock::Clock;
 use crate::connection::{Connection, RunBookkeeping};
 use crate::make::{MakeClient, OrganizationSummary};
-use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore};
+use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
+use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
 use crate::run::{RunCounts, SyncReason, SyncRun};
 use crate::user::UserRecord;
 use std::collections::HashMap;
@@ -52,6 +53,7 @@ pub struct SyncEngine {
     runs: Arc<dyn SyncRunStore>,
     clock: Arc<dyn Clock>,
     snapshot_attempts: u32,
+    metrics: Arc<dyn MetricsSink>,
 }
 
 impl SyncEngine {
@@ -67,7 +69,14 @@ impl SyncEngine {
             runs,
             clock,
             snapshot_attempts: 3,
+            metrics: Arc::new(NoMetrics),
         }
+    }
+
+    /// Where each run's metrics go.
+    pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -112,6 +121,7 @@ impl SyncEngine {
         mut run: SyncRun,
     ) -> SyncReport {
         tracing::info!(reason = run.reason.as_str(), "sync started");
+        let started = self.clock.monotonic();
         if let Err(error) = self.runs.put_run(&run).await {
             tracing::warn!(error = %error, "could not record the run's start; going on");
         }
@@ -133,6 +143,12 @@ impl SyncEngine {
             .finish(connection, &run, organization.as_ref())
             .await
             .err();
+        self.metrics.emit(&MetricsRecord::for_sync(
+            &run,
+            self.clock.monotonic().saturating_sub(started),
+            client.stats().rate_limit_waits(),
+            client.stats().rate_limit_wait(),
+        ));
         match &run.error {
             None => tracing::info!(
                 outcome = run.outcome.as_str(),
@@ -177,6 +193,12 @@ impl SyncEngine {
         tracing::warn!(error_kind = error.kind().as_str(), error = %error, "sync could not start");
         drop(_entered);
         let bookkeeping_error = self.finish(connection, &run, None).await.err();
+        self.metrics.emit(&MetricsRecord::for_sync(
+            &run,
+            Duration::ZERO,
+            0,
+            Duration::ZERO,
+        ));
         SyncReport {
             run,
             organization: None,
@@ -206,6 +228,7 @@ impl SyncEngine {
             .await
             .map_err(|e| failed(e.into()))?;
         let plan = plan_changes(&stored, &snapshot.members);
+        let first_sync = stored.is_empty();
         drop(stored);
         if let Some(deadline) = client.deadline() {
             let needed = Duration::from_secs_f64(plan.writes.len() as f64 / WRITES_PER_SECOND)
@@ -222,6 +245,11 @@ impl SyncEngine {
 
         let now = self.clock.wall();
         let members = &snapshot.members;
+        let stamp = WriteStamp {
+            run_id: run.run_id.to_string(),
+            started_at: run.started_at,
+            first_sync_users: first_sync.then_some(plan.counts.added),
+        };
         let mut counts = RunCounts {
             fetched: plan.counts.fetched,
             unchanged: plan.counts.unchanged,
@@ -233,7 +261,7 @@ impl SyncEngine {
             // Nothing changed: still claim the users for this run, so that an older run that
             // finishes later cannot write over them.
             self.users
-                .write_users(&connection.id, run.started_at, &[])
+                .write_users(&connection.id, &stamp, &[])
                 .await
                 .map_err(|e| failed(e.into()))?;
         }
@@ -272,7 +300,7 @@ impl SyncEngine {
                 }
             }
             self.users
-                .write_users(&connection.id, run.started_at, &records)
+                .write_users(&connection.id, &stamp, &records)
                 .await
                 .map_err(|e| failed(e.into()))?;
         }

@@ -1,0 +1,366 @@
+//! Announcing what changed in an organization: an event per user added, removed or changed,
+//! made from the changes the users table reports (its stream), so that a change that was
+//! written is announced even if the worker that wrote it died right after.
+//!
+//! A connection's first sync — no user stored before — is announced by one `Make connection
+//! synced` event with the number of users, not by one event per user: the claim that creates
+//! the connection's guard item carries that number, and its users carry `firstSync`. Later
+//! runs announce each user, whatever their number. A change of last login alone is not
+//! announced (it changes daily for every active user; it is in the table). Items deleted by a
+//! purge on disconnect are not Make's changes and are not announced either.
+
+use crate::connection::{Connection, ConnectionId};
+use crate::ports::{ConnectionStore, StoreError};
+use crate::user::UserStatus;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// The `source` of every event.
+pub const SOURCE: &str = "makesync";
+pub const USER_ADDED: &str = "Make user added";
+pub const USER_REMOVED: &str = "Make user removed";
+pub const USER_CHANGED: &str = "Make user changed";
+pub const CONNECTION_SYNCED: &str = "Make connection synced";
+/// Events put per call (EventBridge's `PutEvents` takes at most 10).
+const PUBLISH_BATCH: usize = 10;
+
+/// One change of a users-table item, as the table's stream reports it: the item before and
+/// after (absent when it did not exist), in DynamoDB's attribute names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemChange {
+    /// The stream record's sequence number: what a failure reports back.
+    pub sequence: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub at: DateTime<Utc>,
+}
+
+/// An event to put on the bus.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    pub detail_type: &'static str,
+    pub detail: Value,
+    pub time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("stream record {sequence}: {detail}")]
+    Unreadable { sequence: String, detail: String },
+    #[error("the event bus did not take the events: {0}")]
+    Publish(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where events go (EventBridge in AWS).
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Puts the events; says for each whether it was taken.
+    async fn publish(&self, events: &[ChangeEvent]) -> Result<Vec<bool>, EventError>;
+}
+
+/// The fields of a user item an event reports.
+struct UserImage<'a>(&'a Value);
+
+impl UserImage<'_> {
+    fn text(&self, field: &str) -> Option<&str> {
+        self.0.get(field).and_then(Value::as_str)
+    }
+
+    fn status(&self) -> Option<UserStatus> {
+        self.text("status").and_then(UserStatus::parse)
+    }
+
+    fn removed(&self) -> bool {
+        self.status() == Some(UserStatus::Removed)
+    }
+
+    /// What a change event compares: role, status, invitation, name and email.
+    fn compared(&self) -> [Value; 6] {
+        [
+            self.0.get("roleId").cloned().unwrap_or(Value::Null),
+            self.0.get("roleName").cloned().unwrap_or(Value::Null),
+            self.0.get("status").cloned().unwrap_or(Value::Null),
+            self.0.get("invitation").cloned().unwrap_or(Value::Null),
+            self.0.get("name").cloned().unwrap_or(Value::Null),
+            self.0.get("email").cloned().unwrap_or(Value::Null),
+        ]
+    }
+
+    fn membership(&self) -> Value {
+        json!({
+            "roleId": self.0.get("roleId"),
+            "role": self.0.get("roleName"),
+            "status": self.0.get("status"),
+            "invitation": self.0.get("invitation"),
+        })
+    }
+}
+
+fn number(value: &Value, field: &str) -> Option<u64> {
+    let value = value.get(field)?;
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+}
+
+/// The connection an item belongs to, when it belongs to one (the users table also holds
+/// each organization's sync lease, under a key no connection id can have).
+pub fn connection_of(change: &ItemChange) -> Result<Option<ConnectionId>, EventError> {
+    let image = change.new.as_ref().or(change.old.as_ref());
+    let Some(id) = image
+        .and_then(|i| i.get("connectionId"))
+        .and_then(Value::as_str)
+    else {
+        return Err(EventError::Unreadable {
+            sequence: change.sequence.clone(),
+            detail: "the item has no connectionId".into(),
+        });
+    };
+    Ok(ConnectionId::parse(id).ok())
+}
+
+/// The event a change makes, if any. `connection` is the item's connection as stored.
+pub fn event_for(
+    change: &ItemChange,
+    connection: Option<&Connection>,
+) -> Result<Option<ChangeEvent>, EventError> {
+    let unreadable = |detail: &str| EventError::Unreadable {
+        sequence: change.sequence.clone(),
+        detail: detail.to_string(),
+    };
+    let Some(new) = &change.new else {
+        return Ok(None);
+    };
+    let Some(user_id) = number(new, "userId") else {
+        return Err(unreadable("the item has no numeric userId"));
+    };
+    let context = json!({
+        "tenantId": connection.and_then(|c| c.tenant_id.clone()),
+        "connectionId": new.get("connectionId"),
+        "host": connection.map(|c| c.host.to_string()),
+        "organizationId": connection.map(|c| c.organization_id.get()),
+        "runId": new.get("runId"),
+        "time": change.at,
+    });
+    let with = |mut detail: Value, extra: Value| {
+        if let (Some(detail), Some(extra)) = (detail.as_object_mut(), extra.as_object()) {
+            detail.extend(extra.clone());
+        }
+        detail
+    };
+    if user_id == 0 {
+        // The guard item: created by a first sync, which it announces.
+        return Ok(match (&change.old, number(new, "firstSyncUsers")) {
+            (None, Some(users)) => Some(ChangeEvent {
+                detail_type: CONNECTION_SYNCED,
+                detail: with(context, json!({ "users": users })),
+                time: change.at,
+            }),
+            _ => None,
+        });
+    }
+    let after = UserImage(new);
+    if after.status().is_none() {
+        return Err(unreadable("the user item has no known status"));
+    }
+    let user = json!({
+        "userId": user_id,
+        "email": after.text("email"),
+        "name": after.text("name"),
+    });
+    let detail_type = match &change.old {
+        None if new.get("firstSync").and_then(Value::as_bool) == Some(true) => return Ok(None),
+        None if after.removed() => return Ok(None),
+        None => USER_ADDED,
+        Some(old) => {
+            let before = UserImage(old);
+            match (before.removed(), after.removed()) {
+                (true, false) => USER_ADDED,
+                (false, true) => USER_REMOVED,
+                (true, true) => return Ok(None),
+                (false, false) if before.compared() != after.compared() => {
+                    let detail = with(
+                        with(context, user),
+                        json!({ "before": before.membership(), "after": after.membership() }),
+                    );
+                    return Ok(Some(ChangeEvent {
+                        detail_type: USER_CHANGED,
+                        detail,
+                        time: change.at,
+                    }));
+                }
+                (false, false) => return Ok(None),
+            }
+        }
+    };
+    Ok(Some(ChangeEvent {
+        detail_type,
+        detail: with(with(context, user), after.membership()),
+        time: change.at,
+    }))
+}
+
+/// Turns a batch of stream changes into events and puts them on the bus, in order.
+#[derive(Clone)]
+pub struct ChangeAnnouncer {
+    connections: Arc<dyn ConnectionStore>,
+    publisher: Arc<dyn EventPublisher>,
+}
+
+impl ChangeAnnouncer {
+    pub fn new(connections: Arc<dyn ConnectionStore>, publisher: Arc<dyn EventPublisher>) -> Self {
+        Self {
+            connections,
+            publisher,
+        }
+    }
+
+    /// Announces the changes. On a failure, the sequence number of the first change not
+    /// announced: the stream hands it and the ones after it over again (events before it
+    /// may then go out twice — at least once, never lost).
+    pub async fn announce(&self, changes: &[ItemChange]) -> Result<(), (String, EventError)> {
+        let mut connections: HashMap<ConnectionId, Option<Connection>> = HashMap::new();
+        let mut pending: Vec<(String, ChangeEvent)> = Vec::new();
+        for change in changes {
+            let made = async {
+                let Some(id) = connection_of(change)? else {
+                    return Ok(None);
+                };
+                if !connections.contains_key(&id) {
+                    let stored = self.connections.get_connection(&id).await?;
+                    connections.insert(id.clone(), stored);
+                }
+                event_for(change, connections[&id].as_ref())
+            };
+            match made.await {
+                Ok(Some(event)) => pending.push((change.sequence.clone(), event)),
+                Ok(None) => {}
+                Err(error) => {
+                    // What came before goes out; this one and the rest come back.
+                    self.publish(&pending).await?;
+                    return Err((change.sequence.clone(), error));
+                }
+            }
+        }
+        self.publish(&pending).await
+    }
+
+    async fn publish(&self, events: &[(String, ChangeEvent)]) -> Result<(), (String, EventError)> {
+        for chunk in events.chunks(PUBLISH_BATCH) {
+            let batch: Vec<ChangeEvent> = chunk.iter().map(|(_, e)| e.clone()).collect();
+            let first = chunk[0].0.clone();
+            let taken = self
+                .publisher
+                .publish(&batch)
+                .await
+                .map_err(|e| (first.clone(), e))?;
+            if let Some(position) = taken.iter().position(|ok| !ok) {
+                return Err((
+                    chunk[position].0.clone(),
+                    EventError::Publish(format!(
+                        "{} of {} events refused",
+                        taken.iter().filter(|ok| !**ok).count(),
+                        taken.len()
+                    )),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(old: Option<Value>, new: Option<Value>) -> ItemChange {
+        ItemChange {
+            sequence: "1".into(),
+            old,
+            new,
+            at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        }
+    }
+
+    fn user(status: &str, role: u32) -> Value {
+        json!({"connectionId": "c-1", "userId": 7, "name": "Zoë", "email": "z@example.com",
+               "roleId": role, "roleName": "Member", "status": status, "runId": "r-1",
+               "lastLogin": "2026-11-01T00:00:00Z"})
+    }
+
+    fn kind(change: &ItemChange) -> Option<&'static str> {
+        event_for(change, None).unwrap().map(|e| e.detail_type)
+    }
+
+    #[test]
+    fn each_change_of_an_item_makes_its_event_or_none() {
+        assert_eq!(
+            kind(&change(None, Some(user("active", 13)))),
+            Some(USER_ADDED)
+        );
+        assert_eq!(
+            kind(&change(Some(user("removed", 13)), Some(user("active", 13)))),
+            Some(USER_ADDED)
+        );
+        assert_eq!(
+            kind(&change(Some(user("active", 13)), Some(user("removed", 13)))),
+            Some(USER_REMOVED)
+        );
+        assert_eq!(
+            kind(&change(Some(user("active", 13)), Some(user("active", 12)))),
+            Some(USER_CHANGED)
+        );
+        let mut logged_in = user("active", 13);
+        logged_in["lastLogin"] = json!("2026-11-23T09:00:00Z");
+        assert_eq!(
+            kind(&change(Some(user("active", 13)), Some(logged_in))),
+            None
+        );
+        assert_eq!(
+            kind(&change(Some(user("active", 13)), None)),
+            None,
+            "a purge"
+        );
+        let mut first = user("active", 13);
+        first["firstSync"] = json!(true);
+        assert_eq!(kind(&change(None, Some(first))), None);
+        let guard =
+            json!({"connectionId": "c-1", "userId": 0, "firstSyncUsers": 36, "runId": "r-1"});
+        let synced = event_for(&change(None, Some(guard.clone())), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(synced.detail_type, CONNECTION_SYNCED);
+        assert_eq!(synced.detail["users"], 36);
+        assert_eq!(kind(&change(Some(guard.clone()), Some(guard))), None);
+    }
+
+    #[test]
+    fn a_change_event_has_the_fields_before_and_after() {
+        let event = event_for(
+            &change(Some(user("invited", 13)), Some(user("active", 12))),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(event.detail["before"]["status"], "invited");
+        assert_eq!(event.detail["after"]["status"], "active");
+        assert_eq!(event.detail["after"]["roleId"], 12);
+        assert_eq!(event.detail["userId"], 7);
+        assert_eq!(event.detail["runId"], "r-1");
+    }
+
+    #[test]
+    fn an_item_that_cannot_be_read_is_an_error_naming_its_record() {
+        let error =
+            event_for(&change(None, Some(json!({"connectionId": "c-1"}))), None).unwrap_err();
+        assert!(error.to_string().contains("stream record 1"), "{error}");
+    }
+}

@@ -1,0 +1,282 @@
+//! Change events end to end on moto: syncs write users, the users table's stream feeds the
+//! events function, the function puts events on an EventBridge bus, and a rule sends them to a
+//! queue the test reads — including for a run whose worker stopped right after writing.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use makesync::clock::Clock;
+use makesync::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use makesync::error::ErrorReport;
+use makesync::host::MakeHost;
+use makesync::organization::OrganizationId;
+use makesync::ports::{ConnectionPage, ConnectionStore, SecretStore, StoreError};
+use makesync::queue::SyncRequest;
+use makesync::run::{RunOutcome, SyncReason};
+use makesync::sync::SyncEngine;
+use makesync::token::ApiToken;
+use makesync::worker::WorkOutcome;
+use makesync_simulator::DEMO_TOKEN;
+use makesync_tests::aws::{moto_sdk_config, AwsTestEnv};
+use makesync_tests::stream::StreamReader;
+use makesync_tests::ACME;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// A bus, and a queue that a rule sends every makesync event to.
+async fn bus_to_queue(env: &AwsTestEnv) -> (String, String) {
+    let sdk = moto_sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let bus = format!("makesync-events-{suffix}");
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("bus");
+    let queue = makesync_tests::aws::create_queue(&env.sqs, &format!("events-{suffix}")).await;
+    let arn = env
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue ARN")
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .expect("queue ARN");
+    events
+        .put_rule()
+        .name(format!("all-{suffix}"))
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source": ["makesync"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    events
+        .put_targets()
+        .rule(format!("all-{suffix}"))
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("target");
+    (bus, queue)
+}
+
+/// The events the rule delivered so far: (detail type, detail).
+async fn delivered(env: &AwsTestEnv, queue: &str) -> Vec<(String, Value)> {
+    let mut events = Vec::new();
+    loop {
+        let output = env
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        if output.messages().is_empty() {
+            return events;
+        }
+        for message in output.messages() {
+            let event: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap();
+            assert_eq!(event["source"], "makesync");
+            events.push((
+                event["detail-type"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                event["detail"].clone(),
+            ));
+            env.sqs
+                .delete_message()
+                .queue_url(queue)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+}
+
+/// The connections port of a worker that stops right after writing its users: it never
+/// records the run on the connection.
+struct StopsAfterWriting(Arc<dyn ConnectionStore>);
+
+#[async_trait]
+impl ConnectionStore for StopsAfterWriting {
+    async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
+        self.0.put_connection(c).await
+    }
+    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
+        self.0.get_connection(id).await
+    }
+    async fn list_connections(
+        &self,
+        cursor: Option<String>,
+        limit: usize,
+    ) -> Result<ConnectionPage, StoreError> {
+        self.0.list_connections(cursor, limit).await
+    }
+    async fn acquire_lease(
+        &self,
+        id: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0.acquire_lease(id, now, until).await
+    }
+    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError> {
+        self.0.release_lease(id).await
+    }
+    async fn acquire_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0
+            .acquire_organization_lease(host, organization, holder, now, until)
+            .await
+    }
+    async fn release_organization_lease(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        holder: &ConnectionId,
+    ) -> Result<(), StoreError> {
+        self.0
+            .release_organization_lease(host, organization, holder)
+            .await
+    }
+    async fn record_run(
+        &self,
+        _: &ConnectionId,
+        _: &RunBookkeeping,
+    ) -> Result<Option<Connection>, StoreError> {
+        Err(StoreError::Unavailable("the worker stopped".into()))
+    }
+    async fn set_status(
+        &self,
+        id: &ConnectionId,
+        expected: ConnectionStatus,
+        status: ConnectionStatus,
+        reason: Option<ErrorReport>,
+    ) -> Result<bool, StoreError> {
+        self.0.set_status(id, expected, status, reason).await
+    }
+}
+
+#[tokio::test]
+async fn users_added_changed_and_removed_make_exactly_their_events() {
+    let env = AwsTestEnv::start().await;
+    let (bus, queue) = bus_to_queue(&env).await;
+    let settings = makesync::aws::AwsSettings {
+        event_bus: Some(bus),
+        ..env.settings.clone()
+    };
+    let backend = makesync::aws::AwsBackend::new(&moto_sdk_config().await, settings, env.clock());
+    let announcer = makesync_events::announcer_for(&backend).unwrap();
+    let mut stream = StreamReader::new(&moto_sdk_config().await, &env.settings.users_table);
+
+    let mut connection = env.make.connection("eu1.make.com", ACME);
+    connection.tenant_id = Some("tenant-7".into());
+    backend.store.put_connection(&connection).await.unwrap();
+    backend
+        .secrets
+        .put_token(&connection.id, &ApiToken::parse(DEMO_TOKEN).unwrap())
+        .await
+        .unwrap();
+    let worker = env.worker();
+    let request = SyncRequest::new(connection.id.clone(), SyncReason::Connected, Utc::now());
+
+    // The first sync: one summary event, not 36.
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    let response = makesync_events::handle(&announcer, stream.next_event().await).await;
+    assert!(response.batch_item_failures.is_empty());
+    let events = delivered(&env, &queue).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].0, "Make connection synced");
+    let summary = &events[0].1;
+    assert_eq!(summary["users"], 36);
+    assert_eq!(summary["tenantId"], "tenant-7");
+    assert_eq!(summary["host"], "eu1.make.com");
+    assert_eq!(summary["organizationId"], ACME);
+    assert_eq!(summary["connectionId"], connection.id.as_str());
+
+    // One removed, one promoted, one invitation accepted, one login (no event).
+    {
+        let mut world = env.make.simulator.world();
+        world
+            .remove_member(ACME, 11)
+            .set_role(ACME, 4, 12)
+            .accept_invitation(ACME, 3)
+            .log_in(2, env.make.clock.wall());
+    }
+    let report = match worker.handle(&request).await {
+        WorkOutcome::Synced(report) => report,
+        other => panic!("{other:?}"),
+    };
+    makesync_events::handle(&announcer, stream.next_event().await).await;
+    let mut events = delivered(&env, &queue).await;
+    events.sort_by_key(|(_, detail)| detail["userId"].as_u64());
+    let kinds: Vec<(&str, u64)> = events
+        .iter()
+        .map(|(kind, detail)| (kind.as_str(), detail["userId"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("Make user changed", 3),
+            ("Make user changed", 4),
+            ("Make user removed", 11),
+        ]
+    );
+    let invitation = &events[0].1;
+    assert_eq!(invitation["before"]["status"], "invited");
+    assert_eq!(invitation["after"]["status"], "active");
+    assert_eq!(invitation["runId"], report.run.run_id.to_string());
+    assert_eq!(events[1].1["before"]["role"], "Accountant");
+    assert_eq!(events[1].1["after"]["role"], "Admin");
+    assert_eq!(events[2].1["email"], "rafael@acme.example");
+
+    // A worker that stops right after writing: its run is never recorded, its changes are
+    // announced all the same.
+    env.make.simulator.world().add_member(ACME, 11, 13, None);
+    let engine = SyncEngine::new(
+        Arc::new(StopsAfterWriting(backend.store.clone())),
+        backend.store.clone(),
+        backend.store.clone(),
+        env.clock(),
+    );
+    let client = env.make.client(&connection, DEMO_TOKEN);
+    let report = engine
+        .sync(&connection, &client, SyncReason::Scheduled)
+        .await;
+    assert_eq!(report.run.outcome, RunOutcome::Succeeded);
+    assert!(
+        report.bookkeeping_error.is_some(),
+        "the run was not recorded"
+    );
+    makesync_events::handle(&announcer, stream.next_event().await).await;
+    let events = delivered(&env, &queue).await;
+    let kinds: Vec<(&str, u64)> = events
+        .iter()
+        .map(|(kind, detail)| (kind.as_str(), detail["userId"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(kinds, vec![("Make user added", 11)]);
+}
