@@ -17,96 +17,9 @@ use makesync::token::ApiToken;
 use makesync::worker::WorkOutcome;
 use makesync_simulator::DEMO_TOKEN;
 use makesync_tests::aws::{moto_sdk_config, AwsTestEnv};
-use makesync_tests::stream::StreamReader;
+use makesync_tests::stream::{bus_to_queue, delivered, StreamReader};
 use makesync_tests::ACME;
-use serde_json::Value;
 use std::sync::Arc;
-
-/// A bus, and a queue that a rule sends every makesync event to.
-async fn bus_to_queue(env: &AwsTestEnv) -> (String, String) {
-    let sdk = moto_sdk_config().await;
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
-    let bus = format!("makesync-events-{suffix}");
-    events
-        .create_event_bus()
-        .name(&bus)
-        .send()
-        .await
-        .expect("bus");
-    let queue = makesync_tests::aws::create_queue(&env.sqs, &format!("events-{suffix}")).await;
-    let arn = env
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&queue)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue ARN")
-        .attributes()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-        .cloned()
-        .expect("queue ARN");
-    events
-        .put_rule()
-        .name(format!("all-{suffix}"))
-        .event_bus_name(&bus)
-        .event_pattern(r#"{"source": ["makesync"]}"#)
-        .send()
-        .await
-        .expect("rule");
-    events
-        .put_targets()
-        .rule(format!("all-{suffix}"))
-        .event_bus_name(&bus)
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(arn)
-                .build()
-                .expect("target"),
-        )
-        .send()
-        .await
-        .expect("target");
-    (bus, queue)
-}
-
-/// The events the rule delivered so far: (detail type, detail).
-async fn delivered(env: &AwsTestEnv, queue: &str) -> Vec<(String, Value)> {
-    let mut events = Vec::new();
-    loop {
-        let output = env
-            .sqs
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(10)
-            .send()
-            .await
-            .expect("receive");
-        if output.messages().is_empty() {
-            return events;
-        }
-        for message in output.messages() {
-            let event: Value = serde_json::from_str(message.body().unwrap_or("{}")).unwrap();
-            assert_eq!(event["source"], "makesync");
-            events.push((
-                event["detail-type"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                event["detail"].clone(),
-            ));
-            env.sqs
-                .delete_message()
-                .queue_url(queue)
-                .receipt_handle(message.receipt_handle().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete");
-        }
-    }
-}
 
 /// The connections port of a worker that stops right after writing its users: it never
 /// records the run on the connection.
