@@ -318,3 +318,35 @@ async fn the_demo_syncs_three_zones_and_shows_what_changed() {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_token_without_user_read_exits_3_naming_the_scope_whether_make_says_403_or_401() {
+    for status in [403, 401] {
+        let cli = Cli::start().await;
+        cli.simulator.world().faults.missing_scope_status = status;
+        let output = cli
+            .run(
+                Some("sim-token-no-user-read"),
+                &["sync", "--host", "eu1.make.com", "--org", "1001", "--json"],
+            )
+            .await;
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{status}: {}",
+            stderr(&output)
+        );
+        let doc = json(&output);
+        assert_eq!(doc["run"]["error"]["kind"], "permission", "{status}");
+        let message = doc["run"]["error"]["message"].as_str().unwrap();
+        assert!(message.contains("user:read"), "{status}: {message}");
+        for wrong in ["expired", "revoked"] {
+            assert!(!message.contains(wrong), "{status}: {message}");
+            assert!(
+                !stderr(&output).contains(wrong),
+                "{status}: {}",
+                stderr(&output)
+            );
+        }
+    }
+}
