@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 MOTO_VERSION="5.2.5"
 cargo build --release --locked -p makesync-cli -p makesync-worker -p makesync-scheduler \
-    -p makesync-connect -p makesync-bench
+    -p makesync-connect -p makesync-events -p makesync-bench
 
 if [[ ! -x .venv/bin/moto_server ]]; then
     python3 -m venv .venv

@@ -1,7 +1,7 @@
 //! Each function's cold start: from the process starting to its first request for an event
 //! (settings read, SDK configuration loaded, clients built).
 
-use crate::process::{start_function, stop};
+use crate::process::{binary_path, start_function, stop};
 use crate::worker::function_env;
 use crate::{mb, print_table};
 use makesync_simulator::lambda_runtime::FakeLambdaRuntime;
@@ -15,9 +15,26 @@ pub async fn run(simulator: &Simulator, times: usize) -> anyhow::Result<()> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let vars = create_resources(&dynamodb, &sqs).await;
     let endpoint = std::env::var(makesync_tests::aws::MOTO_ENDPOINT_ENV)?;
-    let env = function_env(&vars, &endpoint, simulator);
+    let mut env = function_env(&vars, &endpoint, simulator);
+    // The events function needs its bus named; it does not call it before its first event.
+    env.push(("MAKESYNC_EVENT_BUS".into(), "makesync-bench".into()));
     let mut rows = Vec::new();
-    for function in ["makesync-scheduler", "makesync-worker", "makesync-connect"] {
+    for function in [
+        "makesync-scheduler",
+        "makesync-worker",
+        "makesync-connect",
+        "makesync-events",
+    ] {
+        if std::env::var_os("MAKESYNC_BENCH_BIN_DIR").is_some() && !binary_path(function).exists() {
+            // An earlier build measured with MAKESYNC_BENCH_BIN_DIR may predate this function.
+            rows.push(vec![
+                function.to_string(),
+                "not in this build".into(),
+                String::new(),
+                String::new(),
+            ]);
+            continue;
+        }
         let mut inits = Vec::new();
         let mut peak = 0;
         for _ in 0..times {

@@ -88,17 +88,22 @@ fn read_peak(rusage: &Path) -> anyhow::Result<u64> {
 /// A built binary of this workspace, in `target/release` — or in `MAKESYNC_BENCH_BIN_DIR`,
 /// to measure another build (an earlier commit's) with the same benchmark.
 pub fn binary(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let dir = std::env::var_os("MAKESYNC_BENCH_BIN_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release"));
-    let path = dir.join(name);
+    let path = binary_path(name);
     assert!(
         path.exists(),
         "{} is not built — run `bash bench/run.sh`, which builds it",
         path.display()
     );
     path
+}
+
+/// Where [`binary`] looks for `name`; an earlier build may not have every function.
+pub fn binary_path(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = std::env::var_os("MAKESYNC_BENCH_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/release"));
+    dir.join(name)
 }
 
 /// How a child ended.
