@@ -4,7 +4,7 @@
 //!
 //! Everything talks to 127.0.0.1 only: the Make simulator runs in this process (20 ms added to
 //! every answer), AWS is moto's server, and the functions run as their release binaries under
-//! a stand-in for the Lambda Runtime API.
+//! a stand-in for the Lambda Runtime API (release builds; `--smoke` runs the dev build).
 
 mod cli;
 mod cold_start;

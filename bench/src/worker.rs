@@ -139,7 +139,7 @@ pub async fn run(simulator: &Simulator, batches: &[Batch]) -> anyhow::Result<()>
     }
     print_table(
         &format!(
-            "Worker: one SQS batch, release binary, stand-in Runtime API, moto (baseline RSS after one empty batch: {})",
+            "Worker: one SQS batch, the built function, stand-in Runtime API, moto (baseline RSS after one empty batch: {})",
             mb(baseline_kib)
         ),
         &[
