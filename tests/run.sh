@@ -38,4 +38,8 @@ export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-eas
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
 echo "== cargo test (AWS on $MAKESYNC_TEST_AWS_ENDPOINT)"
-cargo test --workspace --locked
+cargo test --workspace --locked -- --skip the_store_matches_make_after_a_run_of_faults
+# The chaos run on its own, so that its summary line (seed, faults by kind, false removals,
+# lost messages, leaked tokens) is printed, not captured.
+echo "== the chaos run"
+cargo test --locked -p makesync-tests --test chaos -- --nocapture

@@ -3,7 +3,7 @@
 //! `bash bench/run.sh --smoke` runs every part once, small, as CI does.
 //!
 //! Everything talks to 127.0.0.1 only: the Make simulator runs in this process (20 ms added to
-//! every answer), AWS is moto's server, and the functions run as their release binaries under
+//! every answer), AWS is moto's server, and the functions run as their built binaries under
 //! a stand-in for the Lambda Runtime API (release builds; `--smoke` runs the dev build).
 
 mod cli;
