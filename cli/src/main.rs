@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("makesync: {}", error.message);
+            eprintln!("makesync: {}", output::terminal_safe(&error.message));
             ExitCode::from(error.code)
         }
     }

@@ -200,9 +200,9 @@ const USER_HEADERS: [&str; 6] = ["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST 
 fn user_row(u: &UserRecord) -> Vec<String> {
     vec![
         u.user_id.to_string(),
-        u.name.clone(),
-        u.email.clone(),
-        format!("{} ({})", u.role_name, u.role_id),
+        terminal_safe(&u.name),
+        terminal_safe(&u.email),
+        terminal_safe(&format!("{} ({})", u.role_name, u.role_id)),
         u.status.as_str().to_string(),
         timestamp(u.last_login),
     ]
@@ -229,6 +229,23 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.push(aligned(&widths, row));
     }
     out.join("\n")
+}
+
+/// Text from Make (a member's name, an organization's name, an error message) as a terminal
+/// may show it: control characters — escape sequences that could move the cursor, clear the
+/// screen or retitle the window — and the invisible bidirectional overrides are written as
+/// `\u{…}` escapes. JSON output needs none of this: serde escapes control characters.
+pub fn terminal_safe(text: &str) -> String {
+    let mut safe = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            safe.extend(c.escape_unicode());
+        } else {
+            safe.push(c);
+        }
+    }
+    safe
 }
 
 /// One table line: each cell padded to its column's width, two spaces between columns.
@@ -260,9 +277,9 @@ pub fn runs_table(runs: &[SyncRun]) -> String {
                     r.counts.unchanged
                 ),
                 format!("{} ({} retries)", r.make_requests, r.retries),
-                r.error
-                    .as_ref()
-                    .map_or(String::new(), |e| format!("{}: {}", e.kind, e.message)),
+                r.error.as_ref().map_or(String::new(), |e| {
+                    terminal_safe(&format!("{}: {}", e.kind, e.message))
+                }),
             ]
         })
         .collect();
@@ -293,12 +310,21 @@ pub fn run_summary(run: &SyncRun) -> String {
             run.make_requests,
             run.retries
         ),
-        Some(error) => format!("run {} failed ({}): {}", run.run_id, error.kind, error.message),
+        Some(error) => format!(
+            "run {} failed ({}): {}",
+            run.run_id,
+            error.kind,
+            terminal_safe(&error.message)
+        ),
     }
 }
 
-/// One line per written user: what changed, in words.
+/// One line per written user: what changed, in words, safe for a terminal.
 pub fn describe_change(change: &UserChange) -> String {
+    terminal_safe(&describe_change_raw(change))
+}
+
+fn describe_change_raw(change: &UserChange) -> String {
     let after = &change.after;
     let who = format!("{} <{}> (#{})", after.name, after.email, after.user_id);
     match (change.kind, &change.before) {
@@ -338,6 +364,16 @@ pub fn describe_change(change: &UserChange) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_and_bidi_overrides_are_escaped_for_the_terminal() {
+        let name = "Mallory\u{1b}]0;owned\u{7}\u{1b}[2J\r\n\u{9b}31m \u{202e}gnp.exe";
+        let safe = super::terminal_safe(name);
+        assert!(!safe.chars().any(|c| c.is_control()), "{safe:?}");
+        assert!(!safe.contains('\u{202e}'));
+        assert!(safe.starts_with("Mallory\\u{1b}]0;owned"), "{safe}");
+        assert_eq!(super::terminal_safe("José Ñúñez 山田"), "José Ñúñez 山田");
+    }
+
     use super::*;
 
     #[test]

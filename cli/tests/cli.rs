@@ -23,13 +23,19 @@ impl Cli {
     }
 
     async fn run(&self, token: Option<&str>, args: &[&str]) -> Output {
+        self.run_against(&self.simulator.base_url(), token, args)
+            .await
+    }
+
+    /// Runs with `MAKESYNC_API_BASE_URL` set to `base_url`.
+    async fn run_against(&self, base_url: &str, token: Option<&str>, args: &[&str]) -> Output {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"));
         command
             .arg("--db")
             .arg(self.db())
             .args(args)
             .env_clear()
-            .env("MAKESYNC_API_BASE_URL", self.simulator.base_url());
+            .env("MAKESYNC_API_BASE_URL", base_url);
         if let Some(token) = token {
             command.env("MAKE_API_TOKEN", token);
         }
@@ -349,4 +355,99 @@ async fn a_token_without_user_read_exits_3_naming_the_scope_whether_make_says_40
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_host_answering_an_endless_retry_after_fails_the_sync_with_exit_5_not_a_panic() {
+    let cli = Cli::start().await;
+    cli.simulator
+        .world()
+        .faults
+        .retry_after_values
+        .extend(["1".to_string(), u64::MAX.to_string()]);
+    let output = cli
+        .run(
+            Some(DEMO_TOKEN),
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+        )
+        .await;
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(5), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("rate limit"), "{err}");
+    assert!(err.contains(&u64::MAX.to_string()), "names the wait: {err}");
+}
+
+#[tokio::test]
+async fn an_api_base_url_off_this_machine_stops_the_cli_with_exit_2_naming_the_variable() {
+    let cli = Cli::start().await;
+    for base_url in [
+        "https://collector.example",
+        "http://10.1.2.3:8080",
+        "http://[2001:db8::1]",
+    ] {
+        let output = cli
+            .run_against(
+                base_url,
+                Some(DEMO_TOKEN),
+                &["sync", "--host", "eu1.make.com", "--org", "1001"],
+            )
+            .await;
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{base_url}: {err}");
+        assert!(err.contains("MAKESYNC_API_BASE_URL"), "{err}");
+        assert!(err.contains("loopback"), "{err}");
+    }
+    assert!(
+        cli.simulator.requests().is_empty(),
+        "nothing was sent anywhere"
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_store_file_is_readable_by_its_owner_only_and_names_are_escaped_in_text() {
+    use std::os::unix::fs::PermissionsExt;
+    let cli = Cli::start().await;
+    {
+        let mut world = cli.simulator.world();
+        let user = world
+            .users
+            .values_mut()
+            .find(|u| u.name == "Łukasz Żółć")
+            .expect("the demo world has Łukasz");
+        user.name = "Łukasz\u{1b}]0;owned\u{7}\u{1b}[2J".to_string();
+    }
+    let output = cli
+        .run(
+            Some(DEMO_TOKEN),
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape sequence reached the terminal"
+    );
+    assert!(text.contains("Łukasz\\u{1b}]0;owned"), "{text}");
+    let mode = std::fs::metadata(cli.db()).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let json_output = cli
+        .run(
+            None,
+            &["users", "--host", "eu1.make.com", "--org", "1001", "--json"],
+        )
+        .await;
+    let doc = json(&json_output);
+    let names: Vec<&str> = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"Łukasz\u{1b}]0;owned\u{7}\u{1b}[2J"),
+        "JSON keeps the name as Make has it"
+    );
 }

@@ -74,7 +74,8 @@ impl ManualClock {
     }
 
     pub fn advance(&self, by: Duration) {
-        self.lock().elapsed += by;
+        let mut state = self.lock();
+        state.elapsed = state.elapsed.saturating_add(by);
     }
 
     /// Every sleep so far, in order.
@@ -107,13 +108,15 @@ impl Clock for ManualClock {
 
     fn wall(&self) -> DateTime<Utc> {
         let state = self.lock();
-        state.wall_origin
-            + chrono::Duration::from_std(state.elapsed).unwrap_or(chrono::Duration::MAX)
+        chrono::Duration::from_std(state.elapsed)
+            .ok()
+            .and_then(|elapsed| state.wall_origin.checked_add_signed(elapsed))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 
     async fn sleep(&self, duration: Duration) {
         let mut state = self.lock();
-        state.elapsed += duration;
+        state.elapsed = state.elapsed.saturating_add(duration);
         state.sleeps.push(duration);
     }
 }

@@ -3,7 +3,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MAKESYNC_EXTRA_HOSTS` | White Label hosts allowed besides Make's zones (comma-separated) | none |
-//! | `MAKESYNC_API_BASE_URL` | send every Make request here instead (simulator, tests) | unset |
+//! | `MAKESYNC_API_BASE_URL` | send every Make request here instead (simulator, tests); loopback addresses only | unset |
 //! | `MAKESYNC_REQUESTS_PER_MINUTE` | an organization's budget when Make does not report `license.apiLimit` | 60 |
 //! | `MAKESYNC_BUDGET_PERCENT` | share of the organization's budget one sync may use | 50 |
 //! | `MAKESYNC_PAGE_SIZE` | rows asked for per page | 10000 |
@@ -27,7 +27,7 @@ pub enum ConfigError {
         variable: &'static str,
         source: HostError,
     },
-    #[error("{variable}={value:?} is not valid: {expected}")]
+    #[error("{variable}={value} is not valid: {expected}")]
     Invalid {
         variable: &'static str,
         value: String,
@@ -71,7 +71,7 @@ pub fn make_api_config_from(
                     .filter(|n| (min..=max).contains(n))
                     .ok_or(ConfigError::Invalid {
                         variable,
-                        value: raw,
+                        value: crate::excerpt::excerpt(&raw),
                         expected: "a whole number in the documented range",
                     }),
             }
@@ -121,14 +121,18 @@ pub fn make_api_config_from(
     })
 }
 
-/// The override must be a plain `http(s)://host[:port]`: it replaces scheme and authority only.
+/// The override must be a plain `http(s)://host[:port]` on this machine's loopback: it
+/// replaces scheme and authority of every Make request, `Authorization` header included, so
+/// an address elsewhere would carry every tenant's token away (possibly in cleartext).
 fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
-    let invalid = || ConfigError::Invalid {
+    let invalid = |expected: &'static str| ConfigError::Invalid {
         variable: API_BASE_URL_ENV,
-        value: raw.to_string(),
-        expected: "an http:// or https:// URL with a host and no path, e.g. http://127.0.0.1:8080",
+        value: crate::excerpt::excerpt(raw),
+        expected,
     };
-    let url = Url::parse(raw.trim()).map_err(|_| invalid())?;
+    const PLAIN: &str =
+        "an http:// or https:// URL with a host and no path, e.g. http://127.0.0.1:8080";
+    let url = Url::parse(raw.trim()).map_err(|_| invalid(PLAIN))?;
     let plain = matches!(url.scheme(), "http" | "https")
         && url.host().is_some()
         && url.username().is_empty()
@@ -137,9 +141,23 @@ fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
         && url.query().is_none()
         && url.fragment().is_none();
     if !plain {
-        return Err(invalid());
+        return Err(invalid(PLAIN));
+    }
+    if !is_loopback(&url) {
+        return Err(invalid(
+            "a loopback address (127.0.0.0/8, [::1] or localhost): the override is for the simulator and tests on this machine, and every Make token would be sent to it — unset it to call Make",
+        ));
     }
     Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 #[cfg(test)]
@@ -182,11 +200,34 @@ mod tests {
     }
 
     #[test]
+    fn the_override_is_taken_only_for_loopback_addresses() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://[::1]:9000",
+            "http://localhost:1234",
+            "https://LOCALHOST",
+        ] {
+            let config = config(&[("MAKESYNC_API_BASE_URL", url)]);
+            assert!(config.is_ok(), "{url}: {config:?}");
+        }
+        let refused = config(&[("MAKESYNC_API_BASE_URL", "http://192.168.1.20:8080")])
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("MAKESYNC_API_BASE_URL"), "{refused}");
+        assert!(refused.contains("loopback"), "{refused}");
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for vars in [
             [("MAKESYNC_EXTRA_HOSTS", "https://x.example")],
             [("MAKESYNC_API_BASE_URL", "ftp://127.0.0.1")],
             [("MAKESYNC_API_BASE_URL", "http://127.0.0.1:8080/api")],
+            [("MAKESYNC_API_BASE_URL", "https://collector.example:443")],
+            [("MAKESYNC_API_BASE_URL", "http://10.0.0.8:8080")],
+            [("MAKESYNC_API_BASE_URL", "http://localhost.example")],
+            [("MAKESYNC_API_BASE_URL", "http://[::ffff:8.8.8.8]")],
             [("MAKESYNC_PAGE_SIZE", "lots")],
             [("MAKESYNC_BUDGET_PERCENT", "150")],
         ] {

@@ -204,7 +204,12 @@ impl ConnectCommand {
                     Some(Value::String(s)) => OrganizationId::parse(s)?,
                     Some(Value::Number(n)) => match n.as_u64() {
                         Some(n) => OrganizationId::new(n)?,
-                        None => return Err(OrganizationIdError::NotNumeric(n.to_string()).into()),
+                        None => {
+                            return Err(OrganizationIdError::NotNumeric(crate::excerpt::excerpt(
+                                &n.to_string(),
+                            ))
+                            .into())
+                        }
                     },
                     None | Some(Value::Null) => {
                         return Err(missing(

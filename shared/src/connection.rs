@@ -20,7 +20,7 @@ pub struct ConnectionId(String);
 pub enum ConnectionIdError {
     #[error("the connection ID is empty")]
     Empty,
-    #[error("the connection ID {0:?} is longer than 128 characters or uses characters other than letters, digits, '-', '_', '.' and ':'")]
+    #[error("the connection ID {0} is longer than 128 characters or uses characters other than letters, digits, '-', '_', '.' and ':'")]
     Invalid(String),
 }
 
@@ -35,11 +35,7 @@ impl ConnectionId {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'));
         if !valid {
             // Quoted in the error, so it is cut: the caller's input is not echoed at length.
-            let mut shown: String = raw.chars().take(40).collect();
-            if shown.len() < raw.len() {
-                shown.push('…');
-            }
-            return Err(ConnectionIdError::Invalid(shown));
+            return Err(ConnectionIdError::Invalid(crate::excerpt::excerpt(raw)));
         }
         Ok(Self(raw.to_string()))
     }

@@ -25,19 +25,19 @@ pub const MAKE_ZONES: [&str; 6] = [
 pub enum HostError {
     #[error("the Make host is empty — give the host name of your Make zone, e.g. eu1.make.com")]
     Empty,
-    #[error("the Make host {0:?} includes a scheme — give the host name only, e.g. eu1.make.com instead of https://eu1.make.com")]
+    #[error("the Make host {0} includes a scheme — give the host name only, e.g. eu1.make.com instead of https://eu1.make.com")]
     Scheme(String),
-    #[error("the Make host {0:?} includes a path, query or fragment — give the host name only, e.g. eu1.make.com")]
+    #[error("the Make host {0} includes a path, query or fragment — give the host name only, e.g. eu1.make.com")]
     Path(String),
-    #[error("the Make host {0:?} includes user information (@) — give the host name only, e.g. eu1.make.com")]
+    #[error("the Make host {0} includes user information (@) — give the host name only, e.g. eu1.make.com")]
     UserInfo(String),
-    #[error("the Make host {0:?} includes a port — give the host name only, e.g. eu1.make.com")]
+    #[error("the Make host {0} includes a port — give the host name only, e.g. eu1.make.com")]
     Port(String),
-    #[error("the Make host {0:?} is an IP address — give the host name of your Make zone, e.g. eu1.make.com")]
+    #[error("the Make host {0} is an IP address — give the host name of your Make zone, e.g. eu1.make.com")]
     IpLiteral(String),
-    #[error("the Make host {0:?} is not a valid host name — give the host name of your Make zone, e.g. eu1.make.com")]
+    #[error("the Make host {0} is not a valid host name — give the host name of your Make zone, e.g. eu1.make.com")]
     Invalid(String),
-    #[error("{0:?} is not a Make zone — use the host your organization lives on ({zones}), or ask the operator to add a White Label host to MAKESYNC_EXTRA_HOSTS", zones = MAKE_ZONES.join(", "))]
+    #[error("{0} is not a Make zone — use the host your organization lives on ({zones}), or ask the operator to add a White Label host to MAKESYNC_EXTRA_HOSTS", zones = MAKE_ZONES.join(", "))]
     NotAllowed(String),
 }
 
@@ -55,7 +55,7 @@ impl MakeHost {
         if trimmed.is_empty() {
             return Err(HostError::Empty);
         }
-        let shown = trimmed.to_string();
+        let shown = crate::excerpt::excerpt(trimmed);
         if trimmed.contains("://") {
             return Err(HostError::Scheme(shown));
         }
@@ -166,7 +166,9 @@ impl HostAllowlist {
         if self.hosts.contains(host) {
             Ok(())
         } else {
-            Err(HostError::NotAllowed(host.to_string()))
+            Err(HostError::NotAllowed(crate::excerpt::excerpt(
+                host.as_str(),
+            )))
         }
     }
 
@@ -198,36 +200,57 @@ mod tests {
             ("", HostError::Empty),
             (
                 "https://eu1.make.com",
-                HostError::Scheme("https://eu1.make.com".into()),
+                HostError::Scheme(crate::excerpt::excerpt("https://eu1.make.com")),
             ),
             (
                 "eu1.make.com/api",
-                HostError::Path("eu1.make.com/api".into()),
+                HostError::Path(crate::excerpt::excerpt("eu1.make.com/api")),
             ),
             (
                 "eu1.make.com?x=1",
-                HostError::Path("eu1.make.com?x=1".into()),
+                HostError::Path(crate::excerpt::excerpt("eu1.make.com?x=1")),
             ),
             (
                 "me@eu1.make.com",
-                HostError::UserInfo("me@eu1.make.com".into()),
+                HostError::UserInfo(crate::excerpt::excerpt("me@eu1.make.com")),
             ),
             (
                 "eu1.make.com:443",
-                HostError::Port("eu1.make.com:443".into()),
+                HostError::Port(crate::excerpt::excerpt("eu1.make.com:443")),
             ),
-            ("127.0.0.1", HostError::IpLiteral("127.0.0.1".into())),
-            ("[::1]", HostError::IpLiteral("[::1]".into())),
-            ("::1", HostError::IpLiteral("::1".into())),
-            ("127.1", HostError::Invalid("127.1".into())),
-            ("localhost", HostError::Invalid("localhost".into())),
-            ("eu1..make.com", HostError::Invalid("eu1..make.com".into())),
+            (
+                "127.0.0.1",
+                HostError::IpLiteral(crate::excerpt::excerpt("127.0.0.1")),
+            ),
+            (
+                "[::1]",
+                HostError::IpLiteral(crate::excerpt::excerpt("[::1]")),
+            ),
+            ("::1", HostError::IpLiteral(crate::excerpt::excerpt("::1"))),
+            (
+                "127.1",
+                HostError::Invalid(crate::excerpt::excerpt("127.1")),
+            ),
+            (
+                "localhost",
+                HostError::Invalid(crate::excerpt::excerpt("localhost")),
+            ),
+            (
+                "eu1..make.com",
+                HostError::Invalid(crate::excerpt::excerpt("eu1..make.com")),
+            ),
             (
                 "eu1.make.com.evil.example",
-                HostError::NotAllowed("eu1.make.com.evil.example".into()),
+                HostError::NotAllowed(crate::excerpt::excerpt("eu1.make.com.evil.example")),
             ),
-            ("make.com", HostError::NotAllowed("make.com".into())),
-            ("eu3.make.com", HostError::NotAllowed("eu3.make.com".into())),
+            (
+                "make.com",
+                HostError::NotAllowed(crate::excerpt::excerpt("make.com")),
+            ),
+            (
+                "eu3.make.com",
+                HostError::NotAllowed(crate::excerpt::excerpt("eu3.make.com")),
+            ),
         ];
         for (raw, expected) in cases {
             assert_eq!(allowlist.admit(raw).unwrap_err(), expected, "input {raw:?}");
@@ -242,6 +265,22 @@ mod tests {
             .admit("make.example-partner.com")
             .is_err());
         assert!(HostAllowlist::with_extra_hosts(["https://x.example.com"]).is_err());
+    }
+
+    #[test]
+    fn a_long_or_token_like_host_is_not_quoted_back() {
+        let long = format!("{}.example", "x".repeat(16_000));
+        let message = HostAllowlist::default()
+            .admit(&long)
+            .unwrap_err()
+            .to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
+        let token = "d3b07384-d113-4ec5-a0a7-1e3f8e6b5c0e";
+        let message = HostAllowlist::default()
+            .admit(token)
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains(token), "{message}");
     }
 
     #[test]

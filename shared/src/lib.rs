@@ -17,6 +17,7 @@ pub mod connect;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod excerpt;
 pub mod host;
 pub mod make;
 pub mod memory_budget;

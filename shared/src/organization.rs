@@ -10,7 +10,7 @@ pub struct OrganizationId(u64);
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum OrganizationIdError {
-    #[error("the organization ID {0:?} is not a number — use the numeric ID from the organization's URL in Make (after /organization/)")]
+    #[error("the organization ID {0} is not a number — use the numeric ID from the organization's URL in Make (after /organization/)")]
     NotNumeric(String),
     #[error("the organization ID must be a positive number — use the numeric ID from the organization's URL in Make (after /organization/)")]
     Zero,
@@ -20,11 +20,13 @@ impl OrganizationId {
     pub fn parse(raw: &str) -> Result<Self, OrganizationIdError> {
         let trimmed = raw.trim();
         if trimmed.is_empty() || !trimmed.chars().all(|c| c.is_ascii_digit()) {
-            return Err(OrganizationIdError::NotNumeric(raw.to_string()));
+            return Err(OrganizationIdError::NotNumeric(crate::excerpt::excerpt(
+                raw,
+            )));
         }
         let value: u64 = trimmed
             .parse()
-            .map_err(|_| OrganizationIdError::NotNumeric(raw.to_string()))?;
+            .map_err(|_| OrganizationIdError::NotNumeric(crate::excerpt::excerpt(raw)))?;
         Self::new(value)
     }
 

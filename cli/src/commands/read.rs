@@ -20,7 +20,7 @@ pub async fn users(db: &Path, args: ReadArgs) -> Result<(), CliError> {
         ];
         output::print_users_document(&fields, store.as_ref(), &connection.id).await?;
     } else {
-        println!("{}", heading(&connection));
+        println!("{}", output::terminal_safe(&heading(&connection)));
         output::print_users_table(store.as_ref(), &connection.id).await?;
     }
     Ok(())
@@ -40,7 +40,7 @@ pub async fn runs(db: &Path, args: RunsArgs) -> Result<(), CliError> {
             serde_json::to_string_pretty(&document).map_err(CliError::internal)?
         );
     } else {
-        println!("{}", heading(&connection));
+        println!("{}", output::terminal_safe(&heading(&connection)));
         println!("{}", output::runs_table(&runs));
     }
     Ok(())

@@ -75,7 +75,7 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
     } else {
         println!(
             "{} — organization {} on {}",
-            name.as_deref().unwrap_or("(name unknown)"),
+            output::terminal_safe(name.as_deref().unwrap_or("(name unknown)")),
             target.organization,
             target.host
         );

@@ -175,7 +175,7 @@ impl MakeApi {
         let base = match &self.config.base_url_override {
             Some(base) => base.clone(),
             None => Url::parse(&format!("https://{host}"))
-                .map_err(|_| HostError::Invalid(host.to_string()))?,
+                .map_err(|_| HostError::Invalid(crate::excerpt::excerpt(host.as_str())))?,
         };
         Ok(MakeClient {
             http: self.http.clone(),
@@ -295,7 +295,7 @@ impl MakeClient {
         let Some(deadline) = self.deadline else {
             return Ok(());
         };
-        let needed = wait + self.config.request_timeout;
+        let needed = wait.saturating_add(self.config.request_timeout);
         let left = deadline.saturating_sub(self.clock.monotonic());
         if needed > left {
             tracing::warn!(endpoint = %call.label(), needed_ms = needed.as_millis() as u64, left_ms = left.as_millis() as u64, "out of time: not sending");
@@ -680,6 +680,19 @@ impl MakeClient {
                 ),
             })
         };
+        if !status.is_success() {
+            // An error body is read only as far as its message can be: a host that answers
+            // errors of many megabytes costs us 64 KiB, not their size.
+            let mut body = Vec::new();
+            while let Ok(Some(chunk)) = response.chunk().await {
+                let room = MAX_ERROR_BODY_BYTES - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= MAX_ERROR_BODY_BYTES {
+                    break;
+                }
+            }
+            return Err(self.classify_error(call, status, &limits, &body, attempts));
+        }
         let expected = response.content_length().unwrap_or(0);
         if expected > max {
             return Err(too_large(expected));
@@ -691,12 +704,21 @@ impl MakeClient {
             }
             body.extend_from_slice(&chunk);
         }
+        self.token_accepted.store(true, Ordering::Relaxed);
+        Ok(body)
+    }
 
-        if status.is_success() {
-            self.token_accepted.store(true, Ordering::Relaxed);
-            return Ok(body);
-        }
-        let make_message = error_message(&body).map(|m| self.token.redact(&m));
+    /// What a status other than 2xx means, and whether it is worth another attempt.
+    fn classify_error(
+        &self,
+        call: &Call,
+        status: reqwest::StatusCode,
+        limits: &RateLimitHeaders,
+        body: &[u8],
+        attempts: u32,
+    ) -> Attempt {
+        let endpoint = call.label();
+        let make_message = error_message(body).map(|m| self.token.redact(&m));
         let organization = call.organization.map(|id| id.to_string());
         let error = match status.as_u16() {
             401 => MakeError::InvalidToken { endpoint },
@@ -714,24 +736,24 @@ impl MakeClient {
             // Make answers 418 for a spent rate limit too (an independent client retries it
             // exactly like 429).
             429 | 418 => {
-                return Err(Attempt::Retry {
+                return Attempt::Retry {
                     error: MakeError::RateLimited {
                         endpoint,
                         status: status.as_u16(),
                         retry_after: limits.wait_hint(),
                     },
                     server_hint: limits.wait_hint(),
-                })
+                }
             }
             500..=599 => {
-                return Err(Attempt::Retry {
+                return Attempt::Retry {
                     error: MakeError::Server {
                         endpoint,
                         status: status.as_u16(),
                         attempts,
                     },
                     server_hint: limits.retry_after,
-                })
+                }
             }
             other => MakeError::Rejected {
                 endpoint,
@@ -739,7 +761,7 @@ impl MakeClient {
                 make_message,
             },
         };
-        Err(Attempt::Final(error))
+        Attempt::Final(error)
     }
 
     fn lock_budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
@@ -767,14 +789,26 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
-/// Make's error bodies carry a human `message` (and often `detail`).
+/// The most of an error body that is read: Make's error bodies are a few hundred bytes.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// The part of Make's error body we use: a human `message` (and often `detail`). Other
+/// fields are skipped without being built.
+#[derive(serde::Deserialize)]
+struct ErrorBody {
+    message: Option<String>,
+    detail: Option<String>,
+}
+
+/// Make's error message, cut to a few hundred characters, with control characters dropped.
 fn error_message(body: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    let message = value.get("message")?.as_str()?;
-    let mut text = message.chars().take(300).collect::<String>();
-    if let Some(detail) = value.get("detail").and_then(|d| d.as_str()) {
+    let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
+    let clean =
+        |text: &str| -> String { text.chars().filter(|c| !c.is_control()).take(300).collect() };
+    let mut text = clean(&parsed.message?);
+    if let Some(detail) = parsed.detail {
         text.push_str(" — ");
-        text.extend(detail.chars().take(300));
+        text.push_str(&clean(&detail));
     }
     Some(text)
 }

@@ -54,6 +54,7 @@ fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
+/// A time in the past is no wait; one past chrono's range is treated as now (no hint).
 fn wait_until_epoch(epoch_seconds: i64, now: DateTime<Utc>) -> Duration {
     let at = DateTime::<Utc>::from_timestamp(epoch_seconds, 0).unwrap_or(now);
     (at - now).to_std().unwrap_or(Duration::ZERO)
@@ -129,7 +130,7 @@ impl RequestBudget {
     pub fn observe(&mut self, headers: &RateLimitHeaders, now: Duration) {
         if headers.remaining == Some(0) {
             if let Some(reset) = headers.reset_after {
-                self.blocked_until = self.blocked_until.max(now + reset);
+                self.blocked_until = self.blocked_until.max(now.saturating_add(reset));
             }
         }
     }
@@ -151,6 +152,7 @@ impl RequestBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Strategy;
     use reqwest::header::HeaderValue;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -178,6 +180,57 @@ mod tests {
         );
         headers.insert("retry-after", HeaderValue::from_static("soon"));
         assert_eq!(RateLimitHeaders::parse(&headers, now).retry_after, None);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever a host sends as `Retry-After` and `X-RateLimit-Reset` — 0, u64::MAX,
+        /// negative numbers, dates far in the past or future, garbage — reading it, deciding
+        /// whether to wait for it and spending the budget never panic, and a hint beyond the
+        /// retry budget is never waited for.
+        #[test]
+        fn no_server_hint_overflows(
+            retry_after in proptest::prop_oneof![
+                proptest::prelude::Just("18446744073709551615".to_string()),
+                proptest::prelude::Just("0".to_string()),
+                proptest::prelude::Just("-1".to_string()),
+                proptest::prelude::Just("-9223372036854775808".to_string()),
+                proptest::prelude::Just("Mon, 01 Jan 1900 00:00:00 GMT".to_string()),
+                proptest::prelude::Just("Fri, 31 Dec 9999 23:59:59 GMT".to_string()),
+                proptest::prelude::any::<u64>().prop_map(|n| n.to_string()),
+                proptest::prelude::any::<i64>().prop_map(|n| n.to_string()),
+                "[ -~]{0,40}",
+            ],
+            reset in proptest::prop_oneof![
+                proptest::prelude::Just(i64::MAX),
+                proptest::prelude::Just(i64::MIN),
+                proptest::prelude::Just(0),
+                proptest::prelude::any::<i64>(),
+            ],
+            elapsed_ms in 0u64..10_000_000,
+            now_ms in 0u64..u64::MAX / 2,
+        ) {
+            let now = at("2026-12-01T10:00:00Z");
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&retry_after) {
+                headers.insert("retry-after", value);
+            }
+            headers.insert("x-ratelimit-remaining", HeaderValue::from_static("0"));
+            headers.insert("x-ratelimit-reset", HeaderValue::from_str(&reset.to_string()).unwrap());
+            let parsed = RateLimitHeaders::parse(&headers, now);
+            let policy = crate::make::RetryPolicy::default();
+            let hint = parsed.wait_hint();
+            let wait = policy.delay(1, hint);
+            let allowed = policy.allows(1, Duration::from_millis(elapsed_ms), wait);
+            if wait > policy.max_elapsed {
+                proptest::prop_assert!(!allowed);
+            }
+            let mut budget = RequestBudget::per_minute(60, Duration::ZERO);
+            let monotonic = Duration::from_millis(now_ms);
+            budget.observe(&parsed, monotonic);
+            let _ = budget.reserve(monotonic);
+            let _ = budget.is_idle(monotonic);
+        }
     }
 
     #[test]

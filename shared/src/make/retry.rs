@@ -43,7 +43,8 @@ impl RetryPolicy {
 
     /// Whether another attempt fits: attempts left, and the wait ends within `max_elapsed`.
     pub fn allows(&self, attempts_made: u32, elapsed: Duration, wait: Duration) -> bool {
-        attempts_made < self.max_attempts && elapsed + wait <= self.max_elapsed
+        // Saturating: `wait` may be a server's hint of any size (`Retry-After: 18446744073709551615`).
+        attempts_made < self.max_attempts && elapsed.saturating_add(wait) <= self.max_elapsed
     }
 }
 
@@ -79,5 +80,6 @@ mod tests {
         assert!(policy.allows(1, Duration::ZERO, Duration::from_secs(1)));
         assert!(!policy.allows(5, Duration::ZERO, Duration::from_secs(1)));
         assert!(!policy.allows(1, Duration::from_secs(80), Duration::from_secs(11)));
+        assert!(!policy.allows(1, Duration::from_secs(1), Duration::MAX));
     }
 }

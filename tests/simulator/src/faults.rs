@@ -91,6 +91,10 @@ pub struct Faults {
     /// given seconds.
     pub rate_limited: u32,
     pub rate_limited_retry_after: u64,
+    /// Assumed fault (a hostile or broken host): the next requests answer the rate-limit
+    /// status with these `Retry-After` values, one each and as given (`18446744073709551615`,
+    /// `-1`, a date), before `rate_limited` is looked at.
+    pub retry_after_values: std::collections::VecDeque<String>,
     /// The next this-many list answers are 200 with a body that does not parse.
     pub malformed_pages: u32,
     /// Applied once, between the first and second page of a list.
@@ -133,6 +137,7 @@ impl Default for Faults {
             server_errors: 0,
             rate_limited: 0,
             rate_limited_retry_after: 7,
+            retry_after_values: std::collections::VecDeque::new(),
             malformed_pages: 0,
             change_between_pages: None,
             enforce_budget: true,

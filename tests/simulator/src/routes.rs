@@ -366,7 +366,7 @@ fn organization_in_outage(world: &World, path: &str, request: &Request<'_>) -> b
         .any(|id| outage.contains(&id))
 }
 
-fn rate_limited(world: &World, retry_after: u64) -> Reply {
+fn rate_limited(world: &World, retry_after: impl ToString) -> Reply {
     let status = StatusCode::from_u16(world.faults.rate_limit_status)
         .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
     let mut reply = Reply::error(
@@ -418,6 +418,9 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
             "",
             "SC503",
         );
+    }
+    if let Some(value) = world.faults.retry_after_values.pop_front() {
+        return rate_limited(world, value);
     }
     if world.faults.rate_limited > 0 {
         world.faults.rate_limited -= 1;
