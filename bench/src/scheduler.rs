@@ -33,11 +33,12 @@ pub async fn run(connections: u32) -> anyhow::Result<()> {
         let id = ConnectionId::parse(&format!("fan-out-{n:05}"))?;
         let connection = Connection::new(
             id.clone(),
+            makesync::tenant::TenantId::parse("bench").expect("tenant id"),
             host.clone(),
             OrganizationId::new(u64::from(n) + 1)?,
             clock.wall(),
         );
-        backend.store.put_connection(&connection).await?;
+        backend.store.create_connection(&connection).await?;
         ids.push(id);
     }
 

@@ -77,15 +77,16 @@ pub async fn run(simulator: &Simulator, batches: &[Batch]) -> anyhow::Result<()>
         for organization in &batch.organizations {
             let connection = Connection::new(
                 ConnectionId::parse(&format!("bench-{}", organization.id))?,
+                makesync::tenant::TenantId::parse("bench").expect("tenant id"),
                 MakeHost::parse("eu1.make.com")?,
                 OrganizationId::new(organization.id)?,
                 clock.wall(),
             );
             backend
                 .secrets
-                .put_token(&connection.id, &ApiToken::parse(DEMO_TOKEN)?)
+                .put_token(&connection.token_ref(), &ApiToken::parse(DEMO_TOKEN)?)
                 .await?;
-            backend.store.put_connection(&connection).await?;
+            backend.store.create_connection(&connection).await?;
             let mut message = SqsMessage::default();
             message.message_id = Some(format!("message-{}", organization.id));
             message.body = Some(

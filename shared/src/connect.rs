@@ -8,9 +8,23 @@
 //! by the client: after the organization was read, it means a missing scope; on the first
 //! call, `GET /users/me` says whether the token itself is refused. Then the token goes to the secret store, the
 //! connection to the connection store, and a sync with reason `connected` to the queue.
+//!
+//! Tenancy by construction: every action names its `tenantId`, connection ids are minted here
+//! (a caller cannot choose one, so cannot probe which exist), and a connection is read only
+//! through [`ConnectionStore::get_tenant_connection`], so an id of another tenant and an id
+//! that does not exist get the same answer, byte for byte, before anything else is looked at.
+//!
+//! Writes that cannot race: a new connection is written only if its id is free; a reconnect
+//! or disconnect only if the connection is still at the version it read (a request that lost
+//! the race is refused and changes nothing); a reconnect stores its token under a new secret
+//! version that only its own item write points to, then deletes the version before; a
+//! disconnect never touches a sync's lease and closes the users so that a sync in flight
+//! writes no more of them.
 
 use crate::clock::Clock;
-use crate::connection::{Connection, ConnectionId, ConnectionIdError, ConnectionStatus};
+use crate::connection::{
+    Connection, ConnectionId, ConnectionIdError, ConnectionStatus, ConnectionUpdate, TokenRef,
+};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::HostError;
 use crate::make::{MakeApi, MakeError};
@@ -20,6 +34,7 @@ use crate::ports::{
 };
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
+use crate::tenant::{TenantId, TenantIdError};
 use crate::token::{ApiToken, TokenError};
 use serde::Serialize;
 use serde_json::Value;
@@ -33,13 +48,12 @@ pub enum ConnectCommand {
     /// Sync now, outside the schedule.
     Sync {
         connection_id: ConnectionId,
-        /// When given, the connection must belong to this tenant.
-        tenant_id: Option<String>,
+        tenant_id: TenantId,
     },
     /// Remove the token and stop syncing; keep the users unless `purge`.
     Disconnect {
         connection_id: ConnectionId,
-        tenant_id: Option<String>,
+        tenant_id: TenantId,
         purge: bool,
     },
 }
@@ -48,8 +62,7 @@ pub enum ConnectCommand {
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// The longest token accepted. Make's tokens are 36 characters.
 pub const MAX_TOKEN_BYTES: usize = 512;
-/// The longest tenant id accepted.
-pub const MAX_TENANT_ID_CHARS: usize = 128;
+pub use crate::tenant::MAX_TENANT_ID_CHARS;
 
 #[derive(Debug)]
 pub struct ConnectInput {
@@ -57,8 +70,9 @@ pub struct ConnectInput {
     pub host: String,
     pub organization_id: OrganizationId,
     pub token: ApiToken,
-    pub tenant_id: Option<String>,
-    /// Given to update an existing connection (a new token); generated when absent.
+    pub tenant_id: TenantId,
+    /// Given to update an existing connection of the tenant (a new token); a new
+    /// connection's id is minted.
     pub connection_id: Option<ConnectionId>,
 }
 
@@ -70,7 +84,9 @@ pub enum ConnectError {
     Host(#[from] HostError),
     #[error(transparent)]
     Make(#[from] MakeError),
-    #[error("connection {0} does not exist — connect the organization first")]
+    /// Says nothing of the id, so that the answer is the same for every id a tenant does not
+    /// hold, whether another tenant holds it or nobody does.
+    #[error("this tenant has no connection with that connectionId — use the id the connect call returned, or connect the organization first")]
     UnknownConnection(ConnectionId),
     #[error("connection {id} is {status}{reason} — connect it again with a token to resume syncing", reason = reason_suffix(reason))]
     NotActive {
@@ -78,8 +94,8 @@ pub enum ConnectError {
         status: &'static str,
         reason: Option<String>,
     },
-    #[error("connection {id} belongs to another tenant; a connection cannot move between tenants — connect the organization as a new connection for this tenant")]
-    TenantChanged { id: ConnectionId },
+    #[error("connection {id} was changed by another request while this one was checked with Make (a connect or disconnect of the same connection); nothing was changed — read the connection and send the request again if it still applies")]
+    Conflict { id: ConnectionId },
     #[error("connection {id} belongs to organization {existing} on {existing_host}; it cannot be pointed at another organization — disconnect it and connect the new organization as a new connection")]
     OrganizationChanged {
         id: ConnectionId,
@@ -107,8 +123,8 @@ impl ConnectError {
             ConnectError::InvalidInput(_)
             | ConnectError::Host(_)
             | ConnectError::NotActive { .. }
-            | ConnectError::TenantChanged { .. }
             | ConnectError::OrganizationChanged { .. } => ErrorKind::InvalidInput,
+            ConnectError::Conflict { .. } => ErrorKind::Transient,
             ConnectError::Make(e) => e.kind(),
             ConnectError::UnknownConnection(_) => ErrorKind::NotFound,
             ConnectError::Store(e) => e.kind(),
@@ -134,13 +150,19 @@ impl From<TokenError> for ConnectError {
     }
 }
 
+impl From<TenantIdError> for ConnectError {
+    fn from(e: TenantIdError) -> Self {
+        ConnectError::InvalidInput(e.to_string())
+    }
+}
+
 impl From<ConnectionIdError> for ConnectError {
     fn from(e: ConnectionIdError) -> Self {
         ConnectError::InvalidInput(e.to_string())
     }
 }
 
-const EXPECTED: &str = "expected {\"host\", \"organizationId\", \"token\", \"tenantId\"?, \"connectionId\"?}, {\"action\": \"sync\", \"connectionId\", \"tenantId\"?} or {\"action\": \"disconnect\", \"connectionId\", \"tenantId\"?, \"purge\"?}";
+const EXPECTED: &str = "expected {\"tenantId\", \"host\", \"organizationId\", \"token\", \"connectionId\"?}, {\"action\": \"sync\", \"tenantId\", \"connectionId\"} or {\"action\": \"disconnect\", \"tenantId\", \"connectionId\", \"purge\"?}";
 
 impl ConnectCommand {
     /// Parses an invocation payload. Written by hand rather than derived so that no error
@@ -171,15 +193,18 @@ impl ConnectCommand {
             Some("disconnect") => &["action", "connectionId", "tenantId", "purge"],
             Some(other) => {
                 return Err(invalid(format!(
-                    "unknown action {other:?} — use \"connect\", \"sync\" or \"disconnect\""
+                    "unknown action {} — use \"connect\", \"sync\" or \"disconnect\"",
+                    crate::excerpt::excerpt(other)
                 )))
             }
         };
         if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(invalid(format!(
-                "unknown field {unknown:?} in the request — {EXPECTED}"
+                "unknown field {} in the request — {EXPECTED}",
+                crate::excerpt::excerpt(unknown)
             )));
         }
+        refuse_a_token_in_another_field(payload)?;
         match action.as_deref() {
             Some("sync") => Ok(ConnectCommand::Sync {
                 connection_id: required_connection_id(payload)?,
@@ -271,17 +296,50 @@ fn optional_string(payload: &Value, field: &str) -> Result<Option<String>, Conne
     }
 }
 
-fn tenant_id(payload: &Value) -> Result<Option<String>, ConnectError> {
-    let tenant = optional_string(payload, "tenantId")?;
-    if let Some(tenant) = &tenant {
-        let count = tenant.chars().count();
-        if count == 0 || count > MAX_TENANT_ID_CHARS || tenant.chars().any(char::is_control) {
+fn tenant_id(payload: &Value) -> Result<TenantId, ConnectError> {
+    let tenant = optional_string(payload, "tenantId")?.ok_or_else(|| {
+        missing(
+            "tenantId",
+            "the id of the customer the connection belongs to (every action names it)",
+        )
+    })?;
+    Ok(TenantId::parse(&tenant)?)
+}
+
+/// A token pasted into another field as well (a host, an organization id, a tenant or a
+/// connection id) would be stored, answered or logged as that field: refused first, naming
+/// the field, quoting nothing.
+fn refuse_a_token_in_another_field(payload: &Value) -> Result<(), ConnectError> {
+    let Some(token) = payload
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(());
+    };
+    // A short token (tests use `t-1`) may well be part of an honest value; Make's are 36
+    // characters.
+    let holds = |value: &str| value == token || (token.len() >= 12 && value.contains(token));
+    for field in [
+        "host",
+        "organizationId",
+        "tenantId",
+        "connectionId",
+        "action",
+    ] {
+        let holds_token = match payload.get(field) {
+            Some(Value::String(value)) => holds(value),
+            Some(Value::Number(value)) => holds(&value.to_string()),
+            _ => false,
+        };
+        if holds_token {
             return Err(invalid(format!(
-                "\"tenantId\" must be 1 to {MAX_TENANT_ID_CHARS} characters without control characters"
+                "\"{field}\" holds the token — give the token in \"token\" only, and {field} its own value"
             )));
         }
     }
-    Ok(tenant)
+    Ok(())
 }
 
 fn required_connection_id(payload: &Value) -> Result<ConnectionId, ConnectError> {
@@ -306,8 +364,28 @@ pub struct ConnectResponse {
     /// sync it, or the caller may ask `{"action": "sync"}` again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_error: Option<String>,
+    /// After a disconnect with `purge`: whether the users are deleted now. `false` when a
+    /// sync held the connection: the deletion is queued (`purgeQueued`) and runs as soon as
+    /// that sync lets go.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users_purged: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_queued: Option<bool>,
+}
+
+impl ConnectResponse {
+    fn of(connection: &Connection) -> Self {
+        Self {
+            connection_id: connection.id.clone(),
+            status: connection.status,
+            organization_name: connection.organization_name.clone(),
+            zone: connection.zone.clone(),
+            sync_enqueued: false,
+            sync_error: None,
+            users_purged: None,
+            purge_queued: None,
+        }
+    }
 }
 
 /// The JSON a caller gets back: the response, or `{"error": {"kind", "message"}}`.
@@ -317,6 +395,9 @@ pub fn response_json(result: &Result<ConnectResponse, ConnectError>) -> Value {
         Err(error) => serde_json::json!({ "error": error.report() }),
     }
 }
+
+/// How long a purge holds the connection while it deletes its users in connect.
+const PURGE_LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
 #[derive(Clone)]
 pub struct ConnectService {
@@ -359,32 +440,22 @@ impl ConnectService {
             ConnectCommand::Sync {
                 connection_id,
                 tenant_id,
-            } => self.sync_now(&connection_id, tenant_id.as_deref()).await,
+            } => self.sync_now(&tenant_id, &connection_id).await,
             ConnectCommand::Disconnect {
                 connection_id,
                 tenant_id,
                 purge,
-            } => {
-                self.disconnect(&connection_id, tenant_id.as_deref(), purge)
-                    .await
-            }
+            } => self.disconnect(&tenant_id, &connection_id, purge).await,
         }
     }
 
     pub async fn connect(&self, input: ConnectInput) -> Result<ConnectResponse, ConnectError> {
         let host = self.make.allowlist().admit(&input.host)?;
         let existing = match &input.connection_id {
-            Some(id) => self.connections.get_connection(id).await?,
+            Some(id) => Some(self.existing(&input.tenant_id, id).await?),
             None => None,
         };
         if let Some(existing) = &existing {
-            // A connection stays with its tenant: reconnecting it for another would hand that
-            // tenant its users.
-            if existing.tenant_id.is_some() && existing.tenant_id != input.tenant_id {
-                return Err(ConnectError::TenantChanged {
-                    id: existing.id.clone(),
-                });
-            }
             if existing.organization_id != input.organization_id || existing.host != host {
                 return Err(ConnectError::OrganizationChanged {
                     id: existing.id.clone(),
@@ -401,53 +472,101 @@ impl ConnectService {
         let organization = client.get_organization(input.organization_id).await?;
         client.check_user_access(input.organization_id).await?;
 
-        let now = self.clock.wall();
-        let id = input
-            .connection_id
-            .clone()
-            .unwrap_or_else(ConnectionId::generate);
-        let mut connection = existing.clone().unwrap_or_else(|| {
-            Connection::new(id.clone(), host.clone(), input.organization_id, now)
-        });
-        connection.status = ConnectionStatus::Active;
-        connection.status_reason = None;
-        connection.consecutive_failures = 0;
-        connection.last_error = None;
-        connection.organization_name = Some(organization.name.clone());
-        connection.zone = organization.zone.clone();
-        if input.tenant_id.is_some() {
-            connection.tenant_id = input.tenant_id.clone();
-        }
-
-        self.secrets.put_token(&id, &input.token).await?;
-        if let Err(error) = self.connections.put_connection(&connection).await {
-            if existing.is_none() {
+        let id = existing
+            .as_ref()
+            .map_or_else(ConnectionId::generate, |c| c.id.clone());
+        // The token goes under a version of its own, which only this request's item write
+        // points to.
+        let secret = TokenRef::new_version(&id);
+        self.secrets.put_token(&secret, &input.token).await?;
+        let stored = match &existing {
+            None => self.create(&input, &host, &secret, &organization).await,
+            Some(existing) => self.reconnect(existing, &secret, &organization).await,
+        };
+        let connection = match stored {
+            Ok(connection) => connection,
+            Err(error) => {
                 // A token nobody can find would only be a liability.
-                if let Err(e) = self.secrets.delete_token(&id).await {
-                    tracing::error!(connection_id = %id, error = %e, "could not remove the token of a connection that was not stored");
-                }
+                self.forget_token(&secret).await;
+                return Err(error);
             }
-            return Err(error.into());
+        };
+        if let Some(existing) = &existing {
+            // The item names the new version now: the old token goes at once.
+            self.forget_token(&existing.token_ref()).await;
         }
-        tracing::info!(connection_id = %id, host = %host, organization_id = %input.organization_id, reconnected = existing.is_some(), "connection stored");
+        tracing::info!(connection_id = %id, tenant_id = %connection.tenant_id, host = %host, organization_id = %input.organization_id, reconnected = existing.is_some(), "connection stored");
         let enqueued = self.enqueue(&id, SyncReason::Connected).await;
         Ok(ConnectResponse {
-            connection_id: id,
-            status: ConnectionStatus::Active,
-            organization_name: Some(organization.name),
-            zone: organization.zone,
             sync_enqueued: enqueued.is_ok(),
             sync_error: enqueued.err(),
-            users_purged: None,
+            ..ConnectResponse::of(&connection)
         })
+    }
+
+    /// Stores a new connection under a fresh id.
+    async fn create(
+        &self,
+        input: &ConnectInput,
+        host: &crate::host::MakeHost,
+        secret: &TokenRef,
+        organization: &crate::make::OrganizationSummary,
+    ) -> Result<Connection, ConnectError> {
+        let mut connection = Connection::new(
+            secret.connection_id.clone(),
+            input.tenant_id.clone(),
+            host.clone(),
+            input.organization_id,
+            self.clock.wall(),
+        );
+        connection.token_version = secret.version.clone();
+        connection.organization_name = Some(organization.name.clone());
+        connection.zone = organization.zone.clone();
+        if !self.connections.create_connection(&connection).await? {
+            // 122 random bits collided, or a store replayed a write: never overwrite.
+            return Err(ConnectError::Conflict {
+                id: connection.id.clone(),
+            });
+        }
+        Ok(connection)
+    }
+
+    /// Points an existing connection at a new token and resumes it, if nothing changed it
+    /// since it was read.
+    async fn reconnect(
+        &self,
+        existing: &Connection,
+        secret: &TokenRef,
+        organization: &crate::make::OrganizationSummary,
+    ) -> Result<Connection, ConnectError> {
+        let update = ConnectionUpdate {
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            token_version: secret.version.clone(),
+            reset_failures: true,
+            organization_name: Some(organization.name.clone()),
+            zone: organization.zone.clone(),
+        };
+        if !self
+            .connections
+            .update_connection(&existing.id, existing.version, &update)
+            .await?
+        {
+            return Err(ConnectError::Conflict {
+                id: existing.id.clone(),
+            });
+        }
+        let mut connection = existing.clone();
+        connection.apply_update(&update);
+        Ok(connection)
     }
 
     pub async fn sync_now(
         &self,
+        tenant: &TenantId,
         id: &ConnectionId,
-        tenant_id: Option<&str>,
     ) -> Result<ConnectResponse, ConnectError> {
-        let connection = self.existing(id, tenant_id).await?;
+        let connection = self.existing(tenant, id).await?;
         if connection.status != ConnectionStatus::Active {
             return Err(ConnectError::NotActive {
                 id: id.clone(),
@@ -459,63 +578,117 @@ impl ConnectService {
             .await
             .map_err(|error| ConnectError::Queue(QueueError::Unavailable(error)))?;
         Ok(ConnectResponse {
-            connection_id: id.clone(),
-            status: connection.status,
-            organization_name: connection.organization_name,
-            zone: connection.zone,
             sync_enqueued: true,
-            sync_error: None,
-            users_purged: None,
+            ..ConnectResponse::of(&connection)
         })
     }
 
-    /// Marks the connection disconnected first (so no new sync starts), then deletes its
-    /// token, then — only if asked — its users. Repeating a disconnect is harmless.
+    /// Marks the connection disconnected (only if nothing changed it since it was read), so
+    /// that no sync starts; closes its users, so that a sync in flight writes no more of them;
+    /// deletes its token; and, if asked, its users — now if no sync holds the connection, or
+    /// through the queue once the sync in flight lets go. Repeating a disconnect is harmless.
     pub async fn disconnect(
         &self,
+        tenant: &TenantId,
         id: &ConnectionId,
-        tenant_id: Option<&str>,
         purge: bool,
     ) -> Result<ConnectResponse, ConnectError> {
-        let mut connection = self.existing(id, tenant_id).await?;
+        let mut connection = self.existing(tenant, id).await?;
+        let token = connection.token_ref();
         if connection.status != ConnectionStatus::Disconnected {
-            connection.status = ConnectionStatus::Disconnected;
-            connection.status_reason = None;
-            connection.lease_until = None;
-            self.connections.put_connection(&connection).await?;
+            let update = ConnectionUpdate {
+                status: ConnectionStatus::Disconnected,
+                status_reason: None,
+                token_version: None,
+                reset_failures: false,
+                organization_name: None,
+                zone: None,
+            };
+            if !self
+                .connections
+                .update_connection(id, connection.version, &update)
+                .await?
+            {
+                return Err(ConnectError::Conflict { id: id.clone() });
+            }
+            connection.apply_update(&update);
         }
-        match self.secrets.delete_token(id).await {
+        let now = self.clock.wall();
+        self.users.close_users(id, now).await?;
+        match self.secrets.delete_token(&token).await {
             Ok(()) | Err(SecretError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        let mut response = ConnectResponse {
+            users_purged: Some(false),
+            ..ConnectResponse::of(&connection)
+        };
         if purge {
-            self.users.delete_users(id).await?;
+            let purged = self.purge_users(id, now).await?;
+            response.users_purged = Some(purged);
+            response.purge_queued = Some(!purged);
         }
-        tracing::info!(connection_id = %id, purge, "connection disconnected");
-        Ok(ConnectResponse {
-            connection_id: id.clone(),
-            status: ConnectionStatus::Disconnected,
-            organization_name: connection.organization_name,
-            zone: connection.zone,
-            sync_enqueued: false,
-            sync_error: None,
-            users_purged: Some(purge),
-        })
+        tracing::info!(connection_id = %id, tenant_id = %tenant, purge, "connection disconnected");
+        Ok(response)
     }
 
-    /// The stored connection; with a tenant, only if it belongs to that tenant. A connection
-    /// of another tenant is answered exactly like one that does not exist, so that a tenant
-    /// cannot learn which ids others use.
-    async fn existing(
+    /// Deletes the users while holding the connection's lease, so that no sync writes between
+    /// the deletion and its end. If a sync holds it, the deletion goes to the queue
+    /// ([`SyncReason::Erase`]), which the worker runs once the sync lets go. Returns whether
+    /// the users are deleted now.
+    async fn purge_users(
         &self,
         id: &ConnectionId,
-        tenant_id: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, ConnectError> {
+        if self
+            .connections
+            .acquire_lease(id, now, now + PURGE_LEASE)
+            .await?
+        {
+            let deleted = self.users.delete_users(id).await;
+            if let Err(e) = self.connections.release_lease(id).await {
+                tracing::warn!(connection_id = %id, error = %e, "could not release the lease after a purge; it expires by itself");
+            }
+            deleted?;
+            return Ok(true);
+        }
+        let request = SyncRequest::new(id.clone(), SyncReason::Erase, now);
+        match self.queue.enqueue(std::slice::from_ref(&request)).await {
+            Ok(failures) if failures.is_empty() => Ok(false),
+            Ok(failures) => Err(ConnectError::Queue(QueueError::Unavailable(
+                failures
+                    .into_iter()
+                    .next()
+                    .map(|f| f.reason)
+                    .unwrap_or_default(),
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The tenant's stored connection. One of another tenant is answered exactly like one
+    /// that does not exist, before anything about it is looked at.
+    async fn existing(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
     ) -> Result<Connection, ConnectError> {
         self.connections
-            .get_connection(id)
+            .get_tenant_connection(tenant, id)
             .await?
-            .filter(|c| tenant_id.is_none_or(|tenant| c.tenant_id.as_deref() == Some(tenant)))
             .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))
+    }
+
+    /// Deletes a token version no connection names (any more); a failure is logged, the
+    /// answer stands.
+    async fn forget_token(&self, secret: &TokenRef) {
+        match self.secrets.delete_token(secret).await {
+            Ok(()) | Err(SecretError::NotFound(_)) => {}
+            Err(e) => {
+                tracing::error!(connection_id = %secret.connection_id, error = %e, "could not delete a token version that no connection uses")
+            }
+        }
     }
 
     /// Queues one sync; the error says what happened and what the caller can do.
@@ -578,7 +751,7 @@ mod tests {
     fn connect_requests_take_the_organization_id_as_number_or_digits() {
         for id in [json!(1001), json!("1001")] {
             let command = ConnectCommand::parse(
-                &json!({"host": "eu1.make.com", "organizationId": id, "token": "t-1"}),
+                &json!({"host": "eu1.make.com", "organizationId": id, "token": "t-1", "tenantId": "t"}),
             )
             .unwrap();
             let ConnectCommand::Connect(input) = command else {
@@ -586,6 +759,31 @@ mod tests {
             };
             assert_eq!(input.organization_id.get(), 1001);
             assert_eq!(input.connection_id, None);
+        }
+    }
+
+    #[test]
+    fn a_token_pasted_into_another_field_is_refused_without_quoting_it() {
+        let token = "3f0c8a52-6d1e-4b7a-9c2f-0e5d7b1a4c88";
+        for field in ["host", "organizationId", "tenantId", "connectionId"] {
+            let mut payload = json!({"host": "eu1.make.com", "organizationId": 1,
+                                     "token": token, "tenantId": "t", "connectionId": "c"});
+            payload[field] = json!(token);
+            let message = ConnectCommand::parse(&payload).unwrap_err().to_string();
+            assert!(
+                message.contains(&format!("\"{field}\" holds the token")),
+                "{message}"
+            );
+            assert!(!message.contains(token), "{message}");
+        }
+        // Without a token field, a token-like value in another field is still not quoted.
+        for field in ["host", "organizationId", "connectionId"] {
+            let mut payload = json!({"host": "eu1.make.com", "organizationId": 1, "tenantId": "t",
+                                     "token": "other-token", "connectionId": "c"});
+            payload[field] = json!(token);
+            if let Err(error) = ConnectCommand::parse(&payload) {
+                assert!(!error.to_string().contains(token), "{error}");
+            }
         }
     }
 
@@ -642,6 +840,6 @@ mod tests {
         assert!(json["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("connection c-9 does not exist"));
+            .contains("this tenant has no connection with that connectionId"));
     }
 }

@@ -4,12 +4,14 @@ use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::run::SyncRun;
+use crate::tenant::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use thiserror::Error;
 
-/// A connection's id: given by the product's backend, or generated. It is part of every key
+/// A connection's id: minted by makesync when the connection is made (the product's backend
+/// cannot choose it, so it cannot learn which ids other tenants hold). It is part of every key
 /// that belongs to the connection, so it is limited to characters that are safe in keys, log
 /// lines and secret names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -40,9 +42,17 @@ impl ConnectionId {
         Ok(Self(raw.to_string()))
     }
 
-    /// A fresh random id.
+    /// A fresh random id (122 random bits: not guessable).
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The stored secret that holds this connection's token at `version`.
+    pub fn token_ref(&self, version: Option<&str>) -> TokenRef {
+        TokenRef {
+            connection_id: self.clone(),
+            version: version.map(str::to_string),
+        }
     }
 
     /// The id the CLI uses for a host and organization, so that `makesync sync`, `users` and
@@ -75,6 +85,41 @@ impl From<ConnectionId> for String {
     }
 }
 
+/// Which stored secret holds a connection's token. Every connect stores its token under a new
+/// version (`{prefix}{connection}/{version}`) and the connection item names that version, so
+/// the item and the token it points to always come from the same request, whatever connects
+/// and disconnects interleave; the version before is deleted once no item names it.
+/// Connections made before token versions have none (`{prefix}{connection}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenRef {
+    pub connection_id: ConnectionId,
+    pub version: Option<String>,
+}
+
+impl TokenRef {
+    /// A new version for a token about to be stored: random, key-safe.
+    pub fn new_version(connection_id: &ConnectionId) -> Self {
+        Self {
+            connection_id: connection_id.clone(),
+            version: Some(uuid::Uuid::new_v4().simple().to_string()),
+        }
+    }
+
+    /// The path below the secret prefix: `{connection}` or `{connection}/{version}`.
+    pub fn path(&self) -> String {
+        match &self.version {
+            Some(version) => format!("{}/{version}", self.connection_id),
+            None => self.connection_id.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
@@ -103,6 +148,23 @@ impl ConnectionStatus {
             _ => None,
         }
     }
+}
+
+/// What connect or disconnect changes on a stored connection: its configuration, never what a
+/// run owns (its outcome, counts, lease). Written only if the connection is still at the
+/// version that was read, and counted in `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionUpdate {
+    pub status: ConnectionStatus,
+    pub status_reason: Option<ErrorReport>,
+    /// The token's secret from now on; `None` when the token is being deleted.
+    pub token_version: Option<String>,
+    /// A reconnect starts the count of failed runs afresh and clears the last error.
+    pub reset_failures: bool,
+    /// Kept when `None`.
+    pub organization_name: Option<String>,
+    /// Kept when `None`.
+    pub zone: Option<String>,
 }
 
 /// What a finished run writes on its connection: the fields a run owns and nothing else, so
@@ -145,8 +207,18 @@ impl RunBookkeeping {
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
     pub id: ConnectionId,
-    /// The product's customer this connection belongs to, when the backend says.
-    pub tenant_id: Option<String>,
+    /// The product's customer this connection belongs to; the connection is reachable only
+    /// through it. Items stored before tenants were required read back as unowned.
+    #[serde(default)]
+    pub tenant_id: TenantId,
+    /// Counts the changes connect and disconnect made (1 when created): each writes only if
+    /// the connection is still at the version it read. Runs and leases do not change it.
+    #[serde(default)]
+    pub version: u64,
+    /// Which version of the token's secret this connection uses (see [`TokenRef`]); `None`
+    /// for one made before token versions, or disconnected.
+    #[serde(default)]
+    pub token_version: Option<String>,
     pub host: MakeHost,
     pub organization_id: OrganizationId,
     pub status: ConnectionStatus,
@@ -173,13 +245,16 @@ pub struct Connection {
 impl Connection {
     pub fn new(
         id: ConnectionId,
+        tenant_id: TenantId,
         host: MakeHost,
         organization_id: OrganizationId,
         now: DateTime<Utc>,
     ) -> Self {
         Self {
             id,
-            tenant_id: None,
+            tenant_id,
+            version: 1,
+            token_version: None,
             host,
             organization_id,
             status: ConnectionStatus::Active,
@@ -194,6 +269,29 @@ impl Connection {
             user_count: None,
             lease_until: None,
         }
+    }
+
+    /// The secret this connection's token is in now.
+    pub fn token_ref(&self) -> TokenRef {
+        self.id.token_ref(self.token_version.as_deref())
+    }
+
+    /// Applies a change connect or disconnect made, and counts it in `version`.
+    pub fn apply_update(&mut self, update: &ConnectionUpdate) {
+        self.status = update.status;
+        self.status_reason = update.status_reason.clone();
+        self.token_version = update.token_version.clone();
+        if update.reset_failures {
+            self.consecutive_failures = 0;
+            self.last_error = None;
+        }
+        if update.organization_name.is_some() {
+            self.organization_name = update.organization_name.clone();
+        }
+        if update.zone.is_some() {
+            self.zone = update.zone.clone();
+        }
+        self.version += 1;
     }
 
     /// Writes a finished run's bookkeeping on the connection.
@@ -236,6 +334,16 @@ mod tests {
         assert!(ConnectionId::parse("a b").is_err());
         assert!(ConnectionId::parse(&"x".repeat(129)).is_err());
         assert!(ConnectionId::parse(ConnectionId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn a_token_ref_names_its_version() {
+        let id = ConnectionId::parse("c-1").unwrap();
+        assert_eq!(id.token_ref(None).path(), "c-1");
+        assert_eq!(id.token_ref(Some("v9")).path(), "c-1/v9");
+        let fresh = TokenRef::new_version(&id);
+        assert_ne!(fresh, TokenRef::new_version(&id));
+        assert!(fresh.path().starts_with("c-1/"));
     }
 
     #[test]

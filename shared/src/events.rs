@@ -141,7 +141,7 @@ pub fn event_for(
         return Err(unreadable("the item has no numeric userId"));
     };
     let context = json!({
-        "tenantId": connection.and_then(|c| c.tenant_id.clone()),
+        "tenantId": connection.map(|c| c.tenant_id.clone()),
         "connectionId": new.get("connectionId"),
         "host": connection.map(|c| c.host.to_string()),
         "organizationId": connection.map(|c| c.organization_id.get()),

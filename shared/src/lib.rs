@@ -31,6 +31,7 @@ pub mod secret_cache;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod tenant;
 pub mod token;
 pub mod user;
 pub mod worker;

@@ -2,12 +2,15 @@
 //! [`crate::store`], the message queue in [`crate::queue`]; the AWS adapters implement the same
 //! traits.
 
-use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping, TokenRef,
+};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::queue::SyncRequest;
 use crate::run::SyncRun;
+use crate::tenant::TenantId;
 use crate::token::ApiToken;
 use crate::user::{MakeUserId, StoredUser, UserRecord};
 use async_trait::async_trait;
@@ -49,8 +52,37 @@ pub struct ConnectionPage {
 
 #[async_trait]
 pub trait ConnectionStore: Send + Sync {
-    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError>;
+    /// Stores a new connection, only if no connection has its id. Returns whether it was
+    /// stored. Atomic: of two creates of one id, one wins.
+    async fn create_connection(&self, connection: &Connection) -> Result<bool, StoreError>;
+
+    /// Applies `update` and counts it in `version`, only if the connection exists and is
+    /// still at `expected_version`. Returns whether it was written. Never touches the lease
+    /// or a run's bookkeeping. Atomic.
+    async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        expected_version: u64,
+        update: &ConnectionUpdate,
+    ) -> Result<bool, StoreError>;
+
+    /// The connection, for makesync's own functions (the worker, the scheduler), which act for
+    /// no tenant. A tenant's request reads [`get_tenant_connection`](Self::get_tenant_connection).
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
+
+    /// The connection if it belongs to `tenant`; `None` alike for one that does not exist and
+    /// one of another tenant (or of none), so that the two cannot be told apart.
+    async fn get_tenant_connection(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+    ) -> Result<Option<Connection>, StoreError> {
+        Ok(self
+            .get_connection(id)
+            .await?
+            .filter(|connection| &connection.tenant_id == tenant && !tenant.is_unowned()))
+    }
+
     /// Every connection, a page at a time, without reading any user.
     async fn list_connections(
         &self,
@@ -181,7 +213,17 @@ pub trait UserStore: Send + Sync {
         changed: &[UserRecord],
     ) -> Result<(), StoreError>;
 
-    /// Deletes every stored user of the connection (a purge on disconnect).
+    /// From now on no run that started before `at` writes this connection's users: each
+    /// [`write_users`](Self::write_users) of such a run is refused as stale. A disconnect
+    /// closes the users so that a sync in flight stops writing at its next chunk.
+    async fn close_users(
+        &self,
+        connection: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes every stored user of the connection (a purge on disconnect). The write guard
+    /// [`close_users`](Self::close_users) raised stays.
     async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError>;
 }
 
@@ -199,12 +241,12 @@ pub trait SyncRunStore: Send + Sync {
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SecretError {
-    #[error("no Make token is stored for connection {0} — reconnect it with a token")]
-    NotFound(ConnectionId),
+    #[error("no Make token is stored for connection {} — reconnect it with a token", .0.connection_id)]
+    NotFound(TokenRef),
     #[error("the secret store is unavailable ({0}) — the work will be tried again")]
     Unavailable(String),
-    #[error("the stored secret for connection {0} cannot be read — reconnect it with a token")]
-    Malformed(ConnectionId),
+    #[error("the stored secret for connection {} cannot be read — reconnect it with a token", .0.connection_id)]
+    Malformed(TokenRef),
     #[error("the secret store refused the request: {0}")]
     Refused(String),
 }
@@ -222,18 +264,16 @@ impl SecretError {
 /// Where Make tokens live. Tokens are never kept in a table.
 #[async_trait]
 pub trait SecretStore: Send + Sync {
-    async fn put_token(
-        &self,
-        connection: &ConnectionId,
-        token: &ApiToken,
-    ) -> Result<(), SecretError>;
-    async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError>;
-    /// The token as stored now, past any cache (which it refreshes): after a reconnect, or
-    /// when Make refused the cached one.
-    async fn get_fresh_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
-        self.get_token(connection).await
+    /// Stores the token under `secret` (a new version; see [`TokenRef`]).
+    async fn put_token(&self, secret: &TokenRef, token: &ApiToken) -> Result<(), SecretError>;
+    async fn get_token(&self, secret: &TokenRef) -> Result<ApiToken, SecretError>;
+    /// The token as stored now, past any cache (which it refreshes): when Make refused the
+    /// cached one.
+    async fn get_fresh_token(&self, secret: &TokenRef) -> Result<ApiToken, SecretError> {
+        self.get_token(secret).await
     }
-    async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError>;
+    /// Deletes the token at once, without a recovery window: nothing can read it afterwards.
+    async fn delete_token(&self, secret: &TokenRef) -> Result<(), SecretError>;
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

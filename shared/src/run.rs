@@ -38,6 +38,9 @@ pub enum SyncReason {
     Connected,
     /// Someone asked for a sync now (API or CLI).
     OnDemand,
+    /// Not a sync: delete the users of a disconnected connection once no sync holds it (a
+    /// purge that found a sync in flight). Never a run's reason.
+    Erase,
 }
 
 impl SyncReason {
@@ -46,6 +49,7 @@ impl SyncReason {
             SyncReason::Scheduled => "scheduled",
             SyncReason::Connected => "connected",
             SyncReason::OnDemand => "on_demand",
+            SyncReason::Erase => "erase",
         }
     }
 
@@ -54,6 +58,7 @@ impl SyncReason {
             "scheduled" => Some(SyncReason::Scheduled),
             "connected" => Some(SyncReason::Connected),
             "on_demand" => Some(SyncReason::OnDemand),
+            "erase" => Some(SyncReason::Erase),
             _ => None,
         }
     }

@@ -19,6 +19,9 @@ pub struct ScheduleSummary {
     pub skipped_paused: u32,
     pub skipped_disconnected: u32,
     pub skipped_in_flight: u32,
+    /// Connections stored before tenants were required, left alone until an operator
+    /// assigns their tenant (README, "Tenants").
+    pub skipped_unowned: u32,
     pub failed: u32,
 }
 
@@ -78,6 +81,12 @@ impl Scheduler {
             let mut requests = Vec::with_capacity(page.connections.len());
             for connection in &page.connections {
                 summary.seen += 1;
+                if connection.tenant_id.is_unowned()
+                    && connection.status == ConnectionStatus::Active
+                {
+                    summary.skipped_unowned += 1;
+                    continue;
+                }
                 match connection.status {
                     ConnectionStatus::Paused => summary.skipped_paused += 1,
                     ConnectionStatus::Disconnected => summary.skipped_disconnected += 1,
@@ -110,9 +119,16 @@ impl Scheduler {
             skipped_paused = summary.skipped_paused,
             skipped_disconnected = summary.skipped_disconnected,
             skipped_in_flight = summary.skipped_in_flight,
+            skipped_unowned = summary.skipped_unowned,
             failed = summary.failed,
             "scheduled syncs"
         );
+        if summary.skipped_unowned > 0 {
+            tracing::warn!(
+                skipped_unowned = summary.skipped_unowned,
+                "connections without a tenant are not synced: assign each its tenant (README, \"Tenants\")"
+            );
+        }
         self.metrics
             .emit(&MetricsRecord::for_schedule(&summary, self.clock.wall()));
         Ok(summary)

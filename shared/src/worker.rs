@@ -2,7 +2,7 @@
 //! the process's memory budget.
 
 use crate::clock::Clock;
-use crate::connection::ConnectionStatus;
+use crate::connection::{Connection, ConnectionId, ConnectionStatus};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
 use crate::memory_budget::{MemoryBudget, MemoryShare};
@@ -47,6 +47,10 @@ impl Deadline {
 #[derive(Debug)]
 pub enum WorkOutcome {
     Synced(Box<SyncReport>),
+    /// A queued purge ([`SyncReason::Erase`]) deleted the connection's users.
+    Erased {
+        connection_id: ConnectionId,
+    },
     /// The run failed; `retry` says whether the same request may succeed later.
     Failed {
         report: Box<SyncReport>,
@@ -72,7 +76,9 @@ impl WorkOutcome {
     /// Whether the message should go back on the queue.
     pub fn should_retry(&self) -> bool {
         match self {
-            WorkOutcome::Synced(_) | WorkOutcome::Skipped { .. } => false,
+            WorkOutcome::Synced(_) | WorkOutcome::Erased { .. } | WorkOutcome::Skipped { .. } => {
+                false
+            }
             WorkOutcome::Failed { retry, .. } => *retry,
             WorkOutcome::Deferred { .. } | WorkOutcome::Returned { .. } => true,
         }
@@ -198,6 +204,17 @@ impl Worker {
             }
             Err(error) => return deferred(error),
         };
+        if request.reason == SyncReason::Erase {
+            return self.erase(&connection).await;
+        }
+        if connection.tenant_id.is_unowned() {
+            return WorkOutcome::Skipped {
+                reason: format!(
+                    "connection {} has no tenant (made before tenants were required); it is not synced until an operator assigns its tenant (README, \"Tenants\")",
+                    connection.id
+                ),
+            };
+        }
         if connection.status != ConnectionStatus::Active {
             return WorkOutcome::Skipped {
                 reason: format!(
@@ -264,7 +281,7 @@ impl Worker {
                 // token): it goes back to the queue and runs after it.
                 return match request.reason {
                     SyncReason::Scheduled => WorkOutcome::Skipped { reason },
-                    SyncReason::Connected | SyncReason::OnDemand => {
+                    SyncReason::Connected | SyncReason::OnDemand | SyncReason::Erase => {
                         WorkOutcome::Returned { reason }
                     }
                 };
@@ -326,7 +343,7 @@ impl Worker {
         if error.kind == ErrorKind::Auth {
             // Make refused the token: the next run reads it from the store, in case it was
             // replaced by a reconnect since it was cached.
-            let _ = self.secrets.get_fresh_token(&connection.id).await;
+            let _ = self.secrets.get_fresh_token(&connection.token_ref()).await;
         }
         let paused = self.pause_if_failing(&connection.id, &error).await;
         let retry = !paused && (error.kind.is_retryable() || report.bookkeeping_error.is_some());
@@ -336,9 +353,49 @@ impl Worker {
         }
     }
 
+    /// A purge that found a sync in flight: once no sync holds the connection, take it and
+    /// delete its users. A connection reconnected since is left alone (its users are synced
+    /// again); one still leased goes back to the queue.
+    async fn erase(&self, connection: &Connection) -> WorkOutcome {
+        if connection.status == ConnectionStatus::Active {
+            return WorkOutcome::Skipped {
+                reason: format!(
+                    "connection {} was reconnected after its purge was asked; its users are kept",
+                    connection.id
+                ),
+            };
+        }
+        let now = self.engine.clock().wall();
+        let until = now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        match self
+            .connections
+            .acquire_lease(&connection.id, now, until)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                return WorkOutcome::Returned {
+                    reason: format!(
+                        "a sync of connection {} is still in flight; its users are erased after it",
+                        connection.id
+                    ),
+                }
+            }
+            Err(error) => return deferred(error),
+        }
+        let deleted = self.engine.users().delete_users(&connection.id).await;
+        self.release_leases(connection, false).await;
+        match deleted {
+            Ok(()) => WorkOutcome::Erased {
+                connection_id: connection.id.clone(),
+            },
+            Err(error) => deferred(error),
+        }
+    }
+
     /// Gives back the connection's lease and, if it was taken, its organization's. A lease
     /// that cannot be released expires by itself; the next schedule waits for it.
-    async fn release_leases(&self, connection: &crate::connection::Connection, organization: bool) {
+    async fn release_leases(&self, connection: &Connection, organization: bool) {
         if organization {
             if let Err(error) = self
                 .connections
@@ -359,13 +416,15 @@ impl Worker {
 
     async fn prepare_client(
         &self,
-        connection: &crate::connection::Connection,
+        connection: &Connection,
         reason: SyncReason,
     ) -> Result<crate::make::MakeClient, SyncError> {
-        // A sync queued by connect follows a new token: a cached one may be the old one.
+        // The connection names its token's version: a reconnect's new token is a new cache
+        // entry. A sync queued by connect reads it fresh all the same.
+        let secret = connection.token_ref();
         let token = match reason {
-            SyncReason::Connected => self.secrets.get_fresh_token(&connection.id).await?,
-            _ => self.secrets.get_token(&connection.id).await?,
+            SyncReason::Connected => self.secrets.get_fresh_token(&secret).await?,
+            _ => self.secrets.get_token(&secret).await?,
         };
         Ok(self
             .make
@@ -374,11 +433,7 @@ impl Worker {
 
     /// After too many failed runs in a row, stop scheduling the connection until it is
     /// reconnected. Returns whether it is now paused.
-    async fn pause_if_failing(
-        &self,
-        id: &crate::connection::ConnectionId,
-        error: &ErrorReport,
-    ) -> bool {
+    async fn pause_if_failing(&self, id: &ConnectionId, error: &ErrorReport) -> bool {
         if self.pause_after_failures == 0 || error.kind == ErrorKind::Stale {
             return false;
         }

@@ -3,7 +3,10 @@
 //! it is throttling or failing — DynamoDB `ProvisionedThroughputExceededException`,
 //! `ThrottlingException` and 500s, a `BatchWriteItem` that leaves every item unprocessed, and
 //! SQS and Secrets Manager 500s and throttling. Calls are told apart by `X-Amz-Target` (the
-//! AWS JSON protocol all three services speak).
+//! AWS JSON protocol all four services speak).
+//!
+//! It also records every call it is sent — the IAM action and the resources it names — so the
+//! IAM test can compare what a function calls with what the template grants it.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -20,6 +23,57 @@ struct ProxyState {
     /// The chance that a call is answered with a fault instead of being forwarded.
     rate: f64,
     injected: BTreeMap<String, u32>,
+    calls: Vec<AwsCall>,
+}
+
+/// One call an SDK client made: its IAM action (`dynamodb:PutItem`) and the resources its
+/// request names (table names, queue names, secret names, event bus names).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AwsCall {
+    pub action: String,
+    pub resources: Vec<String>,
+}
+
+impl AwsCall {
+    /// Reads a call of the AWS JSON protocol: `X-Amz-Target` (`DynamoDB_20120810.PutItem`)
+    /// and the body's resource fields.
+    fn read(target: &str, body: &[u8]) -> Option<Self> {
+        let (service, operation) = target.split_once('.')?;
+        let service = match service {
+            "DynamoDB_20120810" => "dynamodb",
+            "AmazonSQS" => "sqs",
+            "secretsmanager" => "secretsmanager",
+            "AWSEvents" => "events",
+            other => other,
+        };
+        let request: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        let mut resources = Vec::new();
+        for field in ["TableName", "SecretId", "Name"] {
+            if let Some(name) = request.get(field).and_then(|v| v.as_str()) {
+                resources.push(name.to_string());
+            }
+        }
+        if let Some(url) = request.get("QueueUrl").and_then(|v| v.as_str()) {
+            resources.push(url.rsplit('/').next().unwrap_or(url).to_string());
+        }
+        if let Some(items) = request.get("RequestItems").and_then(|v| v.as_object()) {
+            resources.extend(items.keys().cloned());
+        }
+        if let Some(entries) = request.get("Entries").and_then(|v| v.as_array()) {
+            resources.extend(
+                entries
+                    .iter()
+                    .filter_map(|e| e.get("EventBusName").and_then(|v| v.as_str()))
+                    .map(str::to_string),
+            );
+        }
+        resources.sort();
+        resources.dedup();
+        Some(Self {
+            action: format!("{service}:{operation}"),
+            resources,
+        })
+    }
 }
 
 struct Shared {
@@ -50,6 +104,7 @@ impl FaultProxy {
                 rng: fastrand::Rng::with_seed(seed),
                 rate: 0.0,
                 injected: BTreeMap::new(),
+                calls: Vec::new(),
             }),
         });
         let app = Router::new().fallback(forward).with_state(shared.clone());
@@ -71,6 +126,11 @@ impl FaultProxy {
     /// The chance of a fault per call (0 turns faults off).
     pub fn set_rate(&self, rate: f64) {
         self.lock().rate = rate;
+    }
+
+    /// Every call sent through the proxy so far, in order.
+    pub fn calls(&self) -> Vec<AwsCall> {
+        self.lock().calls.clone()
     }
 
     /// The faults injected so far, by kind.
@@ -167,6 +227,9 @@ async fn forward(
         .to_string();
     {
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(call) = AwsCall::read(&target, &body) {
+            state.calls.push(call);
+        }
         if let Some((kind, response)) = fault(&mut state, &target, &body) {
             *state.injected.entry(kind).or_default() += 1;
             return response;

@@ -25,6 +25,9 @@ pub mod fault_proxy;
 pub mod stream;
 
 /// The demo world's organizations.
+/// The tenant the harness's connections belong to.
+pub const TEST_TENANT: &str = "tenant-1";
+
 pub const ACME: u64 = 1001;
 pub const GLOBEX: u64 = 2002;
 pub const CELONIS: u64 = 3003;
@@ -178,6 +181,7 @@ impl TestEnv {
         let organization = OrganizationId::new(organization).expect("test organization");
         Connection::new(
             ConnectionId::for_organization(&host, organization),
+            makesync::tenant::TenantId::parse(TEST_TENANT).expect("test tenant"),
             host,
             organization,
             self.clock.wall(),
@@ -206,7 +210,7 @@ impl TestEnv {
             .is_none()
         {
             self.store
-                .put_connection(connection)
+                .create_connection(connection)
                 .await
                 .expect("memory store");
         }

@@ -6,11 +6,10 @@ use chrono::Duration as ChronoDuration;
 use makesync::connection::{Connection, ConnectionId, ConnectionStatus};
 use makesync::host::MakeHost;
 use makesync::organization::OrganizationId;
-use makesync::ports::{ConnectionStore, SecretStore, SyncRunStore, UserStore};
+use makesync::ports::{ConnectionStore, SyncRunStore, UserStore};
 use makesync::queue::SyncRequest;
 use makesync::run::{RunOutcome, SyncReason};
 use makesync::store::contract::check_store_contract;
-use makesync::token::ApiToken;
 use makesync::user::UserStatus;
 use makesync_tests::aws::{sqs_event, AwsTestEnv};
 use makesync_tests::simulator::DEMO_TOKEN;
@@ -61,9 +60,15 @@ async fn connecting_checks_with_make_then_stores_the_token_and_queues_a_sync() {
     assert_eq!(response["syncEnqueued"], true);
     let id = connection_id(&response);
 
-    // The token is in Secrets Manager under the prefix, as {"token": ...} …
-    let name = format!("{}{id}", env.settings.secret_prefix);
-    assert_eq!(env.secret_names().await, vec![name.clone()]);
+    // The token is in Secrets Manager under the prefix, at a version of its own, as
+    // {"token": ...} …
+    let names = env.secret_names().await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    let name = names[0].clone();
+    assert!(
+        name.starts_with(&format!("{}{id}/", env.settings.secret_prefix)),
+        "{name}"
+    );
     let stored = env
         .secrets
         .get_secret_value()
@@ -109,12 +114,24 @@ async fn connecting_checks_with_make_then_stores_the_token_and_queues_a_sync() {
     assert_eq!(request.connection_id, id);
     assert_eq!(request.reason, SyncReason::Connected);
 
-    // Connecting again with the same id and a new token replaces the secret, not the rest.
+    // Connecting again with the same id and a new token replaces the secret, not the rest:
+    // a new version, and the one before deleted at once, not kept readable.
     let mut again = connect_payload("eu1.make.com", ACME, DEMO_TOKEN);
     again["connectionId"] = json!(id.as_str());
     let response = connect(&env, again).await;
     assert_eq!(connection_id(&response), id, "{response}");
-    assert_eq!(env.secret_names().await.len(), 1);
+    let names = env.secret_names().await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert_ne!(names[0], name, "a new version");
+    assert!(
+        env.secrets
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .is_err(),
+        "the previous token can no longer be read"
+    );
 
     drop(_guard);
     let text = logs.text();
@@ -193,6 +210,7 @@ async fn a_refused_connection_stores_nothing_and_says_why() {
 fn stored_connection(env: &AwsTestEnv, id: &str, organization: u64) -> Connection {
     Connection::new(
         ConnectionId::parse(id).unwrap(),
+        makesync::tenant::TenantId::parse("tenant-1").unwrap(),
         MakeHost::parse("eu1.make.com").unwrap(),
         OrganizationId::new(organization).unwrap(),
         env.make.clock_arc().wall(),
@@ -210,7 +228,7 @@ async fn the_scheduler_sends_exactly_one_message_per_active_connection() {
         let connection = stored_connection(&env, &format!("conn-{n:04}"), 1 + n);
         expected.push(connection.id.to_string());
         let store = store.clone();
-        puts.spawn(async move { store.put_connection(&connection).await });
+        puts.spawn(async move { store.create_connection(&connection).await });
     }
     while let Some(put) = puts.join_next().await {
         put.unwrap().unwrap();
@@ -218,13 +236,13 @@ async fn the_scheduler_sends_exactly_one_message_per_active_connection() {
     for n in 0..3 {
         let mut paused = stored_connection(&env, &format!("paused-{n}"), 5000 + n);
         paused.status = ConnectionStatus::Paused;
-        store.put_connection(&paused).await.unwrap();
+        store.create_connection(&paused).await.unwrap();
         let mut gone = stored_connection(&env, &format!("gone-{n}"), 6000 + n);
         gone.status = ConnectionStatus::Disconnected;
-        store.put_connection(&gone).await.unwrap();
+        store.create_connection(&gone).await.unwrap();
     }
     let busy = stored_connection(&env, "busy", 7000);
-    store.put_connection(&busy).await.unwrap();
+    store.create_connection(&busy).await.unwrap();
     assert!(store
         .acquire_lease(&busy.id, now, now + ChronoDuration::minutes(15))
         .await
@@ -257,7 +275,7 @@ async fn the_scheduler_fails_the_invocation_when_the_queue_is_gone() {
     let env = AwsTestEnv::start().await;
     env.backend
         .store
-        .put_connection(&stored_connection(&env, "c-1", ACME))
+        .create_connection(&stored_connection(&env, "c-1", ACME))
         .await
         .unwrap();
     env.sqs
@@ -359,7 +377,7 @@ async fn connect_queue_worker_store_and_a_removed_member_is_tombstoned() {
     env.make.clock.advance(std::time::Duration::from_secs(3600));
     let now = makesync_connect::handle(
         &env.connect_service(),
-        json!({"action": "sync", "connectionId": id.as_str()}),
+        json!({"action": "sync", "tenantId": "tenant-7", "connectionId": id.as_str()}),
     )
     .await;
     assert_eq!(now["syncEnqueued"], true, "{now}");
@@ -416,11 +434,13 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
     let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
     env.take_messages().await;
     // The customer revokes the token in Make after connecting.
-    env.backend
-        .secrets
-        .put_token(&id, &ApiToken::parse("sim-token-revoked").unwrap())
-        .await
-        .unwrap();
+    env.make
+        .simulator
+        .world()
+        .tokens
+        .get_mut(DEMO_TOKEN)
+        .unwrap()
+        .revoked = true;
 
     for attempt in 1..=3 {
         makesync_scheduler::handle(&env.scheduler()).await.unwrap();
@@ -453,7 +473,7 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
     assert!(env.take_messages().await.is_empty());
     let refused = makesync_connect::handle(
         &env.connect_service(),
-        json!({"action": "sync", "connectionId": id.as_str()}),
+        json!({"action": "sync", "tenantId": "tenant-7", "connectionId": id.as_str()}),
     )
     .await;
     assert!(refused["error"]["message"]
@@ -462,6 +482,13 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
         .contains("connect it again with a token"));
 
     // Reconnecting with a working token resumes it.
+    env.make
+        .simulator
+        .world()
+        .tokens
+        .get_mut(DEMO_TOKEN)
+        .unwrap()
+        .revoked = false;
     let mut again = connect_payload("eu1.make.com", ACME, DEMO_TOKEN);
     again["connectionId"] = json!(id.as_str());
     connect(&env, again).await;
@@ -492,14 +519,14 @@ async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
     let service = env.connect_service();
     let response = makesync_connect::handle(
         &service,
-        json!({"action": "disconnect", "connectionId": kept.as_str()}),
+        json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": kept.as_str()}),
     )
     .await;
     assert_eq!(response["status"], "disconnected", "{response}");
     assert_eq!(response["usersPurged"], false);
     let response = makesync_connect::handle(
         &service,
-        json!({"action": "disconnect", "connectionId": purged.as_str(), "purge": true}),
+        json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": purged.as_str(), "purge": true}),
     )
     .await;
     assert_eq!(response["usersPurged"], true, "{response}");
@@ -528,13 +555,13 @@ async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
     // Disconnecting twice is harmless; an unknown connection is a clear error.
     let again = makesync_connect::handle(
         &service,
-        json!({"action": "disconnect", "connectionId": kept.as_str()}),
+        json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": kept.as_str()}),
     )
     .await;
     assert_eq!(again["status"], "disconnected", "{again}");
     let unknown = makesync_connect::handle(
         &service,
-        json!({"action": "disconnect", "connectionId": "nope"}),
+        json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": "nope"}),
     )
     .await;
     assert_eq!(unknown["error"]["kind"], "not_found");

@@ -28,7 +28,7 @@ struct Function {
 }
 
 impl Function {
-    async fn start(name: &str, env: &[(String, String)]) -> Self {
+    async fn start(name: &str, env: &[(String, String)], rust_log: &str) -> Self {
         let dir =
             PathBuf::from(std::env::var("MAKESYNC_BOOTSTRAP_DIR").expect(
                 "MAKESYNC_BOOTSTRAP_DIR: the folder `sam build` wrote (infra/.aws-sam/build)",
@@ -39,7 +39,7 @@ impl Function {
         let mut words: Vec<String> = runner.split_whitespace().map(str::to_string).collect();
         words.push(bootstrap.display().to_string());
         let runtime = FakeLambdaRuntime::start().await.unwrap();
-        let log = std::env::temp_dir().join(format!("makesync-smoke-{name}.log"));
+        let log = std::env::temp_dir().join(format!("makesync-smoke-{name}-{rust_log}.log"));
         let output = std::fs::File::create(&log).unwrap();
         let process = Command::new(&words[0])
             .args(&words[1..])
@@ -51,7 +51,7 @@ impl Function {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(output.try_clone().unwrap())
             .stderr(output)
@@ -97,6 +97,29 @@ impl Function {
 #[tokio::test]
 #[ignore = "needs the bootstraps `sam build` makes; CI runs it"]
 async fn the_built_functions_run_through_the_runtime_api() {
+    let lines = run_the_path("info").await;
+    assert!(lines.iter().all(|(_, _, tokens)| *tokens == 0));
+}
+
+/// With `RUST_LOG=trace` — the first thing an operator tries — the same path, and a connect
+/// request with the token pasted into each other field: the token is in no line any of the
+/// four functions writes.
+#[tokio::test]
+#[ignore = "needs the bootstraps `sam build` makes; CI runs it"]
+async fn no_function_writes_the_token_at_trace() {
+    let lines = run_the_path("trace").await;
+    for (function, count, tokens) in &lines {
+        println!("RUST_LOG=trace: {function}: {count} lines captured, token occurrences {tokens}");
+    }
+    for (function, count, tokens) in lines {
+        assert!(count > 0, "{function} wrote nothing");
+        assert_eq!(tokens, 0, "{function} wrote the token");
+    }
+}
+
+/// Connect → worker → scheduler → events through the four bootstraps at `rust_log`; returns,
+/// per function, the lines it wrote and how many of them hold the token.
+async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
     assert!(std::env::var(MOTO_ENDPOINT_ENV).is_ok(), "needs moto");
     let env = AwsTestEnv::start().await;
     let simulator = Simulator::start(demo_world()).await.unwrap();
@@ -129,18 +152,20 @@ async fn the_built_functions_run_through_the_runtime_api() {
     ));
 
     // Connect: validated with Make, stored, first sync queued.
-    let connect = Function::start("ConnectFunction", &vars).await;
+    let connect = Function::start("ConnectFunction", &vars, rust_log).await;
     let answer = connect
         .invoke(
             json!({"host": "eu1.make.com", "organizationId": 1001, "token": DEMO_TOKEN,
-                       "tenantId": "tenant-7", "connectionId": "smoke-acme"}),
+                       "tenantId": "tenant-7"}),
         )
         .await;
     assert_eq!(answer["status"], "active", "{answer}");
+    let id = makesync::connection::ConnectionId::parse(answer["connectionId"].as_str().unwrap())
+        .unwrap();
     assert_eq!(answer["syncEnqueued"], true);
 
     // Worker: the queued request, and one malformed body.
-    let worker = Function::start("WorkerFunction", &vars).await;
+    let worker = Function::start("WorkerFunction", &vars, rust_log).await;
     let mut messages = env.take_messages().await;
     assert_eq!(messages.len(), 1);
     let mut malformed = messages[0].clone();
@@ -151,16 +176,15 @@ async fn the_built_functions_run_through_the_runtime_api() {
     event.records = messages;
     let answer = worker.invoke(serde_json::to_value(&event).unwrap()).await;
     assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
-    let id = makesync::connection::ConnectionId::parse("smoke-acme").unwrap();
     assert_eq!(env.backend.store.list_users(&id).await.unwrap().len(), 36);
 
     // Scheduler: one active connection, one request.
-    let scheduler = Function::start("SchedulerFunction", &vars).await;
+    let scheduler = Function::start("SchedulerFunction", &vars, rust_log).await;
     let answer = scheduler.invoke(json!({"source": "aws.events"})).await;
     assert_eq!(answer["enqueued"], 1, "{answer}");
 
     // Events: the first sync, announced once.
-    let events = Function::start("EventsFunction", &vars).await;
+    let events = Function::start("EventsFunction", &vars, rust_log).await;
     let mut stream = StreamReader::new(&moto_sdk_config().await, &settings.users_table);
     let change = stream.next_event().await;
     let answer = events.invoke(serde_json::to_value(&change).unwrap()).await;
@@ -180,13 +204,64 @@ async fn the_built_functions_run_through_the_runtime_api() {
         worker_output.contains("\"_aws\""),
         "EMF lines: {worker_output}"
     );
-    for function in [&connect, &worker, &scheduler, &events] {
-        assert!(
-            !function.output().contains(DEMO_TOKEN),
-            "a token in the output"
+
+    // Tenancy, through the built connect function: no action without a tenant, and another
+    // tenant's connection answered exactly like one that does not exist.
+    for request in [
+        json!({"host": "eu1.make.com", "organizationId": 1001, "token": DEMO_TOKEN}),
+        json!({"action": "sync", "connectionId": id.as_str()}),
+        json!({"action": "disconnect", "connectionId": id.as_str(), "purge": true}),
+    ] {
+        let answer = connect.invoke(request.clone()).await;
+        assert_eq!(
+            answer["error"]["kind"], "invalid_input",
+            "{request}: {answer}"
         );
+    }
+    for action in ["sync", "disconnect"] {
+        let theirs = connect
+            .invoke(json!({"action": action, "tenantId": "tenant-8", "connectionId": id.as_str()}))
+            .await;
+        let nobodys = connect
+            .invoke(json!({"action": action, "tenantId": "tenant-8",
+                           "connectionId": makesync::connection::ConnectionId::generate().as_str()}))
+            .await;
+        assert_eq!(theirs.to_string(), nobodys.to_string(), "{action}");
+        assert_eq!(theirs["error"]["kind"], "not_found", "{theirs}");
+        println!("RUST_LOG={rust_log}: {action} of another tenant's connection and of an unknown id: {theirs}");
+    }
+
+    // The token pasted into each other field of a connect request: refused, never quoted.
+    for (field, value) in [
+        ("host", json!(DEMO_TOKEN)),
+        ("organizationId", json!(DEMO_TOKEN)),
+        ("tenantId", json!(DEMO_TOKEN)),
+        ("connectionId", json!(DEMO_TOKEN)),
+    ] {
+        let mut request = json!({"host": "eu1.make.com", "organizationId": 1001,
+                                 "token": DEMO_TOKEN, "tenantId": "tenant-7"});
+        request[field] = value;
+        let answer = connect.invoke(request).await;
+        assert!(answer.get("error").is_some(), "{field}: {answer}");
+        assert!(
+            !answer.to_string().contains(DEMO_TOKEN),
+            "{field}: {answer}"
+        );
+    }
+
+    let mut lines = Vec::new();
+    for (name, function) in [
+        ("connect", &connect),
+        ("worker", &worker),
+        ("scheduler", &scheduler),
+        ("events", &events),
+    ] {
+        let output = function.output();
+        let tokens = output.lines().filter(|l| l.contains(DEMO_TOKEN)).count();
+        lines.push((name, output.lines().count(), tokens));
     }
     for mut function in [connect, worker, scheduler, events] {
         let _ = function.process.kill().await;
     }
+    lines
 }

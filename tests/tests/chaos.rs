@@ -40,7 +40,9 @@ const BATCH: usize = 10;
 const FIRST_ORGANIZATION: u64 = 7000;
 
 struct Connection {
+    /// Minted by connect on the first connect (a placeholder before).
     id: ConnectionId,
+    connected: bool,
     organization: u64,
     tenant: String,
     token: String,
@@ -186,16 +188,20 @@ impl Run {
         let token = self.new_token();
         let connection = &mut self.connections[index];
         connection.token = token.clone();
-        let payload = json!({
+        let mut payload = json!({
             "host": "eu1.make.com",
             "organizationId": connection.organization,
             "token": token,
             "tenantId": connection.tenant,
-            "connectionId": connection.id.as_str(),
         });
+        if connection.connected {
+            payload["connectionId"] = json!(connection.id.as_str());
+        }
         let response = response_json(&self.connect.handle_payload(&payload).await);
         self.responses.push(response.to_string());
         assert_eq!(response["status"], "active", "{response}");
+        connection.id = ConnectionId::parse(response["connectionId"].as_str().unwrap()).unwrap();
+        connection.connected = true;
     }
 
     fn set_faults(&mut self, on: bool, cut_members: bool) {
@@ -453,6 +459,7 @@ async fn the_store_matches_make_after_a_run_of_faults() {
         let organization = FIRST_ORGANIZATION + (n % 50);
         run.connections.push(Connection {
             id: ConnectionId::parse(&format!("chaos-{n:02}")).unwrap(),
+            connected: false,
             organization,
             tenant: format!("tenant-{}", n / 50),
             token: String::new(),

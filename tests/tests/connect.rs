@@ -39,7 +39,8 @@ async fn connect_env(shape: ApiShape) -> Connect {
 
 impl Connect {
     async fn connect(&self, token: &str) -> Value {
-        let payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": token});
+        let payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": token,
+                             "tenantId": "tenant-a"});
         response_json(&self.service.handle_payload(&payload).await)
     }
 }
@@ -84,85 +85,120 @@ fn connect_env_documented() -> impl std::future::Future<Output = Connect> {
     connect_env(ApiShape::DOCUMENTED)
 }
 
+async fn connected(c: &Connect, tenant: &str) -> String {
+    let payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+        "tenantId": tenant});
+    let response = response_json(&c.service.handle_payload(&payload).await);
+    response["connectionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{response}"))
+        .to_string()
+}
+
 #[tokio::test]
-async fn a_connection_cannot_move_to_another_tenant() {
+async fn every_action_needs_a_tenant() {
     let c = connect_env_documented().await;
-    let first = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
-        "tenantId": "tenant-a", "connectionId": "acme"});
-    assert_eq!(
-        response_json(&c.service.handle_payload(&first).await)["status"],
-        "active"
-    );
-    for other in [json!("tenant-b"), Value::Null] {
-        let mut moved = first.clone();
-        moved["tenantId"] = other.clone();
-        let response = response_json(&c.service.handle_payload(&moved).await);
+    let id = connected(&c, "tenant-a").await;
+    for payload in [
+        json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN}),
+        json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN, "tenantId": null}),
+        json!({"action": "sync", "connectionId": id}),
+        json!({"action": "disconnect", "connectionId": id, "purge": true}),
+    ] {
+        let response = response_json(&c.service.handle_payload(&payload).await);
         assert_eq!(
             response["error"]["kind"], "invalid_input",
-            "{other}: {response}"
+            "{payload}: {response}"
         );
         assert!(
             response["error"]["message"]
                 .as_str()
                 .unwrap()
-                .contains("cannot move between tenants"),
+                .contains("no \"tenantId\""),
             "{response}"
         );
     }
     let stored = c
         .store
-        .get_connection(&makesync::connection::ConnectionId::parse("acme").unwrap())
+        .list_connections(None, 10)
         .await
         .unwrap()
-        .unwrap();
-    assert_eq!(stored.tenant_id.as_deref(), Some("tenant-a"));
+        .connections;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].status,
+        makesync::connection::ConnectionStatus::Active
+    );
 }
 
 #[tokio::test]
-async fn sync_and_disconnect_for_another_tenant_look_exactly_like_an_unknown_connection() {
+async fn connection_ids_are_minted_and_a_caller_cannot_choose_one() {
     let c = connect_env_documented().await;
-    let payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
-        "tenantId": "tenant-a", "connectionId": "acme"});
-    c.service.handle_payload(&payload).await.unwrap();
-    for action in ["sync", "disconnect"] {
-        let wrong_tenant = response_json(
-            &c.service
-                .handle_payload(
-                    &json!({"action": action, "connectionId": "acme", "tenantId": "tenant-b"}),
-                )
-                .await,
-        );
-        let unknown = response_json(
-            &c.service
-                .handle_payload(
-                    &json!({"action": action, "connectionId": "nobody", "tenantId": "tenant-b"}),
-                )
-                .await,
-        );
-        assert_eq!(wrong_tenant["error"]["kind"], unknown["error"]["kind"]);
-        assert_eq!(
-            wrong_tenant["error"]["message"]
-                .as_str()
-                .unwrap()
-                .replace("acme", "ID"),
-            unknown["error"]["message"]
-                .as_str()
-                .unwrap()
-                .replace("nobody", "ID"),
-            "{action}"
-        );
-        let right_tenant = response_json(
-            &c.service
-                .handle_payload(
-                    &json!({"action": action, "connectionId": "acme", "tenantId": "tenant-a"}),
-                )
-                .await,
-        );
-        assert!(
-            right_tenant.get("error").is_none(),
-            "{action}: {right_tenant}"
-        );
+    let a = connected(&c, "tenant-a").await;
+    let b = connected(&c, "tenant-b").await;
+    assert_ne!(a, b, "one organization, two tenants, two connections");
+    let chosen = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+        "tenantId": "tenant-a", "connectionId": "my-own-id"});
+    let response = response_json(&c.service.handle_payload(&chosen).await);
+    assert_eq!(response["error"]["kind"], "not_found", "{response}");
+    assert_eq!(
+        c.store
+            .list_connections(None, 10)
+            .await
+            .unwrap()
+            .connections
+            .len(),
+        2
+    );
+}
+
+/// Another tenant's connection and one that does not exist get the same answer, byte for
+/// byte, for every action — so no caller can learn which ids other tenants hold — and the
+/// other tenant's connection is unchanged.
+#[tokio::test]
+async fn a_wrong_tenant_and_an_unknown_id_get_identical_answers() {
+    let c = connect_env_documented().await;
+    let id = connected(&c, "tenant-a").await;
+    let before = c
+        .store
+        .get_connection(&makesync::connection::ConnectionId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    let requests = |connection_id: &str| {
+        [
+            json!({"action": "sync", "connectionId": connection_id, "tenantId": "tenant-b"}),
+            json!({"action": "disconnect", "connectionId": connection_id, "tenantId": "tenant-b", "purge": true}),
+            json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+                   "tenantId": "tenant-b", "connectionId": connection_id}),
+            json!({"host": "eu1.make.com", "organizationId": 2002, "token": "sim-token-revoked",
+                   "tenantId": "tenant-b", "connectionId": connection_id}),
+        ]
+    };
+    let unknown = uuid_like();
+    for (theirs, nobodys) in requests(&id).into_iter().zip(requests(&unknown)) {
+        let wrong_tenant = response_json(&c.service.handle_payload(&theirs).await).to_string();
+        let no_such = response_json(&c.service.handle_payload(&nobodys).await).to_string();
+        assert_eq!(wrong_tenant, no_such, "{theirs}");
+        assert!(wrong_tenant.contains("not_found"), "{wrong_tenant}");
+        assert!(!wrong_tenant.contains(&id), "{wrong_tenant}");
     }
+    let after = c
+        .store
+        .get_connection(&makesync::connection::ConnectionId::parse(&id).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(before, after, "tenant-a's connection is untouched");
+    let right_tenant = response_json(
+        &c.service
+            .handle_payload(&json!({"action": "sync", "connectionId": id, "tenantId": "tenant-a"}))
+            .await,
+    );
+    assert!(right_tenant.get("error").is_none(), "{right_tenant}");
+}
+
+/// An id of the shape makesync mints, that nobody holds.
+fn uuid_like() -> String {
+    makesync::connection::ConnectionId::generate().to_string()
 }
 
 #[tokio::test]
@@ -171,7 +207,7 @@ async fn oversized_input_is_refused_clearly_and_nothing_is_stored() {
     let long = |n: usize| "x".repeat(n);
     for (payload, says) in [
         (
-            json!({"host": "eu1.make.com", "organizationId": ACME, "token": long(600)}),
+            json!({"host": "eu1.make.com", "organizationId": ACME, "token": long(600), "tenantId": "t"}),
             "longer than 512 bytes",
         ),
         (
@@ -179,7 +215,7 @@ async fn oversized_input_is_refused_clearly_and_nothing_is_stored() {
             "\"tenantId\" must be 1 to 128 characters",
         ),
         (
-            json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN, "connectionId": long(200)}),
+            json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN, "tenantId": "t", "connectionId": long(200)}),
             "longer than 128 characters",
         ),
         (

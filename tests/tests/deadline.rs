@@ -33,10 +33,10 @@ async fn setup() -> Setup {
     let worker = Worker::new(store.clone(), secrets.clone(), engine, env.make.clone());
     let acme = env.connection("eu1.make.com", ACME);
     secrets
-        .put_token(&acme.id, &ApiToken::parse(DEMO_TOKEN).unwrap())
+        .put_token(&acme.token_ref(), &ApiToken::parse(DEMO_TOKEN).unwrap())
         .await
         .unwrap();
-    store.put_connection(&acme).await.unwrap();
+    store.create_connection(&acme).await.unwrap();
     Setup {
         env,
         store,

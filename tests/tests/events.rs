@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use makesync::clock::Clock;
-use makesync::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use makesync::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
+};
 use makesync::error::ErrorReport;
 use makesync::host::MakeHost;
 use makesync::organization::OrganizationId;
@@ -27,8 +29,16 @@ struct StopsAfterWriting(Arc<dyn ConnectionStore>);
 
 #[async_trait]
 impl ConnectionStore for StopsAfterWriting {
-    async fn put_connection(&self, c: &Connection) -> Result<(), StoreError> {
-        self.0.put_connection(c).await
+    async fn create_connection(&self, c: &Connection) -> Result<bool, StoreError> {
+        self.0.create_connection(c).await
+    }
+    async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        expected_version: u64,
+        update: &ConnectionUpdate,
+    ) -> Result<bool, StoreError> {
+        self.0.update_connection(id, expected_version, update).await
     }
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
         self.0.get_connection(id).await
@@ -104,11 +114,14 @@ async fn users_added_changed_and_removed_make_exactly_their_events() {
     let mut stream = StreamReader::new(&moto_sdk_config().await, &env.settings.users_table);
 
     let mut connection = env.make.connection("eu1.make.com", ACME);
-    connection.tenant_id = Some("tenant-7".into());
-    backend.store.put_connection(&connection).await.unwrap();
+    connection.tenant_id = makesync::tenant::TenantId::parse("tenant-7").unwrap();
+    backend.store.create_connection(&connection).await.unwrap();
     backend
         .secrets
-        .put_token(&connection.id, &ApiToken::parse(DEMO_TOKEN).unwrap())
+        .put_token(
+            &connection.token_ref(),
+            &ApiToken::parse(DEMO_TOKEN).unwrap(),
+        )
         .await
         .unwrap();
     let worker = env.worker();

@@ -55,7 +55,7 @@ async fn syncs_fan_outs_and_batches_write_their_metrics_as_emf_lines() {
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), env.clock_arc())
         .with_metrics(metrics.clone());
     let acme = env.connection("eu1.make.com", ACME);
-    makesync::ports::ConnectionStore::put_connection(store.as_ref(), &acme)
+    makesync::ports::ConnectionStore::create_connection(store.as_ref(), &acme)
         .await
         .unwrap();
     env.simulator.world().faults.rate_limited = 1;

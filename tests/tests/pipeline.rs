@@ -54,10 +54,10 @@ impl Pipeline {
     ) -> makesync::connection::Connection {
         let connection = self.env.connection(host, organization);
         self.secrets
-            .put_token(&connection.id, &ApiToken::parse(token).unwrap())
+            .put_token(&connection.token_ref(), &ApiToken::parse(token).unwrap())
             .await
             .unwrap();
-        self.store.put_connection(&connection).await.unwrap();
+        self.store.create_connection(&connection).await.unwrap();
         connection
     }
 
@@ -78,7 +78,7 @@ async fn one_message_per_active_connection_and_each_is_synced() {
     let celonis = p.connect("eu1.make.celonis.com", CELONIS, DEMO_TOKEN).await;
     let mut paused = p.env.connection("us1.make.com", 4004);
     paused.status = ConnectionStatus::Paused;
-    p.store.put_connection(&paused).await.unwrap();
+    p.store.create_connection(&paused).await.unwrap();
 
     let summary = p.scheduler.fan_out().await.unwrap();
     assert_eq!(
@@ -151,7 +151,7 @@ async fn transient_failures_are_retried_permanent_ones_are_not_and_repeated_ones
 async fn a_connection_without_a_token_or_with_a_refused_host_fails_without_calling_make() {
     let p = pipeline().await;
     let no_token = p.env.connection("eu1.make.com", ACME);
-    p.store.put_connection(&no_token).await.unwrap();
+    p.store.create_connection(&no_token).await.unwrap();
     let outcome = p.worker.handle(&request(&no_token)).await;
     let error = outcome.report().unwrap().run.error.clone().unwrap();
     assert_eq!(error.kind, ErrorKind::Auth);
@@ -162,9 +162,13 @@ async fn a_connection_without_a_token_or_with_a_refused_host_fails_without_calli
     );
 
     // A host that is a valid name but not a Make zone, as a tampered store row would hold.
-    let mut foreign = p.connect("us1.make.com", ACME, DEMO_TOKEN).await;
+    let mut foreign = p.env.connection("us1.make.com", ACME);
     foreign.host = MakeHost::parse("make.attacker.example").unwrap();
-    p.store.put_connection(&foreign).await.unwrap();
+    p.secrets
+        .put_token(&foreign.token_ref(), &ApiToken::parse(DEMO_TOKEN).unwrap())
+        .await
+        .unwrap();
+    assert!(p.store.create_connection(&foreign).await.unwrap());
     let outcome = p.worker.handle(&request(&foreign)).await;
     let error = outcome.report().unwrap().run.error.clone().unwrap();
     assert_eq!(error.kind, ErrorKind::InvalidInput);

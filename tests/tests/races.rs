@@ -4,16 +4,23 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use makesync::clock::Clock;
-use makesync::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use makesync::connection::TokenRef;
+use makesync::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
+};
 use makesync::error::ErrorReport;
 use makesync::host::MakeHost;
 use makesync::organization::OrganizationId;
-use makesync::ports::{ConnectionPage, ConnectionStore, SecretStore, StoreError, SyncRunStore};
+use makesync::ports::{
+    ConnectionPage, ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore,
+    WriteStamp,
+};
 use makesync::queue::SyncRequest;
 use makesync::run::{RunOutcome, SyncReason, SyncRun};
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync::sync::SyncEngine;
 use makesync::token::ApiToken;
+use makesync::user::{MakeUserId, StoredUser, UserRecord};
 use makesync::worker::{WorkOutcome, Worker};
 use makesync_simulator::{demo_world, DEMO_TOKEN};
 use makesync_tests::{TestEnv, ACME};
@@ -32,18 +39,38 @@ impl DisconnectDuringBookkeeping {
     async fn fire_if_armed(&self, id: &ConnectionId) {
         if self.armed.swap(false, Ordering::SeqCst) {
             // What `ConnectService::disconnect` writes.
-            let mut connection = self.inner.get_connection(id).await.unwrap().unwrap();
-            connection.status = ConnectionStatus::Disconnected;
-            connection.lease_until = None;
-            self.inner.put_connection(&connection).await.unwrap();
+            let connection = self.inner.get_connection(id).await.unwrap().unwrap();
+            let disconnect = ConnectionUpdate {
+                status: ConnectionStatus::Disconnected,
+                status_reason: None,
+                token_version: None,
+                reset_failures: false,
+                organization_name: None,
+                zone: None,
+            };
+            assert!(self
+                .inner
+                .update_connection(id, connection.version, &disconnect)
+                .await
+                .unwrap());
         }
     }
 }
 
 #[async_trait]
 impl ConnectionStore for DisconnectDuringBookkeeping {
-    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.inner.put_connection(connection).await
+    async fn create_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
+        self.inner.create_connection(connection).await
+    }
+    async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        expected_version: u64,
+        update: &ConnectionUpdate,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .update_connection(id, expected_version, update)
+            .await
     }
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
         let read = self.inner.get_connection(id).await;
@@ -142,7 +169,7 @@ async fn a_disconnect_that_lands_while_a_run_records_its_outcome_is_kept() {
     let runs = Arc::new(ArmOnFinish(store.clone(), connections.clone()));
     let engine = SyncEngine::new(connections.clone(), store.clone(), runs, env.clock_arc());
     let acme = env.connection("eu1.make.com", ACME);
-    store.put_connection(&acme).await.unwrap();
+    store.create_connection(&acme).await.unwrap();
 
     let client = env.client(&acme, DEMO_TOKEN);
     let report = engine.sync(&acme, &client, SyncReason::Scheduled).await;
@@ -181,15 +208,19 @@ impl Workers {
     async fn connect(&self, id: &str, organization: u64) -> Connection {
         let connection = Connection::new(
             ConnectionId::parse(id).unwrap(),
+            makesync::tenant::TenantId::parse("tenant-1").unwrap(),
             MakeHost::parse("eu1.make.com").unwrap(),
             OrganizationId::new(organization).unwrap(),
             self.env.clock.wall(),
         );
         self.secrets
-            .put_token(&connection.id, &ApiToken::parse(DEMO_TOKEN).unwrap())
+            .put_token(
+                &connection.token_ref(),
+                &ApiToken::parse(DEMO_TOKEN).unwrap(),
+            )
             .await
             .unwrap();
-        self.store.put_connection(&connection).await.unwrap();
+        self.store.create_connection(&connection).await.unwrap();
         connection
     }
 }
@@ -302,5 +333,292 @@ async fn connections_of_one_organization_share_its_rate_budget() {
             .take_while(|t| **t < *start + Duration::from_secs(60))
             .count();
         assert!(in_minute <= 30, "{in_minute} requests within one minute");
+    }
+}
+
+/// A connect service and a worker on one memory store, as the connect and worker functions
+/// share DynamoDB; the connect service's token store can run another request right after it
+/// stores a token (see [`InterleavingSecrets`]).
+struct Service {
+    env: TestEnv,
+    store: Arc<MemoryStore>,
+    secrets: Arc<InterleavingSecrets>,
+    queue: Arc<makesync::queue::MemoryQueue>,
+    connect: makesync::connect::ConnectService,
+    worker: Worker,
+}
+
+/// Tokens in memory; once armed with a request, it runs that request through the connect
+/// service right after it stores the next token — the moment between a connect's token
+/// write and its connection write, where another request can land.
+struct InterleavingSecrets {
+    inner: MemorySecrets,
+    service: std::sync::OnceLock<makesync::connect::ConnectService>,
+    then: std::sync::Mutex<Option<serde_json::Value>>,
+    answers: std::sync::Mutex<Vec<serde_json::Value>>,
+}
+
+#[async_trait]
+impl SecretStore for InterleavingSecrets {
+    async fn put_token(&self, secret: &TokenRef, token: &ApiToken) -> Result<(), SecretError> {
+        self.inner.put_token(secret, token).await?;
+        let then = self.then.lock().unwrap().take();
+        if let Some(payload) = then {
+            let service = self.service.get().expect("service set").clone();
+            let answer = makesync::connect::response_json(&service.handle_payload(&payload).await);
+            self.answers.lock().unwrap().push(answer);
+        }
+        Ok(())
+    }
+    async fn get_token(&self, secret: &TokenRef) -> Result<ApiToken, SecretError> {
+        self.inner.get_token(secret).await
+    }
+    async fn delete_token(&self, secret: &TokenRef) -> Result<(), SecretError> {
+        self.inner.delete_token(secret).await
+    }
+}
+
+async fn service(world: makesync_simulator::World) -> Service {
+    let env = TestEnv::start_with(world, |_| {}).await;
+    let store = Arc::new(MemoryStore::new());
+    let secrets = Arc::new(InterleavingSecrets {
+        inner: MemorySecrets::default(),
+        service: std::sync::OnceLock::new(),
+        then: std::sync::Mutex::new(None),
+        answers: std::sync::Mutex::new(Vec::new()),
+    });
+    let queue = Arc::new(makesync::queue::MemoryQueue::default());
+    let connect = makesync::connect::ConnectService::new(
+        store.clone(),
+        store.clone(),
+        secrets.clone(),
+        queue.clone(),
+        env.make.clone(),
+        env.clock_arc(),
+    );
+    let _ = secrets.service.set(connect.clone());
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), env.clock_arc());
+    let worker = Worker::new(store.clone(), secrets.clone(), engine, env.make.clone());
+    Service {
+        env,
+        store,
+        secrets,
+        queue,
+        connect,
+        worker,
+    }
+}
+
+impl Service {
+    async fn call(&self, payload: serde_json::Value) -> serde_json::Value {
+        makesync::connect::response_json(&self.connect.handle_payload(&payload).await)
+    }
+
+    async fn connect_acme(&self, token: &str) -> ConnectionId {
+        let answer = self
+            .call(
+                serde_json::json!({"host": "eu1.make.com", "organizationId": ACME,
+                                     "token": token, "tenantId": "tenant-a"}),
+            )
+            .await;
+        ConnectionId::parse(answer["connectionId"].as_str().unwrap()).unwrap()
+    }
+
+    fn reconnect(id: &ConnectionId, token: &str) -> serde_json::Value {
+        serde_json::json!({"host": "eu1.make.com", "organizationId": ACME, "token": token,
+                           "tenantId": "tenant-a", "connectionId": id.as_str()})
+    }
+
+    /// Which token the connection uses now, as the worker would read it.
+    async fn token_in_use(&self, id: &ConnectionId) -> Option<String> {
+        let connection = self.store.get_connection(id).await.unwrap().unwrap();
+        self.secrets
+            .get_token(&connection.token_ref())
+            .await
+            .ok()
+            .map(|t| t.expose().to_string())
+    }
+}
+
+/// A second world token with full access, to tell two connects' tokens apart.
+fn world_with_two_tokens() -> makesync_simulator::World {
+    let mut world = demo_world();
+    let grant = world.tokens[DEMO_TOKEN].clone();
+    world.add_token("sim-token-second-full-access", grant);
+    world
+}
+
+#[tokio::test]
+async fn two_connects_of_one_connection_one_wins_and_its_token_is_the_one_used() {
+    let s = service(world_with_two_tokens()).await;
+    let id = s.connect_acme(DEMO_TOKEN).await;
+    // Request A stores its token; before it writes the connection, request B runs whole.
+    *s.secrets.then.lock().unwrap() = Some(Service::reconnect(&id, "sim-token-second-full-access"));
+    let a = s.call(Service::reconnect(&id, DEMO_TOKEN)).await;
+    let b = s.secrets.answers.lock().unwrap().pop().unwrap();
+
+    assert_eq!(
+        b["status"], "active",
+        "B, which wrote first, is answered: {b}"
+    );
+    assert_eq!(
+        a["error"]["kind"], "transient",
+        "A lost the race and says so: {a}"
+    );
+    assert!(
+        a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed by another request"),
+        "{a}"
+    );
+    assert_eq!(
+        s.token_in_use(&id).await.as_deref(),
+        Some("sim-token-second-full-access"),
+        "the connection uses the token of the request that was answered active"
+    );
+    assert_eq!(
+        s.secrets.inner.len(),
+        1,
+        "the loser's token and the first token are gone"
+    );
+}
+
+#[tokio::test]
+async fn a_disconnect_that_lands_while_a_connect_is_checked_is_kept() {
+    let s = service(world_with_two_tokens()).await;
+    let id = s.connect_acme(DEMO_TOKEN).await;
+    *s.secrets.then.lock().unwrap() = Some(serde_json::json!({
+        "action": "disconnect", "tenantId": "tenant-a", "connectionId": id.as_str()}));
+    let reconnect = s
+        .call(Service::reconnect(&id, "sim-token-second-full-access"))
+        .await;
+    let disconnect = s.secrets.answers.lock().unwrap().pop().unwrap();
+
+    assert_eq!(disconnect["status"], "disconnected", "{disconnect}");
+    assert_eq!(reconnect["error"]["kind"], "transient", "{reconnect}");
+    let stored = s.store.get_connection(&id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        ConnectionStatus::Disconnected,
+        "the disconnect that was answered stands"
+    );
+    assert!(
+        s.secrets.inner.is_empty(),
+        "no token of the disconnected connection is left"
+    );
+}
+
+#[tokio::test]
+async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(100_000), 2_000, 1_000_000);
+    world.add_member(9001, 1, 12, None);
+    let s = service(world).await;
+    let answer = s
+        .call(
+            serde_json::json!({"host": "eu1.make.com", "organizationId": 9001,
+                                 "token": DEMO_TOKEN, "tenantId": "tenant-a"}),
+        )
+        .await;
+    let id = ConnectionId::parse(answer["connectionId"].as_str().unwrap()).unwrap();
+    let first_sync = s.queue.take(1).pop().unwrap();
+
+    // The sync writes its users in chunks; the purge lands once the first chunk is written.
+    let users = Arc::new(PurgeAfterFirstChunk {
+        inner: s.store.clone(),
+        purge: std::sync::Mutex::new(Some((
+            s.connect.clone(),
+            serde_json::json!({"action": "disconnect", "tenantId": "tenant-a",
+                               "connectionId": id.as_str(), "purge": true}),
+        ))),
+        answer: std::sync::Mutex::new(None),
+    });
+    let engine = SyncEngine::new(
+        s.store.clone(),
+        users.clone(),
+        s.store.clone(),
+        s.env.clock_arc(),
+    );
+    let worker = Worker::new(
+        s.store.clone(),
+        s.secrets.clone(),
+        engine,
+        s.env.make.clone(),
+    );
+    let outcome = worker.handle_body(&first_sync).await;
+    let purge = users.answer.lock().unwrap().take().expect("the purge ran");
+    assert_eq!(purge["status"], "disconnected", "{purge}");
+    assert!(
+        !matches!(outcome, WorkOutcome::Synced(_)),
+        "the sync stopped writing after the purge, it did not finish"
+    );
+
+    // Whatever the purge left to the queue runs now, as the worker would pick it up.
+    for body in s.queue.take(usize::MAX) {
+        s.worker.handle_body(&body).await;
+    }
+    assert_eq!(
+        s.store.list_users(&id).await.unwrap(),
+        Vec::new(),
+        "no user of the purged connection is stored"
+    );
+    assert!(s.secrets.inner.is_empty(), "and no token");
+}
+
+/// The users port of a sync, with a purge that lands right after the sync wrote its first
+/// chunk of users and before its second.
+struct PurgeAfterFirstChunk {
+    inner: Arc<MemoryStore>,
+    purge: std::sync::Mutex<Option<(makesync::connect::ConnectService, serde_json::Value)>>,
+    answer: std::sync::Mutex<Option<serde_json::Value>>,
+}
+
+#[async_trait]
+impl UserStore for PurgeAfterFirstChunk {
+    async fn list_users_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.list_users_page(connection, after, limit).await
+    }
+    async fn list_user_digests(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<StoredUser>, StoreError> {
+        self.inner.list_user_digests(connection).await
+    }
+    async fn get_users(
+        &self,
+        connection: &ConnectionId,
+        ids: &[MakeUserId],
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.get_users(connection, ids).await
+    }
+    async fn write_users(
+        &self,
+        connection: &ConnectionId,
+        stamp: &WriteStamp,
+        changed: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.write_users(connection, stamp, changed).await?;
+        let purge = self.purge.lock().unwrap().take();
+        if let Some((service, payload)) = purge {
+            let answer = makesync::connect::response_json(&service.handle_payload(&payload).await);
+            *self.answer.lock().unwrap() = Some(answer);
+        }
+        Ok(())
+    }
+    async fn close_users(
+        &self,
+        connection: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.close_users(connection, at).await
+    }
+    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        self.inner.delete_users(connection).await
     }
 }

@@ -38,7 +38,7 @@ async fn the_token_is_absent_from_logs_errors_runs_and_the_store() {
     let logs = CapturedLogs::default();
     let guard = logs.install();
     let connection = env.connection("eu1.make.com", ACME);
-    sqlite.put_connection(&connection).await.unwrap();
+    sqlite.create_connection(&connection).await.unwrap();
     let mut reports = Vec::new();
     // A success, retries through 5xx and 429, a malformed page, and a rejected token.
     reports.push(

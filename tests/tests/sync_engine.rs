@@ -21,7 +21,7 @@ across_api_shapes! {
 async fn the_first_sync_stores_every_member_with_role_status_and_last_login(shape: ApiShape) {
     let env = TestEnv::start_in(shape).await;
     let connection = env.connection("us2.make.com", GLOBEX);
-    env.store.put_connection(&connection).await.unwrap();
+    env.store.create_connection(&connection).await.unwrap();
     let report = env.sync(&connection).await;
     assert_eq!(
         report.run.outcome,

@@ -61,16 +61,17 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         let organization = OrganizationId::new(organization).map_err(CliError::input)?;
         let connection = Connection::new(
             ConnectionId::for_organization(&host, organization),
+            makesync::tenant::TenantId::local(),
             host,
             organization,
             clock.wall(),
         );
         secrets
-            .put_token(&connection.id, &token)
+            .put_token(&connection.token_ref(), &token)
             .await
             .map_err(CliError::internal)?;
         store
-            .put_connection(&connection)
+            .create_connection(&connection)
             .await
             .map_err(CliError::internal)?;
         connections.push(connection);

@@ -34,12 +34,13 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         None => {
             let connection = Connection::new(
                 target.connection_id.clone(),
+                makesync::tenant::TenantId::local(),
                 target.host.clone(),
                 target.organization,
                 clock.wall(),
             );
             store
-                .put_connection(&connection)
+                .create_connection(&connection)
                 .await
                 .map_err(CliError::internal)?;
             connection

@@ -124,6 +124,9 @@ fn log_outcome(message_id: &str, outcome: &WorkOutcome) {
                 error_kind = error.map(|e| e.kind.as_str()), error = error.map(|e| e.message.as_str()),
                 retry, "sync failed");
         }
+        WorkOutcome::Erased { connection_id } => {
+            tracing::info!(message_id, connection_id = %connection_id, "users of a disconnected connection erased");
+        }
         WorkOutcome::Skipped { reason } => {
             tracing::warn!(message_id, reason = %reason, "sync message dropped");
         }

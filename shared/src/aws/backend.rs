@@ -30,6 +30,7 @@ impl AwsBackend {
         let secrets = Arc::new(SecretsManagerStore::new(
             aws_sdk_secretsmanager::Client::new(sdk),
             settings.secret_prefix.clone(),
+            settings.secrets_kms_key.clone(),
         ));
         let cached_secrets: Arc<dyn SecretStore> = Arc::new(CachedSecretStore::new(
             secrets.clone(),

@@ -14,7 +14,9 @@
 
 use super::item::{from_item, number, string, to_item, Item};
 use super::sdk_error::{classify, AwsFailure};
-use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
+};
 use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::make::RetryPolicy;
@@ -257,15 +259,90 @@ fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
 
 #[async_trait]
 impl ConnectionStore for DynamoStore {
-    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.client
+    async fn create_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
+        let result = self
+            .client
             .put_item()
             .table_name(&self.connections_table)
             .set_item(Some(connection_item(connection)))
+            .condition_expression("attribute_not_exists(connectionId)")
             .send()
-            .await
-            .map_err(|e| store_error(classify(&e)))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        expected_version: u64,
+        update: &ConnectionUpdate,
+    ) -> Result<bool, StoreError> {
+        let mut set = vec!["#status = :status", "version = :next"];
+        let mut remove = Vec::new();
+        // Items made before versions were counted have none: version 0.
+        let condition = if expected_version == 0 {
+            "attribute_exists(connectionId) AND (attribute_not_exists(version) OR version = :expected)"
+        } else {
+            "attribute_exists(connectionId) AND version = :expected"
+        };
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .condition_expression(condition)
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", string(update.status.as_str()))
+            .expression_attribute_values(":expected", number(expected_version))
+            .expression_attribute_values(":next", number(expected_version + 1));
+        match &update.status_reason {
+            Some(reason) => {
+                set.push("statusReason = :reason");
+                request = request.expression_attribute_values(":reason", report_attribute(reason));
+            }
+            None => remove.push("statusReason"),
+        }
+        match &update.token_version {
+            Some(version) => {
+                set.push("tokenVersion = :token");
+                request = request.expression_attribute_values(":token", string(version.clone()));
+            }
+            None => remove.push("tokenVersion"),
+        }
+        if update.reset_failures {
+            set.push("consecutiveFailures = :zero");
+            remove.push("lastError");
+            request = request.expression_attribute_values(":zero", number(0));
+        }
+        if let Some(name) = &update.organization_name {
+            set.push("organizationName = :name");
+            request = request.expression_attribute_values(":name", string(name.clone()));
+        }
+        if let Some(zone) = &update.zone {
+            set.push("#zone = :zone");
+            request = request
+                .expression_attribute_names("#zone", "zone")
+                .expression_attribute_values(":zone", string(zone.clone()));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        match request.update_expression(expression).send().await {
+            Ok(_) => Ok(true),
+            Err(error) if condition_failed(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
     }
 
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
@@ -707,9 +784,35 @@ impl UserStore for DynamoStore {
         Ok(())
     }
 
+    async fn close_users(
+        &self,
+        connection: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key("connectionId", string(connection.as_str()))
+            .key("userId", number(GUARD_USER_ID))
+            .update_expression("SET usersWrittenBy = :at, usersWrittenAt = :at_text")
+            .condition_expression("attribute_not_exists(usersWrittenBy) OR usersWrittenBy < :at")
+            .expression_attribute_values(":at", number(at.timestamp_micros()))
+            .expression_attribute_values(":at_text", string(at.to_rfc3339()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already closed at or after `at`.
+            Err(error) if condition_failed(&error) => Ok(()),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
     async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        // From user id 1: the guard at 0 stays, so that no run older than the purge writes.
         let requests = self
-            .query_users(connection, None, None, Some("connectionId, userId"))
+            .query_users(connection, Some(0), None, Some("connectionId, userId"))
             .await?
             .into_iter()
             .map(delete)

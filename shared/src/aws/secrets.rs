@@ -1,11 +1,14 @@
-//! Make tokens in AWS Secrets Manager: one secret per connection, named
-//! `{prefix}{connection id}`, holding `{"token": "..."}`.
+//! Make tokens in AWS Secrets Manager: one secret per token version of a connection, named
+//! `{prefix}{connection id}/{version}` (`{prefix}{connection id}` for connections made before
+//! token versions), holding `{"token": "..."}`, encrypted with the customer's KMS key when one
+//! is configured. A reconnect creates a new secret and deletes the one before without a
+//! recovery window, so an old token is not kept readable (as `AWSPREVIOUS` would be).
 //!
 //! Secret names may not contain `:`, which connection ids may; it is written as `+`, which
 //! connection ids may not contain, so two ids never share a secret.
 
 use super::sdk_error::classify;
-use crate::connection::ConnectionId;
+use crate::connection::TokenRef;
 use crate::ports::{SecretError, SecretStore};
 use crate::token::ApiToken;
 use async_trait::async_trait;
@@ -17,6 +20,9 @@ use serde::{Deserialize, Serialize};
 pub struct SecretsManagerStore {
     client: Client,
     prefix: String,
+    /// The customer managed KMS key new secrets are encrypted with; Secrets Manager's own key
+    /// (`aws/secretsmanager`) when `None`.
+    kms_key_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -25,27 +31,17 @@ struct SecretBody {
 }
 
 impl SecretsManagerStore {
-    pub fn new(client: Client, prefix: impl Into<String>) -> Self {
+    pub fn new(client: Client, prefix: impl Into<String>, kms_key_id: Option<String>) -> Self {
         Self {
             client,
             prefix: prefix.into(),
+            kms_key_id,
         }
     }
 
-    /// The secret's name for a connection.
-    pub fn secret_name(&self, connection: &ConnectionId) -> String {
-        format!("{}{}", self.prefix, connection.as_str().replace(':', "+"))
-    }
-
-    async fn put_value(&self, name: &str, body: &str) -> Result<(), SecretError> {
-        self.client
-            .put_secret_value()
-            .secret_id(name)
-            .secret_string(body)
-            .send()
-            .await
-            .map_err(|e| failure(classify(&e)))?;
-        Ok(())
+    /// The secret's name for a token version.
+    pub fn secret_name(&self, secret: &TokenRef) -> String {
+        format!("{}{}", self.prefix, secret.path().replace(':', "+"))
     }
 }
 
@@ -59,12 +55,9 @@ fn failure(failure: super::sdk_error::AwsFailure) -> SecretError {
 
 #[async_trait]
 impl SecretStore for SecretsManagerStore {
-    async fn put_token(
-        &self,
-        connection: &ConnectionId,
-        token: &ApiToken,
-    ) -> Result<(), SecretError> {
-        let name = self.secret_name(connection);
+    async fn put_token(&self, secret: &TokenRef, token: &ApiToken) -> Result<(), SecretError> {
+        let name = self.secret_name(secret);
+        let connection = &secret.connection_id;
         let body = serde_json::to_string(&SecretBody {
             token: token.expose().to_string(),
         })
@@ -83,38 +76,31 @@ impl SecretStore for SecretsManagerStore {
                     .build(),
             )
             .secret_string(&body)
+            .set_kms_key_id(self.kms_key_id.clone())
             .send()
             .await;
-        let Err(error) = created else {
-            return Ok(());
-        };
-        let exists = error
-            .as_service_error()
-            .is_some_and(|e| e.is_resource_exists_exception());
-        if exists {
-            return self.put_value(&name, &body).await;
+        match created {
+            Ok(_) => Ok(()),
+            // Every token version has a name of its own: an existing name is a version
+            // stored already (a retried request), never one to overwrite.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_exists_exception()) =>
+            {
+                Err(SecretError::Refused(format!(
+                    "Secrets Manager: a secret named {name} exists already"
+                )))
+            }
+            Err(error) => Err(failure(classify(&error))),
         }
-        // A secret deleted with a recovery window still holds its name: bring it back.
-        let scheduled_for_deletion = error
-            .as_service_error()
-            .is_some_and(|e| e.is_invalid_request_exception());
-        if scheduled_for_deletion {
-            self.client
-                .restore_secret()
-                .secret_id(&name)
-                .send()
-                .await
-                .map_err(|e| failure(classify(&e)))?;
-            return self.put_value(&name, &body).await;
-        }
-        Err(failure(classify(&error)))
     }
 
-    async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
+    async fn get_token(&self, secret: &TokenRef) -> Result<ApiToken, SecretError> {
         let output = self
             .client
             .get_secret_value()
-            .secret_id(self.secret_name(connection))
+            .secret_id(self.secret_name(secret))
             .send()
             .await;
         let output = match output {
@@ -126,22 +112,22 @@ impl SecretStore for SecretsManagerStore {
                         || e.is_invalid_request_exception()
                 }) =>
             {
-                return Err(SecretError::NotFound(connection.clone()))
+                return Err(SecretError::NotFound(secret.clone()))
             }
             Err(error) => return Err(failure(classify(&error))),
         };
         let body: SecretBody = output
             .secret_string()
             .and_then(|text| serde_json::from_str(text).ok())
-            .ok_or_else(|| SecretError::Malformed(connection.clone()))?;
-        ApiToken::parse(&body.token).map_err(|_| SecretError::Malformed(connection.clone()))
+            .ok_or_else(|| SecretError::Malformed(secret.clone()))?;
+        ApiToken::parse(&body.token).map_err(|_| SecretError::Malformed(secret.clone()))
     }
 
-    async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError> {
+    async fn delete_token(&self, secret: &TokenRef) -> Result<(), SecretError> {
         let deleted = self
             .client
             .delete_secret()
-            .secret_id(self.secret_name(connection))
+            .secret_id(self.secret_name(secret))
             .force_delete_without_recovery(true)
             .send()
             .await;
@@ -152,7 +138,7 @@ impl SecretStore for SecretsManagerStore {
                     .as_service_error()
                     .is_some_and(|e| e.is_resource_not_found_exception()) =>
             {
-                Err(SecretError::NotFound(connection.clone()))
+                Err(SecretError::NotFound(secret.clone()))
             }
             Err(error) => Err(failure(classify(&error))),
         }

@@ -8,6 +8,7 @@
 //! | `MAKESYNC_QUEUE_URL` | SQS queue of sync requests (scheduler, connect) | required there |
 //! | `MAKESYNC_EVENT_BUS` | EventBridge bus of change events (events function) | required there |
 //! | `MAKESYNC_SECRET_PREFIX` | Secrets Manager name prefix for tokens | `makesync/connections/` |
+//! | `MAKESYNC_SECRETS_KMS_KEY` | KMS key (ARN or id) new token secrets are encrypted with | Secrets Manager's own key |
 //! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
 //! | `MAKESYNC_SECRET_CACHE_SECS` | a warm worker reuses a token this long | 300 |
 //! | `MAKESYNC_PAUSE_AFTER_FAILURES` | failed runs in a row before a connection is paused (0: never) | 5 |
@@ -26,6 +27,8 @@ pub struct AwsSettings {
     pub queue_url: Option<String>,
     pub event_bus: Option<String>,
     pub secret_prefix: String,
+    /// The customer managed KMS key for token secrets, when the template's `KmsKeyArn` is set.
+    pub secrets_kms_key: Option<String>,
     pub run_retention: Duration,
     pub secret_cache_ttl: Duration,
     pub pause_after_failures: u32,
@@ -98,6 +101,9 @@ impl AwsSettings {
             queue_url: lookup("MAKESYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
             event_bus: lookup("MAKESYNC_EVENT_BUS").filter(|v| !v.trim().is_empty()),
             secret_prefix,
+            secrets_kms_key: lookup("MAKESYNC_SECRETS_KMS_KEY")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             run_retention: Duration::from_secs(retention_days * 24 * 3600),
             secret_cache_ttl: Duration::from_secs(number("MAKESYNC_SECRET_CACHE_SECS", 300, 3600)?),
             pause_after_failures: number("MAKESYNC_PAUSE_AFTER_FAILURES", 5, 1000)? as u32,

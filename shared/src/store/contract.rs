@@ -3,12 +3,15 @@
 
 #[cfg(test)]
 use super::{MemoryStore, SqliteStore};
-use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
+};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
 use crate::run::{RunCounts, SyncReason, SyncRun};
+use crate::tenant::TenantId;
 use crate::user::{StoredUser, UserRecord, UserStatus};
 use chrono::{DateTime, Duration, Utc};
 
@@ -24,11 +27,12 @@ fn at(text: &str) -> DateTime<Utc> {
 fn connection(id: &str) -> Connection {
     let mut connection = Connection::new(
         ConnectionId::parse(id).unwrap(),
+        TenantId::parse("tenant-1").unwrap(),
         MakeHost::parse("eu1.make.com").unwrap(),
         OrganizationId::new(7).unwrap(),
         at("2026-01-01T00:00:00.123456Z"),
     );
-    connection.tenant_id = Some("tenant-1".into());
+    connection.token_version = Some("v1".into());
     connection.status = ConnectionStatus::Paused;
     connection.status_reason = Some(ErrorReport::new(ErrorKind::Auth, "paused: token revoked"));
     connection.organization_name = Some("Zoë's Örg".into());
@@ -58,7 +62,7 @@ fn user(id: u64, status: UserStatus) -> UserRecord {
 pub async fn check_store_contract(store: &dyn Store) {
     // Connections round-trip whole and page without loss or repetition.
     let first = connection("c-0");
-    store.put_connection(&first).await.unwrap();
+    assert!(store.create_connection(&first).await.unwrap());
     assert_eq!(
         store.get_connection(&first.id).await.unwrap(),
         Some(first.clone())
@@ -71,10 +75,10 @@ pub async fn check_store_contract(store: &dyn Store) {
         None
     );
     for i in 1..5 {
-        store
-            .put_connection(&connection(&format!("c-{i}")))
+        assert!(store
+            .create_connection(&connection(&format!("c-{i}")))
             .await
-            .unwrap();
+            .unwrap());
     }
     let mut seen = Vec::new();
     let mut cursor = None;
@@ -87,7 +91,10 @@ pub async fn check_store_contract(store: &dyn Store) {
             None => break,
         }
     }
+    // In no particular order: DynamoDB's Scan returns items in hash order.
+    seen.sort();
     assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
+    check_connection_writes_cannot_race(store).await;
 
     // A run's bookkeeping writes its own fields, and only on an active connection.
     let run = RunBookkeeping {
@@ -128,8 +135,8 @@ pub async fn check_store_contract(store: &dyn Store) {
     assert_eq!(written, expected);
     assert_eq!(expected.consecutive_failures, 0);
     assert_eq!(
-        expected.tenant_id.as_deref(),
-        Some("tenant-1"),
+        expected.tenant_id.as_str(),
+        "tenant-1",
         "not the run's to change"
     );
     assert_eq!(
@@ -327,6 +334,7 @@ pub async fn check_store_contract(store: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+    check_closed_users_refuse_older_runs(store, &first.id, newer).await;
 
     // Runs are replaced by id and listed newest first.
     let mut old = SyncRun::start(
@@ -362,6 +370,161 @@ pub async fn check_store_contract(store: &dyn Store) {
     assert_eq!(store.list_runs(&first.id, 1).await.unwrap(), vec![new]);
 }
 
+/// A connection is created only if its id is free, updated only at the version that was read,
+/// and found for its own tenant only.
+async fn check_connection_writes_cannot_race(store: &dyn Store) {
+    let mut original = connection("race-1");
+    original.status = ConnectionStatus::Active;
+    original.status_reason = None;
+    original.lease_until = None;
+    assert!(store.create_connection(&original).await.unwrap());
+    let mut other = connection("race-1");
+    other.organization_id = OrganizationId::new(99).unwrap();
+    assert!(
+        !store.create_connection(&other).await.unwrap(),
+        "an id that is taken is not written over"
+    );
+    assert_eq!(
+        store.get_connection(&original.id).await.unwrap(),
+        Some(original.clone())
+    );
+
+    let tenant = TenantId::parse("tenant-1").unwrap();
+    assert_eq!(
+        store
+            .get_tenant_connection(&tenant, &original.id)
+            .await
+            .unwrap(),
+        Some(original.clone())
+    );
+    for stranger in ["tenant-2", "tenant-1 ", "TENANT-1"] {
+        assert_eq!(
+            store
+                .get_tenant_connection(&TenantId::parse(stranger).unwrap(), &original.id)
+                .await
+                .unwrap(),
+            None,
+            "{stranger:?}"
+        );
+    }
+
+    // Two requests read version 1; the first write wins, the second changes nothing.
+    let reconnect = ConnectionUpdate {
+        status: ConnectionStatus::Active,
+        status_reason: None,
+        token_version: Some("v2".into()),
+        reset_failures: true,
+        organization_name: Some("Renamed Org".into()),
+        zone: None,
+    };
+    let disconnect = ConnectionUpdate {
+        status: ConnectionStatus::Disconnected,
+        status_reason: None,
+        token_version: None,
+        reset_failures: false,
+        organization_name: None,
+        zone: None,
+    };
+    let now = at("2026-01-01T00:00:00Z");
+    assert!(store
+        .acquire_lease(&original.id, now, now + Duration::minutes(15))
+        .await
+        .unwrap());
+    let leased = store.get_connection(&original.id).await.unwrap().unwrap();
+    assert_eq!(leased.version, 1);
+    assert!(store
+        .update_connection(&original.id, 1, &reconnect)
+        .await
+        .unwrap());
+    assert!(
+        !store
+            .update_connection(&original.id, 1, &disconnect)
+            .await
+            .unwrap(),
+        "written at version 1 after version 2 exists"
+    );
+    let mut expected = leased.clone();
+    expected.apply_update(&reconnect);
+    let stored = store.get_connection(&original.id).await.unwrap().unwrap();
+    assert_eq!(stored, expected);
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.token_version.as_deref(), Some("v2"));
+    assert_eq!(stored.consecutive_failures, 0);
+    assert_eq!(stored.last_error, None);
+    assert_eq!(stored.zone, leased.zone, "kept when the update has none");
+    assert_eq!(
+        stored.lease_until, leased.lease_until,
+        "an update never touches a sync's lease"
+    );
+    assert!(store
+        .update_connection(&original.id, 2, &disconnect)
+        .await
+        .unwrap());
+    let stored = store.get_connection(&original.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, ConnectionStatus::Disconnected);
+    assert_eq!(stored.token_version, None);
+    assert_eq!(stored.version, 3);
+    assert!(!store
+        .update_connection(&ConnectionId::parse("none").unwrap(), 0, &disconnect)
+        .await
+        .unwrap());
+}
+
+/// Closed users refuse every run that started before the close; a purge deletes the users
+/// and keeps the close.
+async fn check_closed_users_refuse_older_runs(
+    store: &dyn Store,
+    id: &ConnectionId,
+    newest_run: DateTime<Utc>,
+) {
+    let closed_at = newest_run + Duration::hours(1);
+    store.close_users(id, closed_at).await.unwrap();
+    store
+        .close_users(id, closed_at - Duration::minutes(5))
+        .await
+        .unwrap();
+    let refused = store
+        .write_users(
+            id,
+            &WriteStamp::new("run-in-flight", closed_at - Duration::seconds(1)),
+            &[user(9, UserStatus::Active)],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        StoreError::StaleRun {
+            this: closed_at - Duration::seconds(1),
+            newer: closed_at
+        },
+        "a close is never moved back"
+    );
+    store.delete_users(id).await.unwrap();
+    assert!(store.list_users(id).await.unwrap().is_empty());
+    assert!(store.list_user_digests(id).await.unwrap().is_empty());
+    assert!(
+        store
+            .write_users(
+                id,
+                &WriteStamp::new("run-in-flight", closed_at - Duration::seconds(1)),
+                &[user(9, UserStatus::Active)],
+            )
+            .await
+            .is_err(),
+        "the purge kept the close"
+    );
+    assert!(store.list_users(id).await.unwrap().is_empty());
+    store
+        .write_users(
+            id,
+            &WriteStamp::new("run-after-reconnect", closed_at + Duration::seconds(1)),
+            &[user(9, UserStatus::Active)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.list_users(id).await.unwrap().len(), 1);
+}
+
 #[cfg(test)]
 #[tokio::test]
 async fn the_memory_store_keeps_the_contract() {
@@ -380,11 +543,11 @@ async fn the_sqlite_store_keeps_its_data_across_opens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("makesync.db");
     let first = connection("c-0");
-    SqliteStore::open(&path)
+    assert!(SqliteStore::open(&path)
         .unwrap()
-        .put_connection(&first)
+        .create_connection(&first)
         .await
-        .unwrap();
+        .unwrap());
     let reopened = SqliteStore::open(&path).unwrap();
     assert_eq!(
         reopened.get_connection(&first.id).await.unwrap(),

@@ -1,6 +1,8 @@
 //! In-memory adapters, for tests and the demo.
 
-use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping, TokenRef,
+};
 use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -50,11 +52,31 @@ impl MemoryStore {
 
 #[async_trait]
 impl ConnectionStore for MemoryStore {
-    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
-        self.lock()
+    async fn create_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if state.connections.contains_key(&connection.id) {
+            return Ok(false);
+        }
+        state
             .connections
             .insert(connection.id.clone(), connection.clone());
-        Ok(())
+        Ok(true)
+    }
+
+    async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        expected_version: u64,
+        update: &ConnectionUpdate,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.connections.get_mut(id) {
+            Some(connection) if connection.version == expected_version => {
+                connection.apply_update(update);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
@@ -258,10 +280,19 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+    async fn close_users(
+        &self,
+        connection: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.users.remove(connection);
-        state.written_by.remove(connection);
+        let guard = state.written_by.entry(connection.clone()).or_insert(at);
+        *guard = (*guard).max(at);
+        Ok(())
+    }
+
+    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+        self.lock().users.remove(connection);
         Ok(())
     }
 }
@@ -298,35 +329,40 @@ impl SyncRunStore for MemoryStore {
 /// Tokens in memory: for tests and the demo. Production uses Secrets Manager.
 #[derive(Debug, Default)]
 pub struct MemorySecrets {
-    tokens: Mutex<HashMap<ConnectionId, ApiToken>>,
+    tokens: Mutex<HashMap<TokenRef, ApiToken>>,
 }
 
 impl MemorySecrets {
-    fn lock(&self) -> MutexGuard<'_, HashMap<ConnectionId, ApiToken>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<TokenRef, ApiToken>> {
         self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many tokens are stored (tests: a disconnect or reconnect leaves no old one).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 #[async_trait]
 impl SecretStore for MemorySecrets {
-    async fn put_token(
-        &self,
-        connection: &ConnectionId,
-        token: &ApiToken,
-    ) -> Result<(), SecretError> {
-        self.lock().insert(connection.clone(), token.clone());
+    async fn put_token(&self, secret: &TokenRef, token: &ApiToken) -> Result<(), SecretError> {
+        self.lock().insert(secret.clone(), token.clone());
         Ok(())
     }
 
-    async fn get_token(&self, connection: &ConnectionId) -> Result<ApiToken, SecretError> {
+    async fn get_token(&self, secret: &TokenRef) -> Result<ApiToken, SecretError> {
         self.lock()
-            .get(connection)
+            .get(secret)
             .cloned()
-            .ok_or_else(|| SecretError::NotFound(connection.clone()))
+            .ok_or_else(|| SecretError::NotFound(secret.clone()))
     }
 
-    async fn delete_token(&self, connection: &ConnectionId) -> Result<(), SecretError> {
-        self.lock().remove(connection);
+    async fn delete_token(&self, secret: &TokenRef) -> Result<(), SecretError> {
+        self.lock().remove(secret);
         Ok(())
     }
 }

@@ -3,7 +3,9 @@
 //! rusqlite is synchronous, so every call runs on tokio's blocking pool with the connection
 //! behind a mutex. Columns are plain and named, so the file can be read with `sqlite3`.
 
-use crate::connection::{Connection, ConnectionId, ConnectionStatus, RunBookkeeping};
+use crate::connection::{
+    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
+};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -11,6 +13,7 @@ use crate::ports::{
     ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp,
 };
 use crate::run::{RunCounts, RunId, RunOutcome, SyncReason, SyncRun};
+use crate::tenant::TenantId;
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,7 +39,9 @@ CREATE TABLE IF NOT EXISTS connections (
     last_error_message    TEXT,
     consecutive_failures  INTEGER NOT NULL DEFAULT 0,
     lease_until           TEXT,
-    user_count            INTEGER
+    user_count            INTEGER,
+    version               INTEGER NOT NULL DEFAULT 0,
+    token_version         TEXT
 );
 CREATE TABLE IF NOT EXISTS users (
     connection_id TEXT NOT NULL,
@@ -132,6 +137,8 @@ impl SqliteStore {
         // Files made by earlier versions lack the columns added since.
         add_column_if_missing(&db, "users", "digest", "INTEGER")?;
         add_column_if_missing(&db, "connections", "user_count", "INTEGER")?;
+        add_column_if_missing(&db, "connections", "version", "INTEGER NOT NULL DEFAULT 0")?;
+        add_column_if_missing(&db, "connections", "token_version", "TEXT")?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -226,7 +233,15 @@ fn connection_from_row(row: &Row<'_>) -> Result<Connection, StoreError> {
     let status: String = row.get("status").map_err(get)?;
     Ok(Connection {
         id: ConnectionId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        tenant_id: row.get("tenant_id").map_err(get)?,
+        tenant_id: row
+            .get::<_, Option<String>>("tenant_id")
+            .map_err(get)?
+            .map(TenantId::try_from)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            .unwrap_or_default(),
+        version: row.get::<_, i64>("version").map_err(get)? as u64,
+        token_version: row.get("token_version").map_err(get)?,
         host: MakeHost::parse(&host).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         organization_id: OrganizationId::new(organization_id as u64)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -305,38 +320,80 @@ fn run_from_row(row: &Row<'_>) -> Result<SyncRun, StoreError> {
 
 #[async_trait]
 impl ConnectionStore for SqliteStore {
-    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+    async fn create_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
         let c = connection.clone();
         self.with_db(move |db| {
-            db.execute(
-                "INSERT OR REPLACE INTO connections (id, tenant_id, host, organization_id, status,
+            let inserted = db
+                .execute(
+                    "INSERT INTO connections (id, tenant_id, host, organization_id, status,
                     status_reason_kind, status_reason_message, organization_name, zone, created_at,
                     last_success_at, last_run_id, last_error_kind, last_error_message,
-                    consecutive_failures, lease_until, user_count)
+                    consecutive_failures, lease_until, user_count, version, token_version)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17)",
-                params![
-                    c.id.as_str(),
-                    c.tenant_id,
-                    c.host.as_str(),
-                    c.organization_id.get() as i64,
-                    c.status.as_str(),
-                    c.status_reason.as_ref().map(|r| r.kind.as_str()),
-                    c.status_reason.as_ref().map(|r| r.message.clone()),
-                    c.organization_name,
-                    c.zone,
-                    text(c.created_at),
-                    opt_text(c.last_success_at),
-                    c.last_run_id,
-                    c.last_error.as_ref().map(|r| r.kind.as_str()),
-                    c.last_error.as_ref().map(|r| r.message.clone()),
-                    c.consecutive_failures,
-                    opt_text(c.lease_until),
-                    c.user_count,
-                ],
-            )
-            .map_err(backend)?;
-            Ok(())
+                    ?17, ?18, ?19)
+                 ON CONFLICT (id) DO NOTHING",
+                    params![
+                        c.id.as_str(),
+                        (!c.tenant_id.is_unowned()).then(|| c.tenant_id.to_string()),
+                        c.host.as_str(),
+                        c.organization_id.get() as i64,
+                        c.status.as_str(),
+                        c.status_reason.as_ref().map(|r| r.kind.as_str()),
+                        c.status_reason.as_ref().map(|r| r.message.clone()),
+                        c.organization_name,
+                        c.zone,
+                        text(c.created_at),
+                        opt_text(c.last_success_at),
+                        c.last_run_id,
+                        c.last_error.as_ref().map(|r| r.kind.as_str()),
+                        c.last_error.as_ref().map(|r| r.message.clone()),
+                        c.consecutive_failures,
+                        opt_text(c.lease_until),
+                        c.user_count,
+                        c.version as i64,
+                        c.token_version,
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn update_connection(
+        &self,
+        id: &ConnectionId,
+        expected_version: u64,
+        update: &ConnectionUpdate,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        let u = update.clone();
+        self.with_db(move |db| {
+            let changed = db
+                .execute(
+                    "UPDATE connections SET status = ?3, status_reason_kind = ?4,
+                        status_reason_message = ?5, token_version = ?6,
+                        consecutive_failures = CASE WHEN ?7 THEN 0 ELSE consecutive_failures END,
+                        last_error_kind = CASE WHEN ?7 THEN NULL ELSE last_error_kind END,
+                        last_error_message = CASE WHEN ?7 THEN NULL ELSE last_error_message END,
+                        organization_name = coalesce(?8, organization_name),
+                        zone = coalesce(?9, zone),
+                        version = version + 1
+                     WHERE id = ?1 AND version = ?2",
+                    params![
+                        id.as_str(),
+                        expected_version as i64,
+                        u.status.as_str(),
+                        u.status_reason.as_ref().map(|r| r.kind.as_str()),
+                        u.status_reason.as_ref().map(|r| r.message.clone()),
+                        u.token_version,
+                        u.reset_failures,
+                        u.organization_name,
+                        u.zone,
+                    ],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
         })
         .await
     }
@@ -694,21 +751,36 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn close_users(
+        &self,
+        connection: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let connection = connection.clone();
+        self.with_db(move |db| {
+            // Times are stored in one fixed format, so text order is time order.
+            db.execute(
+                "INSERT INTO user_writes (connection_id, run_started_at) VALUES (?1, ?2)
+                 ON CONFLICT (connection_id) DO UPDATE SET run_started_at =
+                    max(run_started_at, excluded.run_started_at)",
+                params![connection.as_str(), text(at)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// The write guard in `user_writes` stays (see [`UserStore::close_users`]).
     async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
         let connection = connection.clone();
         self.with_db(move |db| {
-            let tx = db.transaction().map_err(backend)?;
-            tx.execute(
+            db.execute(
                 "DELETE FROM users WHERE connection_id = ?1",
                 params![connection.as_str()],
             )
             .map_err(backend)?;
-            tx.execute(
-                "DELETE FROM user_writes WHERE connection_id = ?1",
-                params![connection.as_str()],
-            )
-            .map_err(backend)?;
-            tx.commit().map_err(backend)
+            Ok(())
         })
         .await
     }

@@ -83,6 +83,11 @@ impl SyncEngine {
         &self.clock
     }
 
+    /// The users port the engine writes to (the worker erases through it too).
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
     /// Starts and runs one sync of `connection` through `client`.
     pub async fn sync(
         &self,
