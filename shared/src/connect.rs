@@ -539,14 +539,11 @@ impl ConnectService {
         secret: &TokenRef,
         organization: &crate::make::OrganizationSummary,
     ) -> Result<Connection, ConnectError> {
-        let update = ConnectionUpdate {
-            status: ConnectionStatus::Active,
-            status_reason: None,
-            token_version: secret.version.clone(),
-            reset_failures: true,
-            organization_name: Some(organization.name.clone()),
-            zone: organization.zone.clone(),
-        };
+        let update = ConnectionUpdate::reconnect(
+            secret.version.clone(),
+            Some(organization.name.clone()),
+            organization.zone.clone(),
+        );
         if !self
             .connections
             .update_connection(&existing.id, existing.version, &update)
@@ -596,14 +593,7 @@ impl ConnectService {
         let mut connection = self.existing(tenant, id).await?;
         let token = connection.token_ref();
         if connection.status != ConnectionStatus::Disconnected {
-            let update = ConnectionUpdate {
-                status: ConnectionStatus::Disconnected,
-                status_reason: None,
-                token_version: None,
-                reset_failures: false,
-                organization_name: None,
-                zone: None,
-            };
+            let update = ConnectionUpdate::disconnect();
             if !self
                 .connections
                 .update_connection(id, connection.version, &update)

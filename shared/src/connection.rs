@@ -167,6 +167,37 @@ pub struct ConnectionUpdate {
     pub zone: Option<String>,
 }
 
+impl ConnectionUpdate {
+    /// A reconnect: active again, on the token stored under `token_version`, with the failure
+    /// count started afresh and the organization as Make describes it now.
+    pub fn reconnect(
+        token_version: Option<String>,
+        organization_name: Option<String>,
+        zone: Option<String>,
+    ) -> Self {
+        Self {
+            status: ConnectionStatus::Active,
+            status_reason: None,
+            token_version,
+            reset_failures: true,
+            organization_name,
+            zone,
+        }
+    }
+
+    /// A disconnect: no token, nothing else changed.
+    pub fn disconnect() -> Self {
+        Self {
+            status: ConnectionStatus::Disconnected,
+            status_reason: None,
+            token_version: None,
+            reset_failures: false,
+            organization_name: None,
+            zone: None,
+        }
+    }
+}
+
 /// What a finished run writes on its connection: the fields a run owns and nothing else, so
 /// that a disconnect or a reconnect that lands while the run is in flight is not written over.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -205,7 +205,7 @@ impl Worker {
             Err(error) => return deferred(error),
         };
         if request.reason == SyncReason::Erase {
-            return self.erase(&connection).await;
+            return self.erase(&connection, deadline).await;
         }
         if connection.tenant_id.is_unowned() {
             return WorkOutcome::Skipped {
@@ -259,12 +259,7 @@ impl Worker {
             None => MemoryBudget::unlimited(),
         };
         let now = clock.wall();
-        let until = match deadline {
-            Some(deadline) => {
-                deadline.wall + chrono::Duration::from_std(LEASE_SKEW).unwrap_or_default()
-            }
-            None => now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
-        };
+        let until = self.lease_until(now, deadline);
         match self
             .connections
             .acquire_lease(&connection.id, now, until)
@@ -356,7 +351,7 @@ impl Worker {
     /// A purge that found a sync in flight: once no sync holds the connection, take it and
     /// delete its users. A connection reconnected since is left alone (its users are synced
     /// again); one still leased goes back to the queue.
-    async fn erase(&self, connection: &Connection) -> WorkOutcome {
+    async fn erase(&self, connection: &Connection, deadline: Option<Deadline>) -> WorkOutcome {
         if connection.status == ConnectionStatus::Active {
             return WorkOutcome::Skipped {
                 reason: format!(
@@ -366,7 +361,7 @@ impl Worker {
             };
         }
         let now = self.engine.clock().wall();
-        let until = now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX);
+        let until = self.lease_until(now, deadline);
         match self
             .connections
             .acquire_lease(&connection.id, now, until)
@@ -390,6 +385,17 @@ impl Worker {
                 connection_id: connection.id.clone(),
             },
             Err(error) => deferred(error),
+        }
+    }
+
+    /// When a lease taken `now` ends: [`LEASE_SKEW`] after the invocation's deadline, or after
+    /// the configured lease when there is none.
+    fn lease_until(&self, now: DateTime<Utc>, deadline: Option<Deadline>) -> DateTime<Utc> {
+        match deadline {
+            Some(deadline) => {
+                deadline.wall + chrono::Duration::from_std(LEASE_SKEW).unwrap_or_default()
+            }
+            None => now + chrono::Duration::from_std(self.lease).unwrap_or(chrono::Duration::MAX),
         }
     }
 

@@ -566,3 +566,21 @@ async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
     .await;
     assert_eq!(unknown["error"]["kind"], "not_found");
 }
+
+#[tokio::test]
+async fn token_secrets_are_created_with_the_customer_key_when_one_is_set() {
+    let key = "arn:aws:kms:us-east-1:123456789012:key/0b5f1c1e-6a4e-4c55-9d43-1f0e2a9c7d11";
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_SECRETS_KMS_KEY", key)]).await;
+    let answer = connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await;
+    assert_eq!(answer["status"], "active", "{answer}");
+    let names = env.secret_names().await;
+    assert_eq!(names.len(), 1);
+    let described = env
+        .secrets
+        .describe_secret()
+        .secret_id(&names[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(described.kms_key_id(), Some(key));
+}

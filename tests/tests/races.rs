@@ -40,14 +40,7 @@ impl DisconnectDuringBookkeeping {
         if self.armed.swap(false, Ordering::SeqCst) {
             // What `ConnectService::disconnect` writes.
             let connection = self.inner.get_connection(id).await.unwrap().unwrap();
-            let disconnect = ConnectionUpdate {
-                status: ConnectionStatus::Disconnected,
-                status_reason: None,
-                token_version: None,
-                reset_failures: false,
-                organization_name: None,
-                zone: None,
-            };
+            let disconnect = ConnectionUpdate::disconnect();
             assert!(self
                 .inner
                 .update_connection(id, connection.version, &disconnect)

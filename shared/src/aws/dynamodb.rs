@@ -29,6 +29,7 @@ use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
@@ -193,6 +194,35 @@ fn batch_write_backoff() -> RetryPolicy {
     }
 }
 
+/// `SET a, b REMOVE c, d`.
+fn update_expression(set: &[&str], remove: &[&str]) -> String {
+    let mut expression = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    expression
+}
+
+/// Sets the organization's name and zone where they are given.
+fn set_organization(
+    mut update: UpdateItemFluentBuilder,
+    set: &mut Vec<&'static str>,
+    name: &Option<String>,
+    zone: &Option<String>,
+) -> UpdateItemFluentBuilder {
+    if let Some(name) = name {
+        set.push("organizationName = :name");
+        update = update.expression_attribute_values(":name", string(name.clone()));
+    }
+    if let Some(zone) = zone {
+        set.push("#zone = :zone");
+        update = update
+            .expression_attribute_names("#zone", "zone")
+            .expression_attribute_values(":zone", string(zone.clone()));
+    }
+    update
+}
+
 /// Whether an `UpdateItem` was refused by its condition (a lease held, a newer run's claim).
 fn condition_failed(error: &SdkError<UpdateItemError, HttpResponse>) -> bool {
     error
@@ -324,20 +354,8 @@ impl ConnectionStore for DynamoStore {
             remove.push("lastError");
             request = request.expression_attribute_values(":zero", number(0));
         }
-        if let Some(name) = &update.organization_name {
-            set.push("organizationName = :name");
-            request = request.expression_attribute_values(":name", string(name.clone()));
-        }
-        if let Some(zone) = &update.zone {
-            set.push("#zone = :zone");
-            request = request
-                .expression_attribute_names("#zone", "zone")
-                .expression_attribute_values(":zone", string(zone.clone()));
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
+        request = set_organization(request, &mut set, &update.organization_name, &update.zone);
+        let expression = update_expression(&set, &remove);
         match request.update_expression(expression).send().await {
             Ok(_) => Ok(true),
             Err(error) if condition_failed(&error) => Ok(false),
@@ -538,20 +556,8 @@ impl ConnectionStore for DynamoStore {
                     .expression_attribute_values(":one", number(1));
             }
         }
-        if let Some(name) = &run.organization_name {
-            set.push("organizationName = :name");
-            update = update.expression_attribute_values(":name", string(name.clone()));
-        }
-        if let Some(zone) = &run.zone {
-            set.push("#zone = :zone");
-            update = update
-                .expression_attribute_names("#zone", "zone")
-                .expression_attribute_values(":zone", string(zone.clone()));
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
+        update = set_organization(update, &mut set, &run.organization_name, &run.zone);
+        let expression = update_expression(&set, &remove);
         match update.update_expression(expression).send().await {
             Ok(output) => output.attributes().map(connection_from_item).transpose(),
             Err(error) if condition_failed(&error) => Ok(None),

@@ -409,22 +409,9 @@ async fn check_connection_writes_cannot_race(store: &dyn Store) {
     }
 
     // Two requests read version 1; the first write wins, the second changes nothing.
-    let reconnect = ConnectionUpdate {
-        status: ConnectionStatus::Active,
-        status_reason: None,
-        token_version: Some("v2".into()),
-        reset_failures: true,
-        organization_name: Some("Renamed Org".into()),
-        zone: None,
-    };
-    let disconnect = ConnectionUpdate {
-        status: ConnectionStatus::Disconnected,
-        status_reason: None,
-        token_version: None,
-        reset_failures: false,
-        organization_name: None,
-        zone: None,
-    };
+    let reconnect =
+        ConnectionUpdate::reconnect(Some("v2".into()), Some("Renamed Org".into()), None);
+    let disconnect = ConnectionUpdate::disconnect();
     let now = at("2026-01-01T00:00:00Z");
     assert!(store
         .acquire_lease(&original.id, now, now + Duration::minutes(15))
