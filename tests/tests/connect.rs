@@ -259,3 +259,46 @@ async fn a_white_label_host_is_normalised_like_a_zone() {
     }
     assert!(env.make.allowlist().admit("other.partner.example").is_err());
 }
+
+/// A Make token pasted into another field as well — the host, the organization id, the tenant,
+/// the connection id — is refused; no answer, log line (at TRACE) or stored item holds it.
+#[tokio::test]
+async fn a_token_pasted_into_another_field_is_never_answered_logged_or_stored() {
+    let c = connect_env_documented().await;
+    let existing = connected(&c, "tenant-a").await;
+    let logs = makesync_tests::CapturedLogs::default();
+    let guard = logs.install_filtered("trace");
+    let token = "6f0c9a52-1d2e-4b7a-9c3f-0e5d7b1a4c88";
+    {
+        let mut world = c.env.simulator.world();
+        let grant = world.tokens[DEMO_TOKEN].clone();
+        world.add_token(token, grant);
+    }
+    let requests_before = c.env.simulator.requests().len();
+    for field in ["host", "organizationId", "tenantId", "connectionId"] {
+        let mut payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": token,
+                                 "tenantId": "tenant-a", "connectionId": existing});
+        payload[field] = json!(token);
+        let response = response_json(&c.service.handle_payload(&payload).await).to_string();
+        assert!(response.contains("invalid_input"), "{field}: {response}");
+        assert!(!response.contains(token), "{field}: {response}");
+        for prefix in [&token[..8], &token[token.len() - 12..]] {
+            assert!(!response.contains(prefix), "{field}: {response}");
+        }
+    }
+    drop(guard);
+    assert!(!logs.text().contains(token), "a log line holds the token");
+    let stored = c
+        .store
+        .list_connections(None, 10)
+        .await
+        .unwrap()
+        .connections;
+    assert_eq!(stored.len(), 1, "nothing new stored");
+    assert!(!format!("{stored:?}").contains(token));
+    assert_eq!(
+        c.env.simulator.requests().len(),
+        requests_before,
+        "refused before Make was asked"
+    );
+}
