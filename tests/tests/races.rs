@@ -552,8 +552,8 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
         s.worker.handle_body(&body).await;
     }
     assert_eq!(
-        s.store.list_users(&id).await.unwrap(),
-        Vec::new(),
+        s.store.list_users(&id).await.unwrap().len(),
+        0,
         "no user of the purged connection is stored"
     );
     assert!(s.secrets.inner.is_empty(), "and no token");
