@@ -27,6 +27,22 @@ impl Cli {
             .await
     }
 
+    /// Runs with `RUST_LOG` set to `level`.
+    async fn run_with_log(&self, token: Option<&str>, args: &[&str], level: &str) -> Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"));
+        command
+            .arg("--db")
+            .arg(self.db())
+            .args(args)
+            .env_clear()
+            .env("MAKESYNC_API_BASE_URL", self.simulator.base_url())
+            .env("RUST_LOG", level);
+        if let Some(token) = token {
+            command.env("MAKE_API_TOKEN", token);
+        }
+        command.output().await.unwrap()
+    }
+
     /// Runs with `MAKESYNC_API_BASE_URL` set to `base_url`.
     async fn run_against(&self, base_url: &str, token: Option<&str>, args: &[&str]) -> Output {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"));
@@ -450,4 +466,47 @@ async fn the_store_file_is_readable_by_its_owner_only_and_names_are_escaped_in_t
         names.contains(&"Łukasz\u{1b}]0;owned\u{7}\u{1b}[2J"),
         "JSON keeps the name as Make has it"
     );
+}
+
+/// A row Make sends that does not parse fails the sync naming the endpoint, the row's id and
+/// the field — and nothing of the row: its member's name and email are in no output, record
+/// or log line (logs at TRACE).
+#[tokio::test]
+async fn a_malformed_row_fails_the_sync_without_quoting_the_member() {
+    let cli = Cli::start().await;
+    let name = "Mallory Quux-Recognizable";
+    let email = "mallory.quux@recognizable.example";
+    let body = serde_json::json!({"users": [
+        {"id": 1, "name": "Ada Lovelace", "email": "ada@acme.example", "lastLogin": null},
+        {"id": 99, "name": name, "email": email, "lastLogin": "last tuesday, said Mallory Quux"},
+    ]});
+    cli.simulator
+        .world()
+        .faults
+        .canned_bodies
+        .insert("/api/v2/users".into(), body.to_string());
+    let mut outputs = Vec::new();
+    for args in [
+        &["sync", "--host", "eu1.make.com", "--org", "1001", "--json"][..],
+        &["sync", "--host", "eu1.make.com", "--org", "1001"][..],
+        &["runs", "--host", "eu1.make.com", "--org", "1001", "--json"][..],
+        &["runs", "--host", "eu1.make.com", "--org", "1001"][..],
+    ] {
+        outputs.push(cli.run_with_log(Some(DEMO_TOKEN), args, "trace").await);
+    }
+    let doc = json(&outputs[0]);
+    assert_eq!(doc["run"]["error"]["kind"], "protocol", "{doc}");
+    let message = doc["run"]["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("users[1] (id 99): field `lastLogin` is not an ISO 8601 timestamp"),
+        "{message}"
+    );
+    for output in &outputs {
+        let all = format!("{}{}", stdout(output), stderr(output));
+        for personal in ["Mallory", "Quux", "recognizable", "last tuesday"] {
+            assert!(!all.contains(personal), "{personal} in:\n{all}");
+        }
+    }
+    let runs = json(&outputs[2]);
+    assert_eq!(runs["runs"][0]["error"]["message"], message, "{runs}");
 }

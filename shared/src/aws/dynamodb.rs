@@ -238,9 +238,15 @@ fn store_error(failure: AwsFailure) -> StoreError {
     }
 }
 
+/// Reads an item. serde's message would quote the value it refused (a member's name), and
+/// this error is logged: only the field is named.
 fn decode<T: DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
-    serde_json::from_value(from_item(item))
-        .map_err(|e| StoreError::Corrupt(format!("a {what} item: {e}")))
+    serde_path_to_error::deserialize(from_item(item)).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "a {what} item does not read at field `{}`",
+            e.path()
+        ))
+    })
 }
 
 fn put(item: Item) -> Result<WriteRequest, StoreError> {

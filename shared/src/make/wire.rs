@@ -139,11 +139,8 @@ where
     text.map(|text| {
         DateTime::parse_from_rfc3339(&text)
             .map(|at| at.with_timezone(&Utc))
-            .map_err(|e| {
-                serde::de::Error::custom(format!(
-                    "lastLogin {text:?} is not an ISO 8601 timestamp: {e}"
-                ))
-            })
+            // Not quoted: the value is the member's, and errors end up in logs and records.
+            .map_err(|_| serde::de::Error::custom("not an ISO 8601 timestamp"))
     })
     .transpose()
 }
@@ -202,9 +199,9 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageSeed<'_, T> {
 }
 
 /// Reads a whole response body as `T`; a body that does not parse is a protocol error that
-/// names the endpoint and what was wrong.
+/// names the endpoint, the field and what was wrong with it — never a value from the body.
 pub fn decode<T: DeserializeOwned>(endpoint: &str, body: &[u8]) -> Result<T, MakeError> {
-    serde_json::from_slice(body).map_err(|e| unreadable(endpoint, None, &e))
+    serde_json::from_slice(body).map_err(|e| protocol(endpoint, describe::<T>(None, body, &e)))
 }
 
 /// Reads a list answer: the rows under `collection` and the `pg` echo.
@@ -220,21 +217,101 @@ pub fn decode_page<T: DeserializeOwned>(
     let mut reader = serde_json::Deserializer::from_slice(body);
     seed.deserialize(&mut reader)
         .and_then(|page| reader.end().map(|()| page))
-        .map_err(|e| unreadable(endpoint, Some(collection), &e))
+        .map_err(|e| protocol(endpoint, describe::<T>(Some(collection), body, &e)))
 }
 
-fn unreadable(endpoint: &str, collection: Option<&str>, error: &serde_json::Error) -> MakeError {
-    let detail = match (error.classify(), collection) {
-        (serde_json::error::Category::Syntax | serde_json::error::Category::Eof, _) => {
-            format!("not JSON: {error}")
-        }
-        (_, Some(collection)) => format!("{collection}: {error}"),
-        (_, None) => error.to_string(),
-    };
+fn protocol(endpoint: &str, detail: String) -> MakeError {
     MakeError::Protocol {
         endpoint: endpoint.to_string(),
         detail,
     }
+}
+
+/// Why `body` did not read as `T` (or as a list of `T` under `collection`), in words that
+/// hold no value from it: serde's own messages quote the value they refused (a member's name,
+/// an email), and this detail ends up in `lastError`, run records and logs. For a list it
+/// names the row (its index and id) and the field. Only on this error path is the body read a
+/// second time, to find them.
+fn describe<T: DeserializeOwned>(
+    collection: Option<&str>,
+    body: &[u8],
+    error: &serde_json::Error,
+) -> String {
+    use serde_json::error::Category;
+    if matches!(
+        error.classify(),
+        Category::Syntax | Category::Eof | Category::Io
+    ) {
+        return format!(
+            "not JSON (at line {} column {})",
+            error.line(),
+            error.column()
+        );
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return "not JSON".to_string();
+    };
+    let Some(collection) = collection else {
+        return match serde_path_to_error::deserialize::<_, T>(&value) {
+            Err(failure) => {
+                field_problem(&failure.path().to_string(), &failure.inner().to_string())
+            }
+            Ok(_) => field_problem("", &error.to_string()),
+        };
+    };
+    let rows = value.get(collection).and_then(serde_json::Value::as_array);
+    for (index, row) in rows.into_iter().flatten().enumerate() {
+        if let Err(failure) = serde_path_to_error::deserialize::<_, T>(row) {
+            let id = ["id", "userId"]
+                .iter()
+                .find_map(|key| row.get(key).and_then(serde_json::Value::as_u64))
+                .map_or_else(|| "without an id".to_string(), |id| format!("id {id}"));
+            return format!(
+                "{collection}[{index}] ({id}): {}",
+                field_problem(&failure.path().to_string(), &failure.inner().to_string())
+            );
+        }
+    }
+    field_problem(collection, &error.to_string())
+}
+
+/// "field `lastLogin` is missing", "field `name` has the wrong type", … from serde's message,
+/// keeping its kind and the field's name and dropping any value it quotes.
+fn field_problem(path: &str, message: &str) -> String {
+    let field = |name: &str| {
+        if name.is_empty() || name == "." {
+            "the value".to_string()
+        } else {
+            format!("field `{name}`")
+        }
+    };
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let missing = rest.split('`').next().unwrap_or_default();
+        let inner = if path.is_empty() || path == "." {
+            missing.to_string()
+        } else {
+            format!("{path}.{missing}")
+        };
+        return format!("{} is missing", field(&inner));
+    }
+    let kind = if message.starts_with("invalid type") {
+        "has the wrong type"
+    } else if message.starts_with("invalid length") {
+        "has the wrong length"
+    } else if message.starts_with("unknown variant") || message.starts_with("invalid value") {
+        "has a value Make does not document"
+    } else if message.starts_with("not an ISO 8601 timestamp") {
+        "is not an ISO 8601 timestamp"
+    } else if message.starts_with("the response has no") {
+        return message
+            .split(" at line")
+            .next()
+            .unwrap_or(message)
+            .to_string();
+    } else {
+        "does not read as documented"
+    };
+    format!("{} {kind}", field(path))
 }
 
 #[cfg(test)]
@@ -292,6 +369,62 @@ mod tests {
         ) {
             read_every_way(value.to_string().as_bytes())?;
         }
+    }
+
+    /// A row that does not parse is named by its index, id and field; nothing of its values —
+    /// a member's name or email — is in the error.
+    #[test]
+    fn a_malformed_row_is_named_by_id_and_field_never_by_value() {
+        let endpoint = "GET /users?organizationId=1";
+        let cases = [
+            (
+                r#"{"users":[{"id":1,"name":"A","email":"a@x","lastLogin":null},
+                    {"id":77,"name":"Mallory Quux-Recognizable","email":4242,"lastLogin":null}]}"#,
+                "users[1] (id 77): field `email` has the wrong type",
+            ),
+            (
+                r#"{"users":[{"id":78,"name":"Mallory Quux-Recognizable","email":"mallory.quux@recognizable.example","lastLogin":"Mallory Quux-Recognizable"}]}"#,
+                "users[0] (id 78): field `lastLogin` is not an ISO 8601 timestamp",
+            ),
+            (
+                r#"{"users":[{"id":79,"email":"mallory.quux@recognizable.example","lastLogin":null}]}"#,
+                "users[0] (id 79): field `name` is missing",
+            ),
+            (
+                r#"{"users":[{"id":"mallory.quux@recognizable.example","name":"Mallory Quux-Recognizable","email":"m","lastLogin":null}]}"#,
+                "users[0] (without an id): field `id` has the wrong type",
+            ),
+            (
+                r#"{"users":"Mallory Quux-Recognizable"}"#,
+                "field `users` has the wrong type",
+            ),
+            (r#"{"users":[{"id":1,"name":"Mallory Quux"#, "not JSON"),
+        ];
+        for (body, says) in cases {
+            let error = decode_page::<MakeUser>(endpoint, "users", body.as_bytes())
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(says), "{error}");
+            assert!(error.contains(endpoint), "{error}");
+            for value in ["Mallory", "Quux", "recognizable", "4242"] {
+                assert!(!error.contains(value), "{value} in: {error}");
+            }
+        }
+        let me = decode::<AuthUserResponse>(
+            "GET /users/me",
+            br#"{"authUser":{"id":5,"name":"Mallory Quux","email":["mallory@recognizable.example"]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            me.contains("field `authUser.email` has the wrong type"),
+            "{me}"
+        );
+        assert!(
+            !me.contains("Mallory") && !me.contains("recognizable"),
+            "{me}"
+        );
     }
 
     #[test]
