@@ -94,6 +94,11 @@ pub enum ConnectError {
         status: &'static str,
         reason: Option<String>,
     },
+    #[error("connection {id} is {status}: its users were erased at the tenant's request, and it cannot be connected again — connect the organization as a new connection")]
+    Erased {
+        id: ConnectionId,
+        status: &'static str,
+    },
     #[error("connection {id} was changed by another request while this one was checked with Make (a connect or disconnect of the same connection); nothing was changed — read the connection and send the request again if it still applies")]
     Conflict { id: ConnectionId },
     #[error("connection {id} belongs to organization {existing} on {existing_host}; it cannot be pointed at another organization — disconnect it and connect the new organization as a new connection")]
@@ -123,6 +128,7 @@ impl ConnectError {
             ConnectError::InvalidInput(_)
             | ConnectError::Host(_)
             | ConnectError::NotActive { .. }
+            | ConnectError::Erased { .. }
             | ConnectError::OrganizationChanged { .. } => ErrorKind::InvalidInput,
             ConnectError::Conflict { .. } => ErrorKind::Transient,
             ConnectError::Make(e) => e.kind(),
@@ -364,11 +370,11 @@ pub struct ConnectResponse {
     /// sync it, or the caller may ask `{"action": "sync"}` again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sync_error: Option<String>,
-    /// After a disconnect with `purge`: whether the users are deleted now. `false` when a
-    /// sync held the connection: the deletion is queued (`purgeQueued`) and runs as soon as
-    /// that sync lets go.
+    /// After a disconnect: whether the users are erased already (`status` is `erased`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users_purged: Option<bool>,
+    /// After a disconnect with `purge`: the erase job is on the queue (`status` is
+    /// `erasing`); its progress is the connection's `erasedUsers`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purge_queued: Option<bool>,
 }
@@ -395,9 +401,6 @@ pub fn response_json(result: &Result<ConnectResponse, ConnectError>) -> Value {
         Err(error) => serde_json::json!({ "error": error.report() }),
     }
 }
-
-/// How long a purge holds the connection while it deletes its users in connect.
-const PURGE_LEASE: chrono::Duration = chrono::Duration::minutes(5);
 
 #[derive(Clone)]
 pub struct ConnectService {
@@ -456,6 +459,15 @@ impl ConnectService {
             None => None,
         };
         if let Some(existing) = &existing {
+            if matches!(
+                existing.status,
+                ConnectionStatus::Erasing | ConnectionStatus::Erased
+            ) {
+                return Err(ConnectError::Erased {
+                    id: existing.id.clone(),
+                    status: existing.status.as_str(),
+                });
+            }
             if existing.organization_id != input.organization_id || existing.host != host {
                 return Err(ConnectError::OrganizationChanged {
                     id: existing.id.clone(),
@@ -580,10 +592,12 @@ impl ConnectService {
         })
     }
 
-    /// Marks the connection disconnected (only if nothing changed it since it was read), so
-    /// that no sync starts; closes its users, so that a sync in flight writes no more of them;
-    /// deletes its token; and, if asked, its users — now if no sync holds the connection, or
-    /// through the queue once the sync in flight lets go. Repeating a disconnect is harmless.
+    /// Marks the connection disconnected — or, with `purge`, erasing — only if nothing changed
+    /// it since it was read, so that no sync starts; closes its users, so that a sync in
+    /// flight writes no more of them; deletes its token without a recovery window; and, with
+    /// `purge`, queues the erase job that deletes its users in batches
+    /// ([`SyncReason::Erase`]). Repeating a disconnect is harmless: an erasure asked again is
+    /// queued again, and an erased connection stays erased.
     pub async fn disconnect(
         &self,
         tenant: &TenantId,
@@ -592,8 +606,13 @@ impl ConnectService {
     ) -> Result<ConnectResponse, ConnectError> {
         let mut connection = self.existing(tenant, id).await?;
         let token = connection.token_ref();
-        if connection.status != ConnectionStatus::Disconnected {
-            let update = ConnectionUpdate::disconnect();
+        let update = match (purge, connection.status) {
+            (_, ConnectionStatus::Erasing | ConnectionStatus::Erased) => None,
+            (true, _) => Some(ConnectionUpdate::erase()),
+            (false, ConnectionStatus::Disconnected) => None,
+            (false, _) => Some(ConnectionUpdate::disconnect()),
+        };
+        if let Some(update) = update {
             if !self
                 .connections
                 .update_connection(id, connection.version, &update)
@@ -609,43 +628,27 @@ impl ConnectService {
             Ok(()) | Err(SecretError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        let mut response = ConnectResponse {
-            users_purged: Some(false),
-            ..ConnectResponse::of(&connection)
-        };
-        if purge {
-            let purged = self.purge_users(id, now).await?;
-            response.users_purged = Some(purged);
-            response.purge_queued = Some(!purged);
+        let erasing = connection.status == ConnectionStatus::Erasing;
+        if erasing {
+            self.queue_erasure(id, now).await?;
         }
-        tracing::info!(connection_id = %id, tenant_id = %tenant, purge, "connection disconnected");
-        Ok(response)
+        tracing::info!(connection_id = %id, tenant_id = %tenant, purge, status = connection.status.as_str(), "connection disconnected");
+        Ok(ConnectResponse {
+            users_purged: Some(connection.status == ConnectionStatus::Erased),
+            purge_queued: erasing.then_some(true),
+            ..ConnectResponse::of(&connection)
+        })
     }
 
-    /// Deletes the users while holding the connection's lease, so that no sync writes between
-    /// the deletion and its end. If a sync holds it, the deletion goes to the queue
-    /// ([`SyncReason::Erase`]), which the worker runs once the sync lets go. Returns whether
-    /// the users are deleted now.
-    async fn purge_users(
+    /// Puts the erase job on the queue; the worker runs it once no sync holds the connection.
+    async fn queue_erasure(
         &self,
         id: &ConnectionId,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<bool, ConnectError> {
-        if self
-            .connections
-            .acquire_lease(id, now, now + PURGE_LEASE)
-            .await?
-        {
-            let deleted = self.users.delete_users(id).await;
-            if let Err(e) = self.connections.release_lease(id).await {
-                tracing::warn!(connection_id = %id, error = %e, "could not release the lease after a purge; it expires by itself");
-            }
-            deleted?;
-            return Ok(true);
-        }
+    ) -> Result<(), ConnectError> {
         let request = SyncRequest::new(id.clone(), SyncReason::Erase, now);
         match self.queue.enqueue(std::slice::from_ref(&request)).await {
-            Ok(failures) if failures.is_empty() => Ok(false),
+            Ok(failures) if failures.is_empty() => Ok(()),
             Ok(failures) => Err(ConnectError::Queue(QueueError::Unavailable(
                 failures
                     .into_iter()

@@ -129,6 +129,11 @@ pub enum ConnectionStatus {
     Paused,
     /// The customer removed it; its token is gone, its users are kept.
     Disconnected,
+    /// The customer removed it and asked for its users to be erased: its token is gone, no
+    /// sync starts or writes, and an erase job deletes its users in batches.
+    Erasing,
+    /// Every user of it is deleted; the connection keeps ids, tenant, times and counts only.
+    Erased,
 }
 
 impl ConnectionStatus {
@@ -137,6 +142,8 @@ impl ConnectionStatus {
             ConnectionStatus::Active => "active",
             ConnectionStatus::Paused => "paused",
             ConnectionStatus::Disconnected => "disconnected",
+            ConnectionStatus::Erasing => "erasing",
+            ConnectionStatus::Erased => "erased",
         }
     }
 
@@ -145,6 +152,8 @@ impl ConnectionStatus {
             "active" => Some(ConnectionStatus::Active),
             "paused" => Some(ConnectionStatus::Paused),
             "disconnected" => Some(ConnectionStatus::Disconnected),
+            "erasing" => Some(ConnectionStatus::Erasing),
+            "erased" => Some(ConnectionStatus::Erased),
             _ => None,
         }
     }
@@ -182,6 +191,14 @@ impl ConnectionUpdate {
             reset_failures: true,
             organization_name,
             zone,
+        }
+    }
+
+    /// A disconnect that erases the users: no token, erasing from now on.
+    pub fn erase() -> Self {
+        Self {
+            status: ConnectionStatus::Erasing,
+            ..Self::disconnect()
         }
     }
 
@@ -271,6 +288,9 @@ pub struct Connection {
     /// A sync holds the connection until this time (a lease, so that the scheduler does not
     /// enqueue a connection whose sync is still in flight).
     pub lease_until: Option<DateTime<Utc>>,
+    /// How many user items an erasure has deleted so far: its progress.
+    #[serde(default)]
+    pub erased_users: u64,
 }
 
 impl Connection {
@@ -299,7 +319,17 @@ impl Connection {
             consecutive_failures: 0,
             user_count: None,
             lease_until: None,
+            erased_users: 0,
         }
+    }
+
+    /// What an erased connection keeps: nothing Make said about the organization or a person
+    /// (its name, errors and reasons, which may quote Make), only ids, tenant, times, counts.
+    pub fn forget_for_erasure(&mut self) {
+        self.status = ConnectionStatus::Erased;
+        self.status_reason = None;
+        self.organization_name = None;
+        self.last_error = None;
     }
 
     /// The secret this connection's token is in now.

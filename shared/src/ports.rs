@@ -132,6 +132,17 @@ pub trait ConnectionStore: Send + Sync {
         run: &RunBookkeeping,
     ) -> Result<Option<Connection>, StoreError>;
 
+    /// Counts `deleted` more erased users on a connection that is `erasing`; with `finished`,
+    /// marks it `erased` and forgets what it held about the organization
+    /// ([`Connection::forget_for_erasure`]). Returns whether it was written (not if the
+    /// connection is gone or not erasing). Atomic.
+    async fn record_erasure(
+        &self,
+        id: &ConnectionId,
+        deleted: u64,
+        finished: bool,
+    ) -> Result<bool, StoreError>;
+
     /// Sets the status and its reason if the status is still `expected`. Returns whether it
     /// was set. Atomic.
     async fn set_status(
@@ -222,9 +233,14 @@ pub trait UserStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Deletes every stored user of the connection (a purge on disconnect). The write guard
-    /// [`close_users`](Self::close_users) raised stays.
-    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError>;
+    /// Deletes up to `limit` stored users of the connection, lowest ids first, and returns how
+    /// many it deleted: 0 when none is left. An erasure calls it until then, within its
+    /// deadline. The write guard [`close_users`](Self::close_users) raised stays.
+    async fn delete_users_page(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
 }
 
 #[async_trait]

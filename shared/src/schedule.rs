@@ -89,7 +89,9 @@ impl Scheduler {
                 }
                 match connection.status {
                     ConnectionStatus::Paused => summary.skipped_paused += 1,
-                    ConnectionStatus::Disconnected => summary.skipped_disconnected += 1,
+                    ConnectionStatus::Disconnected
+                    | ConnectionStatus::Erasing
+                    | ConnectionStatus::Erased => summary.skipped_disconnected += 1,
                     ConnectionStatus::Active if connection.is_leased_at(now) => {
                         summary.skipped_in_flight += 1
                     }

@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
 use crate::memory_budget::{MemoryBudget, MemoryShare};
 use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
-use crate::ports::{ConnectionStore, SecretStore, StoreError};
+use crate::ports::{ConnectionStore, SecretStore, StoreError, SyncQueue};
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
 use crate::sync::{SyncEngine, SyncError, SyncReport};
@@ -47,9 +47,13 @@ impl Deadline {
 #[derive(Debug)]
 pub enum WorkOutcome {
     Synced(Box<SyncReport>),
-    /// A queued purge ([`SyncReason::Erase`]) deleted the connection's users.
+    /// An erase job ([`SyncReason::Erase`]) deleted `deleted` of the connection's users;
+    /// `finished` when none is left (the connection is `erased`), otherwise its deadline came
+    /// and a continuation is on the queue.
     Erased {
         connection_id: ConnectionId,
+        deleted: u64,
+        finished: bool,
     },
     /// The run failed; `retry` says whether the same request may succeed later.
     Failed {
@@ -102,7 +106,16 @@ pub struct Worker {
     lease: std::time::Duration,
     memory: Option<MemoryBudget>,
     metrics: Arc<dyn MetricsSink>,
+    /// Where an erase job cut off by its deadline puts its continuation; without one, the
+    /// message goes back to the queue instead (and comes back after its visibility timeout).
+    queue: Option<Arc<dyn SyncQueue>>,
+    erase_page: usize,
 }
+
+/// User items an erase job deletes between two checks of its deadline and progress records.
+pub const ERASE_PAGE: usize = 1000;
+/// Kept free before the deadline by an erase job: one more page and its progress record.
+const ERASE_MARGIN: Duration = Duration::from_secs(20);
 
 impl Worker {
     pub fn new(
@@ -120,7 +133,21 @@ impl Worker {
             lease: std::time::Duration::from_secs(15 * 60),
             memory: None,
             metrics: Arc::new(NoMetrics),
+            queue: None,
+            erase_page: ERASE_PAGE,
         }
+    }
+
+    /// The queue an erase job cut off by its deadline continues through.
+    pub fn with_queue(mut self, queue: Arc<dyn SyncQueue>) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+
+    /// User items an erase job deletes per page (tests use small pages).
+    pub fn with_erase_page(mut self, page: usize) -> Self {
+        self.erase_page = page.max(1);
+        self
     }
 
     /// Where each batch's metrics go (each sync's go through the engine's sink).
@@ -348,19 +375,23 @@ impl Worker {
         }
     }
 
-    /// A purge that found a sync in flight: once no sync holds the connection, take it and
-    /// delete its users. A connection reconnected since is left alone (its users are synced
-    /// again); one still leased goes back to the queue.
+    /// The erase job of a connection that is `erasing`: once no sync holds the connection, it
+    /// takes the lease and deletes the users a page at a time, recording its progress on the
+    /// connection after each page, until none is left — then the connection is `erased` — or
+    /// until its deadline nears, when it puts its continuation on the queue. A job for a
+    /// connection that is not erasing (erased already) does nothing.
     async fn erase(&self, connection: &Connection, deadline: Option<Deadline>) -> WorkOutcome {
-        if connection.status == ConnectionStatus::Active {
+        if connection.status != ConnectionStatus::Erasing {
             return WorkOutcome::Skipped {
                 reason: format!(
-                    "connection {} was reconnected after its purge was asked; its users are kept",
-                    connection.id
+                    "connection {} is {}, not erasing",
+                    connection.id,
+                    connection.status.as_str()
                 ),
             };
         }
-        let now = self.engine.clock().wall();
+        let clock = self.engine.clock().clone();
+        let now = clock.wall();
         let until = self.lease_until(now, deadline);
         match self
             .connections
@@ -378,13 +409,82 @@ impl Worker {
             }
             Err(error) => return deferred(error),
         }
-        let deleted = self.engine.users().delete_users(&connection.id).await;
+        let outcome = self.erase_pages(connection, deadline).await;
         self.release_leases(connection, false).await;
-        match deleted {
-            Ok(()) => WorkOutcome::Erased {
-                connection_id: connection.id.clone(),
-            },
-            Err(error) => deferred(error),
+        outcome
+    }
+
+    async fn erase_pages(
+        &self,
+        connection: &Connection,
+        deadline: Option<Deadline>,
+    ) -> WorkOutcome {
+        let clock = self.engine.clock().clone();
+        let mut deleted_total = 0u64;
+        loop {
+            if deadline.is_some_and(|d| d.left(clock.as_ref()) <= ERASE_MARGIN) {
+                return self.continue_erasure(connection, deleted_total).await;
+            }
+            let deleted = match self
+                .engine
+                .users()
+                .delete_users_page(&connection.id, self.erase_page)
+                .await
+            {
+                Ok(deleted) => deleted as u64,
+                Err(error) => return deferred(error),
+            };
+            deleted_total += deleted;
+            let finished = deleted == 0;
+            match self
+                .connections
+                .record_erasure(&connection.id, deleted, finished)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    return WorkOutcome::Skipped {
+                        reason: format!("connection {} is no longer erasing", connection.id),
+                    }
+                }
+                Err(error) => return deferred(error),
+            }
+            if finished {
+                tracing::info!(connection_id = %connection.id, deleted = deleted_total, "connection erased");
+                return WorkOutcome::Erased {
+                    connection_id: connection.id.clone(),
+                    deleted: deleted_total,
+                    finished: true,
+                };
+            }
+        }
+    }
+
+    /// The deadline nears: the job goes on from where it stopped in a new message (the users
+    /// deleted so far stay deleted), or, without a queue, this message goes back.
+    async fn continue_erasure(&self, connection: &Connection, deleted: u64) -> WorkOutcome {
+        let reason = format!(
+            "the invocation's deadline nears after erasing {deleted} users of connection {}",
+            connection.id
+        );
+        let Some(queue) = &self.queue else {
+            return WorkOutcome::Returned { reason };
+        };
+        let request = SyncRequest::new(
+            connection.id.clone(),
+            SyncReason::Erase,
+            self.engine.clock().wall(),
+        );
+        match queue.enqueue(std::slice::from_ref(&request)).await {
+            Ok(failures) if failures.is_empty() => {
+                tracing::info!(connection_id = %connection.id, deleted, "erasure continues in a new message");
+                WorkOutcome::Erased {
+                    connection_id: connection.id.clone(),
+                    deleted,
+                    finished: false,
+                }
+            }
+            _ => WorkOutcome::Returned { reason },
         }
     }
 

@@ -529,7 +529,19 @@ async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
         json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": purged.as_str(), "purge": true}),
     )
     .await;
-    assert_eq!(response["usersPurged"], true, "{response}");
+    assert_eq!(response["status"], "erasing", "{response}");
+    assert_eq!(response["purgeQueued"], true, "{response}");
+    // The erase job, from the queue.
+    let response =
+        makesync_worker::handle(&worker, sqs_event(env.take_messages().await), None).await;
+    assert!(response.batch_item_failures.is_empty());
+    let erased = store.get_connection(&purged).await.unwrap().unwrap();
+    assert_eq!(erased.status, ConnectionStatus::Erased);
+    assert_eq!(erased.erased_users as usize, member_count(&env, GLOBEX));
+    assert_eq!(
+        erased.organization_name, None,
+        "nothing of the organization kept"
+    );
 
     assert!(env.secret_names().await.is_empty());
     assert_eq!(

@@ -90,6 +90,14 @@ impl ConnectionStore for StopsAfterWriting {
     ) -> Result<Option<Connection>, StoreError> {
         Err(StoreError::Unavailable("the worker stopped".into()))
     }
+    async fn record_erasure(
+        &self,
+        id: &ConnectionId,
+        deleted: u64,
+        finished: bool,
+    ) -> Result<bool, StoreError> {
+        self.0.record_erasure(id, deleted, finished).await
+    }
     async fn set_status(
         &self,
         id: &ConnectionId,

@@ -237,7 +237,9 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         .faults
         .unavailable_organizations
         .clear();
-    // A purge with no sync in flight; a purge with one in flight, which the worker erases.
+    // An erasure with no sync in flight; one with a sync in flight, which the erase job waits
+    // out; both run by the worker from the queue, the second cut off by its deadline and
+    // continued in a new message.
     let globex = connection_id(
         &call(
             json!({"host": "us2.make.com", "organizationId": GLOBEX, "token": DEMO_TOKEN,
@@ -256,7 +258,9 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
     let purged = call(json!({"action": "disconnect", "tenantId": "tenant-1",
         "connectionId": globex.as_str(), "purge": true}))
     .await;
-    assert_eq!(purged["usersPurged"], true, "{purged}");
+    assert_eq!(purged["status"], "erasing", "{purged}");
+    let erased = work(&worker).await;
+    assert!(erased.batch_item_failures.is_empty());
     let now = clock.wall();
     assert!(env
         .backend
@@ -268,7 +272,29 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         "connectionId": celonis.as_str(), "purge": true}))
     .await;
     assert_eq!(queued["purgeQueued"], true, "{queued}");
+    let waiting = work(&worker).await;
+    assert_eq!(
+        waiting.batch_item_failures.len(),
+        1,
+        "the erase job waits for the sync"
+    );
     env.backend.store.release_lease(&celonis).await.unwrap();
+    env.send_raw(
+        &makesync::queue::SyncRequest::new(
+            celonis.clone(),
+            makesync::run::SyncReason::Erase,
+            clock.wall(),
+        )
+        .to_body(),
+    )
+    .await;
+    let messages = env.take_messages().await;
+    // Ten seconds left: cut off at once, it goes on in a new message.
+    let soon = makesync::worker::Deadline::at(
+        clock.wall() + chrono::Duration::seconds(10),
+        clock.as_ref(),
+    );
+    makesync_worker::handle(&worker, sqs_event(messages), Some(soon)).await;
     let erased = work(&worker).await;
     assert!(erased.batch_item_failures.is_empty());
     assert!(env

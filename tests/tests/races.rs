@@ -119,6 +119,14 @@ impl ConnectionStore for DisconnectDuringBookkeeping {
         self.fire_if_armed(id).await;
         self.inner.record_run(id, run).await
     }
+    async fn record_erasure(
+        &self,
+        id: &ConnectionId,
+        deleted: u64,
+        finished: bool,
+    ) -> Result<bool, StoreError> {
+        self.inner.record_erasure(id, deleted, finished).await
+    }
     async fn set_status(
         &self,
         id: &ConnectionId,
@@ -541,7 +549,7 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
     );
     let outcome = worker.handle_body(&first_sync).await;
     let purge = users.answer.lock().unwrap().take().expect("the purge ran");
-    assert_eq!(purge["status"], "disconnected", "{purge}");
+    assert_eq!(purge["status"], "erasing", "{purge}");
     assert!(
         !matches!(outcome, WorkOutcome::Synced(_)),
         "the sync stopped writing after the purge, it did not finish"
@@ -556,6 +564,8 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
         0,
         "no user of the purged connection is stored"
     );
+    let erased = s.store.get_connection(&id).await.unwrap().unwrap();
+    assert_eq!(erased.status, ConnectionStatus::Erased);
     assert!(s.secrets.inner.is_empty(), "and no token");
 }
 
@@ -611,7 +621,173 @@ impl UserStore for PurgeAfterFirstChunk {
     ) -> Result<(), StoreError> {
         self.inner.close_users(connection, at).await
     }
-    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
-        self.inner.delete_users(connection).await
+    async fn delete_users_page(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.inner.delete_users_page(connection, limit).await
     }
+}
+
+/// The users port of an erase job whose deletes are slow: each page moves the shared clock on
+/// by a minute.
+struct SlowDeletes {
+    inner: Arc<MemoryStore>,
+    clock: makesync::clock::ManualClock,
+}
+
+#[async_trait]
+impl UserStore for SlowDeletes {
+    async fn list_users_page(
+        &self,
+        connection: &ConnectionId,
+        after: Option<MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.list_users_page(connection, after, limit).await
+    }
+    async fn list_user_digests(
+        &self,
+        connection: &ConnectionId,
+    ) -> Result<Vec<StoredUser>, StoreError> {
+        self.inner.list_user_digests(connection).await
+    }
+    async fn get_users(
+        &self,
+        connection: &ConnectionId,
+        ids: &[MakeUserId],
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        self.inner.get_users(connection, ids).await
+    }
+    async fn write_users(
+        &self,
+        connection: &ConnectionId,
+        stamp: &WriteStamp,
+        changed: &[UserRecord],
+    ) -> Result<(), StoreError> {
+        self.inner.write_users(connection, stamp, changed).await
+    }
+    async fn close_users(
+        &self,
+        connection: &ConnectionId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner.close_users(connection, at).await
+    }
+    async fn delete_users_page(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.clock.advance(Duration::from_secs(60));
+        self.inner.delete_users_page(connection, limit).await
+    }
+}
+
+/// An erase job that its invocation's deadline cuts off leaves the users it deleted deleted,
+/// records its progress, and goes on in a new message; a later delivery finishes it.
+#[tokio::test]
+async fn an_erase_job_cut_off_by_its_deadline_is_finished_by_a_later_delivery() {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(100_000), 1_000, 1_000_000);
+    world.add_member(9001, 1, 12, None);
+    let s = service(world).await;
+    let answer = s
+        .call(
+            serde_json::json!({"host": "eu1.make.com", "organizationId": 9001,
+                                 "token": DEMO_TOKEN, "tenantId": "tenant-a"}),
+        )
+        .await;
+    let id = ConnectionId::parse(answer["connectionId"].as_str().unwrap()).unwrap();
+    for body in s.queue.take(usize::MAX) {
+        assert!(matches!(
+            s.worker.handle_body(&body).await,
+            WorkOutcome::Synced(_)
+        ));
+    }
+    assert_eq!(s.store.list_users(&id).await.unwrap().len(), 1_001);
+    let erasing = s
+        .call(
+            serde_json::json!({"action": "disconnect", "tenantId": "tenant-a",
+                                 "connectionId": id.as_str(), "purge": true}),
+        )
+        .await;
+    assert_eq!(erasing["status"], "erasing", "{erasing}");
+
+    let users = Arc::new(SlowDeletes {
+        inner: s.store.clone(),
+        clock: s.env.clock.clone(),
+    });
+    let engine = SyncEngine::new(s.store.clone(), users, s.store.clone(), s.env.clock_arc());
+    let worker = Worker::new(
+        s.store.clone(),
+        s.secrets.clone(),
+        engine,
+        s.env.make.clone(),
+    )
+    .with_queue(s.queue.clone())
+    .with_erase_page(100);
+    let clock = s.env.clock_arc();
+    let deadline = |minutes: i64| {
+        makesync::worker::Deadline::at(
+            clock.wall() + chrono::Duration::minutes(minutes),
+            clock.as_ref(),
+        )
+    };
+
+    // Five minutes: a page a minute, until 20 s are left — five pages of 100.
+    let first = s.queue.take(1).pop().unwrap();
+    let outcome = worker.handle_body_until(&first, Some(deadline(5))).await;
+    let WorkOutcome::Erased {
+        deleted, finished, ..
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert!(!finished);
+    assert_eq!(deleted, 500);
+    let progress = s.store.get_connection(&id).await.unwrap().unwrap();
+    assert_eq!(progress.status, ConnectionStatus::Erasing);
+    assert_eq!(
+        progress.erased_users, 500,
+        "its progress is on the connection"
+    );
+    assert_eq!(s.store.list_users(&id).await.unwrap().len(), 501);
+    assert_eq!(progress.lease_until, None, "the lease is given back");
+
+    // The continuation, delivered later with a whole invocation ahead, finishes.
+    let continuation = s.queue.take(usize::MAX);
+    assert_eq!(continuation.len(), 1, "one continuation");
+    let outcome = worker
+        .handle_body_until(&continuation[0], Some(deadline(15)))
+        .await;
+    assert!(
+        matches!(
+            outcome,
+            WorkOutcome::Erased {
+                deleted: 501,
+                finished: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    let erased = s.store.get_connection(&id).await.unwrap().unwrap();
+    assert_eq!(erased.status, ConnectionStatus::Erased);
+    assert_eq!(erased.erased_users, 1_001);
+    assert!(s.store.list_users(&id).await.unwrap().is_empty());
+    assert!(s.queue.is_empty());
+
+    // Asking again is harmless: the erased connection stays erased, nothing is queued.
+    let again = s
+        .call(
+            serde_json::json!({"action": "disconnect", "tenantId": "tenant-a",
+                                 "connectionId": id.as_str(), "purge": true}),
+        )
+        .await;
+    assert_eq!(again["status"], "erased", "{again}");
+    assert!(s.queue.is_empty());
+    let reconnect = s.call(Service::reconnect(&id, DEMO_TOKEN)).await;
+    assert_eq!(reconnect["error"]["kind"], "invalid_input", "{reconnect}");
 }

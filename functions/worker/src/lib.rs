@@ -44,10 +44,14 @@ pub fn worker_for(
     let store = backend.store.clone();
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock)
         .with_metrics(metrics.clone());
-    let worker = Worker::new(store, backend.cached_secrets.clone(), engine, make)
+    let mut worker = Worker::new(store, backend.cached_secrets.clone(), engine, make)
         .with_pause_after_failures(backend.settings.pause_after_failures)
         .with_lease(backend.settings.sync_lease)
         .with_metrics(metrics);
+    // An erase job cut off by its deadline continues through the sync queue.
+    if let Some(queue) = &backend.queue {
+        worker = worker.with_queue(queue.clone());
+    }
     match backend.settings.function_memory_mb {
         Some(memory_mb) => worker.with_memory_budget(MemoryBudget::for_function(
             memory_mb,
@@ -124,8 +128,12 @@ fn log_outcome(message_id: &str, outcome: &WorkOutcome) {
                 error_kind = error.map(|e| e.kind.as_str()), error = error.map(|e| e.message.as_str()),
                 retry, "sync failed");
         }
-        WorkOutcome::Erased { connection_id } => {
-            tracing::info!(message_id, connection_id = %connection_id, "users of a disconnected connection erased");
+        WorkOutcome::Erased {
+            connection_id,
+            deleted,
+            finished,
+        } => {
+            tracing::info!(message_id, connection_id = %connection_id, deleted, finished, "erase job ran");
         }
         WorkOutcome::Skipped { reason } => {
             tracing::warn!(message_id, reason = %reason, "sync message dropped");

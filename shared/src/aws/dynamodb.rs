@@ -571,6 +571,39 @@ impl ConnectionStore for DynamoStore {
         }
     }
 
+    async fn record_erasure(
+        &self,
+        id: &ConnectionId,
+        deleted: u64,
+        finished: bool,
+    ) -> Result<bool, StoreError> {
+        let expression = if finished {
+            "ADD erasedUsers :deleted SET #status = :erased \
+             REMOVE organizationName, lastError, statusReason"
+        } else {
+            "ADD erasedUsers :deleted"
+        };
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.connections_table)
+            .key("connectionId", string(id.as_str()))
+            .condition_expression("#status = :erasing")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":erasing", string(ConnectionStatus::Erasing.as_str()))
+            .expression_attribute_values(":deleted", number(deleted))
+            .update_expression(expression);
+        if finished {
+            update = update
+                .expression_attribute_values(":erased", string(ConnectionStatus::Erased.as_str()));
+        }
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(error) if condition_failed(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
     async fn set_status(
         &self,
         id: &ConnectionId,
@@ -821,15 +854,26 @@ impl UserStore for DynamoStore {
         }
     }
 
-    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
-        // From user id 1: the guard at 0 stays, so that no run older than the purge writes.
+    async fn delete_users_page(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        // From user id 1: the guard at 0 stays, so that no run older than the erasure writes.
         let requests = self
-            .query_users(connection, Some(0), None, Some("connectionId, userId"))
+            .query_users(
+                connection,
+                Some(0),
+                Some(limit.max(1)),
+                Some("connectionId, userId"),
+            )
             .await?
             .into_iter()
             .map(delete)
             .collect::<Result<Vec<_>, _>>()?;
-        self.batch_write(&self.users_table, requests).await
+        let deleted = requests.len();
+        self.batch_write(&self.users_table, requests).await?;
+        Ok(deleted)
     }
 }
 

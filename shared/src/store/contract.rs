@@ -95,6 +95,7 @@ pub async fn check_store_contract(store: &dyn Store) {
     seen.sort();
     assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
     check_connection_writes_cannot_race(store).await;
+    check_erasure_is_recorded(store).await;
 
     // A run's bookkeeping writes its own fields, and only on an active connection.
     let run = RunBookkeeping {
@@ -457,6 +458,45 @@ async fn check_connection_writes_cannot_race(store: &dyn Store) {
         .unwrap());
 }
 
+/// An erasure counts its progress and, when finished, leaves the connection `erased` with
+/// nothing Make said about the organization; it writes only on an `erasing` connection.
+async fn check_erasure_is_recorded(store: &dyn Store) {
+    let mut erasing = connection("erase-1");
+    erasing.status = ConnectionStatus::Erasing;
+    assert!(store.create_connection(&erasing).await.unwrap());
+    assert!(store.record_erasure(&erasing.id, 25, false).await.unwrap());
+    assert!(store.record_erasure(&erasing.id, 7, false).await.unwrap());
+    let progress = store.get_connection(&erasing.id).await.unwrap().unwrap();
+    assert_eq!(progress.erased_users, 32);
+    assert_eq!(progress.status, ConnectionStatus::Erasing);
+    assert_eq!(progress.organization_name, erasing.organization_name);
+    assert!(store.record_erasure(&erasing.id, 0, true).await.unwrap());
+    let erased = store.get_connection(&erasing.id).await.unwrap().unwrap();
+    let mut expected = erasing.clone();
+    expected.erased_users = 32;
+    expected.forget_for_erasure();
+    assert_eq!(erased, expected);
+    assert_eq!(erased.status, ConnectionStatus::Erased);
+    assert_eq!(erased.organization_name, None);
+    assert_eq!(erased.last_error, None);
+    assert!(
+        !store.record_erasure(&erasing.id, 1, true).await.unwrap(),
+        "erased already"
+    );
+    let active = connection("erase-2");
+    assert!(store.create_connection(&active).await.unwrap());
+    assert!(!store.record_erasure(&active.id, 1, false).await.unwrap());
+    assert_eq!(
+        store
+            .get_connection(&active.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .erased_users,
+        0
+    );
+}
+
 /// Closed users refuse every run that started before the close; a purge deletes the users
 /// and keeps the close.
 async fn check_closed_users_refuse_older_runs(
@@ -486,7 +526,18 @@ async fn check_closed_users_refuse_older_runs(
         },
         "a close is never moved back"
     );
-    store.delete_users(id).await.unwrap();
+    let stored = store.list_users(id).await.unwrap().len();
+    assert_eq!(store.delete_users_page(id, 2).await.unwrap(), 2.min(stored));
+    let mut deleted = 2.min(stored);
+    loop {
+        let page = store.delete_users_page(id, 2).await.unwrap();
+        assert!(page <= 2);
+        if page == 0 {
+            break;
+        }
+        deleted += page;
+    }
+    assert_eq!(deleted, stored, "every user, once");
     assert!(store.list_users(id).await.unwrap().is_empty());
     assert!(store.list_user_digests(id).await.unwrap().is_empty());
     assert!(

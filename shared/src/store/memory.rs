@@ -183,6 +183,25 @@ impl ConnectionStore for MemoryStore {
         }
     }
 
+    async fn record_erasure(
+        &self,
+        id: &ConnectionId,
+        deleted: u64,
+        finished: bool,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.connections.get_mut(id) {
+            Some(connection) if connection.status == ConnectionStatus::Erasing => {
+                connection.erased_users += deleted;
+                if finished {
+                    connection.forget_for_erasure();
+                }
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn set_status(
         &self,
         id: &ConnectionId,
@@ -291,9 +310,20 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
-    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
-        self.lock().users.remove(connection);
-        Ok(())
+    async fn delete_users_page(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let mut state = self.lock();
+        let Some(users) = state.users.get_mut(connection) else {
+            return Ok(0);
+        };
+        let ids: Vec<MakeUserId> = users.keys().take(limit.max(1)).copied().collect();
+        for id in &ids {
+            users.remove(id);
+        }
+        Ok(ids.len())
     }
 }
 

@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS connections (
     lease_until           TEXT,
     user_count            INTEGER,
     version               INTEGER NOT NULL DEFAULT 0,
-    token_version         TEXT
+    token_version         TEXT,
+    erased_users          INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS users (
     connection_id TEXT NOT NULL,
@@ -139,6 +140,12 @@ impl SqliteStore {
         add_column_if_missing(&db, "connections", "user_count", "INTEGER")?;
         add_column_if_missing(&db, "connections", "version", "INTEGER NOT NULL DEFAULT 0")?;
         add_column_if_missing(&db, "connections", "token_version", "TEXT")?;
+        add_column_if_missing(
+            &db,
+            "connections",
+            "erased_users",
+            "INTEGER NOT NULL DEFAULT 0",
+        )?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -242,6 +249,7 @@ fn connection_from_row(row: &Row<'_>) -> Result<Connection, StoreError> {
             .unwrap_or_default(),
         version: row.get::<_, i64>("version").map_err(get)? as u64,
         token_version: row.get("token_version").map_err(get)?,
+        erased_users: row.get::<_, i64>("erased_users").map_err(get)? as u64,
         host: MakeHost::parse(&host).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         organization_id: OrganizationId::new(organization_id as u64)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?,
@@ -328,9 +336,10 @@ impl ConnectionStore for SqliteStore {
                     "INSERT INTO connections (id, tenant_id, host, organization_id, status,
                     status_reason_kind, status_reason_message, organization_name, zone, created_at,
                     last_success_at, last_run_id, last_error_kind, last_error_message,
-                    consecutive_failures, lease_until, user_count, version, token_version)
+                    consecutive_failures, lease_until, user_count, version, token_version,
+                    erased_users)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19)
+                    ?17, ?18, ?19, ?20)
                  ON CONFLICT (id) DO NOTHING",
                     params![
                         c.id.as_str(),
@@ -352,6 +361,7 @@ impl ConnectionStore for SqliteStore {
                         c.user_count,
                         c.version as i64,
                         c.token_version,
+                        c.erased_users as i64,
                     ],
                 )
                 .map_err(backend)?;
@@ -571,6 +581,33 @@ impl ConnectionStore for SqliteStore {
         .await
     }
 
+    async fn record_erasure(
+        &self,
+        id: &ConnectionId,
+        deleted: u64,
+        finished: bool,
+    ) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.with_db(move |db| {
+            let changed = db
+                .execute(
+                    "UPDATE connections SET erased_users = erased_users + ?2,
+                        status = CASE WHEN ?3 THEN 'erased' ELSE status END,
+                        status_reason_kind = CASE WHEN ?3 THEN NULL ELSE status_reason_kind END,
+                        status_reason_message =
+                            CASE WHEN ?3 THEN NULL ELSE status_reason_message END,
+                        organization_name = CASE WHEN ?3 THEN NULL ELSE organization_name END,
+                        last_error_kind = CASE WHEN ?3 THEN NULL ELSE last_error_kind END,
+                        last_error_message = CASE WHEN ?3 THEN NULL ELSE last_error_message END
+                     WHERE id = ?1 AND status = 'erasing'",
+                    params![id.as_str(), deleted as i64, finished],
+                )
+                .map_err(backend)?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
     async fn set_status(
         &self,
         id: &ConnectionId,
@@ -772,15 +809,22 @@ impl UserStore for SqliteStore {
     }
 
     /// The write guard in `user_writes` stays (see [`UserStore::close_users`]).
-    async fn delete_users(&self, connection: &ConnectionId) -> Result<(), StoreError> {
+    async fn delete_users_page(
+        &self,
+        connection: &ConnectionId,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
         let connection = connection.clone();
         self.with_db(move |db| {
-            db.execute(
-                "DELETE FROM users WHERE connection_id = ?1",
-                params![connection.as_str()],
-            )
-            .map_err(backend)?;
-            Ok(())
+            let deleted = db
+                .execute(
+                    "DELETE FROM users WHERE connection_id = ?1 AND user_id IN
+                        (SELECT user_id FROM users WHERE connection_id = ?1
+                         ORDER BY user_id LIMIT ?2)",
+                    params![connection.as_str(), limit.max(1) as i64],
+                )
+                .map_err(backend)?;
+            Ok(deleted)
         })
         .await
     }
