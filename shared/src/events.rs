@@ -25,6 +25,32 @@ pub const USER_ADDED: &str = "Make user added";
 pub const USER_REMOVED: &str = "Make user removed";
 pub const USER_CHANGED: &str = "Make user changed";
 pub const CONNECTION_SYNCED: &str = "Make connection synced";
+/// What a user event carries: everything (`full`), or only ids and what changed (`ids`: no
+/// name or email — for subscribers that need not hold personal data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventDetail {
+    #[default]
+    Full,
+    Ids,
+}
+
+impl EventDetail {
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "full" => Some(EventDetail::Full),
+            "ids" => Some(EventDetail::Ids),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventDetail::Full => "full",
+            EventDetail::Ids => "ids",
+        }
+    }
+}
+
 /// Events put per call (EventBridge's `PutEvents` takes at most 10).
 const PUBLISH_BATCH: usize = 10;
 
@@ -80,16 +106,17 @@ impl UserImage<'_> {
         self.status() == Some(UserStatus::Removed)
     }
 
-    /// What a change event compares: role, status, invitation, name and email.
-    fn compared(&self) -> [Value; 6] {
-        [
-            self.0.get("roleId").cloned().unwrap_or(Value::Null),
-            self.0.get("roleName").cloned().unwrap_or(Value::Null),
-            self.0.get("status").cloned().unwrap_or(Value::Null),
-            self.0.get("invitation").cloned().unwrap_or(Value::Null),
-            self.0.get("name").cloned().unwrap_or(Value::Null),
-            self.0.get("email").cloned().unwrap_or(Value::Null),
-        ]
+    /// What a change event compares: role, status, invitation, and — when events carry
+    /// them — name and email.
+    fn compared(&self, detail: EventDetail) -> Vec<Value> {
+        let mut fields = vec!["roleId", "roleName", "status", "invitation"];
+        if detail == EventDetail::Full {
+            fields.extend(["name", "email"]);
+        }
+        fields
+            .into_iter()
+            .map(|field| self.0.get(field).cloned().unwrap_or(Value::Null))
+            .collect()
     }
 
     fn membership(&self) -> Value {
@@ -129,6 +156,7 @@ pub fn connection_of(change: &ItemChange) -> Result<Option<ConnectionId>, EventE
 pub fn event_for(
     change: &ItemChange,
     connection: Option<&Connection>,
+    carry: EventDetail,
 ) -> Result<Option<ChangeEvent>, EventError> {
     let unreadable = |detail: &str| EventError::Unreadable {
         sequence: change.sequence.clone(),
@@ -169,11 +197,14 @@ pub fn event_for(
     if after.status().is_none() {
         return Err(unreadable("the user item has no known status"));
     }
-    let user = json!({
-        "userId": user_id,
-        "email": after.text("email"),
-        "name": after.text("name"),
-    });
+    let user = match carry {
+        EventDetail::Full => json!({
+            "userId": user_id,
+            "email": after.text("email"),
+            "name": after.text("name"),
+        }),
+        EventDetail::Ids => json!({ "userId": user_id }),
+    };
     let detail_type = match &change.old {
         None if new.get("firstSync").and_then(Value::as_bool) == Some(true) => return Ok(None),
         None if after.removed() => return Ok(None),
@@ -184,7 +215,7 @@ pub fn event_for(
                 (true, false) => USER_ADDED,
                 (false, true) => USER_REMOVED,
                 (true, true) => return Ok(None),
-                (false, false) if before.compared() != after.compared() => {
+                (false, false) if before.compared(carry) != after.compared(carry) => {
                     let detail = with(
                         with(context, user),
                         json!({ "before": before.membership(), "after": after.membership() }),
@@ -211,6 +242,7 @@ pub fn event_for(
 pub struct ChangeAnnouncer {
     connections: Arc<dyn ConnectionStore>,
     publisher: Arc<dyn EventPublisher>,
+    detail: EventDetail,
 }
 
 impl ChangeAnnouncer {
@@ -218,7 +250,14 @@ impl ChangeAnnouncer {
         Self {
             connections,
             publisher,
+            detail: EventDetail::Full,
         }
+    }
+
+    /// What user events carry (see [`EventDetail`]).
+    pub fn with_detail(mut self, detail: EventDetail) -> Self {
+        self.detail = detail;
+        self
     }
 
     /// Announces the changes. On a failure, the sequence number of the first change not
@@ -236,7 +275,7 @@ impl ChangeAnnouncer {
                     let stored = self.connections.get_connection(&id).await?;
                     connections.insert(id.clone(), stored);
                 }
-                event_for(change, connections[&id].as_ref())
+                event_for(change, connections[&id].as_ref(), self.detail)
             };
             match made.await {
                 Ok(Some(event)) => pending.push((change.sequence.clone(), event)),
@@ -297,7 +336,9 @@ mod tests {
     }
 
     fn kind(change: &ItemChange) -> Option<&'static str> {
-        event_for(change, None).unwrap().map(|e| e.detail_type)
+        event_for(change, None, EventDetail::Full)
+            .unwrap()
+            .map(|e| e.detail_type)
     }
 
     #[test]
@@ -334,7 +375,7 @@ mod tests {
         assert_eq!(kind(&change(None, Some(first))), None);
         let guard =
             json!({"connectionId": "c-1", "userId": 0, "firstSyncUsers": 36, "runId": "r-1"});
-        let synced = event_for(&change(None, Some(guard.clone())), None)
+        let synced = event_for(&change(None, Some(guard.clone())), None, EventDetail::Full)
             .unwrap()
             .unwrap();
         assert_eq!(synced.detail_type, CONNECTION_SYNCED);
@@ -347,6 +388,7 @@ mod tests {
         let event = event_for(
             &change(Some(user("invited", 13)), Some(user("active", 12))),
             None,
+            EventDetail::Full,
         )
         .unwrap()
         .unwrap();
@@ -357,10 +399,50 @@ mod tests {
         assert_eq!(event.detail["runId"], "r-1");
     }
 
+    /// `ids` events name the user by id and say what changed in role and status; no name or
+    /// email, and a change of name or email alone is not announced.
+    #[test]
+    fn ids_events_carry_no_name_or_email() {
+        let ids = |change: &ItemChange| event_for(change, None, EventDetail::Ids).unwrap();
+        for (before, after, kind) in [
+            (None, user("active", 13), USER_ADDED),
+            (Some(user("active", 13)), user("removed", 13), USER_REMOVED),
+            (Some(user("invited", 13)), user("active", 12), USER_CHANGED),
+        ] {
+            let event = ids(&change(before, Some(after))).unwrap();
+            assert_eq!(event.detail_type, kind);
+            assert_eq!(event.detail["userId"], 7);
+            let text = event.detail.to_string();
+            assert!(
+                !text.contains("Zoë") && !text.contains("z@example.com"),
+                "{text}"
+            );
+            assert!(event.detail.get("name").is_none() && event.detail.get("email").is_none());
+        }
+        let changed = ids(&change(Some(user("invited", 13)), Some(user("active", 12)))).unwrap();
+        assert_eq!(changed.detail["before"]["status"], "invited");
+        assert_eq!(changed.detail["after"]["roleId"], 12);
+        let mut renamed = user("active", 13);
+        renamed["name"] = json!("Zoë Renamed");
+        assert_eq!(
+            ids(&change(Some(user("active", 13)), Some(renamed.clone()))),
+            None
+        );
+        assert_eq!(
+            kind(&change(Some(user("active", 13)), Some(renamed))),
+            Some(USER_CHANGED),
+            "full events announce it"
+        );
+    }
+
     #[test]
     fn an_item_that_cannot_be_read_is_an_error_naming_its_record() {
-        let error =
-            event_for(&change(None, Some(json!({"connectionId": "c-1"}))), None).unwrap_err();
+        let error = event_for(
+            &change(None, Some(json!({"connectionId": "c-1"}))),
+            None,
+            EventDetail::Full,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("stream record 1"), "{error}");
     }
 }

@@ -9,6 +9,7 @@ use makesync::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
 };
 use makesync::error::ErrorReport;
+use makesync::events::EventDetail;
 use makesync::host::MakeHost;
 use makesync::organization::OrganizationId;
 use makesync::ports::{ConnectionPage, ConnectionStore, SecretStore, StoreError};
@@ -111,10 +112,21 @@ impl ConnectionStore for StopsAfterWriting {
 
 #[tokio::test]
 async fn users_added_changed_and_removed_make_exactly_their_events() {
+    users_make_exactly_their_events(EventDetail::Full).await;
+}
+
+/// `EventDetail=ids`: the same events, with no name or email in any.
+#[tokio::test]
+async fn ids_events_are_the_same_events_without_names_or_emails() {
+    users_make_exactly_their_events(EventDetail::Ids).await;
+}
+
+async fn users_make_exactly_their_events(carry: EventDetail) {
     let env = AwsTestEnv::start().await;
     let (bus, queue) = bus_to_queue(&env).await;
     let settings = makesync::aws::AwsSettings {
         event_bus: Some(bus),
+        event_detail: carry,
         ..env.settings.clone()
     };
     let backend = makesync::aws::AwsBackend::new(&moto_sdk_config().await, settings, env.clock());
@@ -186,7 +198,16 @@ async fn users_added_changed_and_removed_make_exactly_their_events() {
     assert_eq!(invitation["runId"], report.run.run_id.to_string());
     assert_eq!(events[1].1["before"]["role"], "Accountant");
     assert_eq!(events[1].1["after"]["role"], "Admin");
-    assert_eq!(events[2].1["email"], "rafael@acme.example");
+    match carry {
+        EventDetail::Full => assert_eq!(events[2].1["email"], "rafael@acme.example"),
+        EventDetail::Ids => {
+            for (_, detail) in &events {
+                assert!(detail.get("email").is_none() && detail.get("name").is_none());
+                let text = detail.to_string();
+                assert!(!text.contains("@acme.example"), "{text}");
+            }
+        }
+    }
 
     // A worker that stops right after writing: its run is never recorded, its changes are
     // announced all the same.

@@ -25,7 +25,8 @@ pub fn announcer_for(backend: &AwsBackend) -> anyhow::Result<ChangeAnnouncer> {
         .events
         .clone()
         .context("MAKESYNC_EVENT_BUS is not set — the events function puts events on that bus")?;
-    Ok(ChangeAnnouncer::new(backend.store.clone(), publisher))
+    Ok(ChangeAnnouncer::new(backend.store.clone(), publisher)
+        .with_detail(backend.settings.event_detail))
 }
 
 /// The item of an image, or `None` for an image the record does not have.

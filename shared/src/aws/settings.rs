@@ -7,6 +7,7 @@
 //! | `MAKESYNC_RUNS_TABLE` | DynamoDB table of sync runs | `makesync-sync-runs` |
 //! | `MAKESYNC_QUEUE_URL` | SQS queue of sync requests (scheduler, connect) | required there |
 //! | `MAKESYNC_EVENT_BUS` | EventBridge bus of change events (events function) | required there |
+//! | `MAKESYNC_EVENT_DETAIL` | what user events carry: `full`, or `ids` (no name or email) | `full` |
 //! | `MAKESYNC_SECRET_PREFIX` | Secrets Manager name prefix for tokens | `makesync/connections/` |
 //! | `MAKESYNC_SECRETS_KMS_KEY` | KMS key (ARN or id) new token secrets are encrypted with | Secrets Manager's own key |
 //! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
@@ -26,6 +27,7 @@ pub struct AwsSettings {
     pub runs_table: String,
     pub queue_url: Option<String>,
     pub event_bus: Option<String>,
+    pub event_detail: crate::events::EventDetail,
     pub secret_prefix: String,
     /// The customer managed KMS key for token secrets, when the template's `KmsKeyArn` is set.
     pub secrets_kms_key: Option<String>,
@@ -94,12 +96,21 @@ impl AwsSettings {
                 expected: "at least 1 day",
             });
         }
+        let event_detail = match lookup("MAKESYNC_EVENT_DETAIL").filter(|v| !v.trim().is_empty()) {
+            None => crate::events::EventDetail::Full,
+            Some(raw) => crate::events::EventDetail::parse(&raw).ok_or(SettingsError::Invalid {
+                variable: "MAKESYNC_EVENT_DETAIL",
+                value: raw,
+                expected: "full or ids",
+            })?,
+        };
         Ok(Self {
             connections_table: text("MAKESYNC_CONNECTIONS_TABLE", "makesync-connections"),
             users_table: text("MAKESYNC_USERS_TABLE", "makesync-users"),
             runs_table: text("MAKESYNC_RUNS_TABLE", "makesync-sync-runs"),
             queue_url: lookup("MAKESYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),
             event_bus: lookup("MAKESYNC_EVENT_BUS").filter(|v| !v.trim().is_empty()),
+            event_detail,
             secret_prefix,
             secrets_kms_key: lookup("MAKESYNC_SECRETS_KMS_KEY")
                 .map(|v| v.trim().to_string())
@@ -174,6 +185,7 @@ mod tests {
             [("MAKESYNC_RUN_RETENTION_DAYS", "0")],
             [("MAKESYNC_PAUSE_AFTER_FAILURES", "many")],
             [("MAKESYNC_SECRET_PREFIX", "make sync/")],
+            [("MAKESYNC_EVENT_DETAIL", "names")],
         ] {
             let err = settings(&vars).unwrap_err().to_string();
             assert!(err.contains(vars[0].0), "{err}");
