@@ -33,6 +33,9 @@ pub enum Command {
     Users(ReadArgs),
     /// Show the recent sync runs of an organization.
     Runs(RunsArgs),
+    /// Erase everything the store holds about an organization: its users, its runs and the
+    /// connection, then vacuum the file so that nothing lingers in its free pages.
+    Erase(ReadArgs),
     /// Start the simulator, sync three organizations through scheduler → queue → worker,
     /// change them and sync again.
     Demo(DemoArgs),

@@ -510,3 +510,41 @@ async fn a_malformed_row_fails_the_sync_without_quoting_the_member() {
     let runs = json(&outputs[2]);
     assert_eq!(runs["runs"][0]["error"]["message"], message, "{runs}");
 }
+
+/// `makesync erase` removes everything the store holds about an organization, and vacuums the
+/// file: no name or email of its members is left in it, free pages included.
+#[tokio::test]
+async fn erase_leaves_no_trace_of_the_organization_in_the_store_file() {
+    let cli = Cli::start().await;
+    let target = ["--host", "eu1.make.com", "--org", "1001"];
+    let synced = cli
+        .run(Some(DEMO_TOKEN), &[&["sync"][..], &target].concat())
+        .await;
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    let file_holds = |needle: &str| {
+        let mut bytes = std::fs::read(cli.db()).unwrap();
+        if let Ok(wal) = std::fs::read(cli.db().with_extension("db-wal")) {
+            bytes.extend(wal);
+        }
+        bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+    };
+    assert!(file_holds("ada@acme.example"), "the sync stored Ada");
+
+    let erased = cli
+        .run(None, &[&["erase"][..], &target, &["--json"]].concat())
+        .await;
+    assert_eq!(erased.status.code(), Some(0), "{}", stderr(&erased));
+    let doc = json(&erased);
+    assert_eq!(doc["erased"]["users"], 36, "{doc}");
+    assert_eq!(doc["erased"]["runs"], 1, "{doc}");
+    for needle in ["ada@acme.example", "Łukasz", "Acme Robotics"] {
+        assert!(!file_holds(needle), "{needle} is still in the file");
+    }
+    let users = cli.run(None, &[&["users"][..], &target].concat()).await;
+    assert_ne!(users.status.code(), Some(0));
+    assert!(
+        stderr(&users).contains("holds nothing for organization 1001"),
+        "{}",
+        stderr(&users)
+    );
+}

@@ -163,6 +163,10 @@ pub struct WriteStamp {
     /// On a connection's first sync (no user stored before): how many users it adds. Such a
     /// run is announced by one summary event, not one event per user.
     pub first_sync_users: Option<u32>,
+    /// How long a user marked removed is kept after its removal; `None`: kept for good. The
+    /// store makes it so: DynamoDB through the users table's TTL attribute `expiresAt`, the
+    /// local stores by deleting expired removed users each time a run writes.
+    pub removed_user_retention: Option<chrono::Duration>,
 }
 
 impl WriteStamp {
@@ -171,6 +175,7 @@ impl WriteStamp {
             run_id: run_id.into(),
             started_at,
             first_sync_users: None,
+            removed_user_retention: None,
         }
     }
 }
@@ -214,7 +219,8 @@ pub trait UserStore: Send + Sync {
         ids: &[MakeUserId],
     ) -> Result<Vec<UserRecord>, StoreError>;
 
-    /// Writes the changed users of the run `stamp` names, and remembers its start time.
+    /// Writes the changed users of the run `stamp` names, and remembers its start time. A
+    /// removed user expires `stamp.removed_user_retention` after its removal.
     /// Refuses with [`StoreError::StaleRun`], writing nothing, if a run that started later
     /// already wrote: older data never overwrites newer.
     async fn write_users(

@@ -234,19 +234,10 @@ pub async fn create_resources(
         Some(("runId", ScalarAttributeType::S)),
     )
     .await;
-    dynamodb
-        .update_time_to_live()
-        .table_name(&runs_table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .enabled(true)
-                .attribute_name("expiresAt")
-                .build()
-                .expect("TTL specification"),
-        )
-        .send()
-        .await
-        .expect("TTL enabled");
+    // As in the template: runs expire, and so do removed users.
+    for table in [&runs_table, &users_table] {
+        enable_ttl(dynamodb, table).await;
+    }
     let queue_url = create_queue(sqs, &format!("makesync-sync-{suffix}")).await;
     HashMap::from([
         ("MAKESYNC_CONNECTIONS_TABLE".into(), connections_table),
@@ -319,4 +310,22 @@ async fn create_table(
         );
     }
     request.send().await.expect("table created");
+}
+
+/// The TTL on `expiresAt` (epoch seconds) that the template declares on the runs and users
+/// tables.
+async fn enable_ttl(dynamodb: &aws_sdk_dynamodb::Client, table: &str) {
+    dynamodb
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name("expiresAt")
+                .build()
+                .expect("TTL specification"),
+        )
+        .send()
+        .await
+        .expect("TTL enabled");
 }

@@ -596,3 +596,82 @@ async fn token_secrets_are_created_with_the_customer_key_when_one_is_set() {
         .unwrap();
     assert_eq!(described.kms_key_id(), Some(key));
 }
+
+/// The users table's TTL attribute, as the template declares it.
+fn template_users_ttl_attribute() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ttl = &template["Resources"]["UsersTable"]["Properties"]["TimeToLiveSpecification"];
+    assert_eq!(ttl["Enabled"].as_bool(), Some(true), "{ttl:?}");
+    ttl["AttributeName"].as_str().unwrap().to_string()
+}
+
+/// A member who leaves is kept, marked removed, with the TTL attribute the template declares:
+/// due the retention after the removal. One who comes back before that has none.
+#[tokio::test]
+async fn removed_users_carry_the_ttl_attribute_and_lose_it_when_they_come_back() {
+    let attribute = template_users_ttl_attribute();
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_REMOVED_USER_RETENTION_DAYS", "30")]).await;
+    let worker = env.worker();
+    let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    makesync_worker::handle(&worker, sqs_event(env.take_messages().await), None).await;
+    let sync_now = || async {
+        env.make.clock.advance(std::time::Duration::from_secs(3600));
+        makesync_connect::handle(
+            &env.connect_service(),
+            json!({"action": "sync", "tenantId": "tenant-7", "connectionId": id.as_str()}),
+        )
+        .await;
+        makesync_worker::handle(&worker, sqs_event(env.take_messages().await), None).await;
+    };
+    let item = |user: u64| {
+        let env = &env;
+        let id = id.clone();
+        async move {
+            env.dynamodb
+                .get_item()
+                .table_name(&env.settings.users_table)
+                .key("connectionId", AttributeValue::S(id.to_string()))
+                .key("userId", AttributeValue::N(user.to_string()))
+                .send()
+                .await
+                .unwrap()
+                .item()
+                .cloned()
+                .unwrap()
+        }
+    };
+
+    env.make
+        .simulator
+        .world()
+        .remove_member(ACME, 2)
+        .remove_member(ACME, 11);
+    sync_now().await;
+    let store = env.backend.store.clone();
+    let users = store.list_users(&id).await.unwrap();
+    for user_id in [2, 11] {
+        let removed_at = users
+            .iter()
+            .find(|u| u.user_id == user_id)
+            .unwrap()
+            .removed_at
+            .unwrap();
+        let stored = item(user_id).await;
+        let expires: i64 = stored[&attribute].as_n().unwrap().parse().unwrap();
+        assert_eq!(expires, (removed_at + ChronoDuration::days(30)).timestamp());
+    }
+    assert!(
+        !item(1).await.contains_key(&attribute),
+        "present users do not expire"
+    );
+
+    // Zoë comes back before her item expired: restored, and the expiry is gone.
+    env.make.simulator.world().add_member(ACME, 2, 13, None);
+    sync_now().await;
+    let back = item(2).await;
+    assert_eq!(back["status"].as_s().unwrap(), "active");
+    assert!(!back.contains_key(&attribute), "{back:?}");
+    assert!(item(11).await.contains_key(&attribute));
+}

@@ -50,7 +50,8 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let make = MakeApi::new(config, clock.clone()).map_err(CliError::internal)?;
     let secrets = Arc::new(MemorySecrets::default());
     let queue = Arc::new(MemoryQueue::default());
-    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone());
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone())
+        .with_removed_user_retention_days(super::removed_user_retention_days()?);
     let scheduler = Scheduler::new(store.clone(), queue.clone(), clock.clone());
     let worker = Worker::new(store.clone(), secrets.clone(), engine, make);
 

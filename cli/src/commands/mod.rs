@@ -20,6 +20,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sync(args) => sync::run(&cli.db, args).await,
         Command::Users(args) => read::users(&cli.db, args).await,
         Command::Runs(args) => read::runs(&cli.db, args).await,
+        Command::Erase(args) => read::erase(&cli.db, args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Simulator(args) => simulator::run(args).await,
     }
@@ -49,6 +50,27 @@ pub fn open_store(db: &Path) -> Result<Arc<SqliteStore>, CliError> {
     SqliteStore::open(db)
         .map(Arc::new)
         .map_err(|e| CliError::new(ErrorKind::Storage, e))
+}
+
+/// `MAKESYNC_REMOVED_USER_RETENTION_DAYS`: days a user marked removed is kept (0: for good),
+/// the same setting as the functions'.
+pub fn removed_user_retention_days() -> Result<u32, CliError> {
+    const VARIABLE: &str = "MAKESYNC_REMOVED_USER_RETENTION_DAYS";
+    match std::env::var(VARIABLE) {
+        Err(_) => Ok(makesync::sync::DEFAULT_REMOVED_USER_RETENTION_DAYS),
+        Ok(raw) if raw.trim().is_empty() => Ok(makesync::sync::DEFAULT_REMOVED_USER_RETENTION_DAYS),
+        Ok(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|days| *days <= 3650)
+            .ok_or_else(|| {
+                CliError::input(format!(
+                    "{VARIABLE}={} is not valid: a whole number of days from 0 (keep) to 3650",
+                    makesync::excerpt::excerpt(&raw)
+                ))
+            }),
+    }
 }
 
 pub fn make_config() -> Result<makesync::make::MakeApiConfig, CliError> {

@@ -96,3 +96,23 @@ fn heading(connection: &Connection) -> String {
         )
     )
 }
+
+pub async fn erase(db: &Path, args: ReadArgs) -> Result<(), CliError> {
+    let (store, connection) = stored_connection(db, &args.target).await?;
+    let (users, runs) = store
+        .erase_connection(&connection.id)
+        .await
+        .map_err(CliError::internal)?;
+    if args.json {
+        println!(
+            "{}",
+            json!({"erased": {"organization": organization(&connection), "users": users, "runs": runs}})
+        );
+    } else {
+        println!(
+            "Erased organization {} on {}: {users} users and {runs} runs deleted, the store file vacuumed.",
+            connection.organization_id, connection.host
+        );
+    }
+    Ok(())
+}

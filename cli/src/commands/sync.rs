@@ -51,7 +51,8 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         .client(&target.host, target.organization, token)
         .map_err(CliError::input)?
         .with_observer(progress.clone());
-    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock);
+    let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock)
+        .with_removed_user_retention_days(super::removed_user_retention_days()?);
     let report = engine
         .sync(&connection, &client, SyncReason::OnDemand)
         .await;

@@ -43,7 +43,8 @@ pub fn worker_for(
 ) -> Worker {
     let store = backend.store.clone();
     let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock)
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_removed_user_retention_days(backend.settings.removed_user_retention_days);
     let mut worker = Worker::new(store, backend.cached_secrets.clone(), engine, make)
         .with_pause_after_failures(backend.settings.pause_after_failures)
         .with_lease(backend.settings.sync_lease)

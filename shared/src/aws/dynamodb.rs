@@ -46,6 +46,8 @@ const BATCH_GET_LIMIT: usize = 100;
 /// Attempts at one batch's unprocessed items before giving up as throttled.
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
 const GUARD_USER_ID: &str = "0";
+/// The users table's TTL attribute (epoch seconds), the template's `TimeToLiveSpecification`.
+pub const EXPIRES_AT: &str = "expiresAt";
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -820,6 +822,13 @@ impl UserStore for DynamoStore {
                     item.insert("runId".into(), string(stamp.run_id.clone()));
                     if stamp.first_sync_users.is_some() {
                         item.insert("firstSync".into(), AttributeValue::Bool(true));
+                    }
+                    // The table's TTL deletes a removed user this long after its removal; a
+                    // user written back present has no expiry (the item is replaced whole).
+                    if let (Some(keep), Some(removed_at)) =
+                        (stamp.removed_user_retention, user.removed_at)
+                    {
+                        item.insert(EXPIRES_AT.into(), number((removed_at + keep).timestamp()));
                     }
                     put(item)
                 })

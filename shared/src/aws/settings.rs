@@ -11,6 +11,7 @@
 //! | `MAKESYNC_SECRET_PREFIX` | Secrets Manager name prefix for tokens | `makesync/connections/` |
 //! | `MAKESYNC_SECRETS_KMS_KEY` | KMS key (ARN or id) new token secrets are encrypted with | Secrets Manager's own key |
 //! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
+//! | `MAKESYNC_REMOVED_USER_RETENTION_DAYS` | a user marked removed expires (TTL) this many days after its removal; 0 keeps it | 30 |
 //! | `MAKESYNC_SECRET_CACHE_SECS` | a warm worker reuses a token this long | 300 |
 //! | `MAKESYNC_PAUSE_AFTER_FAILURES` | failed runs in a row before a connection is paused (0: never) | 5 |
 //! | `MAKESYNC_SYNC_LEASE_SECS` | how long a sync holds its connection when no deadline is known | 900 |
@@ -32,6 +33,8 @@ pub struct AwsSettings {
     /// The customer managed KMS key for token secrets, when the template's `KmsKeyArn` is set.
     pub secrets_kms_key: Option<String>,
     pub run_retention: Duration,
+    /// Days a removed user is kept (0: for good).
+    pub removed_user_retention_days: u32,
     pub secret_cache_ttl: Duration,
     pub pause_after_failures: u32,
     pub sync_lease: Duration,
@@ -116,6 +119,11 @@ impl AwsSettings {
                 .map(|v| v.trim().to_string())
                 .filter(|v| !v.is_empty()),
             run_retention: Duration::from_secs(retention_days * 24 * 3600),
+            removed_user_retention_days: number(
+                "MAKESYNC_REMOVED_USER_RETENTION_DAYS",
+                u64::from(crate::sync::DEFAULT_REMOVED_USER_RETENTION_DAYS),
+                3650,
+            )? as u32,
             secret_cache_ttl: Duration::from_secs(number("MAKESYNC_SECRET_CACHE_SECS", 300, 3600)?),
             pause_after_failures: number("MAKESYNC_PAUSE_AFTER_FAILURES", 5, 1000)? as u32,
             sync_lease: Duration::from_secs(

@@ -563,6 +563,51 @@ async fn check_closed_users_refuse_older_runs(
     assert_eq!(store.list_users(id).await.unwrap().len(), 1);
 }
 
+/// The local stores apply the retention of removed users themselves, each time a run writes:
+/// a user removed longer ago than the retention is gone, one removed since is kept, present
+/// users are never touched. (DynamoDB leaves it to the table's TTL; the AWS tests check the
+/// attribute.)
+#[cfg(test)]
+async fn check_local_retention(store: &dyn Store) {
+    let id = ConnectionId::parse("retention-1").unwrap();
+    let run = at("2026-03-01T00:00:00Z");
+    let mut long_gone = user(1, UserStatus::Removed);
+    long_gone.removed_at = Some(run - Duration::days(31));
+    let mut just_gone = user(2, UserStatus::Removed);
+    just_gone.removed_at = Some(run - Duration::days(29));
+    let present = user(3, UserStatus::Active);
+    store
+        .write_users(
+            &id,
+            &WriteStamp::new("run-1", run - Duration::days(40)),
+            &[long_gone, just_gone.clone(), present.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list_users(&id).await.unwrap().len(),
+        3,
+        "kept for good"
+    );
+    let stamp = WriteStamp {
+        removed_user_retention: Some(Duration::days(30)),
+        ..WriteStamp::new("run-2", run)
+    };
+    store.write_users(&id, &stamp, &[]).await.unwrap();
+    assert_eq!(
+        store.list_users(&id).await.unwrap(),
+        vec![just_gone, present],
+        "the user removed 31 days ago is gone"
+    );
+}
+
+#[cfg(test)]
+#[tokio::test]
+async fn the_local_stores_apply_the_retention_of_removed_users() {
+    check_local_retention(&MemoryStore::new()).await;
+    check_local_retention(&SqliteStore::in_memory().unwrap()).await;
+}
+
 #[cfg(test)]
 #[tokio::test]
 async fn the_memory_store_keeps_the_contract() {

@@ -296,6 +296,11 @@ impl UserStore for MemoryStore {
         for user in changed {
             users.insert(user.user_id, user.clone());
         }
+        // The retention rule, as DynamoDB's TTL applies it.
+        if let Some(keep) = stamp.removed_user_retention {
+            let expired = run_started_at - keep;
+            users.retain(|_, user| user.removed_at.is_none_or(|at| at > expired));
+        }
         Ok(())
     }
 

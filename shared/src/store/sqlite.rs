@@ -151,6 +151,46 @@ impl SqliteStore {
         })
     }
 
+    /// Erases everything the file holds about a connection — its users, its runs, its write
+    /// guard and the connection itself — with SQLite's `secure_delete` on, then vacuums the
+    /// file and truncates its write-ahead log, so that the deleted rows do not linger in free
+    /// pages. Returns how many users and runs were deleted.
+    pub async fn erase_connection(&self, id: &ConnectionId) -> Result<(usize, usize), StoreError> {
+        let id = id.clone();
+        self.with_db(move |db| {
+            db.pragma_update(None, "secure_delete", "ON")
+                .map_err(backend)?;
+            let tx = db.transaction().map_err(backend)?;
+            let users = tx
+                .execute(
+                    "DELETE FROM users WHERE connection_id = ?1",
+                    params![id.as_str()],
+                )
+                .map_err(backend)?;
+            let runs = tx
+                .execute(
+                    "DELETE FROM sync_runs WHERE connection_id = ?1",
+                    params![id.as_str()],
+                )
+                .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM user_writes WHERE connection_id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "DELETE FROM connections WHERE id = ?1",
+                params![id.as_str()],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            db.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+                .map_err(backend)?;
+            Ok((users, runs))
+        })
+        .await
+    }
+
     async fn with_db<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -724,6 +764,7 @@ impl UserStore for SqliteStore {
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
         let run_started_at = stamp.started_at;
+        let retention = stamp.removed_user_retention;
         let connection = connection.clone();
         let changed = changed.to_vec();
         self.with_db(move |db| {
@@ -782,6 +823,17 @@ impl UserStore for SqliteStore {
                 params![connection.as_str(), text(run_started_at)],
             )
             .map_err(backend)?;
+            // The retention rule, as DynamoDB's TTL applies it: a user removed longer ago
+            // than the retention is deleted. Times are stored in one format: text order is
+            // time order.
+            if let Some(keep) = retention {
+                tx.execute(
+                    "DELETE FROM users WHERE connection_id = ?1 AND status = 'removed'
+                        AND removed_at IS NOT NULL AND removed_at <= ?2",
+                    params![connection.as_str(), text(run_started_at - keep)],
+                )
+                .map_err(backend)?;
+            }
             tx.commit().map_err(backend)?;
             Ok(())
         })

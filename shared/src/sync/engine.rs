@@ -54,7 +54,11 @@ pub struct SyncEngine {
     clock: Arc<dyn Clock>,
     snapshot_attempts: u32,
     metrics: Arc<dyn MetricsSink>,
+    removed_user_retention: Option<chrono::Duration>,
 }
+
+/// How long a user marked removed is kept by default: 30 days.
+pub const DEFAULT_REMOVED_USER_RETENTION_DAYS: u32 = 30;
 
 impl SyncEngine {
     pub fn new(
@@ -70,7 +74,14 @@ impl SyncEngine {
             clock,
             snapshot_attempts: 3,
             metrics: Arc::new(NoMetrics),
+            removed_user_retention: None,
         }
+    }
+
+    /// Users marked removed are deleted this many days after their removal (0: kept for good).
+    pub fn with_removed_user_retention_days(mut self, days: u32) -> Self {
+        self.removed_user_retention = (days > 0).then(|| chrono::Duration::days(i64::from(days)));
+        self
     }
 
     /// Where each run's metrics go.
@@ -254,6 +265,7 @@ impl SyncEngine {
             run_id: run.run_id.to_string(),
             started_at: run.started_at,
             first_sync_users: first_sync.then_some(plan.counts.added),
+            removed_user_retention: self.removed_user_retention,
         };
         let mut counts = RunCounts {
             fetched: plan.counts.fetched,
