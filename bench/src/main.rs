@@ -8,6 +8,7 @@
 
 mod cli;
 mod cold_start;
+mod erase;
 mod process;
 mod scheduler;
 mod worker;
@@ -60,7 +61,7 @@ fn main() -> anyhow::Result<()> {
         process::launch(&args[1..]);
     }
     let smoke = args.iter().any(|a| a == "--smoke");
-    // `--only cli|worker|scheduler|cold-start` runs one part.
+    // `--only cli|worker|scheduler|erase|cold-start` runs one part.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -99,6 +100,9 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
     }
     if part("scheduler") {
         scheduler::run(if smoke { 50 } else { 1000 }).await?;
+    }
+    if part("erase") {
+        erase::run(&simulator, if smoke { 2_000 } else { 100_000 }).await?;
     }
     if part("cold-start") {
         cold_start::run(&simulator, if smoke { 1 } else { 5 }).await?;
