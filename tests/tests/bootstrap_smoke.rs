@@ -9,11 +9,12 @@
 //! (the runner runs the arm64 binaries on another machine).
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use aws_sdk_dynamodb::types::AttributeValue;
 use makesync::aws::AwsSettings;
-use makesync::ports::UserStore;
+use makesync::ports::{ConnectionStore, UserStore};
 use makesync_simulator::lambda_runtime::{FakeLambdaRuntime, Invocation};
 use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
-use makesync_tests::aws::{moto_sdk_config, AwsTestEnv, MOTO_ENDPOINT_ENV};
+use makesync_tests::aws::{moto_sdk_config, sqs_event, AwsTestEnv, MOTO_ENDPOINT_ENV};
 use makesync_tests::stream::{bus_to_queue, delivered, StreamReader};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -194,6 +195,71 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
     assert_eq!(announced[0].0, "Make connection synced");
     assert_eq!(announced[0].1["users"], 36);
 
+    // A member leaves: the scheduler's sync marks her removed, and her item carries the TTL
+    // attribute the template's users table declares, due the retention (30 days) after.
+    simulator.world().remove_member(1001, 2);
+    let answer = worker
+        .invoke(serde_json::to_value(sqs_event(env.take_messages().await)).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let zoe = env
+        .dynamodb
+        .get_item()
+        .table_name(&settings.users_table)
+        .key("connectionId", AttributeValue::S(id.to_string()))
+        .key("userId", AttributeValue::N("2".into()))
+        .send()
+        .await
+        .unwrap()
+        .item()
+        .cloned()
+        .unwrap();
+    assert_eq!(zoe["status"].as_s().unwrap(), "removed");
+    let expires: i64 = zoe[&template_users_ttl_attribute()]
+        .as_n()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let removed_at =
+        chrono::DateTime::parse_from_rfc3339(zoe["removedAt"].as_s().unwrap()).unwrap();
+    assert_eq!(expires, removed_at.timestamp() + 30 * 86_400);
+    println!("RUST_LOG={rust_log}: removed user's expiresAt = removedAt + 30 days");
+
+    // An erasure: connect answers erasing, the worker's erase job deletes every user; no item
+    // holds a name or an email, and the token cannot be read.
+    let erasing = connect
+        .invoke(json!({"action": "disconnect", "tenantId": "tenant-7",
+                       "connectionId": id.as_str(), "purge": true}))
+        .await;
+    assert_eq!(erasing["status"], "erasing", "{erasing}");
+    let answer = worker
+        .invoke(serde_json::to_value(sqs_event(env.take_messages().await)).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let stored = env
+        .backend
+        .store
+        .get_connection(&id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.status.as_str(), "erased");
+    let items = env
+        .dynamodb
+        .scan()
+        .table_name(&settings.users_table)
+        .send()
+        .await
+        .unwrap();
+    for item in items.items() {
+        assert!(
+            !item.contains_key("name") && !item.contains_key("email"),
+            "{item:?}"
+        );
+    }
+    assert!(env.secret_names().await.is_empty(), "the token is gone");
+    println!("RUST_LOG={rust_log}: after the erasure, no user item holds a name or email ({} items left, none a user's), no token", items.items().len());
+
     // What they wrote: JSON logs, EMF metrics, and never the token.
     let worker_output = worker.output();
     assert!(
@@ -264,4 +330,13 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
         let _ = function.process.kill().await;
     }
     lines
+}
+
+/// The users table's TTL attribute, as the template declares it.
+fn template_users_ttl_attribute() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
+    let template: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let ttl = &template["Resources"]["UsersTable"]["Properties"]["TimeToLiveSpecification"];
+    ttl["AttributeName"].as_str().unwrap().to_string()
 }

@@ -534,6 +534,7 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
                                "connectionId": id.as_str(), "purge": true}),
         ))),
         answer: std::sync::Mutex::new(None),
+        written_after: std::sync::atomic::AtomicUsize::new(0),
     });
     let engine = SyncEngine::new(
         s.store.clone(),
@@ -553,6 +554,13 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
     assert!(
         !matches!(outcome, WorkOutcome::Synced(_)),
         "the sync stopped writing after the purge, it did not finish"
+    );
+    assert_eq!(
+        users
+            .written_after
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the sync in flight wrote no user once the erasure had started"
     );
 
     // Whatever the purge left to the queue runs now, as the worker would pick it up.
@@ -575,6 +583,8 @@ struct PurgeAfterFirstChunk {
     inner: Arc<MemoryStore>,
     purge: std::sync::Mutex<Option<(makesync::connect::ConnectService, serde_json::Value)>>,
     answer: std::sync::Mutex<Option<serde_json::Value>>,
+    /// Users the sync wrote after the purge was answered.
+    written_after: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -606,7 +616,12 @@ impl UserStore for PurgeAfterFirstChunk {
         stamp: &WriteStamp,
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
+        let purged_already = self.answer.lock().unwrap().is_some();
         self.inner.write_users(connection, stamp, changed).await?;
+        if purged_already {
+            self.written_after
+                .fetch_add(changed.len(), std::sync::atomic::Ordering::SeqCst);
+        }
         let purge = self.purge.lock().unwrap().take();
         if let Some((service, payload)) = purge {
             let answer = makesync::connect::response_json(&service.handle_payload(&payload).await);
