@@ -368,7 +368,12 @@ mod tests {
         assert_eq!(
             kind(&change(Some(user("active", 13)), None)),
             None,
-            "a purge"
+            "an erasure's deletion"
+        );
+        assert_eq!(
+            kind(&change(Some(user("removed", 13)), None)),
+            None,
+            "the users table's TTL deleting a removed user after its retention"
         );
         let mut first = user("active", 13);
         first["firstSync"] = json!(true);
