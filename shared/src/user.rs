@@ -101,6 +101,10 @@ pub struct StoredUser {
     /// [`UserRecord::digest`] as stored; `None` for a record written before digests were kept.
     pub digest: Option<u64>,
     pub removed: bool,
+    /// Removed, and stored without the expiry a retention gives it (stored before removed
+    /// users expired): a sync with a retention writes it again, with one. Stores that apply
+    /// the retention themselves (SQLite, memory) never say so.
+    pub lacks_expiry: bool,
 }
 
 /// The fields a digest covers: everything Make told us and the removal, not `first_seen`.

@@ -675,3 +675,72 @@ async fn removed_users_carry_the_ttl_attribute_and_lose_it_when_they_come_back()
     assert!(!back.contains_key(&attribute), "{back:?}");
     assert!(item(11).await.contains_key(&attribute));
 }
+
+/// Users removed while removed users were kept for good have no expiry; once a retention is
+/// set, the next sync writes them again with one — not as a change: nothing is counted.
+#[tokio::test]
+async fn users_removed_before_a_retention_get_their_expiry_at_the_next_sync() {
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_REMOVED_USER_RETENTION_DAYS", "0")]).await;
+    let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    let keeping = env.worker();
+    makesync_worker::handle(&keeping, sqs_event(env.take_messages().await), None).await;
+    env.make.simulator.world().remove_member(ACME, 2);
+    env.make.clock.advance(std::time::Duration::from_secs(3600));
+    env.send_raw(&SyncRequest::new(id.clone(), SyncReason::OnDemand, env.clock().wall()).to_body())
+        .await;
+    makesync_worker::handle(&keeping, sqs_event(env.take_messages().await), None).await;
+    let zoe = || async {
+        env.dynamodb
+            .get_item()
+            .table_name(&env.settings.users_table)
+            .key("connectionId", AttributeValue::S(id.to_string()))
+            .key("userId", AttributeValue::N("2".into()))
+            .send()
+            .await
+            .unwrap()
+            .item()
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(zoe().await["status"].as_s().unwrap(), "removed");
+    assert!(!zoe().await.contains_key("expiresAt"), "kept for good");
+
+    let settings = makesync::aws::AwsSettings {
+        removed_user_retention_days: 30,
+        ..env.settings.clone()
+    };
+    let backend = makesync::aws::AwsBackend::new(
+        &makesync_tests::aws::moto_sdk_config().await,
+        settings,
+        env.clock(),
+    );
+    let expiring = makesync_worker::worker_for(
+        &backend,
+        env.make.make.clone(),
+        env.clock(),
+        env.metrics.clone(),
+    );
+    env.make.clock.advance(std::time::Duration::from_secs(3600));
+    env.send_raw(&SyncRequest::new(id.clone(), SyncReason::OnDemand, env.clock().wall()).to_body())
+        .await;
+    makesync_worker::handle(&expiring, sqs_event(env.take_messages().await), None).await;
+    let removed_at = env
+        .backend
+        .store
+        .list_users(&id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.user_id == 2)
+        .unwrap()
+        .removed_at
+        .unwrap();
+    let expires: i64 = zoe().await["expiresAt"].as_n().unwrap().parse().unwrap();
+    assert_eq!(expires, (removed_at + ChronoDuration::days(30)).timestamp());
+    let run = &env.backend.store.list_runs(&id, 1).await.unwrap()[0];
+    assert_eq!(
+        (run.counts.added, run.counts.updated, run.counts.removed),
+        (0, 0, 0),
+        "not a change"
+    );
+}

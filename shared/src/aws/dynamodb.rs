@@ -675,7 +675,12 @@ impl UserStore for DynamoStore {
         connection: &ConnectionId,
     ) -> Result<Vec<StoredUser>, StoreError> {
         let items = self
-            .query_users(connection, Some(0), None, Some("userId, digest, #status"))
+            .query_users(
+                connection,
+                Some(0),
+                None,
+                Some("userId, digest, #status, expiresAt"),
+            )
             .await?;
         items
             .iter()
@@ -685,13 +690,15 @@ impl UserStore for DynamoStore {
                         .and_then(|v| v.as_n().ok())
                         .and_then(|n| n.parse::<u64>().ok())
                 };
+                let removed = item.get("status").and_then(|v| v.as_s().ok())
+                    == Some(&UserStatus::Removed.as_str().to_string());
                 Ok(StoredUser {
                     user_id: number_of("userId").ok_or_else(|| {
                         StoreError::Corrupt("a user item without a numeric userId".into())
                     })?,
                     digest: number_of("digest"),
-                    removed: item.get("status").and_then(|v| v.as_s().ok())
-                        == Some(&UserStatus::Removed.as_str().to_string()),
+                    removed,
+                    lacks_expiry: removed && !item.contains_key(EXPIRES_AT),
                 })
             })
             .collect()

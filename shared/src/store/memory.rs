@@ -256,6 +256,7 @@ impl UserStore for MemoryStore {
                         user_id: user.user_id,
                         digest: Some(user.digest()),
                         removed: user.status == UserStatus::Removed,
+                        lacks_expiry: false,
                     })
                     .collect()
             })

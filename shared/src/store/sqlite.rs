@@ -724,6 +724,8 @@ impl UserStore for SqliteStore {
                         user_id: row.get::<_, i64>(0)? as u64,
                         digest: row.get::<_, Option<i64>>(1)?.map(|d| d as u64),
                         removed: row.get(2)?,
+                        // The retention is applied by removal time, each time a run writes.
+                        lacks_expiry: false,
                     })
                 })
                 .map_err(backend)?;

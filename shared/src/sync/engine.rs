@@ -10,7 +10,7 @@
 //! only what still differs.)
 
 use super::error::SyncError;
-use super::plan::{plan_changes, resolve, ChangeKind, UserChange};
+use super::plan::{plan_changes, resolve, ChangeKind, PlannedWrite, UserChange};
 use super::snapshot::fetch_snapshot;
 use crate::clock::Clock;
 use crate::connection::{Connection, RunBookkeeping};
@@ -243,7 +243,11 @@ impl SyncEngine {
             .list_user_digests(&connection.id)
             .await
             .map_err(|e| failed(e.into()))?;
-        let plan = plan_changes(&stored, &snapshot.members);
+        let plan = plan_changes(
+            &stored,
+            &snapshot.members,
+            self.removed_user_retention.is_some(),
+        );
         let first_sync = stored.is_empty();
         drop(stored);
         if let Some(deadline) = client.deadline() {
@@ -302,6 +306,11 @@ impl SyncEngine {
             let mut records = Vec::with_capacity(chunk.len());
             for write in chunk {
                 let before = stored.get(&write.user_id(members));
+                if let (PlannedWrite::Expire { .. }, Some(before)) = (write, before) {
+                    // Written again as it is: the store gives it its expiry.
+                    records.push(before.clone());
+                    continue;
+                }
                 let Some(change) = resolve(*write, members, before, now) else {
                     counts.unchanged += u32::from(before.is_some());
                     continue;

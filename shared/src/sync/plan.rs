@@ -43,6 +43,9 @@ pub enum PlannedWrite {
     Compare { index: usize },
     /// Stored, not removed, and missing from the complete snapshot.
     Remove { user_id: MakeUserId },
+    /// Stored as removed without an expiry: written again as it is, so that the store gives it
+    /// one. Not a change: not counted, not reported, not announced.
+    Expire { user_id: MakeUserId },
 }
 
 impl PlannedWrite {
@@ -51,7 +54,7 @@ impl PlannedWrite {
             PlannedWrite::Member { index, .. } | PlannedWrite::Compare { index } => {
                 snapshot[index].user_id
             }
-            PlannedWrite::Remove { user_id } => user_id,
+            PlannedWrite::Remove { user_id } | PlannedWrite::Expire { user_id } => user_id,
         }
     }
 
@@ -77,8 +80,13 @@ pub struct SyncPlan {
     pub counts: RunCounts,
 }
 
-/// What to write so that the store matches a *complete* snapshot.
-pub fn plan_changes(stored: &[StoredUser], snapshot: &[SnapshotMember]) -> SyncPlan {
+/// What to write so that the store matches a *complete* snapshot; with `expire_removed`,
+/// also the removed users stored without an expiry.
+pub fn plan_changes(
+    stored: &[StoredUser],
+    snapshot: &[SnapshotMember],
+    expire_removed: bool,
+) -> SyncPlan {
     let stored_by_id: HashMap<MakeUserId, &StoredUser> =
         stored.iter().map(|user| (user.user_id, user)).collect();
     let mut plan = SyncPlan::default();
@@ -119,7 +127,15 @@ pub fn plan_changes(stored: &[StoredUser], snapshot: &[SnapshotMember]) -> SyncP
         plan.writes.push(write);
     }
     for user in stored {
-        if present.contains(&user.user_id) || user.removed {
+        if present.contains(&user.user_id) {
+            continue;
+        }
+        if user.removed {
+            if expire_removed && user.lacks_expiry {
+                plan.writes.push(PlannedWrite::Expire {
+                    user_id: user.user_id,
+                });
+            }
             continue;
         }
         plan.counts.removed += 1;
@@ -176,6 +192,7 @@ pub fn resolve(
                 after,
             })
         }
+        PlannedWrite::Expire { .. } => None,
         PlannedWrite::Remove { .. } => {
             let before = stored?;
             let mut after = before.clone();
@@ -226,9 +243,10 @@ mod tests {
                 user_id: u.user_id,
                 digest: Some(u.digest()),
                 removed: u.status == UserStatus::Removed,
+                lacks_expiry: false,
             })
             .collect();
-        let plan = plan_changes(&digests, snapshot);
+        let plan = plan_changes(&digests, snapshot, false);
         let changes: Vec<UserChange> = plan
             .writes
             .iter()
@@ -370,6 +388,40 @@ mod tests {
         }
     }
 
+    /// A removed user stored without an expiry is written again (so that the store gives it
+    /// one) when removed users expire, and only then; it is not counted as a change.
+    #[test]
+    fn a_removed_user_without_an_expiry_is_written_again_once_they_expire() {
+        let tombstone = StoredUser {
+            user_id: 2,
+            digest: Some(1),
+            removed: true,
+            lacks_expiry: true,
+        };
+        let present = [member(1, 13)];
+        let expiring = plan_changes(&[tombstone], &present, true);
+        assert_eq!(
+            expiring.writes,
+            vec![
+                PlannedWrite::Member {
+                    index: 0,
+                    kind: ChangeKind::Added
+                },
+                PlannedWrite::Expire { user_id: 2 }
+            ]
+        );
+        assert_eq!(expiring.counts.removed, 0);
+        assert_eq!(expiring.counts.added, 1);
+        let kept = plan_changes(&[tombstone], &present, false);
+        assert!(!kept.writes.contains(&PlannedWrite::Expire { user_id: 2 }));
+        let with_expiry = StoredUser {
+            lacks_expiry: false,
+            ..tombstone
+        };
+        let again = plan_changes(&[with_expiry], &present, true);
+        assert!(!again.writes.contains(&PlannedWrite::Expire { user_id: 2 }));
+    }
+
     #[test]
     fn a_record_stored_without_a_digest_is_compared_not_rewritten() {
         let now = at("2026-01-01T00:00:00Z");
@@ -378,9 +430,10 @@ mod tests {
             user_id: 1,
             digest: None,
             removed: false,
+            lacks_expiry: false,
         }];
         let same = [member(1, 13)];
-        let plan = plan_changes(&digests, &same);
+        let plan = plan_changes(&digests, &same, false);
         assert_eq!(plan.writes, vec![PlannedWrite::Compare { index: 0 }]);
         assert_eq!(resolve(plan.writes[0], &same, Some(&stored), now), None);
         let changed = [member(1, 12)];
