@@ -509,6 +509,17 @@ async fn a_malformed_row_fails_the_sync_without_quoting_the_member() {
     }
     let runs = json(&outputs[2]);
     assert_eq!(runs["runs"][0]["error"]["message"], message, "{runs}");
+    // Nor in the store: the connection's lastError, the run record, anything.
+    let mut stored = std::fs::read(cli.db()).unwrap();
+    if let Ok(wal) = std::fs::read(cli.db().with_extension("db-wal")) {
+        stored.extend(wal);
+    }
+    for personal in ["Mallory", "recognizable"] {
+        assert!(
+            !stored.windows(personal.len()).any(|w| w == personal.as_bytes()),
+            "{personal} is in the store file"
+        );
+    }
 }
 
 /// `makesync erase` removes everything the store holds about an organization, and vacuums the
