@@ -516,7 +516,9 @@ async fn a_malformed_row_fails_the_sync_without_quoting_the_member() {
     }
     for personal in ["Mallory", "recognizable"] {
         assert!(
-            !stored.windows(personal.len()).any(|w| w == personal.as_bytes()),
+            !stored
+                .windows(personal.len())
+                .any(|w| w == personal.as_bytes()),
             "{personal} is in the store file"
         );
     }

@@ -171,22 +171,33 @@ impl AwsTestEnv {
             .expect("send");
     }
 
-    /// Secret names under this test's prefix.
+    /// Secret names under this test's prefix, from every page of the listing (the server
+    /// holds other tests' secrets too).
     pub async fn secret_names(&self) -> Vec<String> {
-        let output = self
-            .secrets
-            .list_secrets()
-            .max_results(100)
-            .send()
-            .await
-            .expect("list secrets");
-        output
-            .secret_list()
-            .iter()
-            .filter_map(|s| s.name())
-            .filter(|name| name.starts_with(&self.settings.secret_prefix))
-            .map(str::to_string)
-            .collect()
+        let mut names = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let output = self
+                .secrets
+                .list_secrets()
+                .max_results(100)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .expect("list secrets");
+            names.extend(
+                output
+                    .secret_list()
+                    .iter()
+                    .filter_map(|s| s.name())
+                    .filter(|name| name.starts_with(&self.settings.secret_prefix))
+                    .map(str::to_string),
+            );
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return names,
+            }
+        }
     }
 
     pub async fn item_count(&self, table: &str) -> usize {

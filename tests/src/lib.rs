@@ -23,6 +23,7 @@ pub use makesync_simulator as simulator;
 pub mod aws;
 pub mod fault_proxy;
 pub mod stream;
+pub mod template;
 
 /// The demo world's organizations.
 /// The tenant the harness's connections belong to.

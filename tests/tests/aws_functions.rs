@@ -597,21 +597,11 @@ async fn token_secrets_are_created_with_the_customer_key_when_one_is_set() {
     assert_eq!(described.kms_key_id(), Some(key));
 }
 
-/// The users table's TTL attribute, as the template declares it.
-fn template_users_ttl_attribute() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
-    let template: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let ttl = &template["Resources"]["UsersTable"]["Properties"]["TimeToLiveSpecification"];
-    assert_eq!(ttl["Enabled"].as_bool(), Some(true), "{ttl:?}");
-    ttl["AttributeName"].as_str().unwrap().to_string()
-}
-
 /// A member who leaves is kept, marked removed, with the TTL attribute the template declares:
 /// due the retention after the removal. One who comes back before that has none.
 #[tokio::test]
 async fn removed_users_carry_the_ttl_attribute_and_lose_it_when_they_come_back() {
-    let attribute = template_users_ttl_attribute();
+    let attribute = makesync_tests::template::users_ttl_attribute();
     let env = AwsTestEnv::start_with(&[("MAKESYNC_REMOVED_USER_RETENTION_DAYS", "30")]).await;
     let worker = env.worker();
     let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);

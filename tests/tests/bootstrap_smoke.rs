@@ -215,7 +215,7 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
         .cloned()
         .unwrap();
     assert_eq!(zoe["status"].as_s().unwrap(), "removed");
-    let expires: i64 = zoe[&template_users_ttl_attribute()]
+    let expires: i64 = zoe[&makesync_tests::template::users_ttl_attribute()]
         .as_n()
         .unwrap()
         .parse()
@@ -330,13 +330,4 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
         let _ = function.process.kill().await;
     }
     lines
-}
-
-/// The users table's TTL attribute, as the template declares it.
-fn template_users_ttl_attribute() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
-    let template: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let ttl = &template["Resources"]["UsersTable"]["Properties"]["TimeToLiveSpecification"];
-    ttl["AttributeName"].as_str().unwrap().to_string()
 }

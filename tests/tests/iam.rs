@@ -327,8 +327,7 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
 /// What the template grants each function: its statements as (action, resource) pairs, and
 /// the KMS actions of its `!If [HasKmsKey, …]` statement.
 fn template_grants() -> BTreeMap<String, (BTreeSet<Grant>, BTreeSet<String>)> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
-    let template: Yaml = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let template = makesync_tests::template::template();
     let mut functions = BTreeMap::new();
     for (name, resource) in template["Resources"].as_mapping().unwrap() {
         if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
