@@ -526,15 +526,13 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
     let first_sync = s.queue.take(1).pop().unwrap();
 
     // The sync writes its users in chunks; the purge lands once the first chunk is written.
-    let users = Arc::new(PurgeAfterFirstChunk {
-        inner: s.store.clone(),
+    let users = Arc::new(HookedUsers {
         purge: std::sync::Mutex::new(Some((
             s.connect.clone(),
             serde_json::json!({"action": "disconnect", "tenantId": "tenant-a",
                                "connectionId": id.as_str(), "purge": true}),
         ))),
-        answer: std::sync::Mutex::new(None),
-        written_after: std::sync::atomic::AtomicUsize::new(0),
+        ..HookedUsers::new(s.store.clone())
     });
     let engine = SyncEngine::new(
         s.store.clone(),
@@ -577,18 +575,32 @@ async fn a_purge_while_a_large_sync_is_in_flight_ends_with_no_user_stored() {
     assert!(s.secrets.inner.is_empty(), "and no token");
 }
 
-/// The users port of a sync, with a purge that lands right after the sync wrote its first
-/// chunk of users and before its second.
-struct PurgeAfterFirstChunk {
+/// The users port of the memory store, with what a race test needs around it: a request
+/// (a purge) that lands right after the first chunk of users is written, and deletes that
+/// move the shared clock on by a minute a page.
+struct HookedUsers {
     inner: Arc<MemoryStore>,
     purge: std::sync::Mutex<Option<(makesync::connect::ConnectService, serde_json::Value)>>,
     answer: std::sync::Mutex<Option<serde_json::Value>>,
-    /// Users the sync wrote after the purge was answered.
+    /// Users written after the purge was answered.
     written_after: std::sync::atomic::AtomicUsize,
+    slow_deletes: Option<makesync::clock::ManualClock>,
+}
+
+impl HookedUsers {
+    fn new(inner: Arc<MemoryStore>) -> Self {
+        Self {
+            inner,
+            purge: std::sync::Mutex::new(None),
+            answer: std::sync::Mutex::new(None),
+            written_after: std::sync::atomic::AtomicUsize::new(0),
+            slow_deletes: None,
+        }
+    }
 }
 
 #[async_trait]
-impl UserStore for PurgeAfterFirstChunk {
+impl UserStore for HookedUsers {
     async fn list_users_page(
         &self,
         connection: &ConnectionId,
@@ -641,61 +653,9 @@ impl UserStore for PurgeAfterFirstChunk {
         connection: &ConnectionId,
         limit: usize,
     ) -> Result<usize, StoreError> {
-        self.inner.delete_users_page(connection, limit).await
-    }
-}
-
-/// The users port of an erase job whose deletes are slow: each page moves the shared clock on
-/// by a minute.
-struct SlowDeletes {
-    inner: Arc<MemoryStore>,
-    clock: makesync::clock::ManualClock,
-}
-
-#[async_trait]
-impl UserStore for SlowDeletes {
-    async fn list_users_page(
-        &self,
-        connection: &ConnectionId,
-        after: Option<MakeUserId>,
-        limit: usize,
-    ) -> Result<Vec<UserRecord>, StoreError> {
-        self.inner.list_users_page(connection, after, limit).await
-    }
-    async fn list_user_digests(
-        &self,
-        connection: &ConnectionId,
-    ) -> Result<Vec<StoredUser>, StoreError> {
-        self.inner.list_user_digests(connection).await
-    }
-    async fn get_users(
-        &self,
-        connection: &ConnectionId,
-        ids: &[MakeUserId],
-    ) -> Result<Vec<UserRecord>, StoreError> {
-        self.inner.get_users(connection, ids).await
-    }
-    async fn write_users(
-        &self,
-        connection: &ConnectionId,
-        stamp: &WriteStamp,
-        changed: &[UserRecord],
-    ) -> Result<(), StoreError> {
-        self.inner.write_users(connection, stamp, changed).await
-    }
-    async fn close_users(
-        &self,
-        connection: &ConnectionId,
-        at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.inner.close_users(connection, at).await
-    }
-    async fn delete_users_page(
-        &self,
-        connection: &ConnectionId,
-        limit: usize,
-    ) -> Result<usize, StoreError> {
-        self.clock.advance(Duration::from_secs(60));
+        if let Some(clock) = &self.slow_deletes {
+            clock.advance(Duration::from_secs(60));
+        }
         self.inner.delete_users_page(connection, limit).await
     }
 }
@@ -730,9 +690,9 @@ async fn an_erase_job_cut_off_by_its_deadline_is_finished_by_a_later_delivery() 
         .await;
     assert_eq!(erasing["status"], "erasing", "{erasing}");
 
-    let users = Arc::new(SlowDeletes {
-        inner: s.store.clone(),
-        clock: s.env.clock.clone(),
+    let users = Arc::new(HookedUsers {
+        slow_deletes: Some(s.env.clock.clone()),
+        ..HookedUsers::new(s.store.clone())
     });
     let engine = SyncEngine::new(s.store.clone(), users, s.store.clone(), s.env.clock_arc());
     let worker = Worker::new(
