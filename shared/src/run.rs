@@ -67,7 +67,8 @@ impl SyncReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunOutcome {
-    /// Started, not finished (or the process died: `finished_at` stays empty).
+    /// Started, not finished. A run whose process ended before it recorded an outcome is
+    /// recorded as failed by the next run of its connection.
     Running,
     Succeeded,
     Failed,

@@ -4,8 +4,9 @@ use makesync::clock::Clock;
 use makesync::connection::ConnectionStatus;
 use makesync::error::ErrorKind;
 use makesync::host::MakeHost;
-use makesync::ports::{ConnectionStore, SecretStore, UserStore};
+use makesync::ports::{ConnectionStore, SecretStore, SyncRunStore, UserStore};
 use makesync::queue::MemoryQueue;
+use makesync::run::{RunOutcome, SyncReason, SyncRun};
 use makesync::schedule::Scheduler;
 use makesync::store::{MemorySecrets, SqliteStore};
 use makesync::sync::SyncEngine;
@@ -193,6 +194,46 @@ async fn a_member_removed_in_make_is_tombstoned_by_the_next_scheduled_sync() {
     let zoe = users.iter().find(|u| u.user_id == 2).unwrap();
     assert_eq!(zoe.status, UserStatus::Removed);
     assert!(zoe.removed_at.is_some());
+}
+
+#[tokio::test]
+async fn a_run_whose_process_ended_is_recorded_as_failed_by_the_next_run() {
+    let p = pipeline().await;
+    let acme = p.connect("eu1.make.com", ACME, DEMO_TOKEN).await;
+    // A worker wrote its run's start, then its process ended (a timeout, a crash).
+    let orphan = SyncRun::start(acme.id.clone(), SyncReason::Scheduled, p.env.clock.wall());
+    p.store.put_run(&orphan).await.unwrap();
+    p.env.clock.advance(std::time::Duration::from_secs(900));
+
+    p.scheduler.fan_out().await.unwrap();
+    let outcomes = p.drain().await;
+    let current_id = outcomes[0].report().unwrap().run.run_id;
+
+    let runs = p.store.list_runs(&acme.id, 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    let current = runs.iter().find(|r| r.run_id == current_id).unwrap();
+    assert_eq!(current.outcome, RunOutcome::Succeeded);
+    let closed = runs.iter().find(|r| r.run_id == orphan.run_id).unwrap();
+    assert_eq!(closed.outcome, RunOutcome::Failed);
+    assert_eq!(closed.finished_at, Some(current.started_at));
+    let error = closed.error.as_ref().unwrap();
+    assert_eq!(error.kind, ErrorKind::Transient);
+    assert!(
+        error
+            .message
+            .contains("stopped before it recorded its outcome"),
+        "{error}"
+    );
+    // The next run leaves the finished ones as they are.
+    p.scheduler.fan_out().await.unwrap();
+    p.drain().await;
+    let again = p.store.list_runs(&acme.id, 10).await.unwrap();
+    assert_eq!(again.len(), 3);
+    assert_eq!(
+        again.iter().find(|r| r.run_id == orphan.run_id),
+        Some(closed)
+    );
+    assert_eq!(again.iter().find(|r| r.run_id == current_id), Some(current));
 }
 
 fn request(connection: &makesync::connection::Connection) -> makesync::queue::SyncRequest {

@@ -14,10 +14,11 @@ use super::plan::{plan_changes, resolve, ChangeKind, PlannedWrite, UserChange};
 use super::snapshot::fetch_snapshot;
 use crate::clock::Clock;
 use crate::connection::{Connection, RunBookkeeping};
+use crate::error::{ErrorKind, ErrorReport};
 use crate::make::{MakeClient, OrganizationSummary};
 use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
-use crate::run::{RunCounts, SyncReason, SyncRun};
+use crate::run::{RunCounts, RunOutcome, SyncReason, SyncRun};
 use crate::user::UserRecord;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,6 +27,8 @@ use tracing::Instrument;
 
 /// Records written per call to the store: what a run holds as records at once.
 const WRITE_CHUNK: usize = 200;
+/// The newest runs checked at each start for one left "running" by a process that ended.
+const INTERRUPTED_RUNS_CHECKED: usize = 5;
 /// Changes a report keeps for display; the counts cover all of them.
 pub const REPORTED_CHANGES: usize = 1000;
 /// The slowest rate at which a store is assumed to take records, for the deadline check
@@ -138,6 +141,7 @@ impl SyncEngine {
     ) -> SyncReport {
         tracing::info!(reason = run.reason.as_str(), "sync started");
         let started = self.clock.monotonic();
+        self.close_interrupted_runs(connection, &run).await;
         if let Err(error) = self.runs.put_run(&run).await {
             tracing::warn!(error = %error, "could not record the run's start; going on");
         }
@@ -204,6 +208,9 @@ impl SyncEngine {
         let mut run = SyncRun::start(connection.id.clone(), reason, self.clock.wall());
         let span =
             tracing::info_span!("sync", connection_id = %connection.id, run_id = %run.run_id);
+        self.close_interrupted_runs(connection, &run)
+            .instrument(span.clone())
+            .await;
         let _entered = span.enter();
         run.fail(error.report(), self.clock.wall());
         tracing::warn!(error_kind = error.kind().as_str(), error = %error, "sync could not start");
@@ -331,6 +338,46 @@ impl SyncEngine {
                 .map_err(|e| failed(e.into()))?;
         }
         Ok((organization, counts, reported))
+    }
+
+    /// Records as failed the connection's earlier runs that never recorded an outcome: their
+    /// process ended first (a function timeout, a crash, a finish write that failed). Whoever
+    /// starts a sync holds the connection (the worker's lease), so an earlier run still
+    /// "running" is not running. Best effort: a failure here only leaves them for the next run.
+    async fn close_interrupted_runs(&self, connection: &Connection, current: &SyncRun) {
+        let recent = match self
+            .runs
+            .list_runs(&connection.id, INTERRUPTED_RUNS_CHECKED)
+            .await
+        {
+            Ok(recent) => recent,
+            Err(error) => {
+                tracing::warn!(error = %error, "could not read the earlier runs; going on");
+                return;
+            }
+        };
+        for mut earlier in recent.into_iter().filter(|r| {
+            r.outcome == RunOutcome::Running
+                && r.run_id != current.run_id
+                && r.started_at <= current.started_at
+        }) {
+            earlier.fail(
+                ErrorReport::new(
+                    ErrorKind::Transient,
+                    "the sync stopped before it recorded its outcome (the function timed out or its process ended); a later run took over",
+                ),
+                current.started_at,
+            );
+            match self.runs.put_run(&earlier).await {
+                Ok(()) => tracing::warn!(
+                    interrupted_run_id = %earlier.run_id,
+                    "an earlier run never recorded its outcome; recorded it as interrupted"
+                ),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not close an interrupted run; going on")
+                }
+            }
+        }
     }
 
     /// Writes the finished run and what it means for the connection.
