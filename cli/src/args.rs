@@ -29,6 +29,9 @@ pub struct Cli {
 pub enum Command {
     /// Sync one organization now. The token comes from MAKE_API_TOKEN or --token-file.
     Sync(SyncArgs),
+    /// List the organizations a token reaches (or, with --instance, every organization of a
+    /// White Label instance), each with the host to connect it on. Nothing is stored.
+    Orgs(OrgsArgs),
     /// Show the stored users of an organization.
     Users(ReadArgs),
     /// Show the recent sync runs of an organization.
@@ -72,6 +75,22 @@ pub struct SyncArgs {
     #[arg(long)]
     pub token_file: Option<PathBuf>,
     /// Print one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgsArgs {
+    /// The Make host to ask, e.g. eu1.make.com (organizations of every zone are listed).
+    #[arg(long)]
+    pub host: String,
+    /// Every organization of the White Label instance on --host (needs admin:read).
+    #[arg(long)]
+    pub instance: bool,
+    /// Read the token from this file instead of MAKE_API_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
 }

@@ -561,3 +561,108 @@ async fn erase_leaves_no_trace_of_the_organization_in_the_store_file() {
         stderr(&users)
     );
 }
+
+#[tokio::test]
+async fn orgs_lists_every_organization_of_the_token_with_its_host_across_two_row_pages() {
+    let mut world = demo_world();
+    world.faults.organizations_list = makesync_simulator::ListShape::Paged { max: 2 };
+    let cli = Cli {
+        simulator: Simulator::start(world).await.unwrap(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let output = cli
+        .run(
+            Some(DEMO_TOKEN),
+            &["orgs", "--host", "eu1.make.com", "--json"],
+        )
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let document = json(&output);
+    let found: Vec<(u64, String)> = document["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["id"].as_u64().unwrap(),
+                o["host"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (1001, "eu1.make.com".to_string()),
+            (2002, "us2.make.com".to_string()),
+            (3003, "eu1.make.celonis.com".to_string()),
+        ]
+    );
+    let pages = cli
+        .simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v2/organizations")
+        .count();
+    assert!(pages >= 2, "read in pages of two: {pages} requests");
+    // Discovery stores nothing.
+    assert!(!cli.db().exists());
+
+    let table = cli
+        .run(Some(DEMO_TOKEN), &["orgs", "--host", "eu1.make.com"])
+        .await;
+    assert!(table.status.success(), "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(
+        text.contains("Globex Corporation") && text.contains("us2.make.com"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn orgs_instance_lists_deleted_organizations_flagged_and_needs_admin_read() {
+    let mut world = demo_world();
+    world.faults.admin_organizations_list = makesync_simulator::ListShape::Paged { max: 2 };
+    let cli = Cli {
+        simulator: Simulator::start(world).await.unwrap(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let host = makesync_simulator::DEMO_INSTANCE_HOST;
+    let args = ["orgs", "--host", host, "--instance", "--json"];
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"));
+    let output = command
+        .args(args)
+        .env_clear()
+        .env("MAKESYNC_API_BASE_URL", cli.simulator.base_url())
+        .env("MAKESYNC_EXTRA_HOSTS", host)
+        .env("MAKE_API_TOKEN", makesync_simulator::DEMO_INSTANCE_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let document = json(&output);
+    let deleted: Vec<(u64, bool)> = document["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["id"].as_u64().unwrap(), o["deleted"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![(5001, false), (5002, false), (5003, true), (5004, false)]
+    );
+
+    // A member's token without the instance role: refused, naming the scope, exit 3.
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"))
+        .args(args)
+        .env_clear()
+        .env("MAKESYNC_API_BASE_URL", cli.simulator.base_url())
+        .env("MAKESYNC_EXTRA_HOSTS", host)
+        .env("MAKE_API_TOKEN", DEMO_TOKEN)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    let err = stderr(&refused);
+    assert!(err.contains("admin:read"), "{err}");
+    assert!(!err.contains(DEMO_TOKEN));
+}

@@ -25,6 +25,7 @@ use crate::clock::Clock;
 use crate::connection::{
     Connection, ConnectionId, ConnectionIdError, ConnectionStatus, ConnectionUpdate, TokenRef,
 };
+use crate::discover::{discover, DiscoveredOrganization, DiscoveryError, DiscoveryScope};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::HostError;
 use crate::make::{MakeApi, MakeError};
@@ -55,6 +56,14 @@ pub enum ConnectCommand {
         connection_id: ConnectionId,
         tenant_id: TenantId,
         purge: bool,
+    },
+    /// List the organizations the token reaches (or, with `instance`, every organization of
+    /// the White Label instance on the host); nothing is stored.
+    Discover {
+        tenant_id: TenantId,
+        host: String,
+        token: ApiToken,
+        instance: bool,
     },
 }
 
@@ -168,7 +177,7 @@ impl From<ConnectionIdError> for ConnectError {
     }
 }
 
-const EXPECTED: &str = "expected {\"tenantId\", \"host\", \"organizationId\", \"token\", \"connectionId\"?}, {\"action\": \"sync\", \"tenantId\", \"connectionId\"} or {\"action\": \"disconnect\", \"tenantId\", \"connectionId\", \"purge\"?}";
+const EXPECTED: &str = "expected {\"tenantId\", \"host\", \"organizationId\", \"token\", \"connectionId\"?}, {\"action\": \"sync\", \"tenantId\", \"connectionId\"}, {\"action\": \"disconnect\", \"tenantId\", \"connectionId\", \"purge\"?} or {\"action\": \"discover\", \"tenantId\", \"host\", \"token\", \"instance\"?}";
 
 impl ConnectCommand {
     /// Parses an invocation payload. Written by hand rather than derived so that no error
@@ -197,9 +206,10 @@ impl ConnectCommand {
             ],
             Some("sync") => &["action", "connectionId", "tenantId"],
             Some("disconnect") => &["action", "connectionId", "tenantId", "purge"],
+            Some("discover") => &["action", "tenantId", "host", "token", "instance"],
             Some(other) => {
                 return Err(invalid(format!(
-                    "unknown action {} — use \"connect\", \"sync\" or \"disconnect\"",
+                    "unknown action {} — use \"connect\", \"discover\", \"sync\" or \"disconnect\"",
                     crate::excerpt::excerpt(other)
                 )))
             }
@@ -212,16 +222,19 @@ impl ConnectCommand {
         }
         refuse_a_token_in_another_field(payload)?;
         match action.as_deref() {
+            Some("discover") => Ok(ConnectCommand::Discover {
+                tenant_id: tenant_id(payload)?,
+                host: optional_string(payload, "host")?
+                    .ok_or_else(|| missing("host", "the Make zone to ask, e.g. eu1.make.com"))?,
+                token: token(payload)?,
+                instance: optional_bool(payload, "instance")?,
+            }),
             Some("sync") => Ok(ConnectCommand::Sync {
                 connection_id: required_connection_id(payload)?,
                 tenant_id: tenant_id(payload)?,
             }),
             Some("disconnect") => {
-                let purge = match payload.get("purge") {
-                    None | Some(Value::Null) => false,
-                    Some(Value::Bool(b)) => *b,
-                    Some(_) => return Err(invalid("\"purge\" must be true or false".into())),
-                };
+                let purge = optional_bool(payload, "purge")?;
                 Ok(ConnectCommand::Disconnect {
                     connection_id: required_connection_id(payload)?,
                     tenant_id: tenant_id(payload)?,
@@ -254,22 +267,7 @@ impl ConnectCommand {
                         ))
                     }
                 };
-                let token = match payload.get("token") {
-                    Some(Value::String(s)) if s.len() > MAX_TOKEN_BYTES => {
-                        return Err(invalid(format!(
-                            "\"token\" is longer than {MAX_TOKEN_BYTES} bytes — give the Make API token itself"
-                        )))
-                    }
-                    Some(Value::String(s)) => ApiToken::parse(s)?,
-                    None | Some(Value::Null) => {
-                        return Err(missing(
-                            "token",
-                            "a Make API token with the scopes organizations:read and user:read",
-                        ))
-                    }
-                    // Not quoted back: whatever it is, it may be a secret.
-                    Some(_) => return Err(invalid("\"token\" must be a string".into())),
-                };
+                let token = token(payload)?;
                 let tenant_id = tenant_id(payload)?;
                 let connection_id = optional_string(payload, "connectionId")?
                     .map(|id| ConnectionId::parse(&id))
@@ -283,6 +281,29 @@ impl ConnectCommand {
                 }))
             }
         }
+    }
+}
+
+fn token(payload: &Value) -> Result<ApiToken, ConnectError> {
+    match payload.get("token") {
+        Some(Value::String(s)) if s.len() > MAX_TOKEN_BYTES => Err(invalid(format!(
+            "\"token\" is longer than {MAX_TOKEN_BYTES} bytes — give the Make API token itself"
+        ))),
+        Some(Value::String(s)) => Ok(ApiToken::parse(s)?),
+        None | Some(Value::Null) => Err(missing(
+            "token",
+            "a Make API token with the scopes organizations:read and user:read",
+        )),
+        // Not quoted back: whatever it is, it may be a secret.
+        Some(_) => Err(invalid("\"token\" must be a string".into())),
+    }
+}
+
+fn optional_bool(payload: &Value, field: &str) -> Result<bool, ConnectError> {
+    match payload.get(field) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid(format!("\"{field}\" must be true or false"))),
     }
 }
 
@@ -394,8 +415,27 @@ impl ConnectResponse {
     }
 }
 
+/// The organizations a token reaches, for the customer to pick from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiscoveryResponse {
+    /// The host that was asked.
+    pub host: String,
+    /// Whether the list is a White Label instance's (`GET /admin/organizations`).
+    pub instance: bool,
+    pub organizations: Vec<DiscoveredOrganization>,
+}
+
+/// What an action answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ConnectAnswer {
+    Connection(ConnectResponse),
+    Discovery(DiscoveryResponse),
+}
+
 /// The JSON a caller gets back: the response, or `{"error": {"kind", "message"}}`.
-pub fn response_json(result: &Result<ConnectResponse, ConnectError>) -> Value {
+pub fn response_json(result: &Result<ConnectAnswer, ConnectError>) -> Value {
     match result {
         Ok(response) => serde_json::to_value(response).expect("a response always serialises"),
         Err(error) => serde_json::json!({ "error": error.report() }),
@@ -432,24 +472,81 @@ impl ConnectService {
     }
 
     /// Parses and runs one invocation payload; the result's JSON is [`response_json`].
-    pub async fn handle_payload(&self, payload: &Value) -> Result<ConnectResponse, ConnectError> {
+    pub async fn handle_payload(&self, payload: &Value) -> Result<ConnectAnswer, ConnectError> {
         let command = ConnectCommand::parse(payload)?;
         self.handle(command).await
     }
 
-    pub async fn handle(&self, command: ConnectCommand) -> Result<ConnectResponse, ConnectError> {
-        match command {
-            ConnectCommand::Connect(input) => self.connect(input).await,
+    pub async fn handle(&self, command: ConnectCommand) -> Result<ConnectAnswer, ConnectError> {
+        let answer = match command {
+            ConnectCommand::Connect(input) => self.connect(input).await?,
             ConnectCommand::Sync {
                 connection_id,
                 tenant_id,
-            } => self.sync_now(&tenant_id, &connection_id).await,
+            } => self.sync_now(&tenant_id, &connection_id).await?,
             ConnectCommand::Disconnect {
                 connection_id,
                 tenant_id,
                 purge,
-            } => self.disconnect(&tenant_id, &connection_id, purge).await,
+            } => self.disconnect(&tenant_id, &connection_id, purge).await?,
+            ConnectCommand::Discover {
+                tenant_id,
+                host,
+                token,
+                instance,
+            } => {
+                return Ok(ConnectAnswer::Discovery(
+                    self.discover(&tenant_id, &host, token, instance).await?,
+                ))
+            }
+        };
+        Ok(ConnectAnswer::Connection(answer))
+    }
+
+    /// The organizations `token` reaches from `host`, each marked with this tenant's
+    /// connection of it if there is one. Checks the token; stores nothing.
+    pub async fn discover(
+        &self,
+        tenant: &TenantId,
+        host: &str,
+        token: ApiToken,
+        instance: bool,
+    ) -> Result<DiscoveryResponse, ConnectError> {
+        let host = self.make.allowlist().admit(host)?;
+        let scope = if instance {
+            DiscoveryScope::Instance
+        } else {
+            DiscoveryScope::Member
+        };
+        let mut organizations =
+            discover(&self.make, &host, token, scope)
+                .await
+                .map_err(|e| match e {
+                    DiscoveryError::Host(e) => ConnectError::Host(e),
+                    DiscoveryError::Make(e) => ConnectError::Make(e),
+                })?;
+        let connected = self.connections.list_tenant_connections(tenant).await?;
+        for organization in &mut organizations {
+            organization.connection_id = connected
+                .iter()
+                .filter(|c| {
+                    !matches!(
+                        c.status,
+                        ConnectionStatus::Erasing | ConnectionStatus::Erased
+                    )
+                })
+                .find(|c| {
+                    c.organization_id.get() == organization.id
+                        && Some(c.host.as_str()) == organization.host.as_deref()
+                })
+                .map(|c| c.id.clone());
         }
+        tracing::info!(tenant_id = %tenant, host = %host, instance, organizations = organizations.len(), "discovery answered");
+        Ok(DiscoveryResponse {
+            host: host.to_string(),
+            instance,
+            organizations,
+        })
     }
 
     pub async fn connect(&self, input: ConnectInput) -> Result<ConnectResponse, ConnectError> {

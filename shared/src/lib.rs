@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod connection;
+pub mod discover;
 pub mod error;
 pub mod events;
 pub mod excerpt;

@@ -83,6 +83,13 @@ pub trait ConnectionStore: Send + Sync {
             .filter(|connection| &connection.tenant_id == tenant && !tenant.is_unowned()))
     }
 
+    /// Every connection of `tenant`, whatever its status (none for the unowned sentinel): what
+    /// discovery marks as connected already.
+    async fn list_tenant_connections(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<Connection>, StoreError>;
+
     /// Every connection, a page at a time, without reading any user.
     async fn list_connections(
         &self,

@@ -7,8 +7,9 @@
 use crate::TestEnv;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TimeToLiveSpecification,
 };
 use makesync::aws::{AwsBackend, AwsSettings};
 use makesync::clock::Clock;
@@ -309,6 +310,23 @@ async fn create_table(
         request = request
             .key_schema(key(sort, KeyType::Range))
             .attribute_definitions(attribute(sort, kind));
+    }
+    if name.contains("-connections-") {
+        // As in the template: the index of a tenant's connections.
+        request = request
+            .attribute_definitions(attribute("tenantId", ScalarAttributeType::S))
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(makesync::aws::TENANT_INDEX)
+                    .key_schema(key("tenantId", KeyType::Hash))
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .expect("index"),
+            );
     }
     if name.contains("-users-") {
         // As in the template: the users table's stream feeds the events function.

@@ -53,6 +53,14 @@ impl AwsCall {
                 resources.push(name.to_string());
             }
         }
+        // A query of an index is authorised on the index's ARN, not the table's.
+        if let (Some(table), Some(index)) = (
+            request.get("TableName").and_then(|v| v.as_str()),
+            request.get("IndexName").and_then(|v| v.as_str()),
+        ) {
+            resources.retain(|r| r != table);
+            resources.push(format!("{table}/index/{index}"));
+        }
         if let Some(url) = request.get("QueueUrl").and_then(|v| v.as_str()) {
             resources.push(url.rsplit('/').next().unwrap_or(url).to_string());
         }

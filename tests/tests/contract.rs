@@ -33,6 +33,8 @@ fn served_at(name: &str) -> (&'static str, &'static str) {
             "GET /organizations/11/user-organization-roles/111",
         ),
         "users.json" => ("/api/v2/users", "GET /users?organizationId=11"),
+        "organizations.json" => ("/api/v2/organizations", "GET /organizations"),
+        "admin_organizations.json" => ("/api/v2/admin/organizations", "GET /admin/organizations"),
         other => panic!("no endpoint for {other}"),
     }
 }
@@ -52,6 +54,10 @@ async fn read(client: &MakeClient, name: &str) -> Result<String, MakeError> {
         "user_organization_roles.json" => format!("{:?}", client.list_members(listed).await?),
         "user_organization_role.json" => format!("{:?}", client.get_member(listed, 111).await?),
         "users.json" => format!("{:?}", client.list_users(listed).await?),
+        "organizations.json" => format!("{:?}", client.list_organizations().await?),
+        "admin_organizations.json" => {
+            format!("{:?}", client.list_instance_organizations().await?)
+        }
         other => panic!("no reader for {other}"),
     })
 }
@@ -65,8 +71,9 @@ async fn env_serving(name: &str, body: &Value) -> TestEnv {
     world.add_member(LISTED, 1, 11, None);
     world.add_token(
         DEMO_TOKEN,
-        TokenGrant::new(1, &["organizations:read", "user:read"]),
+        TokenGrant::new(1, &["organizations:read", "user:read", "admin:read"]),
     );
+    world.make_instance_admin(1);
     let (path, _) = served_at(name);
     world
         .faults
@@ -82,7 +89,9 @@ async fn read_served(name: &str, body: &Value) -> Result<String, MakeError> {
     read(&client, name).await
 }
 
-const FIXTURES: [&str; 6] = [
+const FIXTURES: [&str; 8] = [
+    "organizations.json",
+    "admin_organizations.json",
     "users_me.json",
     "organization.json",
     "users_roles.json",
@@ -100,6 +109,8 @@ async fn every_documented_response_is_read_with_its_extra_fields_ignored() {
         ("user_organization_roles.json", "Some(\"expired\")"),
         ("user_organization_role.json", "Some(\"pending\")"),
         ("users.json", "2023-01-03T11:24:25.460Z"),
+        ("organizations.json", "New organization"),
+        ("admin_organizations.json", "deleted: Some(true)"),
     ];
     for (name, shows) in expected {
         let summary = read_served(name, &fixture(name))
@@ -165,7 +176,11 @@ async fn the_fixtures_read_as_the_values_they_hold() {
 }
 
 /// The fields makesync cannot do without, as JSON pointers into each fixture.
-const REQUIRED: [(&str, &str); 17] = [
+const REQUIRED: [(&str, &str); 21] = [
+    ("organizations.json", "/organizations/0/id"),
+    ("organizations.json", "/organizations/1/name"),
+    ("admin_organizations.json", "/organizations/0/id"),
+    ("admin_organizations.json", "/organizations/1/name"),
     ("users_me.json", "/authUser/id"),
     ("users_me.json", "/authUser/name"),
     ("organization.json", "/organization/id"),

@@ -44,6 +44,12 @@ impl ConnectionStore for StopsAfterWriting {
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
         self.0.get_connection(id).await
     }
+    async fn list_tenant_connections(
+        &self,
+        tenant: &makesync::tenant::TenantId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        self.0.list_tenant_connections(tenant).await
+    }
     async fn list_connections(
         &self,
         cursor: Option<String>,

@@ -80,6 +80,14 @@ impl ResourceNames {
                 env.settings.connections_table.clone(),
                 "ConnectionsTable".into(),
             ),
+            (
+                format!(
+                    "{}/index/{}",
+                    env.settings.connections_table,
+                    makesync::aws::TENANT_INDEX
+                ),
+                "ConnectionsTable/index/byTenant".into(),
+            ),
             (env.settings.users_table.clone(), "UsersTable".into()),
             (env.settings.runs_table.clone(), "SyncRunsTable".into()),
             (
@@ -197,6 +205,11 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
     );
     work(&worker).await;
     makesync_events::handle(&announcer, stream.next_event().await).await;
+    // Discovery: which of the token's organizations the tenant connects already.
+    let found = call(json!({"action": "discover", "tenantId": "tenant-1",
+        "host": "eu1.make.com", "token": DEMO_TOKEN}))
+    .await;
+    assert_eq!(found["organizations"][0]["connectionId"], acme.as_str(), "{found}");
     env.make
         .simulator
         .world()
@@ -393,6 +406,9 @@ fn resource_names(value: &Yaml) -> Vec<String> {
             match tagged.tag.to_string().as_str() {
                 "!GetAtt" => vec![text.strip_suffix(".Arn").unwrap_or(text).to_string()],
                 "!Sub" if text.contains(":secret:${SecretPrefix}*") => vec!["TokenSecrets".into()],
+                "!Sub" if text.starts_with("${") && text.contains(".Arn}/index/") => {
+                    vec![text.trim_start_matches("${").replacen(".Arn}", "", 1)]
+                }
                 "!Ref" if text == "KmsKeyArn" => vec!["KmsKey".into()],
                 other => panic!("a resource the test does not know: {other} {text}"),
             }

@@ -71,6 +71,12 @@ impl ConnectionStore for DisconnectDuringBookkeeping {
         self.fire_if_armed(id).await;
         read
     }
+    async fn list_tenant_connections(
+        &self,
+        tenant: &makesync::tenant::TenantId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        self.inner.list_tenant_connections(tenant).await
+    }
     async fn list_connections(
         &self,
         cursor: Option<String>,

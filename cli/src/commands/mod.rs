@@ -1,6 +1,7 @@
 //! One module per command; this one dispatches and holds what they share.
 
 mod demo;
+mod orgs;
 mod read;
 mod simulator;
 mod sync;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Sync(args) => sync::run(&cli.db, args).await,
+        Command::Orgs(args) => orgs::run(args).await,
         Command::Users(args) => read::users(&cli.db, args).await,
         Command::Runs(args) => read::runs(&cli.db, args).await,
         Command::Erase(args) => read::erase(&cli.db, args).await,

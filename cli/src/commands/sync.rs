@@ -99,7 +99,7 @@ fn json_value(value: &impl serde::Serialize) -> Result<serde_json::Value, CliErr
     serde_json::to_value(value).map_err(CliError::internal)
 }
 
-fn read_token(file: Option<&Path>) -> Result<ApiToken, CliError> {
+pub fn read_token(file: Option<&Path>) -> Result<ApiToken, CliError> {
     let raw = match file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| {
             CliError::input(format!("cannot read the token file {}: {e}", path.display()))

@@ -25,6 +25,7 @@ use crate::ports::{
     ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp,
 };
 use crate::run::SyncRun;
+use crate::tenant::TenantId;
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -48,6 +49,9 @@ const BATCH_WRITE_ATTEMPTS: u32 = 8;
 const GUARD_USER_ID: &str = "0";
 /// The users table's TTL attribute (epoch seconds), the template's `TimeToLiveSpecification`.
 pub const EXPIRES_AT: &str = "expiresAt";
+/// The connections table's index by `tenantId` (the template's `TenantConnections`): what a
+/// tenant's discovery reads. Connections without a tenant are not in it.
+pub const TENANT_INDEX: &str = "byTenant";
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -382,6 +386,38 @@ impl ConnectionStore for DynamoStore {
             .await
             .map_err(|e| store_error(classify(&e)))?;
         output.item().map(connection_from_item).transpose()
+    }
+
+    async fn list_tenant_connections(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        if tenant.is_unowned() {
+            return Ok(Vec::new());
+        }
+        let mut connections = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.connections_table)
+                .index_name(TENANT_INDEX)
+                .key_condition_expression("tenantId = :tenant")
+                .expression_attribute_values(":tenant", string(tenant.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(classify(&e)))?;
+            for item in output.items() {
+                connections.push(connection_from_item(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(connections)
     }
 
     async fn list_connections(

@@ -16,7 +16,7 @@ mod settings;
 mod sqs;
 
 pub use backend::AwsBackend;
-pub use dynamodb::DynamoStore;
+pub use dynamodb::{DynamoStore, TENANT_INDEX};
 pub use eventbridge::EventBridgePublisher;
 pub use secrets::SecretsManagerStore;
 pub use settings::{AwsSettings, SettingsError};

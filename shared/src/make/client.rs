@@ -5,8 +5,8 @@ use super::paging::{Keyed, ListRead, PageWalk, PagingError};
 use super::rate_limit::{RateLimitHeaders, RequestBudget};
 use super::retry::RetryPolicy;
 use super::wire::{
-    self, AuthUser, AuthUserResponse, ListPage, MakeUser, MemberResponse, OrganizationMember,
-    OrganizationResponse, OrganizationRole, OrganizationSummary,
+    self, AuthUser, AuthUserResponse, ListPage, MakeUser, MemberResponse, OrganizationListing,
+    OrganizationMember, OrganizationResponse, OrganizationRole, OrganizationSummary,
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
@@ -177,19 +177,52 @@ impl MakeApi {
             None => Url::parse(&format!("https://{host}"))
                 .map_err(|_| HostError::Invalid(crate::excerpt::excerpt(host.as_str())))?,
         };
-        Ok(MakeClient {
+        let budget = self.budget_of(host, organization);
+        Ok(self.bind(host, base, token, budget))
+    }
+
+    /// A client for calls about the token's user rather than one organization: the
+    /// organizations it reaches (`GET /organizations`) or, for a White Label administrator,
+    /// the instance's (`GET /admin/organizations`). Which organization's budget these calls
+    /// spend is not documented; the client keeps its own, at the plan floor.
+    pub fn account_client(
+        &self,
+        host: &MakeHost,
+        token: ApiToken,
+    ) -> Result<MakeClient, HostError> {
+        self.config.allowlist.check(host)?;
+        let base = match &self.config.base_url_override {
+            Some(base) => base.clone(),
+            None => Url::parse(&format!("https://{host}"))
+                .map_err(|_| HostError::Invalid(crate::excerpt::excerpt(host.as_str())))?,
+        };
+        let budget = Arc::new(Mutex::new(RequestBudget::per_minute(
+            self.config.requests_per_minute(None),
+            self.clock.monotonic(),
+        )));
+        Ok(self.bind(host, base, token, budget))
+    }
+
+    fn bind(
+        &self,
+        host: &MakeHost,
+        base: Url,
+        token: ApiToken,
+        budget: SharedBudget,
+    ) -> MakeClient {
+        MakeClient {
             http: self.http.clone(),
             config: self.config.clone(),
             clock: self.clock.clone(),
             host: host.clone(),
             base,
             token,
-            budget: self.budget_of(host, organization),
+            budget,
             stats: RequestStats::default(),
             token_accepted: AtomicBool::new(false),
             deadline: None,
             observer: None,
-        })
+        }
     }
 
     /// The organization's budget, kept while a client holds it or it has spending to refill;
@@ -214,6 +247,19 @@ impl MakeApi {
             })
             .clone()
     }
+}
+
+/// Lists of organizations are read by id, ascending: a stable order for offset paging (by
+/// name, the default, two organizations may share one).
+fn id_ascending() -> [(&'static str, String); 2] {
+    [
+        ("pg[sortBy]", "id".to_string()),
+        ("pg[sortDir]", "asc".to_string()),
+    ]
+}
+
+fn listing_columns(columns: &[&str]) -> Vec<(&'static str, String)> {
+    columns.iter().map(|c| ("cols[]", c.to_string())).collect()
 }
 
 /// A call's identity, for the URL and for errors.
@@ -376,6 +422,55 @@ impl MakeClient {
         self.lock_budget()
             .set_per_minute(per_minute, self.clock.monotonic());
         Ok(summary)
+    }
+
+    /// `GET /organizations`: every organization the token's user is a member of, in every
+    /// zone (002), with the host that serves each (`zone`, asked explicitly: Make's SDK lists
+    /// without it otherwise), paused state and plan limit where Make says. Read across all
+    /// pages in either shape (paged with an echo, or whole), by id so that pages are stable.
+    pub async fn list_organizations(&self) -> Result<Vec<OrganizationListing>, MakeError> {
+        let call = Call {
+            path: "/organizations".to_string(),
+            query: listing_columns(&["id", "name", "zone", "isPaused", "externalId", "license"]),
+            organization: None,
+            scope: "organizations:read",
+        };
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
+        self.list_all(&call, "organizations", walk, &id_ascending())
+            .await
+    }
+
+    /// `GET /admin/organizations`: every organization of the White Label instance this host
+    /// serves, deleted ones included (`deleted: true`, 003). Needs `admin:read` and an
+    /// instance administrator; anything else is [`MakeError::InstanceAccessDenied`].
+    pub async fn list_instance_organizations(&self) -> Result<Vec<OrganizationListing>, MakeError> {
+        let call = Call {
+            path: "/admin/organizations".to_string(),
+            query: listing_columns(&[
+                "id",
+                "name",
+                "zone",
+                "isPaused",
+                "externalId",
+                "license",
+                "deleted",
+            ]),
+            organization: None,
+            scope: "admin:read",
+        };
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
+        match self
+            .list_all(&call, "organizations", walk, &id_ascending())
+            .await
+        {
+            Err(
+                MakeError::Forbidden { endpoint, .. } | MakeError::MissingScope { endpoint, .. },
+            ) => Err(MakeError::InstanceAccessDenied {
+                endpoint,
+                host: self.host.to_string(),
+            }),
+            other => other,
+        }
     }
 
     /// `GET /users/roles`: role ids and their names. Documented without `pg[]`, so it is

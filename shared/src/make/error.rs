@@ -22,6 +22,12 @@ pub enum MakeError {
         make_message: Option<String>,
     },
 
+    /// `GET /admin/organizations` refused: the token lacks `admin:read`, or its user is not an
+    /// administrator of the White Label instance (Make answers 403 to a regular user holding
+    /// the scope).
+    #[error("Make denied {endpoint} on {host}: only an administrator of a Make White Label instance may list its organizations, with a token holding the scope admin:read — create one as an instance administrator (with admin:read, organizations:read and user:read), or connect organizations one by one")]
+    InstanceAccessDenied { endpoint: String, host: String },
+
     /// A 401 for a token Make has accepted for another call: Make answers 401 as well as 403
     /// when a token lacks an endpoint's scope.
     #[error("Make refused {endpoint} with 401 although it accepts the token for other calls: the token lacks scope {scope} — create a token with the scopes {REQUIRED_SCOPES} and reconnect")]
@@ -115,7 +121,9 @@ impl MakeError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             MakeError::InvalidToken { .. } => ErrorKind::Auth,
-            MakeError::Forbidden { .. } | MakeError::MissingScope { .. } => ErrorKind::Permission,
+            MakeError::Forbidden { .. }
+            | MakeError::MissingScope { .. }
+            | MakeError::InstanceAccessDenied { .. } => ErrorKind::Permission,
             MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
             MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
             MakeError::RateLimited { .. } => ErrorKind::RateLimited,

@@ -15,7 +15,10 @@ pub use error::MakeError;
 pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use retry::RetryPolicy;
-pub use wire::{AuthUser, MakeUser, OrganizationMember, OrganizationRole, OrganizationSummary};
+pub use wire::{
+    AuthUser, MakeUser, OrganizationListing, OrganizationMember, OrganizationRole,
+    OrganizationSummary,
+};
 
 /// Environment variable that points every Make request at another scheme and authority (the
 /// simulator). Operator configuration only: never read from a connection.

@@ -58,6 +58,41 @@ pub struct OrganizationResponse {
     pub organization: OrganizationSummary,
 }
 
+/// One row of `GET /organizations` (the token's user's organizations, 002) or
+/// `GET /admin/organizations` (a White Label instance's, 003), with the columns makesync asks
+/// for. Only `id` and `name` are required: `zone`, `isPaused` and `license` may be absent
+/// (002: license and isPaused "only for organizations in your current Make zone"; Make's
+/// SDK test lists without `zone` when it is not asked), `deleted` is on the admin list only.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationListing {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub zone: Option<String>,
+    #[serde(default)]
+    pub is_paused: Option<bool>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub license: Option<License>,
+    #[serde(default)]
+    pub deleted: Option<bool>,
+}
+
+impl OrganizationListing {
+    /// `license.apiLimit` where Make states one.
+    pub fn api_limit(&self) -> Option<u32> {
+        self.license.as_ref().and_then(|license| license.api_limit)
+    }
+}
+
+impl Keyed for OrganizationListing {
+    fn key(&self) -> u64 {
+        self.id
+    }
+}
+
 /// `GET /users/roles` → `usersRoles[]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OrganizationRole {

@@ -11,6 +11,7 @@ use crate::ports::{
     WriteStamp,
 };
 use crate::run::SyncRun;
+use crate::tenant::TenantId;
 use crate::token::ApiToken;
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use async_trait::async_trait;
@@ -81,6 +82,22 @@ impl ConnectionStore for MemoryStore {
 
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
         Ok(self.lock().connections.get(id).cloned())
+    }
+
+    async fn list_tenant_connections(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        if tenant.is_unowned() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lock()
+            .connections
+            .values()
+            .filter(|c| &c.tenant_id == tenant)
+            .cloned()
+            .collect())
     }
 
     async fn list_connections(

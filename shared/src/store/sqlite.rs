@@ -92,6 +92,7 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     PRIMARY KEY (connection_id, run_id)
 );
 CREATE INDEX IF NOT EXISTS sync_runs_by_start ON sync_runs (connection_id, started_at);
+CREATE INDEX IF NOT EXISTS connections_by_tenant ON connections (tenant_id);
 "#;
 
 /// Creates `path` empty with mode 0600 unless it exists.
@@ -459,6 +460,28 @@ impl ConnectionStore for SqliteStore {
                 Some(row) => Ok(Some(connection_from_row(row)?)),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    async fn list_tenant_connections(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        if tenant.is_unowned() {
+            return Ok(Vec::new());
+        }
+        let tenant = tenant.to_string();
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare("SELECT * FROM connections WHERE tenant_id = ?1 ORDER BY id")
+                .map_err(backend)?;
+            let mut rows = statement.query(params![tenant]).map_err(backend)?;
+            let mut connections = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                connections.push(connection_from_row(row)?);
+            }
+            Ok(connections)
         })
         .await
     }

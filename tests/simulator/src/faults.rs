@@ -73,6 +73,16 @@ pub struct Faults {
     pub members_list: ListShape,
     /// `GET /users/roles`: documented with `cols[]` and `category` only (notes).
     pub roles_list: ListShape,
+    /// `GET /organizations`: documented with `pg[]`; the example echoes `pg` with limit 10000
+    /// (002).
+    pub organizations_list: ListShape,
+    /// `GET /admin/organizations`: documented with `pg[]`; the example echoes `pg` with limit
+    /// 10000 (003).
+    pub admin_organizations_list: ListShape,
+    /// Whether a White Label instance administrator's token (`admin:read`) may read the users
+    /// of an organization it is not a member of through the per-organization endpoints.
+    /// Assumed either way: the documentation does not say (notes, "Finding organizations").
+    pub admin_reads_members: bool,
     /// Paged lists serve every page from offset 0, as a broken server would. Assumed fault.
     pub ignore_offset: bool,
     /// The status for a token that lacks an endpoint's scope: 403 ("access denied / insufficient
@@ -127,6 +137,11 @@ impl Default for Faults {
             members_list: ListShape::Unpaged,
             // No pg[] documented: the whole list (notes "Pagination").
             roles_list: ListShape::Unpaged,
+            // Paged with an echo, limit 10000 (002, 003 examples).
+            organizations_list: ListShape::Paged { max: 10_000 },
+            admin_organizations_list: ListShape::Paged { max: 10_000 },
+            // Assumed: Make refuses (the stricter answer); tests run both.
+            admin_reads_members: false,
             ignore_offset: false,
             // 403 for insufficient rights (notes, "Rate limits and errors").
             missing_scope_status: 403,

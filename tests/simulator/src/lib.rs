@@ -19,7 +19,8 @@ mod world;
 
 pub use faults::{Chaos, Faults, ListShape, PageChange};
 pub use world::{
-    demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_TOKEN,
+    demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_INSTANCE_HOST,
+    DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
 };
 
 use makesync::clock::{Clock, SystemClock};

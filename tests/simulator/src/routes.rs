@@ -273,10 +273,23 @@ impl Request<'_> {
 enum Endpoint {
     Me,
     Roles,
-    Users { organization: u64 },
-    Organization { organization: u64 },
-    Members { organization: u64 },
-    Member { organization: u64, user: u64 },
+    /// The organizations the token's user is a member of.
+    Organizations,
+    /// Every organization of the White Label instance being called.
+    AdminOrganizations,
+    Users {
+        organization: u64,
+    },
+    Organization {
+        organization: u64,
+    },
+    Members {
+        organization: u64,
+    },
+    Member {
+        organization: u64,
+        user: u64,
+    },
 }
 
 impl Endpoint {
@@ -294,6 +307,8 @@ impl Endpoint {
         Ok(match segments.as_slice() {
             ["users", "me"] => Endpoint::Me,
             ["users", "roles"] => Endpoint::Roles,
+            ["organizations"] => Endpoint::Organizations,
+            ["admin", "organizations"] => Endpoint::AdminOrganizations,
             ["users"] => {
                 // "exactly one of organizationId or teamId" (notes).
                 let Some(organization) = request
@@ -333,13 +348,20 @@ impl Endpoint {
             | Endpoint::Users { .. }
             | Endpoint::Members { .. }
             | Endpoint::Member { .. } => Some("user:read"),
-            Endpoint::Organization { .. } => Some("organizations:read"),
+            Endpoint::Organization { .. } | Endpoint::Organizations => Some("organizations:read"),
+            // "Administration scopes (only for administrators of Make White Label platforms)"
+            // (Make's scopes page, notes "Finding organizations").
+            Endpoint::AdminOrganizations => Some("admin:read"),
         }
     }
 
     fn organization(&self) -> Option<u64> {
         match self {
-            Endpoint::Me | Endpoint::Roles => None,
+            // Assumed: neither list spends an organization's budget (undocumented, notes).
+            Endpoint::Me
+            | Endpoint::Roles
+            | Endpoint::Organizations
+            | Endpoint::AdminOrganizations => None,
             Endpoint::Users { organization }
             | Endpoint::Organization { organization }
             | Endpoint::Members { organization }
@@ -457,10 +479,22 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
             };
         }
     }
+    if matches!(endpoint, Endpoint::AdminOrganizations)
+        && !world.instance_admins.contains(&grant.user_id)
+    {
+        // A regular user may add admin scopes to a token "however … you will receive the 403
+        // Access denied error" (Make's scopes page, notes "Finding organizations").
+        return Reply::error(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            "Administration endpoints are only for administrators of the platform.",
+            "SC403",
+        );
+    }
     let Some(org_id) = endpoint.organization() else {
         return answer(world, request, &endpoint, &grant);
     };
-    if let Err(reply) = check_access(world, request, &endpoint, grant.user_id, org_id) {
+    if let Err(reply) = check_access(world, request, &endpoint, &grant, org_id) {
         return reply;
     }
     budgeted(world, clock, org_id, |world| {
@@ -474,16 +508,28 @@ fn check_access(
     world: &World,
     request: &Request<'_>,
     endpoint: &Endpoint,
-    user_id: u64,
+    grant: &TokenGrant,
     org_id: u64,
 ) -> Result<(), Reply> {
     let not_found = || Reply::error(StatusCode::NOT_FOUND, "Organization not found", "", "IM004");
-    let organization = world.organizations.get(&org_id).ok_or_else(not_found)?;
+    let organization = world
+        .organizations
+        .get(&org_id)
+        // Assumed: a deleted organization is gone for every endpoint but the admin list.
+        .filter(|o| !o.deleted)
+        .ok_or_else(not_found)?;
     let is_member = organization
         .members
-        .get(&user_id)
+        .get(&grant.user_id)
         .is_some_and(|m| m.invitation.is_none());
-    if !is_member {
+    // Assumed either way (undocumented, notes "Finding organizations"): an instance
+    // administrator's admin:read token reads an organization of its instance it is not a
+    // member of, when the switch says so.
+    let admin_reads = world.faults.admin_reads_members
+        && grant.scopes.contains("admin:read")
+        && world.instance_admins.contains(&grant.user_id)
+        && zone_matches(request.host, organization);
+    if !is_member && !admin_reads {
         // 403 "access denied" (notes, "Rate limits and errors").
         return Err(Reply::error(
             StatusCode::FORBIDDEN,
@@ -497,6 +543,16 @@ fn check_access(
     let zone_required = !matches!(endpoint, Endpoint::Organization { .. });
     if zone_required && !zone_matches(request.host, organization) {
         return Err(not_found());
+    }
+    // `apiLimit` 0 "disables access to the data in the organization with the API" (003);
+    // the answer is assumed: 403 for its data, its own record still readable.
+    if zone_required && organization.api_limit == Some(0) {
+        return Err(Reply::error(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            "API access is disabled for this organization.",
+            "SC403",
+        ));
     }
     Ok(())
 }
@@ -531,6 +587,8 @@ fn answer(
             )
         }
         Endpoint::Roles => roles(world, request),
+        Endpoint::Organizations => organizations(world, request, grant.user_id),
+        Endpoint::AdminOrganizations => admin_organizations(world, request),
         Endpoint::Users { organization } => users(world, request, organization),
         Endpoint::Organization { organization } => {
             organization_detail(world, request, organization)
@@ -569,6 +627,7 @@ fn roles(world: &mut World, request: &Request<'_>) -> Reply {
         shape,
         ids,
         None,
+        ("id", "desc"),
         |world, id| {
             let id = id as u32;
             // Default answer `{"id", "name"}`; `cols[]` may add `subsidiary`, `category`,
@@ -614,6 +673,7 @@ fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
         shape,
         ids,
         Some(org_id),
+        ("id", "desc"),
         |world, id| {
             let Some(user) = world.users.get(&id) else {
                 return json!({ "id": id });
@@ -639,6 +699,136 @@ fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
     )
 }
 
+/// Orders organization ids by `pg[sortBy]` (`id` or `name`, ties by id) and `pg[sortDir]`,
+/// from the endpoint's default order.
+fn sort_organizations(
+    world: &World,
+    request: &Request<'_>,
+    ids: &mut [u64],
+    default: (&str, &str),
+) {
+    let name = |id: &u64| world.organizations.get(id).map(|o| o.name.clone());
+    match request.param("pg[sortBy]").unwrap_or(default.0) {
+        "name" => ids.sort_by_key(|id| (name(id), *id)),
+        _ => ids.sort_unstable(),
+    }
+    if request.param("pg[sortDir]").unwrap_or(default.1) == "desc" {
+        ids.reverse();
+    }
+}
+
+/// `GET /organizations`: "all organizations, in which the user has membership" (002), of
+/// every zone; pending invitations are not memberships yet (assumed). Default columns `id`,
+/// `name`, `timezoneId`; `license`, `serviceName` and `isPaused` only for organizations of the
+/// zone being called (002). Sorted by name ascending by default (002).
+fn organizations(world: &mut World, request: &Request<'_>, user_id: u64) -> Reply {
+    let mut ids: Vec<u64> = world
+        .organizations
+        .values()
+        .filter(|o| !o.deleted)
+        .filter(|o| {
+            o.members
+                .get(&user_id)
+                .is_some_and(|m| m.invitation.is_none())
+        })
+        .map(|o| o.id)
+        .collect();
+    sort_organizations(world, request, &mut ids, ("name", "asc"));
+    let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let host = request.host.map(str::to_string);
+    let shape = world.faults.organizations_list;
+    list(
+        world,
+        request,
+        "organizations",
+        shape,
+        ids,
+        None,
+        ("name", "asc"),
+        |world, id| {
+            let organization = &world.organizations[&id];
+            let mut full = organization_row(organization);
+            if !zone_matches(host.as_deref(), organization) {
+                if let Value::Object(map) = &mut full {
+                    for key in ["license", "serviceName", "isPaused"] {
+                        map.remove(key);
+                    }
+                }
+            }
+            let default = ["id", "name", "timezoneId"];
+            let columns: Vec<&str> = if columns.is_empty() {
+                default.to_vec()
+            } else {
+                columns.iter().map(String::as_str).collect()
+            };
+            select_columns(full, &columns)
+        },
+    )
+}
+
+/// `GET /admin/organizations`: "all organizations in the Make White Label product instance"
+/// (003) — here, those whose zone is the host being called — deleted ones included with
+/// `deleted: true`; filters `id`, `name`, `externalId`; every field by default (the example
+/// answer); sorted by id descending by default (the example's echo).
+fn admin_organizations(world: &mut World, request: &Request<'_>) -> Reply {
+    let host = request.host.map(str::to_string);
+    let id_filter = request.param("id").map(str::to_string);
+    let name_filter = request.param("name").map(str::to_string);
+    let external_filter = request.param("externalId").map(str::to_string);
+    let mut ids: Vec<u64> = world
+        .organizations
+        .values()
+        .filter(|o| zone_matches(host.as_deref(), o))
+        .filter(|o| id_filter.as_deref().is_none_or(|f| f == o.id.to_string()))
+        .filter(|o| name_filter.as_deref().is_none_or(|f| f == o.name))
+        .filter(|o| external_filter.is_none() || o.external_id == external_filter)
+        .map(|o| o.id)
+        .collect();
+    sort_organizations(world, request, &mut ids, ("id", "desc"));
+    let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let shape = world.faults.admin_organizations_list;
+    list(
+        world,
+        request,
+        "organizations",
+        shape,
+        ids,
+        None,
+        ("id", "desc"),
+        |world, id| {
+            let organization = &world.organizations[&id];
+            let mut full = organization_row(organization);
+            full["scenarios"] = json!(0);
+            full["activeScenarios"] = json!(0);
+            full["deleted"] = json!(organization.deleted);
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            select_columns(full, &columns)
+        },
+    )
+}
+
+/// An organization with the fields both lists may carry (002 `cols[]`, 003 example): the
+/// license holds `apiLimit` only where one is set (003 example).
+fn organization_row(organization: &SimOrganization) -> Value {
+    let mut license = json!({ "users": 50, "operations": 800_000_000 });
+    if let Some(api_limit) = organization.api_limit {
+        license["apiLimit"] = json!(api_limit);
+    }
+    json!({
+        "id": organization.id,
+        "name": organization.name,
+        "countryId": 1,
+        "timezoneId": 113,
+        "license": license,
+        "zone": organization.zone,
+        "serviceName": "default",
+        "teams": [{ "id": organization.id * 10, "name": "My Team", "externalId": null }],
+        "isPaused": organization.paused,
+        "externalId": organization.external_id,
+        "productName": "Make",
+    })
+}
+
 fn organization_detail(world: &World, request: &Request<'_>, org_id: u64) -> Reply {
     let Some(organization) = world.organizations.get(&org_id) else {
         return Reply::not_found("");
@@ -655,7 +845,7 @@ fn organization_detail(world: &World, request: &Request<'_>, org_id: u64) -> Rep
     // license and isPaused only for organizations of the zone being called (notes, 002).
     if zone_matches(request.host, organization) {
         body["license"] = json!({ "users": 50, "apiLimit": organization.api_limit });
-        body["isPaused"] = json!(false);
+        body["isPaused"] = json!(organization.paused);
     }
     Reply::json(StatusCode::OK, json!({ "organization": body }))
 }
@@ -675,6 +865,7 @@ fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
         shape,
         ids,
         Some(org_id),
+        ("id", "desc"),
         |world, id| {
             let row = member_row(world, org_id, id).unwrap_or_else(|| json!({ "userId": id }));
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -699,11 +890,16 @@ fn member_row(world: &World, org_id: u64, user_id: u64) -> Option<Value> {
     }))
 }
 
-/// A request names a zone through its `Host` header. One that names none of Make's hosts
-/// (127.0.0.1, by hand) is served as if it were in every zone.
+/// A request names a zone through its `Host` header (makesync's client always sends the
+/// connection's host). One that names no host — an address with a port, `127.0.0.1` or
+/// `localhost`, as a request made by hand does — is served as if it were in every zone.
 fn zone_matches(host: Option<&str>, organization: &SimOrganization) -> bool {
     match host {
-        Some(host) if host.ends_with(".make.com") || host.ends_with(".make.celonis.com") => {
+        Some(host)
+            if !host.contains(':')
+                && host.parse::<std::net::IpAddr>().is_err()
+                && host != "localhost" =>
+        {
             host == organization.zone
         }
         _ => true,
@@ -766,6 +962,7 @@ fn list(
     shape: ListShape,
     ids: Vec<u64>,
     organization: Option<u64>,
+    default_sort: (&str, &str),
     row: impl Fn(&World, u64) -> Value,
 ) -> Reply {
     if world.faults.malformed_pages > 0 {
@@ -796,8 +993,8 @@ fn list(
             let end = (start + applied as usize).min(ids.len());
             let echo = matches!(shape, ListShape::Paged { .. }).then(|| {
                 json!({
-                    "sortBy": request.param("pg[sortBy]").unwrap_or("id"),
-                    "sortDir": request.param("pg[sortDir]").unwrap_or("desc"),
+                    "sortBy": request.param("pg[sortBy]").unwrap_or(default_sort.0),
+                    "sortDir": request.param("pg[sortDir]").unwrap_or(default_sort.1),
                     "limit": applied,
                     "offset": offset,
                 })

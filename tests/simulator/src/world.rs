@@ -7,6 +7,10 @@ use std::time::Duration;
 
 /// The token the demo world grants full access with.
 pub const DEMO_TOKEN: &str = "sim-token-full-access";
+/// The demo world's White Label instance (allow it with `MAKESYNC_EXTRA_HOSTS`).
+pub const DEMO_INSTANCE_HOST: &str = "make.partner.example";
+/// An administrator of [`DEMO_INSTANCE_HOST`]: `admin:read`, `organizations:read`, `user:read`.
+pub const DEMO_INSTANCE_TOKEN: &str = "sim-token-instance-admin";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimUser {
@@ -31,6 +35,13 @@ pub struct SimOrganization {
     pub zone: String,
     pub api_limit: Option<u32>,
     pub members: BTreeMap<u64, SimMembership>,
+    /// `isPaused` (002, 003).
+    pub paused: bool,
+    /// Deleted in a White Label instance: still listed by `GET /admin/organizations` with
+    /// `deleted: true` (003), gone everywhere else (assumed: 404).
+    pub deleted: bool,
+    /// `externalId`: a White Label instance's own id for it; `null` on Make Cloud (002).
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +76,10 @@ pub struct World {
     /// `GET /users/roles`: id → name.
     pub roles: BTreeMap<u32, String>,
     pub tokens: HashMap<String, TokenGrant>,
+    /// Users with an instance-level role that may list the instance (SA, Admin, BI, support:
+    /// White Label documentation, notes "Finding organizations"). Anyone else holding
+    /// `admin:read` gets 403 Access denied (Make's scopes page).
+    pub instance_admins: BTreeSet<u64>,
     pub faults: Faults,
     pub(crate) windows: HashMap<u64, RateWindow>,
 }
@@ -76,6 +91,7 @@ impl Default for World {
             organizations: BTreeMap::new(),
             roles: make_roles(),
             tokens: HashMap::new(),
+            instance_admins: BTreeSet::new(),
             faults: Faults::default(),
             windows: HashMap::new(),
         }
@@ -135,8 +151,30 @@ impl World {
                 zone: zone.to_string(),
                 api_limit,
                 members: BTreeMap::new(),
+                paused: false,
+                deleted: false,
+                external_id: None,
             },
         );
+        self
+    }
+
+    /// Pauses or resumes an organization (`isPaused`).
+    pub fn set_paused(&mut self, organization: u64, paused: bool) -> &mut Self {
+        self.organization_mut(organization).paused = paused;
+        self
+    }
+
+    /// Deletes an organization the White Label way: it stays listed by
+    /// `GET /admin/organizations` with `deleted: true` and cannot be restored (003).
+    pub fn delete_in_instance(&mut self, organization: u64) -> &mut Self {
+        self.organization_mut(organization).deleted = true;
+        self
+    }
+
+    /// Gives `user` an instance-level role that may list the instance's organizations.
+    pub fn make_instance_admin(&mut self, user: u64) -> &mut Self {
+        self.instance_admins.insert(user);
         self
     }
 
@@ -429,5 +467,46 @@ pub fn demo_world() -> World {
             "sim-token-outsider",
             TokenGrant::new(13, &["organizations:read", "user:read"]),
         );
+    add_demo_instance(&mut world);
     world
+}
+
+/// A White Label instance on [`DEMO_INSTANCE_HOST`] with one organization of each kind the
+/// admin list shows (003): active, paused, deleted, and one whose `apiLimit` is 0. Its
+/// administrator (user 20) is a member of the first only.
+fn add_demo_instance(world: &mut World) {
+    world.add_user(20, "Ingrid Instance", "ingrid@partner.example", None);
+    for (id, name) in [
+        (21, "Partner Pia"),
+        (22, "Partner Paul"),
+        (23, "Partner Petra"),
+    ] {
+        world.add_user(
+            id,
+            name,
+            &format!("{}@partner.example", name.to_lowercase().replace(' ', ".")),
+            None,
+        );
+    }
+    let organizations: [(u64, &str, Option<u32>); 4] = [
+        (5001, "Partner Alpha", Some(240)),
+        (5002, "Partner Beta", Some(60)),
+        (5003, "Partner Gamma", Some(60)),
+        (5004, "Partner Delta", Some(0)),
+    ];
+    for (id, name, api_limit) in organizations {
+        world.add_organization(id, name, DEMO_INSTANCE_HOST, api_limit);
+        world.organization_mut(id).external_id = Some(format!("partner-{id}"));
+        world
+            .add_member(id, 21, 11, None)
+            .add_member(id, 22, 13, None);
+    }
+    world
+        .add_member(5001, 20, 12, None)
+        .add_member(5001, 23, 13, None);
+    world.set_paused(5002, true).delete_in_instance(5003);
+    world.make_instance_admin(20).add_token(
+        DEMO_INSTANCE_TOKEN,
+        TokenGrant::new(20, &["admin:read", "organizations:read", "user:read"]),
+    );
 }
