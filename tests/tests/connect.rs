@@ -302,3 +302,25 @@ async fn a_token_pasted_into_another_field_is_never_answered_logged_or_stored() 
         "refused before Make was asked"
     );
 }
+
+/// The sample events in `tests/events/` (for `sam local invoke` and `cargo lambda invoke`)
+/// stay requests connect accepts.
+#[test]
+fn every_sample_connect_event_parses() {
+    let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("connect") {
+            continue;
+        }
+        let payload: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Err(error) = makesync::connect::ConnectCommand::parse(&payload) {
+            panic!("{name}: {error}");
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}

@@ -209,7 +209,11 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
     let found = call(json!({"action": "discover", "tenantId": "tenant-1",
         "host": "eu1.make.com", "token": DEMO_TOKEN}))
     .await;
-    assert_eq!(found["organizations"][0]["connectionId"], acme.as_str(), "{found}");
+    assert_eq!(
+        found["organizations"][0]["connectionId"],
+        acme.as_str(),
+        "{found}"
+    );
     env.make
         .simulator
         .world()

@@ -410,7 +410,26 @@ async fn check_connection_writes_cannot_race(store: &dyn Store) {
             None,
             "{stranger:?}"
         );
+        assert!(store
+            .list_tenant_connections(&TenantId::parse(stranger).unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id != original.id));
     }
+    let listed: Vec<ConnectionId> = store
+        .list_tenant_connections(&tenant)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert!(listed.contains(&original.id), "{listed:?}");
+    assert!(store
+        .list_tenant_connections(&TenantId::unowned())
+        .await
+        .unwrap()
+        .is_empty());
 
     // Two requests read version 1; the first write wins, the second changes nothing.
     let reconnect =
