@@ -623,11 +623,13 @@ fn roles(world: &mut World, request: &Request<'_>) -> Reply {
     list(
         world,
         request,
-        "usersRoles",
-        shape,
+        ListSpec {
+            collection: "usersRoles",
+            shape,
+            organization: None,
+            default_sort: ("id", "desc"),
+        },
         ids,
-        None,
-        ("id", "desc"),
         |world, id| {
             let id = id as u32;
             // Default answer `{"id", "name"}`; `cols[]` may add `subsidiary`, `category`,
@@ -669,11 +671,13 @@ fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
     list(
         world,
         request,
-        "users",
-        shape,
+        ListSpec {
+            collection: "users",
+            shape,
+            organization: Some(org_id),
+            default_sort: ("id", "desc"),
+        },
         ids,
-        Some(org_id),
-        ("id", "desc"),
         |world, id| {
             let Some(user) = world.users.get(&id) else {
                 return json!({ "id": id });
@@ -740,11 +744,13 @@ fn organizations(world: &mut World, request: &Request<'_>, user_id: u64) -> Repl
     list(
         world,
         request,
-        "organizations",
-        shape,
+        ListSpec {
+            collection: "organizations",
+            shape,
+            organization: None,
+            default_sort: ("name", "asc"),
+        },
         ids,
-        None,
-        ("name", "asc"),
         |world, id| {
             let organization = &world.organizations[&id];
             let mut full = organization_row(organization);
@@ -790,11 +796,13 @@ fn admin_organizations(world: &mut World, request: &Request<'_>) -> Reply {
     list(
         world,
         request,
-        "organizations",
-        shape,
+        ListSpec {
+            collection: "organizations",
+            shape,
+            organization: None,
+            default_sort: ("id", "desc"),
+        },
         ids,
-        None,
-        ("id", "desc"),
         |world, id| {
             let organization = &world.organizations[&id];
             let mut full = organization_row(organization);
@@ -861,11 +869,13 @@ fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
     list(
         world,
         request,
-        "userOrganizationRoles",
-        shape,
+        ListSpec {
+            collection: "userOrganizationRoles",
+            shape,
+            organization: Some(org_id),
+            default_sort: ("id", "desc"),
+        },
         ids,
-        Some(org_id),
-        ("id", "desc"),
         |world, id| {
             let row = member_row(world, org_id, id).unwrap_or_else(|| json!({ "userId": id }));
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -955,16 +965,29 @@ fn budgeted(
 
 /// Serves `ids` (in order) as the list `collection` in the given shape, building only the
 /// rows it answers.
+/// Which list is served, and how.
+struct ListSpec<'a> {
+    collection: &'a str,
+    shape: ListShape,
+    /// The organization the list is about, for the between-pages faults.
+    organization: Option<u64>,
+    /// `(sortBy, sortDir)` the echo names when the request names none.
+    default_sort: (&'a str, &'a str),
+}
+
 fn list(
     world: &mut World,
     request: &Request<'_>,
-    collection: &str,
-    shape: ListShape,
+    spec: ListSpec<'_>,
     ids: Vec<u64>,
-    organization: Option<u64>,
-    default_sort: (&str, &str),
     row: impl Fn(&World, u64) -> Value,
 ) -> Reply {
+    let ListSpec {
+        collection,
+        shape,
+        organization,
+        default_sort,
+    } = spec;
     if world.faults.malformed_pages > 0 {
         world.faults.malformed_pages -= 1;
         return Reply {
