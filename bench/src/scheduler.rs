@@ -71,8 +71,12 @@ pub async fn run(connections: u32) -> anyhow::Result<()> {
     vars.insert("MAKESYNC_QUEUE_URL".into(), queue);
     let settings = AwsSettings::from_lookup(|name| vars.get(name).cloned())?;
     let backend = AwsBackend::new(&sdk, settings, clock.clone());
-    let scheduler =
-        makesync_scheduler::scheduler_for(&backend, clock, Arc::new(makesync::metrics::NoMetrics))?;
+    let scheduler = makesync_scheduler::scheduler_for(
+        &backend,
+        makesync::make::MakeApi::new(makesync::make::MakeApiConfig::default(), clock.clone())?,
+        clock,
+        Arc::new(makesync::metrics::NoMetrics),
+    )?;
     let started = Instant::now();
     let summary = scheduler.fan_out().await?;
     let fan_out = started.elapsed();

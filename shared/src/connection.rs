@@ -291,6 +291,10 @@ pub struct Connection {
     /// How many user items an erasure has deleted so far: its progress.
     #[serde(default)]
     pub erased_users: u64,
+    /// The credential whose token it uses, when one token serves several connections; `None`
+    /// when the token is the connection's own. Set when it is created, never changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<crate::credential::CredentialId>,
 }
 
 impl Connection {
@@ -320,6 +324,7 @@ impl Connection {
             user_count: None,
             lease_until: None,
             erased_users: 0,
+            credential_id: None,
         }
     }
 
@@ -332,7 +337,8 @@ impl Connection {
         self.last_error = None;
     }
 
-    /// The secret this connection's token is in now.
+    /// The secret this connection's own token is in now (a connection of a credential reads
+    /// the credential's, [`crate::credential::Credential::token_ref`]).
     pub fn token_ref(&self) -> TokenRef {
         self.id.token_ref(self.token_version.as_deref())
     }

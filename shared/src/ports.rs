@@ -5,6 +5,7 @@
 use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping, TokenRef,
 };
+use crate::credential::{Credential, CredentialId};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -82,6 +83,41 @@ pub trait ConnectionStore: Send + Sync {
             .await?
             .filter(|connection| &connection.tenant_id == tenant && !tenant.is_unowned()))
     }
+
+    /// Stores a new credential, only if no credential has its id. Atomic.
+    async fn create_credential(&self, credential: &Credential) -> Result<bool, StoreError>;
+
+    /// The credential, for makesync's own functions; a tenant's request checks its
+    /// `tenant_id` (see [`get_tenant_credential`](Self::get_tenant_credential)).
+    async fn get_credential(&self, id: &CredentialId) -> Result<Option<Credential>, StoreError>;
+
+    /// The credential if it belongs to `tenant`; `None` alike for one that does not exist and
+    /// one of another tenant.
+    async fn get_tenant_credential(
+        &self,
+        tenant: &TenantId,
+        id: &CredentialId,
+    ) -> Result<Option<Credential>, StoreError> {
+        Ok(self
+            .get_credential(id)
+            .await?
+            .filter(|credential| &credential.tenant_id == tenant && !tenant.is_unowned()))
+    }
+
+    /// Replaces the stored credential with `credential`, counting the write in `version`,
+    /// only if the stored one is still at `credential.version`. Returns whether it was
+    /// written. Atomic.
+    async fn replace_credential(&self, credential: &Credential) -> Result<bool, StoreError>;
+
+    /// Deletes the credential, only if it is still at `expected_version`. Atomic.
+    async fn delete_credential(
+        &self,
+        id: &CredentialId,
+        expected_version: u64,
+    ) -> Result<bool, StoreError>;
+
+    /// Every credential that follows a White Label instance (few: one per instance).
+    async fn list_instance_credentials(&self) -> Result<Vec<Credential>, StoreError>;
 
     /// Every connection of `tenant`, whatever its status (none for the unowned sentinel): what
     /// discovery marks as connected already.

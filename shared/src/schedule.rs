@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::connection::ConnectionStatus;
+use crate::instance::InstanceFollower;
 use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
 use crate::ports::{ConnectionStore, QueueError, StoreError, SyncQueue};
 use crate::queue::SyncRequest;
@@ -23,6 +24,8 @@ pub struct ScheduleSummary {
     /// assigns their tenant (README, "Tenants").
     pub skipped_unowned: u32,
     pub failed: u32,
+    /// White Label instances discovered before the fan-out.
+    pub instances: u32,
 }
 
 #[derive(Debug, Error)]
@@ -39,6 +42,7 @@ pub struct Scheduler {
     clock: Arc<dyn Clock>,
     page_size: usize,
     metrics: Arc<dyn MetricsSink>,
+    instances: Option<InstanceFollower>,
 }
 
 impl Scheduler {
@@ -53,7 +57,15 @@ impl Scheduler {
             clock,
             page_size: 100,
             metrics: Arc::new(NoMetrics),
+            instances: None,
         }
+    }
+
+    /// Discovers the followed White Label instances before each fan-out, so that their new
+    /// organizations are synced in it and their deleted ones are not.
+    pub fn with_instances(mut self, instances: InstanceFollower) -> Self {
+        self.instances = Some(instances);
+        self
     }
 
     /// Where each fan-out's metrics go.
@@ -71,6 +83,10 @@ impl Scheduler {
     /// has no sync in flight. Failed sends are counted, not fatal: the caller decides.
     pub async fn fan_out(&self) -> Result<ScheduleSummary, ScheduleError> {
         let mut summary = ScheduleSummary::default();
+        if let Some(instances) = &self.instances {
+            // An instance that cannot be discovered now keeps its connections as they are.
+            summary.instances = instances.follow_all().await?;
+        }
         let mut cursor = None;
         loop {
             let page = self

@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
 use crate::memory_budget::{MemoryBudget, MemoryShare};
 use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
-use crate::ports::{ConnectionStore, SecretStore, StoreError, SyncQueue};
+use crate::ports::{ConnectionStore, SecretError, SecretStore, StoreError, SyncQueue};
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
 use crate::sync::{SyncEngine, SyncError, SyncReport};
@@ -527,7 +527,14 @@ impl Worker {
     ) -> Result<crate::make::MakeClient, SyncError> {
         // The connection names its token's version: a reconnect's new token is a new cache
         // entry. A sync queued by connect reads it fresh all the same.
-        let secret = connection.token_ref();
+        let secret = match &connection.credential_id {
+            None => connection.token_ref(),
+            // A token shared by several connections: its credential names the version.
+            Some(id) => match self.connections.get_credential(id).await? {
+                Some(credential) => credential.token_ref(),
+                None => return Err(SecretError::NotFound(id.token_ref(None)).into()),
+            },
+        };
         let token = match reason {
             SyncReason::Connected => self.secrets.get_fresh_token(&secret).await?,
             _ => self.secrets.get_token(&secret).await?,

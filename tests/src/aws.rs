@@ -64,7 +64,14 @@ impl AwsTestEnv {
     /// `overrides` are settings variables (`MAKESYNC_PAUSE_AFTER_FAILURES`, …) on top of the
     /// test's own tables, queue and prefix.
     pub async fn start_with(overrides: &[(&str, &str)]) -> Self {
-        let make = TestEnv::start().await;
+        // The demo world's White Label instance is allowed, as an operator would allow one.
+        let make = TestEnv::start_with(crate::simulator::demo_world(), |config| {
+            config.allowlist = makesync::host::HostAllowlist::with_extra_hosts([
+                crate::simulator::DEMO_INSTANCE_HOST,
+            ])
+            .expect("instance host");
+        })
+        .await;
         let sdk = moto_sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
@@ -102,8 +109,13 @@ impl AwsTestEnv {
     }
 
     pub fn scheduler(&self) -> Scheduler {
-        makesync_scheduler::scheduler_for(&self.backend, self.clock(), self.metrics.clone())
-            .expect("scheduler")
+        makesync_scheduler::scheduler_for(
+            &self.backend,
+            self.make.make.clone(),
+            self.clock(),
+            self.metrics.clone(),
+        )
+        .expect("scheduler")
     }
 
     pub fn connect_service(&self) -> ConnectService {
@@ -233,7 +245,9 @@ pub async fn create_resources(
     let connections_table = format!("makesync-connections-{suffix}");
     let users_table = format!("makesync-users-{suffix}");
     let runs_table = format!("makesync-sync-runs-{suffix}");
+    let credentials_table = format!("makesync-credentials-{suffix}");
     create_table(dynamodb, &connections_table, None).await;
+    create_table(dynamodb, &credentials_table, None).await;
     create_table(
         dynamodb,
         &users_table,
@@ -253,6 +267,7 @@ pub async fn create_resources(
     let queue_url = create_queue(sqs, &format!("makesync-sync-{suffix}")).await;
     HashMap::from([
         ("MAKESYNC_CONNECTIONS_TABLE".into(), connections_table),
+        ("MAKESYNC_CREDENTIALS_TABLE".into(), credentials_table),
         ("MAKESYNC_USERS_TABLE".into(), users_table),
         ("MAKESYNC_RUNS_TABLE".into(), runs_table),
         ("MAKESYNC_QUEUE_URL".into(), queue_url),
@@ -300,12 +315,19 @@ async fn create_table(
             .build()
             .expect("attribute definition")
     };
+    // As in the template: credentials are keyed by their own id, everything else by the
+    // connection's.
+    let hash = if name.contains("-credentials-") {
+        "credentialId"
+    } else {
+        "connectionId"
+    };
     let mut request = client
         .create_table()
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key("connectionId", KeyType::Hash))
-        .attribute_definitions(attribute("connectionId", ScalarAttributeType::S));
+        .key_schema(key(hash, KeyType::Hash))
+        .attribute_definitions(attribute(hash, ScalarAttributeType::S));
     if let Some((sort, kind)) = sort_key {
         request = request
             .key_schema(key(sort, KeyType::Range))

@@ -142,7 +142,8 @@ impl Run {
         let worker =
             makesync_worker::worker_for(&backend, make.clone(), clock_arc.clone(), metrics.clone());
         let scheduler =
-            makesync_scheduler::scheduler_for(&backend, clock_arc.clone(), metrics).unwrap();
+            makesync_scheduler::scheduler_for(&backend, make.clone(), clock_arc.clone(), metrics)
+                .unwrap();
         let connect = makesync_connect::service_for(&backend, make, clock_arc).unwrap();
         Self {
             seed,

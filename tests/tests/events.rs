@@ -44,6 +44,36 @@ impl ConnectionStore for StopsAfterWriting {
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
         self.0.get_connection(id).await
     }
+    async fn create_credential(
+        &self,
+        credential: &makesync::credential::Credential,
+    ) -> Result<bool, StoreError> {
+        self.0.create_credential(credential).await
+    }
+    async fn get_credential(
+        &self,
+        id: &makesync::credential::CredentialId,
+    ) -> Result<Option<makesync::credential::Credential>, StoreError> {
+        self.0.get_credential(id).await
+    }
+    async fn replace_credential(
+        &self,
+        credential: &makesync::credential::Credential,
+    ) -> Result<bool, StoreError> {
+        self.0.replace_credential(credential).await
+    }
+    async fn delete_credential(
+        &self,
+        id: &makesync::credential::CredentialId,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        self.0.delete_credential(id, expected_version).await
+    }
+    async fn list_instance_credentials(
+        &self,
+    ) -> Result<Vec<makesync::credential::Credential>, StoreError> {
+        self.0.list_instance_credentials().await
+    }
     async fn list_tenant_connections(
         &self,
         tenant: &makesync::tenant::TenantId,

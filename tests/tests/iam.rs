@@ -89,6 +89,10 @@ impl ResourceNames {
                 "ConnectionsTable/index/byTenant".into(),
             ),
             (env.settings.users_table.clone(), "UsersTable".into()),
+            (
+                env.settings.credentials_table.clone(),
+                "CredentialsTable".into(),
+            ),
             (env.settings.runs_table.clone(), "SyncRunsTable".into()),
             (
                 queue.rsplit('/').next().unwrap().to_string(),
@@ -177,9 +181,13 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         clock.clone(),
         env.metrics.clone(),
     );
-    let scheduler =
-        makesync_scheduler::scheduler_for(&scheduler_backend, clock.clone(), env.metrics.clone())
-            .unwrap();
+    let scheduler = makesync_scheduler::scheduler_for(
+        &scheduler_backend,
+        env.make.make.clone(),
+        clock.clone(),
+        env.metrics.clone(),
+    )
+    .unwrap();
     let announcer = makesync_events::announcer_for(&events_backend).unwrap();
     let mut stream = StreamReader::new(&moto_sdk_config().await, &env.settings.users_table);
     let call = |payload: Value| {
@@ -321,6 +329,45 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         .await
         .unwrap()
         .is_empty());
+
+    // Several organizations on one token: one credential; its rotation; its disconnect.
+    let several = call(json!({"tenantId": "tenant-1", "token": DEMO_TOKEN, "organizations": [
+        {"organizationId": ACME, "host": "eu1.make.com"},
+        {"organizationId": GLOBEX, "host": "us2.make.com"}]}))
+    .await;
+    let credential = several["credentialId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{several}"))
+        .to_string();
+    work(&worker).await;
+    let rotated = call(json!({"action": "rotate", "tenantId": "tenant-1",
+        "credentialId": credential, "token": DEMO_TOKEN}))
+    .await;
+    assert!(rotated.get("error").is_none(), "{rotated}");
+    let gone = call(json!({"action": "disconnect", "tenantId": "tenant-1",
+        "credentialId": credential}))
+    .await;
+    assert!(gone.get("error").is_none(), "{gone}");
+    // A White Label instance followed; at the next schedule one organization is new, one
+    // deleted: the scheduler brings the connections in line and announces it.
+    let instance = call(json!({"action": "connect-instance", "tenantId": "tenant-1",
+        "host": makesync_tests::simulator::DEMO_INSTANCE_HOST,
+        "token": makesync_tests::simulator::DEMO_INSTANCE_TOKEN, "autoConnect": true}))
+    .await;
+    assert!(instance.get("error").is_none(), "{instance}");
+    work(&worker).await;
+    {
+        let mut world = env.make.simulator.world();
+        world.add_organization(
+            5005,
+            "Partner Epsilon",
+            makesync_tests::simulator::DEMO_INSTANCE_HOST,
+            Some(60),
+        );
+        world.delete_in_instance(5001);
+    }
+    makesync_scheduler::handle(&scheduler).await.unwrap();
+    work(&worker).await;
 
     let prefix = &env.settings.secret_prefix;
     let mut by_function = BTreeMap::new();

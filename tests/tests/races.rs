@@ -71,6 +71,36 @@ impl ConnectionStore for DisconnectDuringBookkeeping {
         self.fire_if_armed(id).await;
         read
     }
+    async fn create_credential(
+        &self,
+        credential: &makesync::credential::Credential,
+    ) -> Result<bool, StoreError> {
+        self.inner.create_credential(credential).await
+    }
+    async fn get_credential(
+        &self,
+        id: &makesync::credential::CredentialId,
+    ) -> Result<Option<makesync::credential::Credential>, StoreError> {
+        self.inner.get_credential(id).await
+    }
+    async fn replace_credential(
+        &self,
+        credential: &makesync::credential::Credential,
+    ) -> Result<bool, StoreError> {
+        self.inner.replace_credential(credential).await
+    }
+    async fn delete_credential(
+        &self,
+        id: &makesync::credential::CredentialId,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        self.inner.delete_credential(id, expected_version).await
+    }
+    async fn list_instance_credentials(
+        &self,
+    ) -> Result<Vec<makesync::credential::Credential>, StoreError> {
+        self.inner.list_instance_credentials().await
+    }
     async fn list_tenant_connections(
         &self,
         tenant: &makesync::tenant::TenantId,

@@ -3,6 +3,9 @@
 use anyhow::Context;
 use makesync::aws::{load_sdk_config, AwsBackend, AwsSettings};
 use makesync::clock::{Clock, SystemClock};
+use makesync::config::make_api_config_from_env;
+use makesync::instance::InstanceFollower;
+use makesync::make::MakeApi;
 use makesync::metrics::{EmfStdout, MetricsSink};
 use makesync::schedule::{ScheduleError, ScheduleSummary, Scheduler};
 use makesync_lambda::FunctionError;
@@ -15,13 +18,18 @@ pub async fn build_scheduler() -> anyhow::Result<Scheduler> {
     let settings = AwsSettings::from_env()?;
     settings.require_queue_url()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let make = MakeApi::new(make_api_config_from_env()?, clock.clone())
+        .context("could not build the HTTP client")?;
     let backend = AwsBackend::new(&load_sdk_config().await, settings, clock.clone());
     let metrics = Arc::new(EmfStdout::for_this_function("makesync-scheduler"));
-    scheduler_for(&backend, clock, metrics)
+    scheduler_for(&backend, make, clock, metrics)
 }
 
+/// The scheduler on `backend`; before each fan-out it discovers the White Label instances
+/// followed (through `make`, with their tokens) and announces their changes on the bus.
 pub fn scheduler_for(
     backend: &AwsBackend,
+    make: MakeApi,
     clock: Arc<dyn Clock>,
     metrics: Arc<dyn MetricsSink>,
 ) -> anyhow::Result<Scheduler> {
@@ -29,9 +37,20 @@ pub fn scheduler_for(
         .queue
         .clone()
         .context("MAKESYNC_QUEUE_URL is not set — the scheduler sends to that queue")?;
+    let mut instances = InstanceFollower::new(
+        backend.store.clone(),
+        backend.store.clone(),
+        backend.secrets.clone(),
+        make,
+        clock.clone(),
+    );
+    if let Some(events) = &backend.events {
+        instances = instances.with_publisher(events.clone());
+    }
     Ok(Scheduler::new(backend.store.clone(), queue, clock)
         .with_page_size(PAGE_SIZE)
-        .with_metrics(metrics))
+        .with_metrics(metrics)
+        .with_instances(instances))
 }
 
 /// Runs one fan-out. The event's content does not matter: any invocation means "now". Fails

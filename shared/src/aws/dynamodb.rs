@@ -17,6 +17,7 @@ use super::sdk_error::{classify, AwsFailure};
 use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
 };
+use crate::credential::{Credential, CredentialId};
 use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::make::RetryPolicy;
@@ -57,6 +58,7 @@ pub const TENANT_INDEX: &str = "byTenant";
 pub struct DynamoStore {
     client: Client,
     connections_table: String,
+    credentials_table: String,
     users_table: String,
     runs_table: String,
     run_retention: Duration,
@@ -67,6 +69,7 @@ impl DynamoStore {
         Self {
             client,
             connections_table: settings.connections_table.clone(),
+            credentials_table: settings.credentials_table.clone(),
             users_table: settings.users_table.clone(),
             runs_table: settings.runs_table.clone(),
             run_retention: settings.run_retention,
@@ -284,6 +287,30 @@ fn connection_item(connection: &Connection) -> Item {
     item
 }
 
+fn credential_item(credential: &Credential) -> Item {
+    let mut item = to_item(serde_json::to_value(credential).expect("a credential serialises"));
+    item.remove("id");
+    item.insert("credentialId".into(), string(credential.id.as_str()));
+    item
+}
+
+fn credential_from_item(item: &Item) -> Result<Credential, StoreError> {
+    let mut item = item.clone();
+    if let Some(id) = item.remove("credentialId") {
+        item.insert("id".into(), id);
+    }
+    decode(&item, "credential")
+}
+
+fn conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> bool {
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
 fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
     let mut item = item.clone();
     if let Some(id) = item.remove("connectionId") {
@@ -386,6 +413,99 @@ impl ConnectionStore for DynamoStore {
             .await
             .map_err(|e| store_error(classify(&e)))?;
         output.item().map(connection_from_item).transpose()
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.credentials_table)
+            .set_item(Some(credential_item(credential)))
+            .condition_expression("attribute_not_exists(credentialId)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if conditional_failure(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn get_credential(&self, id: &CredentialId) -> Result<Option<Credential>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.credentials_table)
+            .key("credentialId", string(id.as_str()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| store_error(classify(&e)))?;
+        output.item().map(credential_from_item).transpose()
+    }
+
+    async fn replace_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
+        let mut next = credential.clone();
+        next.version += 1;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.credentials_table)
+            .set_item(Some(credential_item(&next)))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", number(credential.version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if conditional_failure(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn delete_credential(
+        &self,
+        id: &CredentialId,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.credentials_table)
+            .key("credentialId", string(id.as_str()))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", number(expected_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if conditional_failure(&error) => Ok(false),
+            Err(error) => Err(store_error(classify(&error))),
+        }
+    }
+
+    async fn list_instance_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+        let mut credentials = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.credentials_table)
+                .filter_expression("attribute_exists(instance)")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| store_error(classify(&e)))?;
+            for item in output.items() {
+                credentials.push(credential_from_item(item)?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        Ok(credentials)
     }
 
     async fn list_tenant_connections(

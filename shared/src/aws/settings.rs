@@ -3,6 +3,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `MAKESYNC_CONNECTIONS_TABLE` | DynamoDB table of connections | `makesync-connections` |
+//! | `MAKESYNC_CREDENTIALS_TABLE` | DynamoDB table of credentials (tokens shared by connections) | `makesync-credentials` |
 //! | `MAKESYNC_USERS_TABLE` | DynamoDB table of users | `makesync-users` |
 //! | `MAKESYNC_RUNS_TABLE` | DynamoDB table of sync runs | `makesync-sync-runs` |
 //! | `MAKESYNC_QUEUE_URL` | SQS queue of sync requests (scheduler, connect) | required there |
@@ -24,6 +25,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsSettings {
     pub connections_table: String,
+    pub credentials_table: String,
     pub users_table: String,
     pub runs_table: String,
     pub queue_url: Option<String>,
@@ -109,6 +111,7 @@ impl AwsSettings {
         };
         Ok(Self {
             connections_table: text("MAKESYNC_CONNECTIONS_TABLE", "makesync-connections"),
+            credentials_table: text("MAKESYNC_CREDENTIALS_TABLE", "makesync-credentials"),
             users_table: text("MAKESYNC_USERS_TABLE", "makesync-users"),
             runs_table: text("MAKESYNC_RUNS_TABLE", "makesync-sync-runs"),
             queue_url: lookup("MAKESYNC_QUEUE_URL").filter(|v| !v.trim().is_empty()),

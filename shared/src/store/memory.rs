@@ -3,6 +3,7 @@
 use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping, TokenRef,
 };
+use crate::credential::{Credential, CredentialId};
 use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -23,6 +24,7 @@ use std::sync::{Mutex, MutexGuard};
 #[derive(Debug, Default)]
 struct State {
     connections: BTreeMap<ConnectionId, Connection>,
+    credentials: BTreeMap<CredentialId, Credential>,
     users: HashMap<ConnectionId, BTreeMap<MakeUserId, UserRecord>>,
     written_by: HashMap<ConnectionId, DateTime<Utc>>,
     runs: HashMap<ConnectionId, Vec<SyncRun>>,
@@ -62,6 +64,58 @@ impl ConnectionStore for MemoryStore {
             .connections
             .insert(connection.id.clone(), connection.clone());
         Ok(true)
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if state.credentials.contains_key(&credential.id) {
+            return Ok(false);
+        }
+        state
+            .credentials
+            .insert(credential.id.clone(), credential.clone());
+        Ok(true)
+    }
+
+    async fn get_credential(&self, id: &CredentialId) -> Result<Option<Credential>, StoreError> {
+        Ok(self.lock().credentials.get(id).cloned())
+    }
+
+    async fn replace_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.credentials.get_mut(&credential.id) {
+            Some(stored) if stored.version == credential.version => {
+                *stored = credential.clone();
+                stored.version += 1;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_credential(
+        &self,
+        id: &CredentialId,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.credentials.get(id) {
+            Some(stored) if stored.version == expected_version => {
+                state.credentials.remove(id);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn list_instance_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+        Ok(self
+            .lock()
+            .credentials
+            .values()
+            .filter(|c| c.instance.is_some())
+            .cloned()
+            .collect())
     }
 
     async fn update_connection(

@@ -6,6 +6,7 @@
 use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
 };
+use crate::credential::{Credential, CredentialId};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -93,6 +94,14 @@ CREATE TABLE IF NOT EXISTS sync_runs (
 );
 CREATE INDEX IF NOT EXISTS sync_runs_by_start ON sync_runs (connection_id, started_at);
 CREATE INDEX IF NOT EXISTS connections_by_tenant ON connections (tenant_id);
+-- Tokens shared by several connections: the credential as JSON, its version beside it for
+-- the conditional writes.
+CREATE TABLE IF NOT EXISTS credentials (
+    id       TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    instance INTEGER NOT NULL,
+    body     TEXT NOT NULL
+);
 "#;
 
 /// Creates `path` empty with mode 0600 unless it exists.
@@ -147,6 +156,7 @@ impl SqliteStore {
             "erased_users",
             "INTEGER NOT NULL DEFAULT 0",
         )?;
+        add_column_if_missing(&db, "connections", "credential_id", "TEXT")?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -312,6 +322,24 @@ fn connection_from_row(row: &Row<'_>) -> Result<Connection, StoreError> {
         consecutive_failures: row.get("consecutive_failures").map_err(get)?,
         user_count: row.get("user_count").map_err(get)?,
         lease_until: opt_time(row.get("lease_until").map_err(get)?)?,
+        credential_id: row
+            .get::<_, Option<String>>("credential_id")
+            .map_err(get)?
+            .map(|id| {
+                CredentialId::parse(&id)
+                    .ok_or_else(|| StoreError::Corrupt("connection credential_id".into()))
+            })
+            .transpose()?,
+    })
+}
+
+fn credential_from_body(body: &str) -> Result<Credential, StoreError> {
+    // The position only: serde's message may quote a value.
+    serde_json::from_str(body).map_err(|e| {
+        StoreError::Corrupt(format!(
+            "a stored credential does not parse (column {})",
+            e.column()
+        ))
     })
 }
 
@@ -378,9 +406,9 @@ impl ConnectionStore for SqliteStore {
                     status_reason_kind, status_reason_message, organization_name, zone, created_at,
                     last_success_at, last_run_id, last_error_kind, last_error_message,
                     consecutive_failures, lease_until, user_count, version, token_version,
-                    erased_users)
+                    erased_users, credential_id)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20)
+                    ?17, ?18, ?19, ?20, ?21)
                  ON CONFLICT (id) DO NOTHING",
                     params![
                         c.id.as_str(),
@@ -403,6 +431,7 @@ impl ConnectionStore for SqliteStore {
                         c.version as i64,
                         c.token_version,
                         c.erased_users as i64,
+                        c.credential_id.as_ref().map(|id| id.to_string()),
                     ],
                 )
                 .map_err(backend)?;
@@ -460,6 +489,100 @@ impl ConnectionStore for SqliteStore {
                 Some(row) => Ok(Some(connection_from_row(row)?)),
                 None => Ok(None),
             }
+        })
+        .await
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
+        let body =
+            serde_json::to_string(credential).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let (id, version, instance) = (
+            credential.id.to_string(),
+            credential.version as i64,
+            credential.instance.is_some(),
+        );
+        self.with_db(move |db| {
+            let inserted = db
+                .execute(
+                    "INSERT INTO credentials (id, version, instance, body) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (id) DO NOTHING",
+                    params![id, version, instance, body],
+                )
+                .map_err(backend)?;
+            Ok(inserted == 1)
+        })
+        .await
+    }
+
+    async fn get_credential(&self, id: &CredentialId) -> Result<Option<Credential>, StoreError> {
+        let id = id.to_string();
+        self.with_db(move |db| {
+            let body: Option<String> = db
+                .query_row(
+                    "SELECT body FROM credentials WHERE id = ?1",
+                    params![id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            body.as_deref().map(credential_from_body).transpose()
+        })
+        .await
+    }
+
+    async fn replace_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
+        let mut next = credential.clone();
+        next.version += 1;
+        let body = serde_json::to_string(&next).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let (id, expected, version, instance) = (
+            credential.id.to_string(),
+            credential.version as i64,
+            next.version as i64,
+            next.instance.is_some(),
+        );
+        self.with_db(move |db| {
+            let updated = db
+                .execute(
+                    "UPDATE credentials SET version = ?3, instance = ?4, body = ?5
+                     WHERE id = ?1 AND version = ?2",
+                    params![id, expected, version, instance, body],
+                )
+                .map_err(backend)?;
+            Ok(updated == 1)
+        })
+        .await
+    }
+
+    async fn delete_credential(
+        &self,
+        id: &CredentialId,
+        expected_version: u64,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with_db(move |db| {
+            let deleted = db
+                .execute(
+                    "DELETE FROM credentials WHERE id = ?1 AND version = ?2",
+                    params![id, expected_version as i64],
+                )
+                .map_err(backend)?;
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
+    async fn list_instance_credentials(&self) -> Result<Vec<Credential>, StoreError> {
+        self.with_db(move |db| {
+            let mut statement = db
+                .prepare("SELECT body FROM credentials WHERE instance = 1 ORDER BY id")
+                .map_err(backend)?;
+            let mut rows = statement.query([]).map_err(backend)?;
+            let mut credentials = Vec::new();
+            while let Some(row) = rows.next().map_err(backend)? {
+                let body: String = row.get(0).map_err(backend)?;
+                credentials.push(credential_from_body(&body)?);
+            }
+            Ok(credentials)
         })
         .await
     }

@@ -83,6 +83,10 @@ pub struct Faults {
     /// of an organization it is not a member of through the per-organization endpoints.
     /// Assumed either way: the documentation does not say (notes, "Finding organizations").
     pub admin_reads_members: bool,
+    /// Whether a token created on one zone is accepted on another zone's host. Assumed
+    /// either way: undocumented (notes, "Finding organizations"). Off: a token with a `zone`
+    /// is answered 401 on every other zone.
+    pub tokens_cross_zones: bool,
     /// Paged lists serve every page from offset 0, as a broken server would. Assumed fault.
     pub ignore_offset: bool,
     /// The status for a token that lacks an endpoint's scope: 403 ("access denied / insufficient
@@ -142,6 +146,8 @@ impl Default for Faults {
             admin_organizations_list: ListShape::Paged { max: 10_000 },
             // Assumed: Make refuses (the stricter answer); tests run both.
             admin_reads_members: false,
+            // Assumed: accepted (the looser answer); tests run both.
+            tokens_cross_zones: true,
             ignore_offset: false,
             // 403 for insufficient rights (notes, "Rate limits and errors").
             missing_scope_status: 403,

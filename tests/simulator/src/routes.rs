@@ -461,6 +461,15 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
         Some(grant) if !grant.revoked => grant.clone(),
         _ => return unauthorized(),
     };
+    let other_zone = match (&grant.zone, request.host) {
+        (Some(zone), Some(host)) => {
+            host != zone && !host.contains(':') && host.parse::<std::net::IpAddr>().is_err()
+        }
+        _ => false,
+    };
+    if other_zone && !world.faults.tokens_cross_zones {
+        return unauthorized();
+    }
     let endpoint = match Endpoint::parse(path, request) {
         Ok(endpoint) => endpoint,
         Err(reply) => return reply,

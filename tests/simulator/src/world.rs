@@ -51,6 +51,9 @@ pub struct TokenGrant {
     pub scopes: BTreeSet<String>,
     /// Revoked or expired: every call answers 401.
     pub revoked: bool,
+    /// The zone the token was created on, when it matters (see
+    /// [`crate::Faults::tokens_cross_zones`]).
+    pub zone: Option<String>,
 }
 
 impl TokenGrant {
@@ -59,6 +62,7 @@ impl TokenGrant {
             user_id,
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             revoked: false,
+            zone: None,
         }
     }
 }

@@ -21,10 +21,13 @@
 //! disconnect never touches a sync's lease and closes the users so that a sync in flight
 //! writes no more of them.
 
+mod credential;
+
 use crate::clock::Clock;
 use crate::connection::{
     Connection, ConnectionId, ConnectionIdError, ConnectionStatus, ConnectionUpdate, TokenRef,
 };
+use crate::credential::CredentialId;
 use crate::discover::{discover, DiscoveredOrganization, DiscoveryError, DiscoveryScope};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::HostError;
@@ -57,6 +60,32 @@ pub enum ConnectCommand {
         tenant_id: TenantId,
         purge: bool,
     },
+    /// Connect several organizations with one token: one credential, one secret.
+    ConnectSeveral {
+        tenant_id: TenantId,
+        token: ApiToken,
+        /// `(host as given, organization)`.
+        organizations: Vec<(String, OrganizationId)>,
+    },
+    /// Disconnect every connection of a credential and delete its token.
+    DisconnectCredential {
+        credential_id: CredentialId,
+        tenant_id: TenantId,
+        purge: bool,
+    },
+    /// A new token for every connection of a credential.
+    Rotate {
+        tenant_id: TenantId,
+        credential_id: CredentialId,
+        token: ApiToken,
+    },
+    /// Follow a White Label instance: its organizations are discovered on every schedule.
+    ConnectInstance {
+        tenant_id: TenantId,
+        host: String,
+        token: ApiToken,
+        auto_connect: bool,
+    },
     /// List the organizations the token reaches (or, with `instance`, every organization of
     /// the White Label instance on the host); nothing is stored.
     Discover {
@@ -67,6 +96,8 @@ pub enum ConnectCommand {
     },
 }
 
+/// The most organizations one connect request takes.
+pub const MAX_ORGANIZATIONS_PER_REQUEST: usize = 50;
 /// The largest request connect reads, serialised. A connect request is a few hundred bytes.
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// The longest token accepted. Make's tokens are 36 characters.
@@ -116,6 +147,21 @@ pub enum ConnectError {
         existing: OrganizationId,
         existing_host: String,
     },
+    /// Says nothing of the id, like [`ConnectError::UnknownConnection`].
+    #[error("this tenant has no credential with that credentialId — use the id the connect call returned")]
+    UnknownCredential,
+    #[error("the new token was not accepted for every organization of the credential, so the old one stays: {}", refusals.join("; "))]
+    RotationRefused {
+        kind: ErrorKind,
+        refusals: Vec<String>,
+    },
+    #[error("the credential was changed by other requests while this one was written; nothing was changed — send the request again")]
+    CredentialConflict,
+    #[error("connection {id} uses the token of credential {credential} with other organizations — change it for all of them with {{\"action\": \"rotate\", \"credentialId\": \"{credential}\", \"token\"}}")]
+    SharedToken {
+        id: ConnectionId,
+        credential: CredentialId,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -139,7 +185,12 @@ impl ConnectError {
             | ConnectError::NotActive { .. }
             | ConnectError::Erased { .. }
             | ConnectError::OrganizationChanged { .. } => ErrorKind::InvalidInput,
-            ConnectError::Conflict { .. } => ErrorKind::Transient,
+            ConnectError::Conflict { .. } | ConnectError::CredentialConflict => {
+                ErrorKind::Transient
+            }
+            ConnectError::UnknownCredential => ErrorKind::NotFound,
+            ConnectError::RotationRefused { kind, .. } => *kind,
+            ConnectError::SharedToken { .. } => ErrorKind::InvalidInput,
             ConnectError::Make(e) => e.kind(),
             ConnectError::UnknownConnection(_) => ErrorKind::NotFound,
             ConnectError::Store(e) => e.kind(),
@@ -203,13 +254,22 @@ impl ConnectCommand {
                 "token",
                 "tenantId",
                 "connectionId",
+                "organizations",
             ],
+            Some("rotate") => &["action", "tenantId", "credentialId", "token"],
+            Some("connect-instance") => &["action", "tenantId", "host", "token", "autoConnect"],
             Some("sync") => &["action", "connectionId", "tenantId"],
-            Some("disconnect") => &["action", "connectionId", "tenantId", "purge"],
+            Some("disconnect") => &[
+                "action",
+                "connectionId",
+                "credentialId",
+                "tenantId",
+                "purge",
+            ],
             Some("discover") => &["action", "tenantId", "host", "token", "instance"],
             Some(other) => {
                 return Err(invalid(format!(
-                    "unknown action {} — use \"connect\", \"discover\", \"sync\" or \"disconnect\"",
+                    "unknown action {} — use \"connect\", \"discover\", \"rotate\", \"connect-instance\", \"sync\" or \"disconnect\"",
                     crate::excerpt::excerpt(other)
                 )))
             }
@@ -222,6 +282,18 @@ impl ConnectCommand {
         }
         refuse_a_token_in_another_field(payload)?;
         match action.as_deref() {
+            Some("rotate") => Ok(ConnectCommand::Rotate {
+                tenant_id: tenant_id(payload)?,
+                credential_id: credential_id(payload)?,
+                token: token(payload)?,
+            }),
+            Some("connect-instance") => Ok(ConnectCommand::ConnectInstance {
+                tenant_id: tenant_id(payload)?,
+                host: optional_string(payload, "host")?
+                    .ok_or_else(|| missing("host", "the White Label instance's host"))?,
+                token: token(payload)?,
+                auto_connect: optional_bool(payload, "autoConnect")?,
+            }),
             Some("discover") => Ok(ConnectCommand::Discover {
                 tenant_id: tenant_id(payload)?,
                 host: optional_string(payload, "host")?
@@ -233,6 +305,19 @@ impl ConnectCommand {
                 connection_id: required_connection_id(payload)?,
                 tenant_id: tenant_id(payload)?,
             }),
+            Some("disconnect") if payload.get("credentialId").is_some() => {
+                let purge = optional_bool(payload, "purge")?;
+                if payload.get("connectionId").is_some() {
+                    return Err(invalid(
+                        "give \"connectionId\" (one connection) or \"credentialId\" (all of a credential's), not both".into(),
+                    ));
+                }
+                Ok(ConnectCommand::DisconnectCredential {
+                    credential_id: credential_id(payload)?,
+                    tenant_id: tenant_id(payload)?,
+                    purge,
+                })
+            }
             Some("disconnect") => {
                 let purge = optional_bool(payload, "purge")?;
                 Ok(ConnectCommand::Disconnect {
@@ -242,31 +327,12 @@ impl ConnectCommand {
                 })
             }
             _ => {
+                if payload.get("organizations").is_some() {
+                    return parse_several(payload);
+                }
                 let host = optional_string(payload, "host")?
                     .ok_or_else(|| missing("host", "the Make zone, e.g. eu1.make.com"))?;
-                let organization_id = match payload.get("organizationId") {
-                    Some(Value::String(s)) => OrganizationId::parse(s)?,
-                    Some(Value::Number(n)) => match n.as_u64() {
-                        Some(n) => OrganizationId::new(n)?,
-                        None => {
-                            return Err(OrganizationIdError::NotNumeric(crate::excerpt::excerpt(
-                                &n.to_string(),
-                            ))
-                            .into())
-                        }
-                    },
-                    None | Some(Value::Null) => {
-                        return Err(missing(
-                            "organizationId",
-                            "the number after /organization/ in the organization's URL",
-                        ))
-                    }
-                    Some(_) => {
-                        return Err(invalid(
-                            "\"organizationId\" must be a number or a string of digits".into(),
-                        ))
-                    }
-                };
+                let organization_id = organization_id(payload.get("organizationId"))?;
                 let token = token(payload)?;
                 let tenant_id = tenant_id(payload)?;
                 let connection_id = optional_string(payload, "connectionId")?
@@ -282,6 +348,104 @@ impl ConnectCommand {
             }
         }
     }
+}
+
+fn organization_id(value: Option<&Value>) -> Result<OrganizationId, ConnectError> {
+    match value {
+        Some(Value::String(s)) => Ok(OrganizationId::parse(s)?),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) => Ok(OrganizationId::new(n)?),
+            None => {
+                Err(OrganizationIdError::NotNumeric(crate::excerpt::excerpt(&n.to_string())).into())
+            }
+        },
+        None | Some(Value::Null) => Err(missing(
+            "organizationId",
+            "the number after /organization/ in the organization's URL",
+        )),
+        Some(_) => Err(invalid(
+            "\"organizationId\" must be a number or a string of digits".into(),
+        )),
+    }
+}
+
+/// `{"tenantId", "token", "host"?, "organizations": [{"organizationId", "host"?}, …]}`: each
+/// organization with the host discovery gave it (or the request's `host`).
+fn parse_several(payload: &Value) -> Result<ConnectCommand, ConnectError> {
+    if payload.get("organizationId").is_some() || payload.get("connectionId").is_some() {
+        return Err(invalid(
+            "give either \"organizations\" (several) or \"organizationId\" (one), not both; a credential's token is changed with {\"action\": \"rotate\"}".into(),
+        ));
+    }
+    let default_host = optional_string(payload, "host")?;
+    let Some(Value::Array(entries)) = payload.get("organizations") else {
+        return Err(invalid(
+            "\"organizations\" must be a list of {\"organizationId\", \"host\"}".into(),
+        ));
+    };
+    if entries.is_empty() || entries.len() > MAX_ORGANIZATIONS_PER_REQUEST {
+        return Err(invalid(format!(
+            "\"organizations\" holds {} entries; give 1 to {MAX_ORGANIZATIONS_PER_REQUEST}",
+            entries.len()
+        )));
+    }
+    let mut organizations = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let Some(fields) = entry.as_object() else {
+            return Err(invalid(format!(
+                "organizations[{index}] must be an object {{\"organizationId\", \"host\"}}"
+            )));
+        };
+        if let Some(unknown) = fields
+            .keys()
+            .find(|k| !["organizationId", "id", "host"].contains(&k.as_str()))
+        {
+            return Err(invalid(format!(
+                "unknown field {} in organizations[{index}] — give \"organizationId\" and \"host\"",
+                crate::excerpt::excerpt(unknown)
+            )));
+        }
+        let id = organization_id(entry.get("organizationId").or_else(|| entry.get("id")))
+            .map_err(|e| invalid(format!("organizations[{index}]: {e}")))?;
+        let host = match optional_string(entry, "host")? {
+            Some(host) => host,
+            None => default_host.clone().ok_or_else(|| {
+                missing(
+                    "host",
+                    "each organization's host (discovery gives it), or one \"host\" for all",
+                )
+            })?,
+        };
+        if organizations
+            .iter()
+            .any(|(h, o): &(String, OrganizationId)| *o == id && h.trim() == host.trim())
+        {
+            return Err(invalid(format!(
+                "organizations[{index}] repeats organization {id} on the same host"
+            )));
+        }
+        organizations.push((host, id));
+    }
+    Ok(ConnectCommand::ConnectSeveral {
+        tenant_id: tenant_id(payload)?,
+        token: token(payload)?,
+        organizations,
+    })
+}
+
+fn credential_id(payload: &Value) -> Result<CredentialId, ConnectError> {
+    let raw = optional_string(payload, "credentialId")?.ok_or_else(|| {
+        missing(
+            "credentialId",
+            "the id returned when the organizations were connected",
+        )
+    })?;
+    CredentialId::parse(&raw).ok_or_else(|| {
+        invalid(format!(
+            "\"credentialId\" {} is not a credential id — use the id the connect call returned",
+            crate::excerpt::excerpt(&raw)
+        ))
+    })
 }
 
 fn token(payload: &Value) -> Result<ApiToken, ConnectError> {
@@ -432,6 +596,7 @@ pub struct DiscoveryResponse {
 pub enum ConnectAnswer {
     Connection(ConnectResponse),
     Discovery(DiscoveryResponse),
+    Credential(credential::CredentialResponse),
 }
 
 /// The JSON a caller gets back: the response, or `{"error": {"kind", "message"}}`.
@@ -489,6 +654,46 @@ impl ConnectService {
                 tenant_id,
                 purge,
             } => self.disconnect(&tenant_id, &connection_id, purge).await?,
+            ConnectCommand::ConnectSeveral {
+                tenant_id,
+                token,
+                organizations,
+            } => {
+                return Ok(ConnectAnswer::Credential(
+                    self.connect_several(&tenant_id, token, &organizations)
+                        .await?,
+                ))
+            }
+            ConnectCommand::DisconnectCredential {
+                credential_id,
+                tenant_id,
+                purge,
+            } => {
+                return Ok(ConnectAnswer::Credential(
+                    self.disconnect_credential(&tenant_id, &credential_id, purge)
+                        .await?,
+                ))
+            }
+            ConnectCommand::Rotate {
+                tenant_id,
+                credential_id,
+                token,
+            } => {
+                return Ok(ConnectAnswer::Credential(
+                    self.rotate(&tenant_id, &credential_id, token).await?,
+                ))
+            }
+            ConnectCommand::ConnectInstance {
+                tenant_id,
+                host,
+                token,
+                auto_connect,
+            } => {
+                return Ok(ConnectAnswer::Credential(
+                    self.connect_instance(&tenant_id, &host, token, auto_connect)
+                        .await?,
+                ))
+            }
             ConnectCommand::Discover {
                 tenant_id,
                 host,
@@ -563,6 +768,12 @@ impl ConnectService {
                 return Err(ConnectError::Erased {
                     id: existing.id.clone(),
                     status: existing.status.as_str(),
+                });
+            }
+            if let Some(credential) = &existing.credential_id {
+                return Err(ConnectError::SharedToken {
+                    id: existing.id.clone(),
+                    credential: credential.clone(),
                 });
             }
             if existing.organization_id != input.organization_id || existing.host != host {
@@ -721,9 +932,10 @@ impl ConnectService {
         }
         let now = self.clock.wall();
         self.users.close_users(id, now).await?;
-        match self.secrets.delete_token(&token).await {
-            Ok(()) | Err(SecretError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
+        match &connection.credential_id {
+            // A shared token goes with the last connection that uses it.
+            Some(credential) => self.leave_credential(credential, id).await,
+            None => self.delete_secret(&token).await?,
         }
         let erasing = connection.status == ConnectionStatus::Erasing;
         if erasing {

@@ -1,0 +1,485 @@
+//! Several organizations on one token: connect them together under one credential (one
+//! secret), rotate that token once for all of them, and let the last disconnect delete it.
+
+use super::{ConnectError, ConnectService};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, TokenRef};
+use crate::credential::{Credential, CredentialId};
+use crate::error::{ErrorKind, ErrorReport};
+use crate::host::MakeHost;
+use crate::make::{MakeError, OrganizationSummary};
+use crate::organization::OrganizationId;
+use crate::ports::SecretError;
+use crate::run::SyncReason;
+use crate::tenant::TenantId;
+use crate::token::ApiToken;
+use serde::Serialize;
+
+/// How many times a change to a credential's list of connections is tried again when another
+/// request changed the credential in between.
+const CREDENTIAL_WRITE_ATTEMPTS: u32 = 8;
+
+/// The answer to connecting several organizations, a rotation or following an instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialResponse {
+    /// The credential that holds the token; `None` when no organization could be connected
+    /// (nothing is stored then).
+    pub credential_id: Option<CredentialId>,
+    /// One result per organization, in the order asked (or the instance's, by id).
+    pub organizations: Vec<OrganizationResult>,
+    /// Following a White Label instance: whether new organizations are connected at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_connect: Option<bool>,
+    /// Following a White Label instance without `autoConnect`: its organizations not
+    /// connected, to connect with {"organizations": [...]} and this token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available: Option<Vec<u64>>,
+}
+
+/// What became of one organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrganizationResult {
+    pub organization_id: u64,
+    pub host: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_id: Option<ConnectionId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<ConnectionStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization_name: Option<String>,
+    pub sync_enqueued: bool,
+    /// Why it is not connected (or not synced), and what to do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+}
+
+impl OrganizationResult {
+    pub(crate) fn refused(host: &str, organization: OrganizationId, error: ErrorReport) -> Self {
+        Self {
+            organization_id: organization.get(),
+            host: host.to_string(),
+            connection_id: None,
+            status: None,
+            organization_name: None,
+            sync_enqueued: false,
+            error: Some(error),
+        }
+    }
+
+    pub(crate) fn connected(connection: &Connection, enqueued: Result<(), String>) -> Self {
+        Self {
+            organization_id: connection.organization_id.get(),
+            host: connection.host.to_string(),
+            connection_id: Some(connection.id.clone()),
+            status: Some(connection.status),
+            organization_name: connection.organization_name.clone(),
+            sync_enqueued: enqueued.is_ok(),
+            error: enqueued
+                .err()
+                .map(|message| ErrorReport::new(ErrorKind::Transient, message)),
+        }
+    }
+}
+
+/// A refusal by Make on `host`, said so that the customer knows which host and what to do.
+/// A token refused on another zone than the one it was given for may be valid only there
+/// (undocumented, notes "Finding organizations").
+pub(crate) fn refusal_on(host: &MakeHost, first_host: &MakeHost, error: &MakeError) -> ErrorReport {
+    let mut message = format!("on {host}: {error}");
+    if error.kind() == ErrorKind::Auth && host != first_host {
+        message.push_str(&format!(
+            " — a Make token may work only on the zone it was created on: create a token on {host} and connect this organization with it"
+        ));
+    }
+    ErrorReport::new(error.kind(), message)
+}
+
+impl ConnectService {
+    /// Checks each organization with Make on its own host, then stores the token once — one
+    /// credential — and one connection per organization Make confirmed, each queued for its
+    /// first sync. An organization Make refuses is answered with why; the others connect.
+    pub(crate) async fn connect_several(
+        &self,
+        tenant: &TenantId,
+        token: ApiToken,
+        organizations: &[(String, OrganizationId)],
+    ) -> Result<CredentialResponse, ConnectError> {
+        let mut results: Vec<Option<OrganizationResult>> = vec![None; organizations.len()];
+        let mut confirmed: Vec<(usize, MakeHost, OrganizationId, OrganizationSummary)> = Vec::new();
+        let mut first_host: Option<MakeHost> = None;
+        for (index, (raw_host, organization)) in organizations.iter().enumerate() {
+            let host = match self.make.allowlist().admit(raw_host) {
+                Ok(host) => host,
+                Err(e) => {
+                    let error = ErrorReport::new(ErrorKind::InvalidInput, e.to_string());
+                    results[index] = Some(OrganizationResult::refused(
+                        raw_host.trim(),
+                        *organization,
+                        error,
+                    ));
+                    continue;
+                }
+            };
+            let first = first_host.get_or_insert_with(|| host.clone()).clone();
+            match self.confirm(&host, *organization, &token).await {
+                Ok(summary) => confirmed.push((index, host, *organization, summary)),
+                Err(error) => {
+                    results[index] = Some(OrganizationResult::refused(
+                        host.as_str(),
+                        *organization,
+                        refusal_on(&host, &first, &error),
+                    ))
+                }
+            }
+        }
+        let Some(first_host) = confirmed.first().map(|(_, host, _, _)| host.clone()) else {
+            return Ok(CredentialResponse {
+                credential_id: None,
+                organizations: results.into_iter().flatten().collect(),
+                auto_connect: None,
+                available: None,
+            });
+        };
+
+        let credential_id = CredentialId::generate();
+        let ids: Vec<ConnectionId> = confirmed.iter().map(|_| ConnectionId::generate()).collect();
+        let secret = credential_id.new_token_version();
+        self.secrets.put_token(&secret, &token).await?;
+        let mut credential = Credential::new(
+            tenant.clone(),
+            first_host,
+            &secret,
+            credential_id.clone(),
+            self.clock.wall(),
+        );
+        credential.connections = ids.iter().cloned().collect();
+        match self.connections.create_credential(&credential).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.forget_token(&secret).await;
+                return Err(ConnectError::Conflict { id: ids[0].clone() });
+            }
+            Err(e) => {
+                self.forget_token(&secret).await;
+                return Err(e.into());
+            }
+        }
+        for ((index, host, organization, summary), id) in confirmed.into_iter().zip(ids) {
+            let mut connection =
+                Connection::new(id, tenant.clone(), host, organization, self.clock.wall());
+            connection.credential_id = Some(credential_id.clone());
+            connection.organization_name = Some(summary.name.clone());
+            connection.zone = summary.zone.clone();
+            let stored = self.connections.create_connection(&connection).await;
+            results[index] = Some(match stored {
+                Ok(true) => {
+                    tracing::info!(connection_id = %connection.id, credential_id = %credential_id, tenant_id = %tenant, host = %connection.host, organization_id = %organization, "connection stored");
+                    let enqueued = self.enqueue(&connection.id, SyncReason::Connected).await;
+                    OrganizationResult::connected(&connection, enqueued)
+                }
+                Ok(false) | Err(_) => {
+                    self.leave_credential(&credential_id, &connection.id).await;
+                    OrganizationResult::refused(
+                        connection.host.as_str(),
+                        organization,
+                        ErrorReport::new(
+                            ErrorKind::Transient,
+                            "the connection could not be stored — send the request again for this organization",
+                        ),
+                    )
+                }
+            });
+        }
+        Ok(CredentialResponse {
+            credential_id: Some(credential_id),
+            organizations: results.into_iter().flatten().collect(),
+            auto_connect: None,
+            available: None,
+        })
+    }
+
+    /// What connect confirms with Make before storing a connection: the organization, its
+    /// zone, and that the token may read its users.
+    pub(crate) async fn confirm(
+        &self,
+        host: &MakeHost,
+        organization: OrganizationId,
+        token: &ApiToken,
+    ) -> Result<OrganizationSummary, MakeError> {
+        let client = self
+            .make
+            .client(host, organization, token.clone())
+            .map_err(|e| MakeError::Rejected {
+                endpoint: format!("GET /organizations/{organization}"),
+                status: 0,
+                make_message: Some(e.to_string()),
+            })?;
+        let summary = client.get_organization(organization).await?;
+        client.check_user_access(organization).await?;
+        Ok(summary)
+    }
+
+    /// A new token for every connection of the credential: checked with Make for each of
+    /// them first (nothing changes if one refuses), stored as the credential's next secret
+    /// version in one conditional write, the version before deleted; paused connections of
+    /// the credential resume, and each is queued for a sync.
+    pub(crate) async fn rotate(
+        &self,
+        tenant: &TenantId,
+        id: &CredentialId,
+        token: ApiToken,
+    ) -> Result<CredentialResponse, ConnectError> {
+        let credential = self
+            .connections
+            .get_tenant_credential(tenant, id)
+            .await?
+            .ok_or(ConnectError::UnknownCredential)?;
+        let mut connections = Vec::new();
+        for connection_id in &credential.connections {
+            if let Some(connection) = self.connections.get_connection(connection_id).await? {
+                connections.push(connection);
+            }
+        }
+        // Every organization must accept the new token, or the old one stays.
+        let mut refusals = Vec::new();
+        for connection in &connections {
+            if let Err(error) = self
+                .confirm(&connection.host, connection.organization_id, &token)
+                .await
+            {
+                refusals.push(refusal_on(&connection.host, &credential.host, &error));
+            }
+        }
+        if let Some(first) = refusals.first() {
+            return Err(ConnectError::RotationRefused {
+                kind: first.kind,
+                refusals: refusals.iter().map(|r| r.message.clone()).collect(),
+            });
+        }
+        if let Some(instance_host) = credential.instance.as_ref().map(|_| &credential.host) {
+            // Following an instance needs the instance list too.
+            crate::discover::discover(
+                &self.make,
+                instance_host,
+                token.clone(),
+                crate::discover::DiscoveryScope::Instance,
+            )
+            .await
+            .map_err(|e| match e {
+                crate::discover::DiscoveryError::Host(e) => ConnectError::Host(e),
+                crate::discover::DiscoveryError::Make(e) => ConnectError::Make(e),
+            })?;
+        }
+        let secret = id.new_token_version();
+        self.secrets.put_token(&secret, &token).await?;
+        let previous = credential.token_ref();
+        let mut next = credential.clone();
+        next.token_version = secret.version.clone();
+        if !self.connections.replace_credential(&next).await? {
+            self.forget_token(&secret).await;
+            return Err(ConnectError::CredentialConflict);
+        }
+        self.forget_token(&previous).await;
+        tracing::info!(credential_id = %id, tenant_id = %tenant, connections = connections.len(), "credential rotated");
+        let mut organizations = Vec::new();
+        for mut connection in connections {
+            if connection.status == ConnectionStatus::Paused {
+                let update = ConnectionUpdate::reconnect(None, None, None);
+                if self
+                    .connections
+                    .update_connection(&connection.id, connection.version, &update)
+                    .await?
+                {
+                    connection.apply_update(&update);
+                }
+            }
+            let enqueued = if connection.status == ConnectionStatus::Active {
+                self.enqueue(&connection.id, SyncReason::Connected).await
+            } else {
+                Err(format!(
+                    "connection {} is {}",
+                    connection.id,
+                    connection.status.as_str()
+                ))
+            };
+            organizations.push(OrganizationResult::connected(&connection, enqueued));
+        }
+        Ok(CredentialResponse {
+            credential_id: Some(id.clone()),
+            organizations,
+            auto_connect: credential.instance.as_ref().map(|i| i.auto_connect),
+            available: credential
+                .instance
+                .as_ref()
+                .map(|i| i.available.iter().copied().collect()),
+        })
+    }
+
+    /// Follows a White Label instance with an administrator's token: checks it lists the
+    /// instance (`admin:read`), stores it once as an instance credential, and applies the
+    /// first discovery at once — each organization connected (`autoConnect`) and queued for
+    /// its first sync, or listed as available.
+    pub(crate) async fn connect_instance(
+        &self,
+        tenant: &TenantId,
+        host: &str,
+        token: ApiToken,
+        auto_connect: bool,
+    ) -> Result<CredentialResponse, ConnectError> {
+        let host = self.make.allowlist().admit(host)?;
+        let listed = crate::discover::discover(
+            &self.make,
+            &host,
+            token.clone(),
+            crate::discover::DiscoveryScope::Instance,
+        )
+        .await
+        .map_err(|e| match e {
+            crate::discover::DiscoveryError::Host(e) => ConnectError::Host(e),
+            crate::discover::DiscoveryError::Make(e) => ConnectError::Make(e),
+        })?;
+        let id = CredentialId::generate();
+        let secret = id.new_token_version();
+        self.secrets.put_token(&secret, &token).await?;
+        let mut credential =
+            Credential::new(tenant.clone(), host, &secret, id.clone(), self.clock.wall());
+        credential.instance = Some(crate::credential::InstanceFollow {
+            auto_connect,
+            ..Default::default()
+        });
+        if !self.connections.create_credential(&credential).await? {
+            self.forget_token(&secret).await;
+            return Err(ConnectError::CredentialConflict);
+        }
+        let follower = crate::instance::InstanceFollower::new(
+            self.connections.clone(),
+            self.users.clone(),
+            self.secrets.clone(),
+            self.make.clone(),
+            self.clock.clone(),
+        );
+        let changes = follower
+            .apply(&credential, listed)
+            .await
+            .map_err(|e| match e {
+                crate::instance::InstanceError::Store(e) => ConnectError::Store(e),
+                _ => ConnectError::CredentialConflict,
+            })?;
+        tracing::info!(credential_id = %id, tenant_id = %tenant, host = %credential.host, auto_connect, "White Label instance followed");
+        let mut organizations = Vec::new();
+        for (_, connection_id) in &changes.connected {
+            let Some(connection) = self.connections.get_connection(connection_id).await? else {
+                continue;
+            };
+            let enqueued = if connection.status == ConnectionStatus::Active {
+                self.enqueue(&connection.id, SyncReason::Connected).await
+            } else {
+                Err(connection.status_reason.as_ref().map_or_else(
+                    || connection.status.as_str().to_string(),
+                    |r| r.message.clone(),
+                ))
+            };
+            organizations.push(OrganizationResult::connected(&connection, enqueued));
+        }
+        Ok(CredentialResponse {
+            credential_id: Some(id),
+            organizations,
+            auto_connect: Some(auto_connect),
+            available: Some(changes.available),
+        })
+    }
+
+    /// Disconnects every connection of the credential (erasing their users with `purge`)
+    /// and deletes it with its token.
+    pub(crate) async fn disconnect_credential(
+        &self,
+        tenant: &TenantId,
+        id: &CredentialId,
+        purge: bool,
+    ) -> Result<CredentialResponse, ConnectError> {
+        let credential = self
+            .connections
+            .get_tenant_credential(tenant, id)
+            .await?
+            .ok_or(ConnectError::UnknownCredential)?;
+        let mut organizations = Vec::new();
+        for connection_id in &credential.connections {
+            let answer = self.disconnect(tenant, connection_id, purge).await?;
+            if let Some(connection) = self.connections.get_connection(connection_id).await? {
+                let mut result = OrganizationResult::connected(&connection, Ok(()));
+                result.sync_enqueued = false;
+                result.status = Some(answer.status);
+                organizations.push(result);
+            }
+        }
+        // Whatever is left of it (an instance credential outlives its connections).
+        for _ in 0..CREDENTIAL_WRITE_ATTEMPTS {
+            let Some(current) = self.connections.get_credential(id).await? else {
+                break;
+            };
+            if self
+                .connections
+                .delete_credential(id, current.version)
+                .await?
+            {
+                self.delete_secret(&current.token_ref()).await?;
+                break;
+            }
+        }
+        tracing::info!(credential_id = %id, tenant_id = %tenant, purge, "credential disconnected");
+        Ok(CredentialResponse {
+            credential_id: Some(id.clone()),
+            organizations,
+            auto_connect: None,
+            available: None,
+        })
+    }
+
+    /// Takes a disconnected connection off its credential; the last one out deletes the
+    /// credential and its token. Tried again while other requests change the credential.
+    pub(crate) async fn leave_credential(&self, id: &CredentialId, connection: &ConnectionId) {
+        if let Err(error) = self.try_leave_credential(id, connection).await {
+            tracing::error!(credential_id = %id, connection_id = %connection, error = %error, "could not take the connection off its credential");
+        }
+    }
+
+    async fn try_leave_credential(
+        &self,
+        id: &CredentialId,
+        connection: &ConnectionId,
+    ) -> Result<(), ConnectError> {
+        for _ in 0..CREDENTIAL_WRITE_ATTEMPTS {
+            let Some(mut credential) = self.connections.get_credential(id).await? else {
+                return Ok(());
+            };
+            if !credential.connections.remove(connection) {
+                return Ok(());
+            }
+            let last = credential.connections.is_empty() && credential.instance.is_none();
+            let written = if last {
+                self.connections
+                    .delete_credential(id, credential.version)
+                    .await?
+            } else {
+                self.connections.replace_credential(&credential).await?
+            };
+            if !written {
+                continue;
+            }
+            if last {
+                self.delete_secret(&credential.token_ref()).await?;
+                tracing::info!(credential_id = %id, "credential deleted with its last connection");
+            }
+            return Ok(());
+        }
+        Err(ConnectError::CredentialConflict)
+    }
+
+    pub(crate) async fn delete_secret(&self, secret: &TokenRef) -> Result<(), ConnectError> {
+        match self.secrets.delete_token(secret).await {
+            Ok(()) | Err(SecretError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

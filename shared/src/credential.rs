@@ -1,0 +1,148 @@
+//! One Make token used by several connections: a customer who connects five organizations
+//! with one token stores it once (one secret, one rotation), not five times.
+//!
+//! A credential owns the token's secret, by version like a connection's own token
+//! (`{prefix}credential-{id}/{version}`), and lists the connections that use it. Its item is
+//! the one place the current version is named, so a rotation is one conditional write however
+//! many organizations the token serves; a connection of it reads the credential to find its
+//! token. It is written only at the `version` that was read (a rotation, a connection added or
+//! removed), so two requests cannot both think they won. When its last connection goes, its
+//! secret goes with it.
+
+use crate::connection::{ConnectionId, TokenRef};
+use crate::host::MakeHost;
+use crate::tenant::TenantId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A credential's id: a UUID minted by makesync.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CredentialId(String);
+
+impl CredentialId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Reads an id a caller gave: a UUID, nothing else (it ends up in a key and a secret name).
+    pub fn parse(text: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(text.trim())
+            .ok()
+            .map(|id| Self(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The secret of the token's `version`.
+    pub fn token_ref(&self, version: Option<&str>) -> TokenRef {
+        TokenRef {
+            connection_id: self.owner(),
+            version: version.map(str::to_string),
+        }
+    }
+
+    /// A new version for a token about to be stored.
+    pub fn new_token_version(&self) -> TokenRef {
+        TokenRef::new_version(&self.owner())
+    }
+
+    /// The first part of its secrets' names, apart from any connection's.
+    fn owner(&self) -> ConnectionId {
+        ConnectionId::parse(&format!("credential-{}", self.0))
+            .expect("a UUID with a prefix is a valid key")
+    }
+}
+
+impl fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Following a White Label instance: its organizations are discovered on every schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceFollow {
+    /// A new organization of the instance becomes a connection at once; otherwise it is
+    /// listed in `available`.
+    pub auto_connect: bool,
+    /// Organizations of the instance not connected (auto-connect off), by id.
+    #[serde(default)]
+    pub available: BTreeSet<u64>,
+    /// Every organization id seen in the instance so far (so a new one is told apart).
+    #[serde(default)]
+    pub seen: BTreeSet<u64>,
+    /// Organizations Make reported paused (`isPaused`) at the last discovery.
+    #[serde(default)]
+    pub paused: BTreeSet<u64>,
+    /// When the instance was last discovered.
+    #[serde(default)]
+    pub discovered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Credential {
+    pub id: CredentialId,
+    pub tenant_id: TenantId,
+    /// The host the token was given for (a White Label instance's host when following one).
+    pub host: MakeHost,
+    /// The version of the token's secret; `None` once it is deleted.
+    pub token_version: Option<String>,
+    /// Counts the writes; each is made only at the version read.
+    pub version: u64,
+    /// The connections that use the token.
+    pub connections: BTreeSet<ConnectionId>,
+    /// Absent (not null) when not following an instance: the store lists instance
+    /// credentials by the attribute's presence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<InstanceFollow>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Credential {
+    pub fn new(
+        tenant_id: TenantId,
+        host: MakeHost,
+        secret: &TokenRef,
+        id: CredentialId,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            tenant_id,
+            host,
+            token_version: secret.version.clone(),
+            version: 1,
+            connections: BTreeSet::new(),
+            instance: None,
+            created_at: now,
+        }
+    }
+
+    /// The secret its token is in now.
+    pub fn token_ref(&self) -> TokenRef {
+        self.id.token_ref(self.token_version.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_credential_id_is_a_uuid_and_its_secrets_are_apart_from_connections() {
+        assert!(CredentialId::parse("not-a-uuid").is_none());
+        assert!(CredentialId::parse("../x").is_none());
+        let id = CredentialId::generate();
+        assert_eq!(CredentialId::parse(id.as_str()), Some(id.clone()));
+        let secret = id.new_token_version();
+        assert!(secret.path().starts_with(&format!("credential-{id}/")));
+        assert_ne!(id.new_token_version(), secret);
+    }
+}
