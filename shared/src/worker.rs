@@ -527,11 +527,11 @@ impl Worker {
     ) -> Result<crate::make::MakeClient, SyncError> {
         // The connection names its token's version: a reconnect's new token is a new cache
         // entry. A sync queued by connect reads it fresh all the same.
-        let secret = match &connection.credential_id {
-            None => connection.token_ref(),
+        let (secret, instance_token) = match &connection.credential_id {
+            None => (connection.token_ref(), false),
             // A token shared by several connections: its credential names the version.
             Some(id) => match self.connections.get_credential(id).await? {
-                Some(credential) => credential.token_ref(),
+                Some(credential) => (credential.token_ref(), credential.instance.is_some()),
                 None => return Err(SecretError::NotFound(id.token_ref(None)).into()),
             },
         };
@@ -539,9 +539,14 @@ impl Worker {
             SyncReason::Connected => self.secrets.get_fresh_token(&secret).await?,
             _ => self.secrets.get_token(&secret).await?,
         };
-        Ok(self
+        let client = self
             .make
-            .client(&connection.host, connection.organization_id, token)?)
+            .client(&connection.host, connection.organization_id, token)?;
+        Ok(if instance_token {
+            client.with_instance_token()
+        } else {
+            client
+        })
     }
 
     /// After too many failed runs in a row, stop scheduling the connection until it is

@@ -295,3 +295,26 @@ impl Write for CapturedLogs {
         Ok(())
     }
 }
+
+/// An event bus in memory: every event published, in order.
+#[derive(Debug, Default)]
+pub struct RecordingPublisher {
+    events: std::sync::Mutex<Vec<makesync::events::ChangeEvent>>,
+}
+
+impl RecordingPublisher {
+    pub fn events(&self) -> Vec<makesync::events::ChangeEvent> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl makesync::events::EventPublisher for RecordingPublisher {
+    async fn publish(
+        &self,
+        events: &[makesync::events::ChangeEvent],
+    ) -> Result<Vec<bool>, makesync::events::EventError> {
+        self.events.lock().unwrap().extend_from_slice(events);
+        Ok(vec![true; events.len()])
+    }
+}

@@ -222,6 +222,7 @@ impl MakeApi {
             token_accepted: AtomicBool::new(false),
             deadline: None,
             observer: None,
+            instance_token: false,
         }
     }
 
@@ -316,9 +317,19 @@ pub struct MakeClient {
     /// not end by then.
     deadline: Option<Duration>,
     observer: Option<Arc<dyn PageObserver>>,
+    /// The token is a White Label administrator's: a refusal of an organization's data says
+    /// that a member's token is needed.
+    instance_token: bool,
 }
 
 impl MakeClient {
+    /// Marks the token as a White Label instance administrator's (see
+    /// [`MakeError::InstanceTokenRefused`]).
+    pub fn with_instance_token(mut self) -> Self {
+        self.instance_token = true;
+        self
+    }
+
     pub fn with_observer(mut self, observer: Arc<dyn PageObserver>) -> Self {
         self.observer = Some(observer);
         self
@@ -816,6 +827,13 @@ impl MakeClient {
         let make_message = error_message(body).map(|m| self.token.redact(&m));
         let organization = call.organization.map(|id| id.to_string());
         let error = match status.as_u16() {
+            403 if self.instance_token && organization.is_some() => {
+                MakeError::InstanceTokenRefused {
+                    endpoint,
+                    organization: organization.unwrap_or_default(),
+                    status: status.as_u16(),
+                }
+            }
             401 => MakeError::InvalidToken { endpoint },
             403 => MakeError::Forbidden {
                 endpoint,

@@ -28,6 +28,15 @@ pub enum MakeError {
     #[error("Make denied {endpoint} on {host}: only an administrator of a Make White Label instance may list its organizations, with a token holding the scope admin:read — create one as an instance administrator (with admin:read, organizations:read and user:read), or connect organizations one by one")]
     InstanceAccessDenied { endpoint: String, host: String },
 
+    /// A White Label administrator's token (`admin:read`) refused for an organization's data:
+    /// whether Make lets it read members is undocumented, and here it does not.
+    #[error("Make refused the White Label instance administrator's token for organization {organization} ({endpoint} answered {status}): an instance token may list the instance but not read this organization's users — connect this organization with a token of one of its members (scopes {REQUIRED_SCOPES})")]
+    InstanceTokenRefused {
+        endpoint: String,
+        organization: String,
+        status: u16,
+    },
+
     /// A 401 for a token Make has accepted for another call: Make answers 401 as well as 403
     /// when a token lacks an endpoint's scope.
     #[error("Make refused {endpoint} with 401 although it accepts the token for other calls: the token lacks scope {scope} — create a token with the scopes {REQUIRED_SCOPES} and reconnect")]
@@ -123,7 +132,8 @@ impl MakeError {
             MakeError::InvalidToken { .. } => ErrorKind::Auth,
             MakeError::Forbidden { .. }
             | MakeError::MissingScope { .. }
-            | MakeError::InstanceAccessDenied { .. } => ErrorKind::Permission,
+            | MakeError::InstanceAccessDenied { .. }
+            | MakeError::InstanceTokenRefused { .. } => ErrorKind::Permission,
             MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
             MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
             MakeError::RateLimited { .. } => ErrorKind::RateLimited,

@@ -1,0 +1,282 @@
+//! One token for several organizations, through the connect handler on moto: discover, connect
+//! three organizations with one token (three connections, one secret), rotate it (one secret
+//! changed, for all three), disconnect them one by one (the last deletes it). And, in
+//! process, an organization on another zone when Make accepts a token only on its own zone.
+
+use makesync::connect::{response_json, ConnectService};
+use makesync::connection::ConnectionId;
+use makesync::credential::CredentialId;
+use makesync::ports::{ConnectionStore, UserStore};
+use makesync::queue::MemoryQueue;
+use makesync::store::{MemorySecrets, MemoryStore};
+use makesync_tests::aws::{sqs_event, AwsTestEnv};
+use makesync_tests::simulator::{demo_world, TokenGrant, DEMO_TOKEN};
+use makesync_tests::{TestEnv, ACME, CELONIS, GLOBEX};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const ROTATED_TOKEN: &str = "sim-token-rotated-for-user-1";
+
+async fn call(env: &AwsTestEnv, payload: Value) -> Value {
+    makesync_connect::handle(&env.connect_service(), payload).await
+}
+
+/// Runs the worker over whatever is on the queue; the connections it synced.
+async fn work(env: &AwsTestEnv) -> usize {
+    let messages = env.take_messages().await;
+    let count = messages.len();
+    let response = makesync_worker::handle(&env.worker(), sqs_event(messages), None).await;
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "every sync succeeds"
+    );
+    count
+}
+
+fn ids(answer: &Value) -> Vec<ConnectionId> {
+    answer["organizations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|o| {
+            ConnectionId::parse(o["connectionId"].as_str().unwrap_or_else(|| panic!("{o}")))
+                .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_token_for_three_organizations_is_one_secret_rotated_once_and_deleted_with_the_last() {
+    let env = AwsTestEnv::start().await;
+    env.make.simulator.world().add_token(
+        ROTATED_TOKEN,
+        TokenGrant::new(1, &["organizations:read", "user:read"]),
+    );
+
+    // Discover, then connect what discovery found, each on the host it gave.
+    let found = call(
+        &env,
+        json!({"action": "discover", "tenantId": "tenant-7", "host": "eu1.make.com",
+               "token": DEMO_TOKEN}),
+    )
+    .await;
+    let picked: Vec<Value> = found["organizations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{found}"))
+        .iter()
+        .map(|o| json!({"organizationId": o["id"], "host": o["host"]}))
+        .collect();
+    assert_eq!(picked.len(), 3, "{found}");
+    let connected = call(
+        &env,
+        json!({"tenantId": "tenant-7", "token": DEMO_TOKEN, "organizations": picked}),
+    )
+    .await;
+    let credential = CredentialId::parse(connected["credentialId"].as_str().unwrap()).unwrap();
+    let connections = ids(&connected);
+    assert_eq!(connections.len(), 3, "{connected}");
+    assert!(connected["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["status"] == "active" && o["syncEnqueued"] == true));
+    let secrets = env.secret_names().await;
+    assert_eq!(secrets.len(), 1, "one token, three organizations: {secrets:?}");
+    assert!(
+        secrets[0].contains(&format!("credential-{credential}/")),
+        "{secrets:?}"
+    );
+    for id in &connections {
+        let stored = env.backend.store.get_connection(id).await.unwrap().unwrap();
+        assert_eq!(stored.credential_id.as_ref(), Some(&credential));
+        assert_eq!(stored.token_version, None, "no token of its own");
+    }
+    assert_eq!(work(&env).await, 3);
+    for (id, organization) in connections.iter().zip([ACME, GLOBEX, CELONIS]) {
+        let users = env.backend.store.list_users(id).await.unwrap();
+        assert_eq!(
+            users.len(),
+            env.make.simulator.world().organizations[&organization]
+                .members
+                .len()
+        );
+    }
+    // Discovery now marks all three as this tenant's.
+    let again = call(
+        &env,
+        json!({"action": "discover", "tenantId": "tenant-7", "host": "us2.make.com",
+               "token": DEMO_TOKEN}),
+    )
+    .await;
+    let marked: Vec<ConnectionId> = again["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| ConnectionId::parse(o["connectionId"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(marked, connections);
+
+    // A rotation Make refuses for one organization changes nothing.
+    let refused = call(
+        &env,
+        json!({"action": "rotate", "tenantId": "tenant-7", "credentialId": credential.as_str(),
+               "token": "sim-token-no-user-read"}),
+    )
+    .await;
+    assert_eq!(refused["error"]["kind"], "permission", "{refused}");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the old one stays"));
+    assert_eq!(env.secret_names().await, secrets);
+    // Another tenant cannot rotate it, and is told nothing about it.
+    let stranger = call(
+        &env,
+        json!({"action": "rotate", "tenantId": "tenant-8", "credentialId": credential.as_str(),
+               "token": ROTATED_TOKEN}),
+    )
+    .await;
+    assert_eq!(stranger["error"]["kind"], "not_found", "{stranger}");
+
+    // The rotation: one secret replaced, for all three; the old token no longer needed.
+    let rotated = call(
+        &env,
+        json!({"action": "rotate", "tenantId": "tenant-7", "credentialId": credential.as_str(),
+               "token": ROTATED_TOKEN}),
+    )
+    .await;
+    let mut rotated_ids = ids(&rotated);
+    rotated_ids.sort();
+    let mut expected = connections.clone();
+    expected.sort();
+    assert_eq!(rotated_ids, expected, "{rotated}");
+    let after = env.secret_names().await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_ne!(after, secrets, "a new version");
+    env.make
+        .simulator
+        .world()
+        .tokens
+        .get_mut(DEMO_TOKEN)
+        .unwrap()
+        .revoked = true;
+    assert_eq!(work(&env).await, 3, "each synced with the new token");
+
+    // A connection of the credential cannot be given a token of its own.
+    let own = call(
+        &env,
+        json!({"host": "eu1.make.com", "organizationId": ACME, "token": ROTATED_TOKEN,
+               "tenantId": "tenant-7", "connectionId": connections[0].as_str()}),
+    )
+    .await;
+    assert_eq!(own["error"]["kind"], "invalid_input", "{own}");
+    assert!(own["error"]["message"].as_str().unwrap().contains("rotate"));
+
+    // Disconnecting: the token stays while a connection uses it, and goes with the last.
+    for (n, id) in connections.iter().enumerate() {
+        let answer = call(
+            &env,
+            json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": id.as_str()}),
+        )
+        .await;
+        assert_eq!(answer["status"], "disconnected", "{answer}");
+        let left = env.secret_names().await.len();
+        assert_eq!(left, usize::from(n < 2), "after {} disconnects", n + 1);
+    }
+    assert_eq!(
+        env.backend.store.get_credential(&credential).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn disconnecting_a_credential_disconnects_its_connections_and_deletes_its_token() {
+    let env = AwsTestEnv::start().await;
+    let connected = call(
+        &env,
+        json!({"tenantId": "tenant-7", "token": DEMO_TOKEN, "host": "eu1.make.com",
+               "organizations": [{"organizationId": ACME},
+                                 {"organizationId": GLOBEX, "host": "us2.make.com"}]}),
+    )
+    .await;
+    let credential = connected["credentialId"].as_str().unwrap().to_string();
+    assert_eq!(env.secret_names().await.len(), 1);
+    let gone = call(
+        &env,
+        json!({"action": "disconnect", "tenantId": "tenant-7", "credentialId": credential}),
+    )
+    .await;
+    assert!(gone["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["status"] == "disconnected"));
+    assert!(env.secret_names().await.is_empty());
+}
+
+/// An in-memory connect service on a simulator where tokens are accepted only on their own
+/// zone, or everywhere.
+async fn zoned(cross_zones: bool) -> (TestEnv, ConnectService, Arc<MemorySecrets>) {
+    let mut world = demo_world();
+    world.faults.tokens_cross_zones = cross_zones;
+    world.add_token(
+        "sim-token-made-on-eu1",
+        TokenGrant {
+            zone: Some("eu1.make.com".into()),
+            ..TokenGrant::new(1, &["organizations:read", "user:read"])
+        },
+    );
+    let env = TestEnv::start_with(world, |_| {}).await;
+    let store = Arc::new(MemoryStore::new());
+    let secrets = Arc::new(MemorySecrets::default());
+    let service = ConnectService::new(
+        store.clone(),
+        store,
+        secrets.clone(),
+        Arc::new(MemoryQueue::default()),
+        env.make.clone(),
+        env.clock_arc(),
+    );
+    (env, service, secrets)
+}
+
+#[tokio::test]
+async fn an_organization_on_a_zone_that_refuses_the_token_says_which_host_and_the_others_connect() {
+    for cross_zones in [false, true] {
+        let (_env, service, secrets) = zoned(cross_zones).await;
+        let payload = json!({"tenantId": "tenant-7", "token": "sim-token-made-on-eu1",
+            "organizations": [{"organizationId": ACME, "host": "eu1.make.com"},
+                              {"organizationId": GLOBEX, "host": "us2.make.com"}]});
+        let answer = response_json(&service.handle_payload(&payload).await);
+        let results = answer["organizations"].as_array().unwrap();
+        assert_eq!(results[0]["status"], "active", "{answer}");
+        if cross_zones {
+            assert_eq!(results[1]["status"], "active", "{answer}");
+        } else {
+            assert!(results[1].get("connectionId").is_none(), "{answer}");
+            assert_eq!(results[1]["error"]["kind"], "auth");
+            let message = results[1]["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with("on us2.make.com:"), "{message}");
+            assert!(
+                message.contains("create a token on us2.make.com"),
+                "{message}"
+            );
+        }
+        assert_eq!(secrets.len(), 1, "one secret either way");
+        assert!(!answer.to_string().contains("sim-token-made-on-eu1"));
+    }
+}
+
+#[tokio::test]
+async fn nothing_is_stored_when_no_organization_is_confirmed() {
+    let (_env, service, secrets) = zoned(true).await;
+    let payload = json!({"tenantId": "tenant-7", "token": "sim-token-outsider",
+        "organizations": [{"organizationId": ACME, "host": "eu1.make.com"},
+                          {"organizationId": 1, "host": "collector.example"}]});
+    let answer = response_json(&service.handle_payload(&payload).await);
+    assert_eq!(answer["credentialId"], Value::Null, "{answer}");
+    let results = answer["organizations"].as_array().unwrap();
+    assert_eq!(results[0]["error"]["kind"], "permission");
+    assert_eq!(results[1]["error"]["kind"], "invalid_input");
+    assert!(secrets.is_empty());
+}
