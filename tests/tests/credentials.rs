@@ -81,7 +81,11 @@ async fn one_token_for_three_organizations_is_one_secret_rotated_once_and_delete
         .iter()
         .all(|o| o["status"] == "active" && o["syncEnqueued"] == true));
     let secrets = env.secret_names().await;
-    assert_eq!(secrets.len(), 1, "one token, three organizations: {secrets:?}");
+    assert_eq!(
+        secrets.len(),
+        1,
+        "one token, three organizations: {secrets:?}"
+    );
     assert!(
         secrets[0].contains(&format!("credential-{credential}/")),
         "{secrets:?}"

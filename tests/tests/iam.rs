@@ -331,9 +331,11 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         .is_empty());
 
     // Several organizations on one token: one credential; its rotation; its disconnect.
-    let several = call(json!({"tenantId": "tenant-1", "token": DEMO_TOKEN, "organizations": [
+    let several = call(
+        json!({"tenantId": "tenant-1", "token": DEMO_TOKEN, "organizations": [
         {"organizationId": ACME, "host": "eu1.make.com"},
-        {"organizationId": GLOBEX, "host": "us2.make.com"}]}))
+        {"organizationId": GLOBEX, "host": "us2.make.com"}]}),
+    )
     .await;
     let credential = several["credentialId"]
         .as_str()
