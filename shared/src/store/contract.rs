@@ -6,6 +6,7 @@ use super::{MemoryStore, SqliteStore};
 use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
 };
+use crate::credential::{Credential, CredentialId};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -95,6 +96,7 @@ pub async fn check_store_contract(store: &dyn Store) {
     seen.sort();
     assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
     check_connection_writes_cannot_race(store).await;
+    check_credentials(store).await;
     check_erasure_is_recorded(store).await;
 
     // A run's bookkeeping writes its own fields, and only on an active connection.
@@ -372,6 +374,75 @@ pub async fn check_store_contract(store: &dyn Store) {
         vec![new.clone(), old]
     );
     assert_eq!(store.list_runs(&first.id, 1).await.unwrap(), vec![new]);
+}
+
+/// A credential round-trips whole, is created only if its id is free, replaced and deleted
+/// only at the version read, found for its own tenant only, and listed among the instances
+/// only when it follows one; a connection keeps the credential it was created with.
+async fn check_credentials(store: &dyn Store) {
+    let tenant = TenantId::parse("tenant-1").unwrap();
+    let id = CredentialId::generate();
+    let mut credential = Credential::new(
+        tenant.clone(),
+        MakeHost::parse("eu1.make.com").unwrap(),
+        &id.new_token_version(),
+        id.clone(),
+        at("2026-01-01T00:00:00Z"),
+    );
+    credential.connections = ["k-1", "k-2"]
+        .iter()
+        .map(|c| ConnectionId::parse(c).unwrap())
+        .collect();
+    assert!(store.create_credential(&credential).await.unwrap());
+    assert!(!store.create_credential(&credential).await.unwrap());
+    assert_eq!(
+        store.get_credential(&id).await.unwrap(),
+        Some(credential.clone())
+    );
+    assert_eq!(
+        store
+            .get_tenant_credential(&TenantId::parse("tenant-2").unwrap(), &id)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.list_instance_credentials().await.unwrap().is_empty());
+
+    // Two writers read version 1: the first wins, the second changes nothing.
+    let mut rotated = credential.clone();
+    rotated.token_version = Some("v2".into());
+    let mut shrunk = credential.clone();
+    shrunk
+        .connections
+        .remove(&ConnectionId::parse("k-1").unwrap());
+    assert!(store.replace_credential(&rotated).await.unwrap());
+    assert!(!store.replace_credential(&shrunk).await.unwrap());
+    let stored = store.get_credential(&id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 2);
+    assert_eq!(stored.token_version.as_deref(), Some("v2"));
+    assert_eq!(stored.connections.len(), 2);
+
+    let mut follows = stored.clone();
+    follows.instance = Some(crate::credential::InstanceFollow {
+        auto_connect: true,
+        seen: [5001, 5002].into(),
+        ..Default::default()
+    });
+    assert!(store.replace_credential(&follows).await.unwrap());
+    let listed = store.list_instance_credentials().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].instance, follows.instance);
+    assert_eq!(listed[0].version, 3);
+
+    assert!(!store.delete_credential(&id, 2).await.unwrap());
+    assert!(store.delete_credential(&id, 3).await.unwrap());
+    assert_eq!(store.get_credential(&id).await.unwrap(), None);
+
+    let mut member = connection("k-1");
+    member.credential_id = Some(id.clone());
+    assert!(store.create_connection(&member).await.unwrap());
+    let read = store.get_connection(&member.id).await.unwrap().unwrap();
+    assert_eq!(read.credential_id, Some(id));
 }
 
 /// A connection is created only if its id is free, updated only at the version that was read,
