@@ -139,6 +139,14 @@ pub struct SimulatorArgs {
     /// How GET /users/roles answers: `unpaged` (documented), `paged:N` or `cut:N`.
     #[arg(long, default_value = "unpaged", value_parser = parse_list_shape)]
     pub roles: ListShape,
+    /// How GET /organizations and GET /admin/organizations answer: `paged:N` (documented,
+    /// with an echo; N is 10000) or `unpaged`.
+    #[arg(long, default_value = "paged:10000", value_parser = parse_list_shape)]
+    pub organizations: ListShape,
+    /// Let a White Label administrator's admin:read token read the users of organizations it
+    /// is not a member of (undocumented: off by default).
+    #[arg(long)]
+    pub admin_reads_members: bool,
     /// The status for a token that lacks a scope: 403 or 401.
     #[arg(long, default_value_t = 403, value_parser = clap::builder::PossibleValuesParser::new(["401", "403"]).map(|s| s.parse::<u16>().unwrap_or(403)))]
     pub missing_scope_status: u16,

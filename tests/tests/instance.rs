@@ -15,7 +15,9 @@ use makesync::schedule::Scheduler;
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync::sync::SyncEngine;
 use makesync::worker::{WorkOutcome, Worker};
-use makesync_tests::simulator::{demo_world, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN};
+use makesync_tests::simulator::{
+    demo_world, ListShape, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+};
 use makesync_tests::{RecordingPublisher, TestEnv};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,9 +33,10 @@ struct Instance {
     events: Arc<RecordingPublisher>,
 }
 
-async fn instance(admin_reads_members: bool) -> Instance {
+async fn instance(admin_reads_members: bool, list: ListShape) -> Instance {
     let mut world = demo_world();
     world.faults.admin_reads_members = admin_reads_members;
+    world.faults.admin_organizations_list = list;
     // Before the schedule: Beta runs, Delta's API is open.
     world.set_paused(5002, false);
     world.organizations.get_mut(&5004).unwrap().api_limit = Some(60);
@@ -114,8 +117,21 @@ fn permission_message(outcome: &WorkOutcome) -> Option<String> {
     (error.kind == makesync::error::ErrorKind::Permission).then(|| error.message.clone())
 }
 
+/// The instance list as documented (paged with an echo), in pages of two, and whole.
+const LIST_SHAPES: [ListShape; 3] = [
+    ListShape::Paged { max: 10_000 },
+    ListShape::Paged { max: 2 },
+    ListShape::Unpaged,
+];
+
 async fn one_schedule_brings_the_connections_in_line(admin_reads_members: bool) {
-    let i = instance(admin_reads_members).await;
+    for list in LIST_SHAPES {
+        one_schedule_in(admin_reads_members, list).await;
+    }
+}
+
+async fn one_schedule_in(admin_reads_members: bool, list: ListShape) {
+    let i = instance(admin_reads_members, list).await;
     let followed = i
         .ask(
             json!({"action": "connect-instance", "tenantId": "tenant-wl",
@@ -267,7 +283,7 @@ async fn one_schedule_brings_the_connections_in_line_when_the_admin_token_may_no
 
 #[tokio::test]
 async fn without_auto_connect_new_organizations_are_listed_as_available() {
-    let i = instance(true).await;
+    let i = instance(true, ListShape::Paged { max: 10_000 }).await;
     let followed = i
         .ask(
             json!({"action": "connect-instance", "tenantId": "tenant-wl",
@@ -294,7 +310,7 @@ async fn without_auto_connect_new_organizations_are_listed_as_available() {
 
 #[tokio::test]
 async fn a_token_without_admin_read_cannot_follow_an_instance() {
-    let i = instance(true).await;
+    let i = instance(true, ListShape::Paged { max: 10_000 }).await;
     let refused = i
         .ask(
             json!({"action": "connect-instance", "tenantId": "tenant-wl",

@@ -3,7 +3,9 @@
 use crate::args::SimulatorArgs;
 use crate::exit::CliError;
 use makesync::clock::SystemClock;
-use makesync_simulator::{demo_world, ListShape, Simulator, DEMO_TOKEN};
+use makesync_simulator::{
+    demo_world, ListShape, Simulator, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ pub async fn run(args: SimulatorArgs) -> Result<(), CliError> {
     world.faults.roles_list = args.roles;
     world.faults.missing_scope_status = args.missing_scope_status;
     world.faults.rate_limit_status = args.rate_limit_status;
+    world.faults.organizations_list = args.organizations;
+    world.faults.admin_organizations_list = args.organizations;
+    world.faults.admin_reads_members = args.admin_reads_members;
     if let Some(members) = args.generate_members {
         world.add_generated_organization(
             GENERATED_ORGANIZATION,
@@ -51,8 +56,8 @@ pub async fn run(args: SimulatorArgs) -> Result<(), CliError> {
     let base = simulator.base_url();
     println!("Make API simulator listening on {base}/api/v2");
     println!("Organizations:\n{}", organizations.join("\n"));
-    println!("Tokens: {DEMO_TOKEN} (full access), sim-token-no-user-read, sim-token-no-organizations-read, sim-token-revoked, sim-token-outsider");
-    println!("Try:\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync sync --host eu1.make.com --org 1001");
+    println!("Tokens: {DEMO_TOKEN} (full access), sim-token-no-user-read, sim-token-no-organizations-read, sim-token-revoked, sim-token-outsider, {DEMO_INSTANCE_TOKEN} (administrator of the White Label instance {DEMO_INSTANCE_HOST})");
+    println!("Try:\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync orgs --host eu1.make.com\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync sync --host eu1.make.com --org 1001\n  MAKESYNC_API_BASE_URL={base} MAKESYNC_EXTRA_HOSTS={DEMO_INSTANCE_HOST} MAKE_API_TOKEN={DEMO_INSTANCE_TOKEN} makesync orgs --host {DEMO_INSTANCE_HOST} --instance");
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await

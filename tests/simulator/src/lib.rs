@@ -1,13 +1,16 @@
 //! A Make API v2 simulator for the demo and the tests.
 //!
-//! It serves, on 127.0.0.1, the endpoints makesync reads — `/users/me`, `/organizations/{id}`,
-//! `/users/roles`, `/organizations/{id}/user-organization-roles` (and `…/{userId}`),
-//! `/users?organizationId=` — the way Make documents them: `/users` paged with `pg[]` and an
+//! It serves, on 127.0.0.1, the endpoints makesync reads — `/users/me`, `/organizations` (the
+//! token's user's organizations, every zone), `/admin/organizations` (a White Label instance's,
+//! deleted ones included, for its administrators), `/organizations/{id}`, `/users/roles`,
+//! `/organizations/{id}/user-organization-roles` (and `…/{userId}`), `/users?organizationId=` —
+//! the way Make documents them: `/users` and both organization lists paged with `pg[]` and an
 //! echo, the roles and member lists whole in one answer. Tokens have scopes, users have access
 //! to organizations, organizations live in zones (read from the `Host` header), and each
 //! organization has a per-minute budget with `X-RateLimit-*` headers and 429 past it.
 //! [`Faults`] switches model what the documentation leaves open (a paged or cut member list,
-//! 401 for a missing scope, 418 for a rate limit) and what goes wrong (latency, 5xx bursts,
+//! 401 for a missing scope, 418 for a rate limit, an administrator's token reading members, a
+//! token accepted on another zone) and what goes wrong (latency, 5xx bursts,
 //! malformed bodies, members changing between pages); `faults.rs` names the source of every
 //! default. Its clock is a [`makesync::clock::Clock`], so tests can share a `ManualClock` with
 //! the client and see rate-limit windows move with the client's waits.
