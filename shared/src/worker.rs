@@ -2,7 +2,7 @@
 //! the process's memory budget.
 
 use crate::clock::Clock;
-use crate::connection::{Connection, ConnectionId, ConnectionStatus};
+use crate::connection::{Connection, ConnectionId, ConnectionStatus, TokenRef};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::make::MakeApi;
 use crate::memory_budget::{MemoryBudget, MemoryShare};
@@ -365,7 +365,9 @@ impl Worker {
         if error.kind == ErrorKind::Auth {
             // Make refused the token: the next run reads it from the store, in case it was
             // replaced by a reconnect since it was cached.
-            let _ = self.secrets.get_fresh_token(&connection.token_ref()).await;
+            if let Ok((secret, _)) = self.token_of(&connection).await {
+                let _ = self.secrets.get_fresh_token(&secret).await;
+            }
         }
         let paused = self.pause_if_failing(&connection.id, &error).await;
         let retry = !paused && (error.kind.is_retryable() || report.bookkeeping_error.is_some());
@@ -527,14 +529,7 @@ impl Worker {
     ) -> Result<crate::make::MakeClient, SyncError> {
         // The connection names its token's version: a reconnect's new token is a new cache
         // entry. A sync queued by connect reads it fresh all the same.
-        let (secret, instance_token) = match &connection.credential_id {
-            None => (connection.token_ref(), false),
-            // A token shared by several connections: its credential names the version.
-            Some(id) => match self.connections.get_credential(id).await? {
-                Some(credential) => (credential.token_ref(), credential.instance.is_some()),
-                None => return Err(SecretError::NotFound(id.token_ref(None)).into()),
-            },
-        };
+        let (secret, instance_token) = self.token_of(connection).await?;
         let token = match reason {
             SyncReason::Connected => self.secrets.get_fresh_token(&secret).await?,
             _ => self.secrets.get_token(&secret).await?,
@@ -547,6 +542,18 @@ impl Worker {
         } else {
             client
         })
+    }
+
+    /// Where the connection's token is now, and whether it is a White Label administrator's:
+    /// its own secret, or its credential's (which names the current version).
+    async fn token_of(&self, connection: &Connection) -> Result<(TokenRef, bool), SyncError> {
+        match &connection.credential_id {
+            None => Ok((connection.token_ref(), false)),
+            Some(id) => match self.connections.get_credential(id).await? {
+                Some(credential) => Ok((credential.token_ref(), credential.instance.is_some())),
+                None => Err(SecretError::NotFound(id.token_ref(None)).into()),
+            },
+        }
     }
 
     /// After too many failed runs in a row, stop scheduling the connection until it is
