@@ -4,6 +4,7 @@
 use super::{ConnectError, ConnectService};
 use crate::connection::{Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, TokenRef};
 use crate::credential::{Credential, CredentialId};
+use crate::discover::{discover, DiscoveryScope};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::make::{MakeError, OrganizationSummary};
@@ -259,17 +260,13 @@ impl ConnectService {
         }
         if let Some(instance_host) = credential.instance.as_ref().map(|_| &credential.host) {
             // Following an instance needs the instance list too.
-            crate::discover::discover(
+            discover(
                 &self.make,
                 instance_host,
                 token.clone(),
-                crate::discover::DiscoveryScope::Instance,
+                DiscoveryScope::Instance,
             )
-            .await
-            .map_err(|e| match e {
-                crate::discover::DiscoveryError::Host(e) => ConnectError::Host(e),
-                crate::discover::DiscoveryError::Make(e) => ConnectError::Make(e),
-            })?;
+            .await?;
         }
         let secret = id.new_token_version();
         self.secrets.put_token(&secret, &token).await?;
@@ -328,17 +325,7 @@ impl ConnectService {
         auto_connect: bool,
     ) -> Result<CredentialResponse, ConnectError> {
         let host = self.make.allowlist().admit(host)?;
-        let listed = crate::discover::discover(
-            &self.make,
-            &host,
-            token.clone(),
-            crate::discover::DiscoveryScope::Instance,
-        )
-        .await
-        .map_err(|e| match e {
-            crate::discover::DiscoveryError::Host(e) => ConnectError::Host(e),
-            crate::discover::DiscoveryError::Make(e) => ConnectError::Make(e),
-        })?;
+        let listed = discover(&self.make, &host, token.clone(), DiscoveryScope::Instance).await?;
         let id = CredentialId::generate();
         let secret = id.new_token_version();
         self.secrets.put_token(&secret, &token).await?;

@@ -204,6 +204,15 @@ impl ConnectError {
     }
 }
 
+impl From<DiscoveryError> for ConnectError {
+    fn from(e: DiscoveryError) -> Self {
+        match e {
+            DiscoveryError::Host(e) => ConnectError::Host(e),
+            DiscoveryError::Make(e) => ConnectError::Make(e),
+        }
+    }
+}
+
 impl From<OrganizationIdError> for ConnectError {
     fn from(e: OrganizationIdError) -> Self {
         ConnectError::InvalidInput(e.to_string())
@@ -723,13 +732,7 @@ impl ConnectService {
         } else {
             DiscoveryScope::Member
         };
-        let mut organizations =
-            discover(&self.make, &host, token, scope)
-                .await
-                .map_err(|e| match e {
-                    DiscoveryError::Host(e) => ConnectError::Host(e),
-                    DiscoveryError::Make(e) => ConnectError::Make(e),
-                })?;
+        let mut organizations = discover(&self.make, &host, token, scope).await?;
         let connected = self.connections.list_tenant_connections(tenant).await?;
         for organization in &mut organizations {
             organization.connection_id = connected

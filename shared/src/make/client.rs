@@ -171,14 +171,20 @@ impl MakeApi {
         organization: OrganizationId,
         token: ApiToken,
     ) -> Result<MakeClient, HostError> {
-        self.config.allowlist.check(host)?;
-        let base = match &self.config.base_url_override {
-            Some(base) => base.clone(),
-            None => Url::parse(&format!("https://{host}"))
-                .map_err(|_| HostError::Invalid(crate::excerpt::excerpt(host.as_str())))?,
-        };
+        let base = self.base_url(host)?;
         let budget = self.budget_of(host, organization);
         Ok(self.bind(host, base, token, budget))
+    }
+
+    /// Where requests for `host` go: the host itself over HTTPS, once it is on the allowlist
+    /// (or the simulator's loopback address when one is configured).
+    fn base_url(&self, host: &MakeHost) -> Result<Url, HostError> {
+        self.config.allowlist.check(host)?;
+        match &self.config.base_url_override {
+            Some(base) => Ok(base.clone()),
+            None => Url::parse(&format!("https://{host}"))
+                .map_err(|_| HostError::Invalid(crate::excerpt::excerpt(host.as_str()))),
+        }
     }
 
     /// A client for calls about the token's user rather than one organization: the
@@ -190,12 +196,7 @@ impl MakeApi {
         host: &MakeHost,
         token: ApiToken,
     ) -> Result<MakeClient, HostError> {
-        self.config.allowlist.check(host)?;
-        let base = match &self.config.base_url_override {
-            Some(base) => base.clone(),
-            None => Url::parse(&format!("https://{host}"))
-                .map_err(|_| HostError::Invalid(crate::excerpt::excerpt(host.as_str())))?,
-        };
+        let base = self.base_url(host)?;
         let budget = Arc::new(Mutex::new(RequestBudget::per_minute(
             self.config.requests_per_minute(None),
             self.clock.monotonic(),
