@@ -284,3 +284,73 @@ async fn nothing_is_stored_when_no_organization_is_confirmed() {
     assert_eq!(results[1]["error"]["kind"], "invalid_input");
     assert!(secrets.is_empty());
 }
+
+#[tokio::test]
+async fn overlapping_disconnects_and_a_rotation_lose_no_connection_and_leave_no_secret() {
+    let env = AwsTestEnv::start().await;
+    env.make.simulator.world().add_token(
+        ROTATED_TOKEN,
+        TokenGrant::new(1, &["organizations:read", "user:read"]),
+    );
+    let connected = call(
+        &env,
+        json!({"tenantId": "tenant-7", "token": DEMO_TOKEN, "organizations": [
+            {"organizationId": ACME, "host": "eu1.make.com"},
+            {"organizationId": GLOBEX, "host": "us2.make.com"},
+            {"organizationId": CELONIS, "host": "eu1.make.celonis.com"}]}),
+    )
+    .await;
+    let credential = CredentialId::parse(connected["credentialId"].as_str().unwrap()).unwrap();
+    let connections = ids(&connected);
+
+    // A rotation and a disconnect at once: whichever lands first, the credential ends with
+    // the two other connections and exactly one secret, the one it names.
+    let rotate = call(
+        &env,
+        json!({"action": "rotate", "tenantId": "tenant-7", "credentialId": credential.as_str(),
+               "token": ROTATED_TOKEN}),
+    );
+    let disconnect = call(
+        &env,
+        json!({"action": "disconnect", "tenantId": "tenant-7",
+               "connectionId": connections[0].as_str()}),
+    );
+    let (rotated, disconnected) = tokio::join!(rotate, disconnect);
+    assert_eq!(disconnected["status"], "disconnected", "{disconnected}");
+    let stored = env
+        .backend
+        .store
+        .get_credential(&credential)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.connections,
+        connections[1..].iter().cloned().collect(),
+        "{rotated}"
+    );
+    let secrets = env.secret_names().await;
+    assert_eq!(secrets.len(), 1, "{secrets:?} ({rotated})");
+    assert!(secrets[0].ends_with(stored.token_ref().path().as_str()));
+
+    // The other two disconnected at once: the credential and its secret go, once.
+    let (a, b) = tokio::join!(
+        call(
+            &env,
+            json!({"action": "disconnect", "tenantId": "tenant-7",
+                   "connectionId": connections[1].as_str()}),
+        ),
+        call(
+            &env,
+            json!({"action": "disconnect", "tenantId": "tenant-7",
+                   "connectionId": connections[2].as_str()}),
+        )
+    );
+    assert_eq!(a["status"], "disconnected", "{a}");
+    assert_eq!(b["status"], "disconnected", "{b}");
+    assert_eq!(
+        env.backend.store.get_credential(&credential).await.unwrap(),
+        None
+    );
+    assert!(env.secret_names().await.is_empty());
+}
