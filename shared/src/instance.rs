@@ -5,8 +5,9 @@
 //! - a **new** organization becomes a connection of the credential when `autoConnect` is on,
 //!   otherwise it is listed as available;
 //! - a **deleted** one (`deleted: true`; it stays listed and cannot be restored, 003) is
-//!   disconnected with the reason "deleted in the White Label instance"; its users stay as last
-//!   synced until the tenant erases them (disconnect with purge);
+//!   disconnected with the reason "deleted in the White Label instance", and its users — who
+//!   lost their access with it — are marked removed, so that they follow the retention of
+//!   removed users (and are announced as removed);
 //! - a **paused** one (`isPaused`) keeps syncing, and is flagged;
 //! - one whose `license.apiLimit` is 0 — Make then "disables access to the data in the
 //!   organization with the API" (003) — is not synced: its connection is paused saying why,
@@ -22,7 +23,9 @@ use crate::error::{ErrorKind, ErrorReport};
 use crate::events::{ChangeEvent, EventPublisher};
 use crate::make::MakeApi;
 use crate::organization::OrganizationId;
-use crate::ports::{ConnectionStore, SecretError, SecretStore, StoreError, UserStore};
+use crate::ports::{ConnectionStore, SecretError, SecretStore, StoreError, UserStore, WriteStamp};
+use crate::run::RunId;
+use crate::user::{UserRecord, UserStatus};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +40,8 @@ pub const API_DISABLED: &str =
 
 /// How many times a credential write is tried again when another request changed it.
 const WRITE_ATTEMPTS: u32 = 5;
+/// Users read and marked removed at a time when an organization is deleted.
+const REMOVAL_PAGE: usize = 500;
 
 #[derive(Debug, Error)]
 pub enum InstanceError {
@@ -87,6 +92,7 @@ pub struct InstanceFollower {
     make: MakeApi,
     clock: Arc<dyn Clock>,
     publisher: Option<Arc<dyn EventPublisher>>,
+    removed_user_retention: Option<chrono::Duration>,
 }
 
 impl InstanceFollower {
@@ -104,7 +110,15 @@ impl InstanceFollower {
             make,
             clock,
             publisher: None,
+            removed_user_retention: None,
         }
+    }
+
+    /// Users marked removed when their organization is deleted expire this many days later
+    /// (0: kept), as a sync's removals do.
+    pub fn with_removed_user_retention_days(mut self, days: u32) -> Self {
+        self.removed_user_retention = (days > 0).then(|| chrono::Duration::days(i64::from(days)));
+        self
     }
 
     /// Where the instance's changes are announced.
@@ -268,12 +282,50 @@ impl InstanceFollower {
             .update_connection(&connection.id, connection.version, &update)
             .await?;
         if written {
-            self.users
-                .close_users(&connection.id, self.clock.wall())
-                .await?;
-            tracing::info!(connection_id = %connection.id, "organization deleted in the White Label instance: disconnected");
+            let now = self.clock.wall();
+            let removed = self.remove_users(&connection.id, now).await?;
+            self.users.close_users(&connection.id, now).await?;
+            tracing::info!(connection_id = %connection.id, removed_users = removed, "organization deleted in the White Label instance: disconnected, its users marked removed");
         }
         Ok(written)
+    }
+
+    /// Marks every present user of the connection removed at `now`, a page at a time, as a
+    /// write that a sync started before cannot overwrite. Returns how many.
+    async fn remove_users(
+        &self,
+        connection: &ConnectionId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, InstanceError> {
+        let stamp = WriteStamp {
+            removed_user_retention: self.removed_user_retention,
+            ..WriteStamp::new(RunId::generate().to_string(), now)
+        };
+        let mut after = None;
+        let mut removed = 0;
+        loop {
+            let page = self
+                .users
+                .list_users_page(connection, after, REMOVAL_PAGE)
+                .await?;
+            let Some(last) = page.last() else {
+                return Ok(removed);
+            };
+            after = Some(last.user_id);
+            let gone: Vec<UserRecord> = page
+                .into_iter()
+                .filter(|user| user.status != UserStatus::Removed)
+                .map(|mut user| {
+                    user.status = UserStatus::Removed;
+                    user.removed_at = Some(now);
+                    user
+                })
+                .collect();
+            if !gone.is_empty() {
+                self.users.write_users(connection, &stamp, &gone).await?;
+                removed += gone.len();
+            }
+        }
     }
 
     /// Pauses a connection whose organization has `apiLimit` 0, and resumes one paused for

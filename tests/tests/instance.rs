@@ -9,7 +9,8 @@ use makesync::connection::{Connection, ConnectionId, ConnectionStatus};
 use makesync::credential::CredentialId;
 use makesync::host::HostAllowlist;
 use makesync::instance::{InstanceFollower, DELETED_IN_INSTANCE};
-use makesync::ports::ConnectionStore;
+use makesync::ports::{ConnectionStore, UserStore};
+use makesync::user::UserStatus;
 use makesync::queue::MemoryQueue;
 use makesync::schedule::Scheduler;
 use makesync::store::{MemorySecrets, MemoryStore};
@@ -190,6 +191,13 @@ async fn one_schedule_in(admin_reads_members: bool, list: ListShape) {
         alpha.status_reason.as_ref().unwrap().message,
         DELETED_IN_INSTANCE
     );
+    // Its users lost their access with it: marked removed, so that the retention of removed
+    // users applies to them.
+    let alpha_users = i.store.list_users(&alpha.id).await.unwrap();
+    assert_eq!(alpha_users.len(), 4, "synced before: {alpha_users:?}");
+    assert!(alpha_users
+        .iter()
+        .all(|u| u.status == UserStatus::Removed && u.removed_at.is_some()));
     assert_eq!(
         after[&5002].status,
         ConnectionStatus::Active,

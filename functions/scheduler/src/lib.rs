@@ -43,7 +43,8 @@ pub fn scheduler_for(
         backend.secrets.clone(),
         make,
         clock.clone(),
-    );
+    )
+    .with_removed_user_retention_days(backend.settings.removed_user_retention_days);
     if let Some(events) = &backend.events {
         instances = instances.with_publisher(events.clone());
     }
