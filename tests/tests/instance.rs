@@ -10,11 +10,11 @@ use makesync::credential::CredentialId;
 use makesync::host::HostAllowlist;
 use makesync::instance::{InstanceFollower, DELETED_IN_INSTANCE};
 use makesync::ports::{ConnectionStore, UserStore};
-use makesync::user::UserStatus;
 use makesync::queue::MemoryQueue;
 use makesync::schedule::Scheduler;
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync::sync::SyncEngine;
+use makesync::user::UserStatus;
 use makesync::worker::{WorkOutcome, Worker};
 use makesync_tests::simulator::{
     demo_world, ListShape, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
