@@ -59,6 +59,8 @@ pub async fn run(simulator: &Simulator, users: u64) -> anyhow::Result<()> {
             email: format!("user{n}@erase.example"),
             role_id: 13,
             role_name: "Member".into(),
+            role_identifier: None,
+            role_management_type: None,
             status: UserStatus::Active,
             invitation: None,
             last_login: None,

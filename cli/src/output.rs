@@ -27,6 +27,10 @@ pub struct UserJson {
     pub email: String,
     pub role_id: u32,
     pub role: String,
+    /// A built-in role's identifier (`admin`), where Make gives one.
+    pub role_identifier: Option<String>,
+    /// `system_locked`, `admin_managed` or `custom_managed`, where Make says.
+    pub role_management_type: Option<String>,
     pub status: String,
     pub last_login: Option<DateTime<Utc>>,
     pub removed_at: Option<DateTime<Utc>>,
@@ -40,6 +44,8 @@ impl From<&UserRecord> for UserJson {
             email: user.email.clone(),
             role_id: user.role_id,
             role: user.role_name.clone(),
+            role_identifier: user.role_identifier.clone(),
+            role_management_type: user.role_management_type.clone(),
             status: user.status.as_str().to_string(),
             last_login: user.last_login,
             removed_at: user.removed_at,

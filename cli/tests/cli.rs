@@ -103,7 +103,13 @@ async fn sync_json_prints_one_document_with_the_organization_the_run_and_every_u
     assert_eq!(jose["removedAt"], Value::Null);
     assert_eq!(users[5]["status"], "invited");
     assert_eq!(users[5]["lastLogin"], Value::Null);
-    assert_eq!(users[4]["role"], "unknown");
+    // Globex's own role, listed only when the roles are asked for Globex.
+    assert_eq!(users[4]["role"], "Scenario Reviewer");
+    assert_eq!(
+        users[4]["roleManagementType"],
+        Value::Null,
+        "not in the default answer"
+    );
 }
 
 #[tokio::test]

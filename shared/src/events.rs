@@ -123,6 +123,8 @@ impl UserImage<'_> {
         json!({
             "roleId": self.0.get("roleId"),
             "role": self.0.get("roleName"),
+            "roleIdentifier": self.0.get("roleIdentifier"),
+            "roleManagementType": self.0.get("roleManagementType"),
             "status": self.0.get("status"),
             "invitation": self.0.get("invitation"),
         })

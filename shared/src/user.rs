@@ -83,6 +83,14 @@ pub struct UserRecord {
     pub role_id: u32,
     /// The role's name from `GET /users/roles`, or [`UNKNOWN_ROLE`].
     pub role_name: String,
+    /// A built-in role's machine-readable name (`admin`), where Make gives it; a custom role
+    /// has none. Tells a built-in Admin from a custom role called "Admin".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_identifier: Option<String>,
+    /// Make's `managementType` of the role (`system_locked`, `admin_managed`,
+    /// `custom_managed`), where Make gives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_management_type: Option<String>,
     pub status: UserStatus,
     /// Make's raw `invitation` value, kept beside the normalised status.
     pub invitation: Option<String>,
@@ -113,6 +121,8 @@ pub struct DigestFields<'a> {
     pub email: &'a str,
     pub role_id: u32,
     pub role_name: &'a str,
+    pub role_identifier: Option<&'a str>,
+    pub role_management_type: Option<&'a str>,
     pub status: UserStatus,
     pub invitation: Option<&'a str>,
     pub last_login: Option<DateTime<Utc>>,
@@ -138,6 +148,16 @@ impl DigestFields<'_> {
             match at {
                 Some(at) => hash.field(&at.timestamp_millis().to_be_bytes()),
                 None => hash.field(&[0xFE]),
+            }
+        }
+        // Added later, and only when Make gives them: a record without them keeps the
+        // digest it had.
+        if self.role_identifier.is_some() || self.role_management_type.is_some() {
+            for kind in [self.role_identifier, self.role_management_type] {
+                match kind {
+                    Some(text) => hash.field(text.as_bytes()),
+                    None => hash.field(&[0xFE]),
+                }
             }
         }
         hash.0
@@ -169,6 +189,8 @@ impl UserRecord {
             email: &self.email,
             role_id: self.role_id,
             role_name: &self.role_name,
+            role_identifier: self.role_identifier.as_deref(),
+            role_management_type: self.role_management_type.as_deref(),
             status: self.status,
             invitation: self.invitation.as_deref(),
             last_login: self.last_login,
@@ -184,6 +206,8 @@ impl UserRecord {
             || self.email != other.email
             || self.role_id != other.role_id
             || self.role_name != other.role_name
+            || self.role_identifier != other.role_identifier
+            || self.role_management_type != other.role_management_type
             || self.status != other.status
             || self.invitation != other.invitation
             || self.last_login != other.last_login
@@ -216,6 +240,8 @@ mod tests {
             email: "zoe@example.com".into(),
             role_id: 13,
             role_name: "Member".into(),
+            role_identifier: None,
+            role_management_type: None,
             status: UserStatus::Active,
             invitation: None,
             last_login: None,
@@ -249,6 +275,14 @@ mod tests {
             },
             UserRecord {
                 role_name: "Admin".into(),
+                ..record()
+            },
+            UserRecord {
+                role_identifier: Some("member".into()),
+                ..record()
+            },
+            UserRecord {
+                role_management_type: Some("custom_managed".into()),
                 ..record()
             },
             UserRecord {

@@ -49,7 +49,10 @@ async fn the_first_sync_stores_every_member_with_role_status_and_last_login(shap
         ("Accountant", None)
     );
     let dmitri = user(&users, 14);
-    assert_eq!((dmitri.role_id, dmitri.role_name.as_str()), (17, "unknown"));
+    assert_eq!(
+        (dmitri.role_id, dmitri.role_name.as_str()),
+        (17, "Scenario Reviewer")
+    );
     let pat = user(&users, 16);
     assert_eq!(pat.status, UserStatus::Invited);
     assert_eq!(pat.invitation.as_deref(), Some("pending"));

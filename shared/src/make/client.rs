@@ -6,7 +6,7 @@ use super::rate_limit::{RateLimitHeaders, RequestBudget};
 use super::retry::RetryPolicy;
 use super::wire::{
     self, AuthUser, AuthUserResponse, ListPage, MakeUser, MemberResponse, OrganizationListing,
-    OrganizationMember, OrganizationResponse, OrganizationRole, OrganizationSummary,
+    OrganizationMember, OrganizationResponse, OrganizationRole, OrganizationSummary, RoleResponse,
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
@@ -485,12 +485,18 @@ impl MakeClient {
         }
     }
 
-    /// `GET /users/roles`: role ids and their names. Documented without `pg[]`, so it is
-    /// asked for whole, in one request; an answer that echoes `pg` is paged on.
-    pub async fn list_roles(&self) -> Result<Vec<OrganizationRole>, MakeError> {
+    /// `GET /users/roles?organizationId={id}`: role ids and their names, the organization's
+    /// own (custom) roles included — Make lists those only when asked for an organization
+    /// (Make's SDK, roles.ts). No `cols[]`: every field Make gives by default is read (the
+    /// kind of role where it is there). Documented without `pg[]`, so it is asked for whole,
+    /// in one request; an answer that echoes `pg` is paged on.
+    pub async fn list_roles(
+        &self,
+        organization: OrganizationId,
+    ) -> Result<Vec<OrganizationRole>, MakeError> {
         let call = Call {
             path: "/users/roles".to_string(),
-            query: vec![("cols[]", "id".to_string()), ("cols[]", "name".to_string())],
+            query: vec![("organizationId", organization.to_string())],
             organization: None,
             scope: "user:read",
         };
@@ -501,6 +507,29 @@ impl MakeClient {
             &[],
         )
         .await
+    }
+
+    /// `GET /users/roles/{id}`: one role — one created after the list was read. `None` when
+    /// Make does not know it (or will not say: the endpoint needs Make's role manager, which
+    /// private instances lack).
+    pub async fn get_role(&self, role: u32) -> Result<Option<OrganizationRole>, MakeError> {
+        let call = Call {
+            path: format!("/users/roles/{role}"),
+            query: Vec::new(),
+            organization: None,
+            scope: "user:read",
+        };
+        let body = match self.fetch(&call, &[]).await {
+            Ok(body) => body,
+            Err(MakeError::Rejected {
+                status: 400 | 404 | 405,
+                ..
+            })
+            | Err(MakeError::Forbidden { .. }) => return Ok(None),
+            Err(other) => return Err(other),
+        };
+        let response: RoleResponse = self.decode(&call, &body)?;
+        Ok(Some(response.role))
     }
 
     /// `GET /organizations/{id}/user-organization-roles`: who is a member, with which role and

@@ -93,11 +93,25 @@ impl Keyed for OrganizationListing {
     }
 }
 
-/// `GET /users/roles` → `usersRoles[]`.
+/// `GET /users/roles` → `usersRoles[]`, and `GET /users/roles/{id}` → `usersRole`. Only `id`
+/// and `name` are required (Make's API reference answers those by default); what kind of role
+/// it is — `identifier` for a built-in role, `managementType` (`system_locked`,
+/// `admin_managed`, `custom_managed`) — is kept where Make gives it (Make's SDK, roles.ts).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct OrganizationRole {
     pub id: u32,
     pub name: String,
+    #[serde(default)]
+    pub identifier: Option<String>,
+    #[serde(default)]
+    pub management_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleResponse {
+    #[serde(rename = "usersRole")]
+    pub role: OrganizationRole,
 }
 
 impl Keyed for OrganizationRole {

@@ -51,6 +51,8 @@ fn user(id: u64, status: UserStatus) -> UserRecord {
         email: format!("u{id}@example.com"),
         role_id: 13,
         role_name: "Member".into(),
+        role_identifier: Some("member".into()),
+        role_management_type: Some("system_locked".into()),
         status,
         invitation: (status == UserStatus::Invited).then(|| "pending".into()),
         last_login: id.is_multiple_of(2).then(|| at("2026-01-02T03:04:05.678Z")),

@@ -147,6 +147,8 @@ impl SqliteStore {
         db.execute_batch(SCHEMA).map_err(backend)?;
         // Files made by earlier versions lack the columns added since.
         add_column_if_missing(&db, "users", "digest", "INTEGER")?;
+        add_column_if_missing(&db, "users", "role_identifier", "TEXT")?;
+        add_column_if_missing(&db, "users", "role_management_type", "TEXT")?;
         add_column_if_missing(&db, "connections", "user_count", "INTEGER")?;
         add_column_if_missing(&db, "connections", "version", "INTEGER NOT NULL DEFAULT 0")?;
         add_column_if_missing(&db, "connections", "token_version", "TEXT")?;
@@ -353,6 +355,8 @@ fn user_from_row(row: &Row<'_>) -> Result<UserRecord, StoreError> {
         email: row.get("email").map_err(get)?,
         role_id: row.get("role_id").map_err(get)?,
         role_name: row.get("role_name").map_err(get)?,
+        role_identifier: row.get("role_identifier").map_err(get)?,
+        role_management_type: row.get("role_management_type").map_err(get)?,
         status: UserStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("user status {status:?}")))?,
         invitation: row.get("invitation").map_err(get)?,
@@ -943,8 +947,8 @@ impl UserStore for SqliteStore {
                     .prepare(
                         "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
                             role_name, status, invitation, last_login, first_seen, removed_at,
-                            digest)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                            digest, role_identifier, role_management_type)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                     )
                     .map_err(backend)?;
                 for user in &changed {
@@ -962,6 +966,8 @@ impl UserStore for SqliteStore {
                             text(user.first_seen),
                             opt_text(user.removed_at),
                             user.digest() as i64,
+                            user.role_identifier,
+                            user.role_management_type,
                         ])
                         .map_err(backend)?;
                 }

@@ -210,8 +210,8 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::snapshot::RoleLabel;
     use proptest::prelude::*;
-    use std::sync::Arc;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -225,7 +225,7 @@ mod tests {
             name: format!("User {id}").into(),
             email: format!("u{id}@example.com").into(),
             role_id,
-            role_name: Arc::from("Member"),
+            role: RoleLabel::named("Member"),
             status: UserStatus::Active,
             last_login: None,
         }
@@ -282,7 +282,7 @@ mod tests {
         let mut store = HashMap::new();
         sync(&mut store, &[member(1, 13)], at("2026-01-01T00:00:00Z"));
         let mut promoted = member(1, 12);
-        promoted.role_name = Arc::from("Admin");
+        promoted.role = RoleLabel::named("Admin");
         let (plan, changes) = sync(&mut store, &[promoted], at("2026-01-02T00:00:00Z"));
         assert_eq!(plan.counts.updated, 1);
         assert_eq!(changes[0].kind, ChangeKind::Updated);
@@ -344,7 +344,7 @@ mod tests {
                     name: name.into(),
                     email: format!("u{id}@example.com").into(),
                     role_id,
-                    role_name: Arc::from(role_name),
+                    role: RoleLabel::named(role_name),
                     status,
                     last_login: login
                         .map(|days| at("2026-01-01T00:00:00Z") + chrono::Duration::days(days)),

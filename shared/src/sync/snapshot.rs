@@ -19,12 +19,17 @@
 //! of a list that was moving or cut.
 
 use super::error::SyncError;
-use crate::make::{MakeClient, MakeError, MakeUser, OrganizationMember, OrganizationSummary};
+use crate::make::{
+    MakeClient, MakeError, MakeUser, OrganizationMember, OrganizationRole, OrganizationSummary,
+};
 use crate::organization::OrganizationId;
 use crate::user::{DigestFields, MakeUserId, UserRecord, UserStatus, UNKNOWN_ROLE};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+/// Roles a run looks up one by one when the roles list does not name them.
+const ROLE_LOOKUPS: usize = 20;
 
 /// One member as Make reports them, role name resolved. The one record a sync holds per
 /// member, so it is compact: role names are shared, not copied, and Make's `invitation` is
@@ -35,9 +40,37 @@ pub struct SnapshotMember {
     pub name: Box<str>,
     pub email: Box<str>,
     pub role_id: u32,
-    pub role_name: Arc<str>,
+    pub role: Arc<RoleLabel>,
     pub status: UserStatus,
     pub last_login: Option<DateTime<Utc>>,
+}
+
+/// A role as members are stored with it: its name, and what kind of role it is where Make
+/// says. Shared by every member holding the role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleLabel {
+    pub name: Box<str>,
+    pub identifier: Option<Box<str>>,
+    pub management_type: Option<Box<str>>,
+}
+
+impl RoleLabel {
+    /// A role known by its name only.
+    pub fn named(name: &str) -> Arc<Self> {
+        Arc::new(Self {
+            name: name.into(),
+            identifier: None,
+            management_type: None,
+        })
+    }
+
+    fn of(role: OrganizationRole) -> Arc<Self> {
+        Arc::new(Self {
+            name: role.name.into_boxed_str(),
+            identifier: role.identifier.map(String::into_boxed_str),
+            management_type: role.management_type.map(String::into_boxed_str),
+        })
+    }
 }
 
 impl SnapshotMember {
@@ -46,7 +79,9 @@ impl SnapshotMember {
             name: &self.name,
             email: &self.email,
             role_id: self.role_id,
-            role_name: &self.role_name,
+            role_name: &self.role.name,
+            role_identifier: self.role.identifier.as_deref(),
+            role_management_type: self.role.management_type.as_deref(),
             status: self.status,
             invitation: self.status.invitation(),
             last_login: self.last_login,
@@ -66,7 +101,9 @@ impl SnapshotMember {
             name: self.name.to_string(),
             email: self.email.to_string(),
             role_id: self.role_id,
-            role_name: self.role_name.to_string(),
+            role_name: self.role.name.to_string(),
+            role_identifier: self.role.identifier.as_deref().map(str::to_string),
+            role_management_type: self.role.management_type.as_deref().map(str::to_string),
             status: self.status,
             invitation: self.status.invitation().map(str::to_string),
             last_login: self.last_login,
@@ -100,20 +137,26 @@ pub async fn fetch_snapshot(
 ) -> Result<OrganizationSnapshot, SyncError> {
     let organization = client.get_organization(organization_id).await?;
     let mut lookups_left = client.member_lookups();
-    let roles = async { client.list_roles().await.map_err(SyncError::from) };
+    let roles = async {
+        client
+            .list_roles(organization_id)
+            .await
+            .map_err(SyncError::from)
+    };
     let (roles, mut read) = tokio::try_join!(
         roles,
         read_members(client, organization_id, &mut lookups_left)
     )?;
-    let roles: HashMap<u32, Arc<str>> = roles
+    let mut roles: HashMap<u32, Arc<RoleLabel>> = roles
         .into_iter()
-        .map(|role| (role.id, Arc::from(role.name)))
+        .map(|role| (role.id, RoleLabel::of(role)))
         .collect();
     let max_attempts = max_attempts.max(1);
     let mut attempt = 1;
     loop {
         let reason = match read {
             MemberRead::Settled(mut members) => {
+                look_up_unlisted_roles(client, &members, &mut roles).await;
                 name_roles(&mut members, &roles);
                 return Ok(OrganizationSnapshot {
                     organization,
@@ -203,7 +246,7 @@ fn join(
     memberships: Vec<OrganizationMember>,
     users: Vec<MakeUser>,
 ) -> Result<MemberRead, SyncError> {
-    let unnamed: Arc<str> = Arc::from(UNKNOWN_ROLE);
+    let unnamed = RoleLabel::named(UNKNOWN_ROLE);
     let mut members = Vec::with_capacity(memberships.len());
     let mut without_details = Vec::new();
     let mut only_users = Vec::new();
@@ -233,7 +276,7 @@ fn join(
             name: user.name.into_boxed_str(),
             email: user.email.into_boxed_str(),
             role_id: membership.users_role_id,
-            role_name: unnamed.clone(),
+            role: unnamed.clone(),
             status,
             last_login: user.last_login,
         });
@@ -263,12 +306,47 @@ fn ids_missing_from(
     .collect()
 }
 
-/// Names each member's role from `/users/roles`; an id it does not list keeps the name
-/// [`UNKNOWN_ROLE`].
-fn name_roles(members: &mut [SnapshotMember], roles: &HashMap<u32, Arc<str>>) {
+/// Looks up, one by one (`GET /users/roles/{id}`), the roles members hold that the list did
+/// not name — a role created after the list was read — at most [`ROLE_LOOKUPS`] a run. A
+/// role Make does not know either, or a lookup that fails, leaves the name
+/// [`UNKNOWN_ROLE`]: the role is a label, not a reason to fail the sync.
+async fn look_up_unlisted_roles(
+    client: &MakeClient,
+    members: &[SnapshotMember],
+    roles: &mut HashMap<u32, Arc<RoleLabel>>,
+) {
+    let mut unlisted: Vec<u32> = members
+        .iter()
+        .map(|m| m.role_id)
+        .filter(|id| !roles.contains_key(id))
+        .collect();
+    unlisted.sort_unstable();
+    unlisted.dedup();
+    if unlisted.len() > ROLE_LOOKUPS {
+        tracing::warn!(
+            unlisted = unlisted.len(),
+            looked_up = ROLE_LOOKUPS,
+            "more roles than a run looks up are missing from the roles list; the rest are named unknown"
+        );
+    }
+    for id in unlisted.into_iter().take(ROLE_LOOKUPS) {
+        match client.get_role(id).await {
+            Ok(Some(role)) if role.id == id => {
+                roles.insert(id, RoleLabel::of(role));
+            }
+            Ok(_) => tracing::warn!(role_id = id, "Make does not know a role a member holds"),
+            Err(error) => {
+                tracing::warn!(role_id = id, error = %error, "could not look up a role a member holds")
+            }
+        }
+    }
+}
+
+/// Names each member's role; an id no source named keeps the name [`UNKNOWN_ROLE`].
+fn name_roles(members: &mut [SnapshotMember], roles: &HashMap<u32, Arc<RoleLabel>>) {
     for member in members {
-        if let Some(name) = roles.get(&member.role_id) {
-            member.role_name = name.clone();
+        if let Some(role) = roles.get(&member.role_id) {
+            member.role = role.clone();
         }
     }
 }

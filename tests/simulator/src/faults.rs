@@ -87,6 +87,11 @@ pub struct Faults {
     /// either way: undocumented (notes, "Finding organizations"). Off: a token with a `zone`
     /// is answered 401 on every other zone.
     pub tokens_cross_zones: bool,
+    /// What `GET /users/roles` answers without `cols[]`: `id` and `name` as Make's API
+    /// reference shows (notes), or every field, as the list example of Make's TypeScript SDK
+    /// shows (`identifier`, `category`, `subsidiary`, `managementType`, `description`,
+    /// `permissions`). The sources disagree: both are modelled.
+    pub roles_all_columns: bool,
     /// Paged lists serve every page from offset 0, as a broken server would. Assumed fault.
     pub ignore_offset: bool,
     /// The status for a token that lacks an endpoint's scope: 403 ("access denied / insufficient
@@ -148,6 +153,8 @@ impl Default for Faults {
             admin_reads_members: false,
             // Assumed: accepted (the looser answer); tests run both.
             tokens_cross_zones: true,
+            // Make's API reference: id and name (notes, "Endpoints the sync uses").
+            roles_all_columns: false,
             ignore_offset: false,
             // 403 for insufficient rights (notes, "Rate limits and errors").
             missing_scope_status: 403,

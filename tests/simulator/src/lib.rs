@@ -2,7 +2,9 @@
 //!
 //! It serves, on 127.0.0.1, the endpoints makesync reads — `/users/me`, `/organizations` (the
 //! token's user's organizations, every zone), `/admin/organizations` (a White Label instance's,
-//! deleted ones included, for its administrators), `/organizations/{id}`, `/users/roles`,
+//! deleted ones included, for its administrators), `/organizations/{id}`, `/users/roles`
+//! (an organization's own roles only when asked with its `organizationId`, and its license has
+//! `customRoles`), `/users/roles/{id}`,
 //! `/organizations/{id}/user-organization-roles` (and `…/{userId}`), `/users?organizationId=` —
 //! the way Make documents them: `/users` and both organization lists paged with `pg[]` and an
 //! echo, the roles and member lists whole in one answer. Tokens have scopes, users have access
@@ -22,8 +24,8 @@ mod world;
 
 pub use faults::{Chaos, Faults, ListShape, PageChange};
 pub use world::{
-    demo_world, SimMembership, SimOrganization, SimUser, TokenGrant, World, DEMO_INSTANCE_HOST,
-    DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+    demo_world, SimCustomRole, SimMembership, SimOrganization, SimUser, TokenGrant, World,
+    DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
 };
 
 use makesync::clock::{Clock, SystemClock};

@@ -273,6 +273,11 @@ impl Request<'_> {
 enum Endpoint {
     Me,
     Roles,
+    /// One role, built-in or custom (Make's SDK: `GET /users/roles/{roleId}` →
+    /// `{"usersRole": …}`).
+    Role {
+        role: u32,
+    },
     /// The organizations the token's user is a member of.
     Organizations,
     /// Every organization of the White Label instance being called.
@@ -307,6 +312,9 @@ impl Endpoint {
         Ok(match segments.as_slice() {
             ["users", "me"] => Endpoint::Me,
             ["users", "roles"] => Endpoint::Roles,
+            ["users", "roles", id] => Endpoint::Role {
+                role: id.parse::<u32>().map_err(|_| Reply::not_found(path))?,
+            },
             ["organizations"] => Endpoint::Organizations,
             ["admin", "organizations"] => Endpoint::AdminOrganizations,
             ["users"] => {
@@ -345,6 +353,7 @@ impl Endpoint {
         match self {
             Endpoint::Me => world.faults.me_requires_user_read.then_some("user:read"),
             Endpoint::Roles
+            | Endpoint::Role { .. }
             | Endpoint::Users { .. }
             | Endpoint::Members { .. }
             | Endpoint::Member { .. } => Some("user:read"),
@@ -360,6 +369,7 @@ impl Endpoint {
             // Assumed: neither list spends an organization's budget (undocumented, notes).
             Endpoint::Me
             | Endpoint::Roles
+            | Endpoint::Role { .. }
             | Endpoint::Organizations
             | Endpoint::AdminOrganizations => None,
             Endpoint::Users { organization }
@@ -596,6 +606,11 @@ fn answer(
             )
         }
         Endpoint::Roles => roles(world, request),
+        Endpoint::Role { role } => match role_row(world, role, true) {
+            Some(row) => Reply::json(StatusCode::OK, json!({ "usersRole": row })),
+            // Assumed: an id Make does not know answers 404.
+            None => Reply::not_found("The role does not exist."),
+        },
         Endpoint::Organizations => organizations(world, request, grant.user_id),
         Endpoint::AdminOrganizations => admin_organizations(world, request),
         Endpoint::Users { organization } => users(world, request, organization),
@@ -619,15 +634,38 @@ fn answer(
 }
 
 fn roles(world: &mut World, request: &Request<'_>) -> Reply {
+    // Custom roles only when `organizationId` (or `teamId`) is given and that organization's
+    // license has `customRoles` (Make's SDK, roles.ts). Teams are `{organization}0`-numbered
+    // here (see `organization_row`).
+    let for_organization = request
+        .param("organizationId")
+        .and_then(|id| id.parse::<u64>().ok())
+        .or_else(|| {
+            request
+                .param("teamId")
+                .and_then(|id| id.parse::<u64>().ok())
+                .map(|team| team / 10)
+        })
+        .filter(|id| world.organizations.get(id).is_some_and(|o| o.custom_roles));
     // `category=organization|team` filters ("Users > Roles").
     let category = request.param("category");
-    let ids: Vec<u64> = world
+    let mut ids: Vec<u64> = world
         .roles
         .keys()
-        .filter(|id| category.is_none_or(|c| World::role_category(**id) == c))
-        .map(|id| u64::from(*id))
+        .copied()
+        .chain(
+            world
+                .custom_roles
+                .iter()
+                .filter(|(_, role)| Some(role.organization_id) == for_organization)
+                .map(|(id, _)| *id),
+        )
+        .filter(|id| category.is_none_or(|c| World::role_category(*id) == c))
+        .map(u64::from)
         .collect();
+    ids.sort_unstable();
     let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let all_columns = world.faults.roles_all_columns;
     let shape = world.faults.roles_list;
     list(
         world,
@@ -640,24 +678,52 @@ fn roles(world: &mut World, request: &Request<'_>) -> Reply {
         },
         ids,
         |world, id| {
-            let id = id as u32;
-            // Default answer `{"id", "name"}`; `cols[]` may add `subsidiary`, `category`,
-            // `permissions` ("Users > Roles"; the independent client reads them too).
-            let full = json!({
-                "id": id,
-                "name": world.roles.get(&id),
-                "subsidiary": false,
-                "category": World::role_category(id),
-                "permissions": ["user:read"],
-            });
-            if columns.is_empty() {
-                select_columns(full, &["id", "name"])
-            } else {
+            let full = role_row(world, id as u32, false).unwrap_or_else(|| json!({ "id": id }));
+            if !columns.is_empty() {
                 let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
                 select_columns(full, &columns)
+            } else if all_columns {
+                full
+            } else {
+                // Default answer `{"id", "name"}` ("Users > Roles", notes).
+                select_columns(full, &["id", "name"])
             }
         },
     )
+}
+
+/// A role with every field Make's SDK names (roles.ts): `identifier` for built-in roles only,
+/// `managementType`, and — from `GET /users/roles/{id}` only — a custom role's
+/// `organizationId`. Which built-in roles are `system_locked` rather than `admin_managed`, and
+/// their identifiers' spelling, are assumed (the SDK's example: Admin is `admin`,
+/// `system_locked`).
+fn role_row(world: &World, id: u32, detail: bool) -> Option<Value> {
+    if let Some(name) = world.roles.get(&id) {
+        return Some(json!({
+            "id": id,
+            "name": name,
+            "identifier": name.to_lowercase().replace(' ', "_"),
+            "category": World::role_category(id),
+            "subsidiary": false,
+            "managementType": "system_locked",
+            "description": null,
+            "permissions": ["user:read"],
+        }));
+    }
+    let custom = world.custom_roles.get(&id)?;
+    let mut row = json!({
+        "id": id,
+        "name": custom.name,
+        "category": "organization",
+        "subsidiary": true,
+        "managementType": "custom_managed",
+        "description": null,
+        "permissions": ["scenarios view"],
+    });
+    if detail {
+        row["organizationId"] = json!(custom.organization_id);
+    }
+    Some(row)
 }
 
 fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {

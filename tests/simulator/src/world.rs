@@ -42,6 +42,15 @@ pub struct SimOrganization {
     pub deleted: bool,
     /// `externalId`: a White Label instance's own id for it; `null` on Make Cloud (002).
     pub external_id: Option<String>,
+    /// The license feature `customRoles`: its own roles are listed (Make's SDK, roles.ts).
+    pub custom_roles: bool,
+}
+
+/// A role an organization defined itself (Make's SDK, `src/endpoints/roles.ts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimCustomRole {
+    pub organization_id: u64,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,8 +86,10 @@ pub(crate) struct RateWindow {
 pub struct World {
     pub users: BTreeMap<u64, SimUser>,
     pub organizations: BTreeMap<u64, SimOrganization>,
-    /// `GET /users/roles`: id → name.
+    /// `GET /users/roles`: Make's built-in roles, id → name.
     pub roles: BTreeMap<u32, String>,
+    /// Roles organizations defined themselves, by id (ids apart from the built-in ones).
+    pub custom_roles: BTreeMap<u32, SimCustomRole>,
     pub tokens: HashMap<String, TokenGrant>,
     /// Users with an instance-level role that may list the instance (SA, Admin, BI, support:
     /// White Label documentation, notes "Finding organizations"). Anyone else holding
@@ -94,6 +105,7 @@ impl Default for World {
             users: BTreeMap::new(),
             organizations: BTreeMap::new(),
             roles: make_roles(),
+            custom_roles: BTreeMap::new(),
             tokens: HashMap::new(),
             instance_admins: BTreeSet::new(),
             faults: Faults::default(),
@@ -158,8 +170,31 @@ impl World {
                 paused: false,
                 deleted: false,
                 external_id: None,
+                custom_roles: false,
             },
         );
+        self
+    }
+
+    /// Defines a role of the organization's own and turns its license's `customRoles` on.
+    pub fn add_custom_role(&mut self, organization: u64, role_id: u32, name: &str) -> &mut Self {
+        self.organization_mut(organization).custom_roles = true;
+        self.custom_roles.insert(
+            role_id,
+            SimCustomRole {
+                organization_id: organization,
+                name: name.to_string(),
+            },
+        );
+        self
+    }
+
+    /// Renames a custom role, as the organization's administrator would in Make.
+    pub fn rename_custom_role(&mut self, role_id: u32, name: &str) -> &mut Self {
+        self.custom_roles
+            .get_mut(&role_id)
+            .unwrap_or_else(|| panic!("no custom role {role_id}"))
+            .name = name.to_string();
         self
     }
 
@@ -431,8 +466,10 @@ pub fn demo_world() -> World {
         .add_member(2002, 5, 11, None)
         .add_member(2002, 6, 13, None)
         .add_member(2002, 7, 14, None)
-        .add_member(2002, 14, 17, None) // a role /users/roles does not list
+        .add_member(2002, 14, 17, None) // a custom role, listed only for Globex
         .add_member(2002, 16, 13, Some("pending"));
+
+    world.add_custom_role(2002, 17, "Scenario Reviewer");
 
     world.add_organization(
         3003,
