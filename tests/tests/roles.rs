@@ -161,6 +161,10 @@ async fn ten_thousand_members_in_custom_roles_take_at_most_six_requests() {
     let connection = env.connection("eu1.make.com", 9001);
     let report = env.sync(&connection).await;
     assert_eq!(report.run.outcome, RunOutcome::Succeeded);
+    println!(
+        "10,001 members, 1,429 in custom roles: {} requests to Make",
+        report.run.make_requests
+    );
     assert!(
         report.run.make_requests <= 6,
         "{} requests",

@@ -2,7 +2,9 @@
 //! memory and SQLite stores, and from the integration tests against DynamoDB on moto.
 
 #[cfg(test)]
-use super::{MemoryStore, SqliteStore};
+use super::MemoryStore;
+#[cfg(all(test, feature = "sqlite"))]
+use super::SqliteStore;
 use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
 };
@@ -700,6 +702,7 @@ async fn check_local_retention(store: &dyn Store) {
 #[tokio::test]
 async fn the_local_stores_apply_the_retention_of_removed_users() {
     check_local_retention(&MemoryStore::new()).await;
+    #[cfg(feature = "sqlite")]
     check_local_retention(&SqliteStore::in_memory().unwrap()).await;
 }
 
@@ -709,13 +712,13 @@ async fn the_memory_store_keeps_the_contract() {
     check_store_contract(&MemoryStore::new()).await;
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 #[tokio::test]
 async fn the_sqlite_store_keeps_the_contract() {
     check_store_contract(&SqliteStore::in_memory().unwrap()).await;
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sqlite"))]
 #[tokio::test]
 async fn the_sqlite_store_keeps_its_data_across_opens() {
     let dir = tempfile::tempdir().unwrap();
