@@ -13,24 +13,40 @@ cargo fmt --all --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-moto_pid=""
+# Servers this script starts, stopped when it ends however it ends.
+started_pids=()
+stop_servers() {
+    for pid in "${started_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap stop_servers EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() {
+    for _ in $(seq 1 100); do
+        if python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1])" "$1" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "$1 did not answer" >&2
+    return 1
+}
+
 if [[ -z "${MAKESYNC_TEST_AWS_ENDPOINT:-}" ]]; then
     if [[ ! -x .venv/bin/moto_server ]]; then
         echo "== installing moto[server]==$MOTO_VERSION into .venv"
         python3 -m venv .venv
         .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     fi
-    port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    port="$(free_port)"
     echo "== starting moto_server on 127.0.0.1:$port"
+    mkdir -p target
     .venv/bin/moto_server -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
-    moto_pid=$!
-    trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-    for _ in $(seq 1 100); do
-        if python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/moto-api/')" 2>/dev/null; then
-            break
-        fi
-        sleep 0.2
-    done
+    started_pids+=($!)
+    wait_for "http://127.0.0.1:$port/moto-api/"
     export MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 fi
 # The AWS SDK must never reach past moto, whatever the developer's shell has set.
@@ -43,3 +59,25 @@ cargo test --workspace --locked -- --skip the_store_matches_make_after_a_run_of_
 # lost messages, leaked tokens) is printed, not captured.
 echo "== the chaos run"
 cargo test --locked -p makesync-tests --test chaos -- --nocapture
+
+# A second DynamoDB: the tests that use DynamoDB run again against dynalite (npm; an
+# independent implementation of DynamoDB's API, which validates and orders as DynamoDB does
+# and creates tables asynchronously), behind a router that sends DynamoDB calls there and every
+# other service to moto. The stream tests (events, IAM) stay on moto: dynalite has no streams.
+if [[ "${MAKESYNC_SKIP_DYNALITE:-}" != "1" ]]; then
+    echo "== installing dynalite (tests/dynalite, npm ci)"
+    (cd tests/dynalite && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+    dynalite_port="$(free_port)"
+    node tests/dynalite/server.js "$dynalite_port" >target/dynalite.log 2>&1 &
+    started_pids+=($!)
+    router_port="$(free_port)"
+    python3 tests/dynalite/router.py "$router_port" "http://127.0.0.1:$dynalite_port" "$MAKESYNC_TEST_AWS_ENDPOINT" >target/router.log 2>&1 &
+    started_pids+=($!)
+    wait_for "http://127.0.0.1:$router_port/moto-api/"
+    echo "== the DynamoDB tests against dynalite (other services on moto, through 127.0.0.1:$router_port)"
+    MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$router_port" \
+        cargo test --locked -p makesync-tests --test aws_functions --test credentials
+    echo "== the chaos run against dynalite"
+    MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$router_port" \
+        cargo test --locked -p makesync-tests --test chaos -- --nocapture
+fi
