@@ -84,8 +84,14 @@ impl Scheduler {
     pub async fn fan_out(&self) -> Result<ScheduleSummary, ScheduleError> {
         let mut summary = ScheduleSummary::default();
         if let Some(instances) = &self.instances {
-            // An instance that cannot be discovered now keeps its connections as they are.
-            summary.instances = instances.follow_all().await?;
+            // Instances that cannot be discovered now keep their connections as they are; the
+            // fan-out goes on either way.
+            match instances.follow_all().await {
+                Ok(followed) => summary.instances = followed,
+                Err(error) => {
+                    tracing::error!(error = %error, "could not list the White Label instances followed; their connections are synced as they are")
+                }
+            }
         }
         let mut cursor = None;
         loop {

@@ -134,6 +134,10 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
             "MAKESYNC_CONNECTIONS_TABLE".into(),
             settings.connections_table.clone(),
         ),
+        (
+            "MAKESYNC_CREDENTIALS_TABLE".into(),
+            settings.credentials_table.clone(),
+        ),
         ("MAKESYNC_USERS_TABLE".into(), settings.users_table.clone()),
         ("MAKESYNC_RUNS_TABLE".into(), settings.runs_table.clone()),
         (
