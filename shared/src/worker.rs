@@ -218,74 +218,104 @@ impl Worker {
         request: &SyncRequest,
         deadline: Option<Deadline>,
     ) -> WorkOutcome {
-        let connection = match self
-            .connections
-            .get_connection(&request.connection_id)
-            .await
-        {
-            Ok(Some(connection)) => connection,
-            Ok(None) => {
-                return WorkOutcome::Skipped {
-                    reason: format!("connection {} does not exist", request.connection_id),
-                }
-            }
-            Err(error) => return deferred(error),
+        let connection = match self.load(request).await {
+            Ok(connection) => connection,
+            Err(outcome) => return outcome,
         };
         if request.reason == SyncReason::Erase {
             return self.erase(&connection, deadline).await;
         }
-        if connection.tenant_id.is_unowned() {
-            return WorkOutcome::Skipped {
-                reason: format!(
-                    "connection {} has no tenant (made before tenants were required); it is not synced until an operator assigns its tenant (README, \"Tenants\")",
-                    connection.id
-                ),
-            };
+        match self
+            .sync_admitted(&connection, request.reason, deadline)
+            .await
+        {
+            Ok(outcome) | Err(outcome) => outcome,
         }
-        if connection.status != ConnectionStatus::Active {
-            return WorkOutcome::Skipped {
-                reason: format!(
-                    "connection {} is {}",
-                    connection.id,
-                    connection.status.as_str()
-                ),
-            };
+    }
+
+    /// The steps of a sync, each of which may end the work with its outcome: admit the
+    /// connection, find the time and the memory, take the leases, sync, conclude.
+    async fn sync_admitted(
+        &self,
+        connection: &Connection,
+        reason: SyncReason,
+        deadline: Option<Deadline>,
+    ) -> Result<WorkOutcome, WorkOutcome> {
+        admit(connection)?;
+        let patience = self.patience(deadline)?;
+        let _memory = self.reserve_memory(connection, patience).await?;
+        self.take_leases(connection, reason, deadline).await?;
+        let report = self.run_sync(connection, reason, deadline).await;
+        self.release_leases(connection, true).await;
+        Ok(self.conclude(connection, report).await)
+    }
+
+    /// The connection the request names, as stored now.
+    async fn load(&self, request: &SyncRequest) -> Result<Connection, WorkOutcome> {
+        match self
+            .connections
+            .get_connection(&request.connection_id)
+            .await
+        {
+            Ok(Some(connection)) => Ok(connection),
+            Ok(None) => Err(WorkOutcome::Skipped {
+                reason: format!("connection {} does not exist", request.connection_id),
+            }),
+            Err(error) => Err(deferred(error)),
         }
-        let clock = self.engine.clock().clone();
-        let patience = match deadline {
-            Some(deadline) => {
-                let needed = DEADLINE_MARGIN + self.make.config().request_timeout;
-                let left = deadline.left(clock.as_ref());
-                if left <= needed {
-                    return WorkOutcome::Returned {
-                        reason: format!(
-                            "{} s left in the invocation, a sync needs at least {} s to start",
-                            left.as_secs(),
-                            needed.as_secs()
-                        ),
-                    };
-                }
-                left - needed
-            }
-            None => Duration::from_secs(3600),
+    }
+
+    /// How long a sync may wait for memory: what the deadline leaves after one request and
+    /// the margin; with too little left, the message goes back.
+    fn patience(&self, deadline: Option<Deadline>) -> Result<Duration, WorkOutcome> {
+        let Some(deadline) = deadline else {
+            return Ok(Duration::from_secs(3600));
         };
-        let _memory: MemoryShare = match &self.memory {
-            Some(budget) => match budget.reserve(connection.user_count, patience).await {
-                Some(share) => share,
-                None => {
-                    return WorkOutcome::Returned {
-                        reason: format!(
-                        "no memory for a sync of {} users freed up while there was time to run it",
-                        connection
-                            .user_count
-                            .map_or("an unknown number of".to_string(), |n| n.to_string())
-                    ),
-                    }
-                }
-            },
-            None => MemoryBudget::unlimited(),
+        let needed = DEADLINE_MARGIN + self.make.config().request_timeout;
+        let left = deadline.left(self.engine.clock().as_ref());
+        if left <= needed {
+            return Err(WorkOutcome::Returned {
+                reason: format!(
+                    "{} s left in the invocation, a sync needs at least {} s to start",
+                    left.as_secs(),
+                    needed.as_secs()
+                ),
+            });
+        }
+        Ok(left - needed)
+    }
+
+    /// The connection's share of the function's memory, waited for at most `patience`.
+    async fn reserve_memory(
+        &self,
+        connection: &Connection,
+        patience: Duration,
+    ) -> Result<MemoryShare, WorkOutcome> {
+        let Some(budget) = &self.memory else {
+            return Ok(MemoryBudget::unlimited());
         };
-        let now = clock.wall();
+        budget
+            .reserve(connection.user_count, patience)
+            .await
+            .ok_or_else(|| WorkOutcome::Returned {
+                reason: format!(
+                    "no memory for a sync of {} users freed up while there was time to run it",
+                    connection
+                        .user_count
+                        .map_or("an unknown number of".to_string(), |n| n.to_string())
+                ),
+            })
+    }
+
+    /// The connection's lease, then its organization's: one sync per connection and per Make
+    /// organization at a time.
+    async fn take_leases(
+        &self,
+        connection: &Connection,
+        reason: SyncReason,
+        deadline: Option<Deadline>,
+    ) -> Result<(), WorkOutcome> {
+        let now = self.engine.clock().wall();
         let until = self.lease_until(now, deadline);
         match self
             .connections
@@ -294,23 +324,26 @@ impl Worker {
         {
             Ok(true) => {}
             Ok(false) => {
-                let reason = format!(
+                let reason_text = format!(
                     "a sync of connection {} is already in flight",
                     connection.id
                 );
                 // A scheduled duplicate adds nothing to the sync in flight. A sync asked for
                 // by connect or on demand may carry what that sync does not have (a new
                 // token): it goes back to the queue and runs after it.
-                return match request.reason {
-                    SyncReason::Scheduled => WorkOutcome::Skipped { reason },
+                return Err(match reason {
+                    SyncReason::Scheduled => WorkOutcome::Skipped {
+                        reason: reason_text,
+                    },
                     SyncReason::Connected | SyncReason::OnDemand | SyncReason::Erase => {
-                        WorkOutcome::Returned { reason }
+                        WorkOutcome::Returned {
+                            reason: reason_text,
+                        }
                     }
-                };
+                });
             }
-            Err(error) => return deferred(error),
+            Err(error) => return Err(deferred(error)),
         }
-        // One sync per Make organization at a time, whichever connection it comes through.
         let organization_taken = self
             .connections
             .acquire_organization_lease(
@@ -322,10 +355,10 @@ impl Worker {
             )
             .await;
         match organization_taken {
-            Ok(true) => {}
+            Ok(true) => Ok(()),
             Ok(false) | Err(_) => {
-                self.release_leases(&connection, false).await;
-                return match organization_taken {
+                self.release_leases(connection, false).await;
+                Err(match organization_taken {
                     Err(error) => deferred(error),
                     _ => WorkOutcome::Returned {
                         reason: format!(
@@ -333,10 +366,20 @@ impl Worker {
                             connection.organization_id, connection.host
                         ),
                     },
-                };
+                })
             }
         }
-        let report = match self.prepare_client(&connection, request.reason).await {
+    }
+
+    /// The sync itself, with its token and within the deadline; a token that cannot be had
+    /// is a run recorded as failed.
+    async fn run_sync(
+        &self,
+        connection: &Connection,
+        reason: SyncReason,
+        deadline: Option<Deadline>,
+    ) -> SyncReport {
+        match self.prepare_client(connection, reason).await {
             Ok(client) => {
                 let client = match deadline {
                     Some(deadline) => {
@@ -344,15 +387,15 @@ impl Worker {
                     }
                     None => client,
                 };
-                self.engine.sync(&connection, &client, request.reason).await
+                self.engine.sync(connection, &client, reason).await
             }
-            Err(error) => {
-                self.engine
-                    .record_failure(&connection, request.reason, &error)
-                    .await
-            }
-        };
-        self.release_leases(&connection, true).await;
+            Err(error) => self.engine.record_failure(connection, reason, &error).await,
+        }
+    }
+
+    /// What the run means for the message: synced, or failed and whether SQS should deliver
+    /// it again (not once the connection is paused for failing).
+    async fn conclude(&self, connection: &Connection, report: SyncReport) -> WorkOutcome {
         let Some(error) = report.run.error.clone() else {
             if report.bookkeeping_error.is_some() {
                 return WorkOutcome::Failed {
@@ -365,7 +408,7 @@ impl Worker {
         if error.kind == ErrorKind::Auth {
             // Make refused the token: the next run reads it from the store, in case it was
             // replaced by a reconnect since it was cached.
-            if let Ok((secret, _)) = self.token_of(&connection).await {
+            if let Ok((secret, _)) = self.token_of(connection).await {
                 let _ = self.secrets.get_fresh_token(&secret).await;
             }
         }
@@ -600,6 +643,28 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether the connection is one to sync: owned by a tenant, and active.
+fn admit(connection: &Connection) -> Result<(), WorkOutcome> {
+    if connection.tenant_id.is_unowned() {
+        return Err(WorkOutcome::Skipped {
+            reason: format!(
+                "connection {} has no tenant (made before tenants were required); it is not synced until an operator assigns its tenant (README, \"Tenants\")",
+                connection.id
+            ),
+        });
+    }
+    if connection.status != ConnectionStatus::Active {
+        return Err(WorkOutcome::Skipped {
+            reason: format!(
+                "connection {} is {}",
+                connection.id,
+                connection.status.as_str()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn deferred(error: StoreError) -> WorkOutcome {
