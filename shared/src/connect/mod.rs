@@ -255,34 +255,7 @@ impl ConnectCommand {
             )));
         }
         let action = optional_string(payload, "action")?;
-        let allowed: &[&str] = match action.as_deref() {
-            None | Some("connect") => &[
-                "action",
-                "host",
-                "organizationId",
-                "token",
-                "tenantId",
-                "connectionId",
-                "organizations",
-            ],
-            Some("rotate") => &["action", "tenantId", "credentialId", "token"],
-            Some("connect-instance") => &["action", "tenantId", "host", "token", "autoConnect"],
-            Some("sync") => &["action", "connectionId", "tenantId"],
-            Some("disconnect") => &[
-                "action",
-                "connectionId",
-                "credentialId",
-                "tenantId",
-                "purge",
-            ],
-            Some("discover") => &["action", "tenantId", "host", "token", "instance"],
-            Some(other) => {
-                return Err(invalid(format!(
-                    "unknown action {} — use \"connect\", \"discover\", \"rotate\", \"connect-instance\", \"sync\" or \"disconnect\"",
-                    crate::excerpt::excerpt(other)
-                )))
-            }
-        };
+        let allowed = allowed_fields(action.as_deref())?;
         if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(invalid(format!(
                 "unknown field {} in the request — {EXPECTED}",
@@ -314,49 +287,84 @@ impl ConnectCommand {
                 connection_id: required_connection_id(payload)?,
                 tenant_id: tenant_id(payload)?,
             }),
-            Some("disconnect") if payload.get("credentialId").is_some() => {
-                let purge = optional_bool(payload, "purge")?;
-                if payload.get("connectionId").is_some() {
-                    return Err(invalid(
-                        "give \"connectionId\" (one connection) or \"credentialId\" (all of a credential's), not both".into(),
-                    ));
-                }
-                Ok(ConnectCommand::DisconnectCredential {
-                    credential_id: credential_id(payload)?,
-                    tenant_id: tenant_id(payload)?,
-                    purge,
-                })
-            }
-            Some("disconnect") => {
-                let purge = optional_bool(payload, "purge")?;
-                Ok(ConnectCommand::Disconnect {
-                    connection_id: required_connection_id(payload)?,
-                    tenant_id: tenant_id(payload)?,
-                    purge,
-                })
-            }
-            _ => {
-                if payload.get("organizations").is_some() {
-                    return parse_several(payload);
-                }
-                let host = optional_string(payload, "host")?
-                    .ok_or_else(|| missing("host", "the Make zone, e.g. eu1.make.com"))?;
-                let organization_id = organization_id(payload.get("organizationId"))?;
-                let token = token(payload)?;
-                let tenant_id = tenant_id(payload)?;
-                let connection_id = optional_string(payload, "connectionId")?
-                    .map(|id| ConnectionId::parse(&id))
-                    .transpose()?;
-                Ok(ConnectCommand::Connect(ConnectInput {
-                    host,
-                    organization_id,
-                    token,
-                    tenant_id,
-                    connection_id,
-                }))
-            }
+            Some("disconnect") => parse_disconnect(payload),
+            _ if payload.get("organizations").is_some() => parse_several(payload),
+            _ => parse_connect(payload),
         }
     }
+}
+
+/// The fields an action takes; an unknown action is refused naming the ones there are.
+fn allowed_fields(action: Option<&str>) -> Result<&'static [&'static str], ConnectError> {
+    Ok(match action {
+        None | Some("connect") => &[
+            "action",
+            "host",
+            "organizationId",
+            "token",
+            "tenantId",
+            "connectionId",
+            "organizations",
+        ],
+        Some("rotate") => &["action", "tenantId", "credentialId", "token"],
+        Some("connect-instance") => &["action", "tenantId", "host", "token", "autoConnect"],
+        Some("sync") => &["action", "connectionId", "tenantId"],
+        Some("disconnect") => &[
+            "action",
+            "connectionId",
+            "credentialId",
+            "tenantId",
+            "purge",
+        ],
+        Some("discover") => &["action", "tenantId", "host", "token", "instance"],
+        Some(other) => {
+            return Err(invalid(format!(
+                "unknown action {} — use \"connect\", \"discover\", \"rotate\", \"connect-instance\", \"sync\" or \"disconnect\"",
+                crate::excerpt::excerpt(other)
+            )))
+        }
+    })
+}
+
+/// `{"action": "disconnect", "tenantId", "connectionId" | "credentialId", "purge"?}`.
+fn parse_disconnect(payload: &Value) -> Result<ConnectCommand, ConnectError> {
+    let purge = optional_bool(payload, "purge")?;
+    if payload.get("credentialId").is_none() {
+        return Ok(ConnectCommand::Disconnect {
+            connection_id: required_connection_id(payload)?,
+            tenant_id: tenant_id(payload)?,
+            purge,
+        });
+    }
+    if payload.get("connectionId").is_some() {
+        return Err(invalid(
+            "give \"connectionId\" (one connection) or \"credentialId\" (all of a credential's), not both".into(),
+        ));
+    }
+    Ok(ConnectCommand::DisconnectCredential {
+        credential_id: credential_id(payload)?,
+        tenant_id: tenant_id(payload)?,
+        purge,
+    })
+}
+
+/// `{"tenantId", "host", "organizationId", "token", "connectionId"?}`: one organization.
+fn parse_connect(payload: &Value) -> Result<ConnectCommand, ConnectError> {
+    let host = optional_string(payload, "host")?
+        .ok_or_else(|| missing("host", "the Make zone, e.g. eu1.make.com"))?;
+    let organization_id = organization_id(payload.get("organizationId"))?;
+    let token = token(payload)?;
+    let tenant_id = tenant_id(payload)?;
+    let connection_id = optional_string(payload, "connectionId")?
+        .map(|id| ConnectionId::parse(&id))
+        .transpose()?;
+    Ok(ConnectCommand::Connect(ConnectInput {
+        host,
+        organization_id,
+        token,
+        tenant_id,
+        connection_id,
+    }))
 }
 
 fn organization_id(value: Option<&Value>) -> Result<OrganizationId, ConnectError> {
