@@ -65,7 +65,19 @@ fn user(id: u64, status: UserStatus) -> UserRecord {
 
 /// Asserts the storage ports' contract on an empty store; panics on the first breach.
 pub async fn check_store_contract(store: &dyn Store) {
-    // Connections round-trip whole and page without loss or repetition.
+    let first = check_connections_round_trip(store).await;
+    check_connection_writes_cannot_race(store).await;
+    check_credentials(store).await;
+    check_erasure_is_recorded(store).await;
+    check_run_bookkeeping(store, &first).await;
+    check_connection_lease(store).await;
+    check_organization_lease(store, &first).await;
+    check_users(store, &first).await;
+    check_runs(store, &first).await;
+}
+
+/// Connections round-trip whole and page without loss or repetition; returns the first.
+async fn check_connections_round_trip(store: &dyn Store) -> Connection {
     let first = connection("c-0");
     assert!(store.create_connection(&first).await.unwrap());
     assert_eq!(
@@ -99,11 +111,11 @@ pub async fn check_store_contract(store: &dyn Store) {
     // In no particular order: DynamoDB's Scan returns items in hash order.
     seen.sort();
     assert_eq!(seen, vec!["c-0", "c-1", "c-2", "c-3", "c-4"]);
-    check_connection_writes_cannot_race(store).await;
-    check_credentials(store).await;
-    check_erasure_is_recorded(store).await;
+    first
+}
 
-    // A run's bookkeeping writes its own fields, and only on an active connection.
+/// A run's bookkeeping writes its own fields, and only on an active connection.
+async fn check_run_bookkeeping(store: &dyn Store, first: &Connection) {
     let run = RunBookkeeping {
         run_id: "run-1".into(),
         finished_at: Some(at("2026-01-01T00:10:00Z")),
@@ -178,8 +190,10 @@ pub async fn check_store_contract(store: &dyn Store) {
             .unwrap(),
         None
     );
+}
 
-    // One lease at a time, until it expires or is released.
+/// One lease at a time, until it expires or is released.
+async fn check_connection_lease(store: &dyn Store) {
     let now = at("2026-01-01T00:00:00Z");
     let lease = now + Duration::minutes(15);
     let second = ConnectionId::parse("c-1").unwrap();
@@ -205,8 +219,13 @@ pub async fn check_store_contract(store: &dyn Store) {
         .acquire_lease(&ConnectionId::parse("none").unwrap(), now, lease)
         .await
         .unwrap());
+}
 
-    // One connection of a Make organization syncs it at a time.
+/// One connection of a Make organization syncs it at a time.
+async fn check_organization_lease(store: &dyn Store, first: &Connection) {
+    let now = at("2026-01-01T00:00:00Z");
+    let lease = now + Duration::minutes(15);
+    let second = ConnectionId::parse("c-1").unwrap();
     let host = MakeHost::parse("eu1.make.com").unwrap();
     let organization = OrganizationId::new(7).unwrap();
     let (a, b) = (first.id.clone(), second.clone());
@@ -261,8 +280,10 @@ pub async fn check_store_contract(store: &dyn Store) {
         .acquire_organization_lease(&host, organization, &a, now, lease)
         .await
         .unwrap());
+}
 
-    // Users round-trip, and an older run cannot overwrite a newer one.
+/// Users round-trip, and an older run cannot overwrite a newer one.
+async fn check_users(store: &dyn Store, first: &Connection) {
     let users = vec![
         user(1, UserStatus::Active),
         user(2, UserStatus::Invited),
@@ -345,8 +366,10 @@ pub async fn check_store_contract(store: &dyn Store) {
         .unwrap()
         .is_empty());
     check_closed_users_refuse_older_runs(store, &first.id, newer).await;
+}
 
-    // Runs are replaced by id and listed newest first.
+/// Runs are replaced by id and listed newest first.
+async fn check_runs(store: &dyn Store, first: &Connection) {
     let mut old = SyncRun::start(
         first.id.clone(),
         SyncReason::Scheduled,
