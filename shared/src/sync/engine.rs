@@ -11,7 +11,7 @@
 
 use super::error::SyncError;
 use super::plan::{plan_changes, resolve, ChangeKind, PlannedWrite, UserChange};
-use super::snapshot::fetch_snapshot;
+use super::snapshot::{fetch_snapshot, SnapshotMember};
 use crate::clock::Clock;
 use crate::connection::{Connection, RunBookkeeping};
 use crate::error::{ErrorKind, ErrorReport};
@@ -37,6 +37,12 @@ const WRITES_PER_SECOND: f64 = 250.0;
 /// Added to the estimated writing time: reading the stored records of changed users and
 /// claiming the partition.
 const WRITE_OVERHEAD: Duration = Duration::from_secs(2);
+
+/// What a run has written so far: its counts and the changes it reports.
+struct Tally {
+    counts: RunCounts,
+    reported: Vec<UserChange>,
+}
 
 /// What a run did: the recorded run, the organization as Make described it, and the user
 /// records written (with what they were before), the first [`REPORTED_CHANGES`] of them.
@@ -257,33 +263,24 @@ impl SyncEngine {
         );
         let first_sync = stored.is_empty();
         drop(stored);
-        if let Some(deadline) = client.deadline() {
-            let needed = Duration::from_secs_f64(plan.writes.len() as f64 / WRITES_PER_SECOND)
-                + WRITE_OVERHEAD;
-            let left = deadline.saturating_sub(self.clock.monotonic());
-            if needed > left {
-                return Err(failed(SyncError::OutOfTime {
-                    step: format!("writing {} changed users", plan.writes.len()),
-                    needed,
-                    left,
-                }));
-            }
-        }
+        self.check_time_to_write(client, plan.writes.len())
+            .map_err(failed)?;
 
         let now = self.clock.wall();
-        let members = &snapshot.members;
         let stamp = WriteStamp {
             run_id: run.run_id.to_string(),
             started_at: run.started_at,
             first_sync_users: first_sync.then_some(plan.counts.added),
             removed_user_retention: self.removed_user_retention,
         };
-        let mut counts = RunCounts {
-            fetched: plan.counts.fetched,
-            unchanged: plan.counts.unchanged,
-            ..RunCounts::default()
+        let mut tally = Tally {
+            counts: RunCounts {
+                fetched: plan.counts.fetched,
+                unchanged: plan.counts.unchanged,
+                ..RunCounts::default()
+            },
+            reported: Vec::new(),
         };
-        let mut reported = Vec::new();
         let mut chunks = plan.writes.chunks(WRITE_CHUNK).peekable();
         if chunks.peek().is_none() {
             // Nothing changed: still claim the users for this run, so that an older run that
@@ -294,50 +291,90 @@ impl SyncEngine {
                 .map_err(|e| failed(e.into()))?;
         }
         for chunk in chunks {
-            let ids: Vec<u64> = chunk
-                .iter()
-                .filter(|write| write.needs_stored())
-                .map(|write| write.user_id(members))
-                .collect();
-            let stored: HashMap<u64, UserRecord> = if ids.is_empty() {
-                HashMap::new()
-            } else {
-                self.users
-                    .get_users(&connection.id, &ids)
-                    .await
-                    .map_err(|e| failed(e.into()))?
-                    .into_iter()
-                    .map(|user| (user.user_id, user))
-                    .collect()
-            };
-            let mut records = Vec::with_capacity(chunk.len());
-            for write in chunk {
-                let before = stored.get(&write.user_id(members));
-                if let (PlannedWrite::Expire { .. }, Some(before)) = (write, before) {
-                    // Written again as it is: the store gives it its expiry.
-                    records.push(before.clone());
-                    continue;
-                }
-                let Some(change) = resolve(*write, members, before, now) else {
-                    counts.unchanged += u32::from(before.is_some());
-                    continue;
-                };
-                match change.kind {
-                    ChangeKind::Added | ChangeKind::Restored => counts.added += 1,
-                    ChangeKind::Updated => counts.updated += 1,
-                    ChangeKind::Removed => counts.removed += 1,
-                }
-                records.push(change.after.clone());
-                if reported.len() < REPORTED_CHANGES {
-                    reported.push(change);
-                }
-            }
-            self.users
-                .write_users(&connection.id, &stamp, &records)
-                .await
-                .map_err(|e| failed(e.into()))?;
+            self.write_chunk(
+                connection,
+                &stamp,
+                chunk,
+                &snapshot.members,
+                now,
+                &mut tally,
+            )
+            .await
+            .map_err(failed)?;
         }
-        Ok((organization, counts, reported))
+        Ok((organization, tally.counts, tally.reported))
+    }
+
+    /// Before the first write: whether the time left covers the writes at a conservative
+    /// rate, so that a run that cannot finish writing writes nothing.
+    fn check_time_to_write(&self, client: &MakeClient, writes: usize) -> Result<(), SyncError> {
+        let Some(deadline) = client.deadline() else {
+            return Ok(());
+        };
+        let needed = Duration::from_secs_f64(writes as f64 / WRITES_PER_SECOND) + WRITE_OVERHEAD;
+        let left = deadline.saturating_sub(self.clock.monotonic());
+        if needed > left {
+            return Err(SyncError::OutOfTime {
+                step: format!("writing {writes} changed users"),
+                needed,
+                left,
+            });
+        }
+        Ok(())
+    }
+
+    /// Resolves one chunk of planned writes against the stored records it needs, counts each
+    /// change, and writes the chunk's records.
+    async fn write_chunk(
+        &self,
+        connection: &Connection,
+        stamp: &WriteStamp,
+        chunk: &[PlannedWrite],
+        members: &[SnapshotMember],
+        now: chrono::DateTime<chrono::Utc>,
+        tally: &mut Tally,
+    ) -> Result<(), SyncError> {
+        let ids: Vec<u64> = chunk
+            .iter()
+            .filter(|write| write.needs_stored())
+            .map(|write| write.user_id(members))
+            .collect();
+        let stored: HashMap<u64, UserRecord> = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.users
+                .get_users(&connection.id, &ids)
+                .await?
+                .into_iter()
+                .map(|user| (user.user_id, user))
+                .collect()
+        };
+        let mut records = Vec::with_capacity(chunk.len());
+        for write in chunk {
+            let before = stored.get(&write.user_id(members));
+            if let (PlannedWrite::Expire { .. }, Some(before)) = (write, before) {
+                // Written again as it is: the store gives it its expiry.
+                records.push(before.clone());
+                continue;
+            }
+            let Some(change) = resolve(*write, members, before, now) else {
+                tally.counts.unchanged += u32::from(before.is_some());
+                continue;
+            };
+            match change.kind {
+                ChangeKind::Added | ChangeKind::Restored => tally.counts.added += 1,
+                ChangeKind::Updated => tally.counts.updated += 1,
+                ChangeKind::Removed => tally.counts.removed += 1,
+            }
+            records.push(change.after.clone());
+            if tally.reported.len() < REPORTED_CHANGES {
+                tally.reported.push(change);
+            }
+        }
+        self.users
+            .write_users(&connection.id, stamp, &records)
+            .await?;
+        Ok(())
     }
 
     /// Records as failed the connection's earlier runs that never recorded an outcome: their
