@@ -762,31 +762,7 @@ impl MakeClient {
         attempts: u32,
     ) -> Result<Vec<u8>, Attempt> {
         let endpoint = call.label();
-        let mut url = self.base.clone();
-        url.set_path(&format!("/api/v2{}", call.path));
-        url.set_query(None);
-        {
-            let mut pairs = url.query_pairs_mut();
-            for (name, value) in call.query.iter().chain(paging.iter()) {
-                pairs.append_pair(name, value);
-            }
-        }
-        let mut authorization = HeaderValue::from_str(&format!("Token {}", self.token.expose()))
-            .map_err(|_| {
-                Attempt::Final(MakeError::InvalidToken {
-                    endpoint: endpoint.clone(),
-                })
-            })?;
-        authorization.set_sensitive(true);
-        let mut request = self
-            .http
-            .get(url)
-            .header(AUTHORIZATION, authorization)
-            .header(ACCEPT, "application/json");
-        if self.config.base_url_override.is_some() {
-            // The request goes to the override address; tell it which zone it stands in for.
-            request = request.header(HOST, self.host.as_str());
-        }
+        let request = self.request(call, paging)?;
         let network = |detail: String| Attempt::Retry {
             error: MakeError::Network {
                 endpoint: endpoint.clone(),
@@ -799,12 +775,67 @@ impl MakeClient {
         let status = response.status();
         let limits = RateLimitHeaders::parse(response.headers(), self.clock.wall());
         self.lock_budget().observe(&limits, self.clock.monotonic());
-        // Read into one buffer sized from Content-Length, up to a bound: collecting the
-        // chunks and joining them would hold a large body twice.
+        if !status.is_success() {
+            let body = read_error_body(&mut response).await;
+            return Err(self.classify_error(call, status, &limits, &body, attempts));
+        }
+        let body = self
+            .read_body(&endpoint, &mut response)
+            .await
+            .map_err(|e| match e {
+                BodyError::Network(detail) => network(detail),
+                BodyError::TooLarge(error) => Attempt::Final(error),
+            })?;
+        self.token_accepted.store(true, Ordering::Relaxed);
+        Ok(body)
+    }
+
+    /// The GET for `call`: its URL on this client's base, the token as a sensitive header,
+    /// and — when an override address stands in for Make — the zone it stands in for.
+    fn request(
+        &self,
+        call: &Call,
+        paging: &[(&'static str, String)],
+    ) -> Result<reqwest::RequestBuilder, Attempt> {
+        let mut url = self.base.clone();
+        url.set_path(&format!("/api/v2{}", call.path));
+        url.set_query(None);
+        {
+            let mut pairs = url.query_pairs_mut();
+            for (name, value) in call.query.iter().chain(paging.iter()) {
+                pairs.append_pair(name, value);
+            }
+        }
+        let mut authorization = HeaderValue::from_str(&format!("Token {}", self.token.expose()))
+            .map_err(|_| {
+                Attempt::Final(MakeError::InvalidToken {
+                    endpoint: call.label(),
+                })
+            })?;
+        authorization.set_sensitive(true);
+        let mut request = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, authorization)
+            .header(ACCEPT, "application/json");
+        if self.config.base_url_override.is_some() {
+            request = request.header(HOST, self.host.as_str());
+        }
+        Ok(request)
+    }
+
+    /// A success body, read into one buffer sized from Content-Length, up to
+    /// `MAKESYNC_MAX_RESPONSE_MB`: collecting the chunks and joining them would hold a large
+    /// body twice.
+    async fn read_body(
+        &self,
+        endpoint: &str,
+        response: &mut reqwest::Response,
+    ) -> Result<Vec<u8>, BodyError> {
         let max = self.config.max_response_bytes;
         let too_large = |size: u64| {
-            Attempt::Final(MakeError::Protocol {
-                endpoint: endpoint.clone(),
+            BodyError::TooLarge(MakeError::Protocol {
+                endpoint: endpoint.to_string(),
                 detail: format!(
                     "the response is larger than MAKESYNC_MAX_RESPONSE_MB ({} MB){}",
                     max / (1024 * 1024),
@@ -816,31 +847,21 @@ impl MakeClient {
                 ),
             })
         };
-        if !status.is_success() {
-            // An error body is read only as far as its message can be: a host that answers
-            // errors of many megabytes costs us 64 KiB, not their size.
-            let mut body = Vec::new();
-            while let Ok(Some(chunk)) = response.chunk().await {
-                let room = MAX_ERROR_BODY_BYTES - body.len();
-                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if body.len() >= MAX_ERROR_BODY_BYTES {
-                    break;
-                }
-            }
-            return Err(self.classify_error(call, status, &limits, &body, attempts));
-        }
         let expected = response.content_length().unwrap_or(0);
         if expected > max {
             return Err(too_large(expected));
         }
         let mut body = Vec::with_capacity(expected as usize);
-        while let Some(chunk) = response.chunk().await.map_err(|e| network(describe(&e)))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| BodyError::Network(describe(&e)))?
+        {
             if (body.len() + chunk.len()) as u64 > max {
                 return Err(too_large(0));
             }
             body.extend_from_slice(&chunk);
         }
-        self.token_accepted.store(true, Ordering::Relaxed);
         Ok(body)
     }
 
@@ -910,6 +931,28 @@ impl MakeClient {
     fn lock_budget(&self) -> std::sync::MutexGuard<'_, RequestBudget> {
         self.budget.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Why a success body could not be read.
+enum BodyError {
+    /// The connection broke while reading (described, URL left out).
+    Network(String),
+    /// Past the bound: final.
+    TooLarge(MakeError),
+}
+
+/// An error body, read only as far as its message can be: a host that answers errors of many
+/// megabytes costs 64 KiB, not their size.
+async fn read_error_body(response: &mut reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ERROR_BODY_BYTES - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    body
 }
 
 /// A transport error in words, without the URL (which is ours and adds nothing).
