@@ -19,6 +19,9 @@ use serde::Serialize;
 /// request changed the credential in between.
 const CREDENTIAL_WRITE_ATTEMPTS: u32 = 8;
 
+/// An organization Make confirmed: its place in the request, host, id and summary.
+type Confirmed = (usize, MakeHost, OrganizationId, OrganizationSummary);
+
 /// The answer to connecting several organizations, a rotation or following an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -106,34 +109,7 @@ impl ConnectService {
         token: ApiToken,
         organizations: &[(String, OrganizationId)],
     ) -> Result<CredentialResponse, ConnectError> {
-        let mut results: Vec<Option<OrganizationResult>> = vec![None; organizations.len()];
-        let mut confirmed: Vec<(usize, MakeHost, OrganizationId, OrganizationSummary)> = Vec::new();
-        let mut first_host: Option<MakeHost> = None;
-        for (index, (raw_host, organization)) in organizations.iter().enumerate() {
-            let host = match self.make.allowlist().admit(raw_host) {
-                Ok(host) => host,
-                Err(e) => {
-                    let error = ErrorReport::new(ErrorKind::InvalidInput, e.to_string());
-                    results[index] = Some(OrganizationResult::refused(
-                        raw_host.trim(),
-                        *organization,
-                        error,
-                    ));
-                    continue;
-                }
-            };
-            let first = first_host.get_or_insert_with(|| host.clone()).clone();
-            match self.confirm(&host, *organization, &token).await {
-                Ok(summary) => confirmed.push((index, host, *organization, summary)),
-                Err(error) => {
-                    results[index] = Some(OrganizationResult::refused(
-                        host.as_str(),
-                        *organization,
-                        refusal_on(&host, &first, &error),
-                    ))
-                }
-            }
-        }
+        let (mut results, confirmed) = self.confirm_each(&token, organizations).await;
         let Some(first_host) = confirmed.first().map(|(_, host, _, _)| host.clone()) else {
             return Ok(CredentialResponse {
                 credential_id: None,
@@ -198,6 +174,44 @@ impl ConnectService {
             auto_connect: None,
             available: None,
         })
+    }
+
+    /// Checks each organization with Make on its own host: the results of those refused (in
+    /// the order asked, `None` where confirmed) and the confirmed ones with what Make said.
+    async fn confirm_each(
+        &self,
+        token: &ApiToken,
+        organizations: &[(String, OrganizationId)],
+    ) -> (Vec<Option<OrganizationResult>>, Vec<Confirmed>) {
+        let mut results: Vec<Option<OrganizationResult>> = vec![None; organizations.len()];
+        let mut confirmed = Vec::new();
+        let mut first_host: Option<MakeHost> = None;
+        for (index, (raw_host, organization)) in organizations.iter().enumerate() {
+            let host = match self.make.allowlist().admit(raw_host) {
+                Ok(host) => host,
+                Err(e) => {
+                    let error = ErrorReport::new(ErrorKind::InvalidInput, e.to_string());
+                    results[index] = Some(OrganizationResult::refused(
+                        raw_host.trim(),
+                        *organization,
+                        error,
+                    ));
+                    continue;
+                }
+            };
+            let first = first_host.get_or_insert_with(|| host.clone()).clone();
+            match self.confirm(&host, *organization, token).await {
+                Ok(summary) => confirmed.push((index, host, *organization, summary)),
+                Err(error) => {
+                    results[index] = Some(OrganizationResult::refused(
+                        host.as_str(),
+                        *organization,
+                        refusal_on(&host, &first, &error),
+                    ))
+                }
+            }
+        }
+        (results, confirmed)
     }
 
     /// What connect confirms with Make before storing a connection: the organization, its
