@@ -55,79 +55,18 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let scheduler = Scheduler::new(store.clone(), queue.clone(), clock.clone());
     let worker = Worker::new(store.clone(), secrets.clone(), engine, make);
 
-    let token = ApiToken::parse(DEMO_TOKEN).map_err(CliError::input)?;
-    let mut connections = Vec::new();
-    for (host, organization) in ORGANIZATIONS {
-        let host = MakeHost::parse(host).map_err(CliError::input)?;
-        let organization = OrganizationId::new(organization).map_err(CliError::input)?;
-        let connection = Connection::new(
-            ConnectionId::for_organization(&host, organization),
-            makesync::tenant::TenantId::local(),
-            host,
-            organization,
-            clock.wall(),
-        );
-        secrets
-            .put_token(&connection.token_ref(), &token)
-            .await
-            .map_err(CliError::internal)?;
-        store
-            .create_connection(&connection)
-            .await
-            .map_err(CliError::internal)?;
-        connections.push(connection);
-    }
+    let connections = connect_demo_organizations(&store, &secrets, clock.as_ref()).await?;
 
     println!("\n== Round 1: the scheduler enqueues every connection, the worker syncs each ==");
     let outcomes = round(&scheduler, &queue, &worker).await?;
-    for outcome in &outcomes {
-        let Some(report) = outcome.report() else {
-            continue;
-        };
-        let connection = connections
-            .iter()
-            .find(|c| c.id == report.run.connection_id)
-            .expect("a report belongs to a demo connection");
-        let name = report
-            .organization
-            .as_ref()
-            .map_or("?", |o| o.name.as_str());
-        println!(
-            "\n{name} — organization {} on {}",
-            connection.organization_id, connection.host
-        );
-        output::print_users_table(store.as_ref(), &connection.id).await?;
-        println!("{}", output::run_summary(&report.run));
-    }
+    print_first_round(&outcomes, &connections, &store).await?;
 
     println!("\n== Meanwhile in Make ==");
-    {
-        let mut world = simulator.world();
-        world.remove_member(1001, 11);
-        println!("Acme Robotics: Rafael Núñez leaves the organization");
-        world.accept_invitation(1001, 3);
-        println!("Acme Robotics: Łukasz Żółć accepts the invitation");
-        world.set_role(2002, 6, 12);
-        println!("Globex Corporation: Grace Hopper becomes Admin");
-        world.log_in(10, Utc::now());
-        println!("Celonis Operations: Ngozi Okonjo logs in");
-    }
+    change_make(&simulator);
 
     println!("\n== Round 2: what changed ==");
     let outcomes = round(&scheduler, &queue, &worker).await?;
-    for outcome in &outcomes {
-        let Some(report) = outcome.report() else {
-            continue;
-        };
-        let name = report
-            .organization
-            .as_ref()
-            .map_or("?", |o| o.name.as_str());
-        println!("\n{name}: {}", output::run_summary(&report.run));
-        for change in &report.changes {
-            println!("  {}", output::describe_change(change));
-        }
-    }
+    print_changes(&outcomes);
     let failed = outcomes
         .iter()
         .filter(|o| !matches!(o, WorkOutcome::Synced(_)))
@@ -166,4 +105,93 @@ async fn round(
         outcomes.push(worker.handle_body(&body).await);
     }
     Ok(outcomes)
+}
+
+/// The three demo organizations, connected with the demo token.
+async fn connect_demo_organizations(
+    store: &SqliteStore,
+    secrets: &MemorySecrets,
+    clock: &dyn Clock,
+) -> Result<Vec<Connection>, CliError> {
+    let token = ApiToken::parse(DEMO_TOKEN).map_err(CliError::input)?;
+    let mut connections = Vec::new();
+    for (host, organization) in ORGANIZATIONS {
+        let host = MakeHost::parse(host).map_err(CliError::input)?;
+        let organization = OrganizationId::new(organization).map_err(CliError::input)?;
+        let connection = Connection::new(
+            ConnectionId::for_organization(&host, organization),
+            makesync::tenant::TenantId::local(),
+            host,
+            organization,
+            clock.wall(),
+        );
+        secrets
+            .put_token(&connection.token_ref(), &token)
+            .await
+            .map_err(CliError::internal)?;
+        store
+            .create_connection(&connection)
+            .await
+            .map_err(CliError::internal)?;
+        connections.push(connection);
+    }
+    Ok(connections)
+}
+
+/// Each organization's users after the first sync, and its run.
+async fn print_first_round(
+    outcomes: &[WorkOutcome],
+    connections: &[Connection],
+    store: &SqliteStore,
+) -> Result<(), CliError> {
+    for outcome in outcomes {
+        let Some(report) = outcome.report() else {
+            continue;
+        };
+        let connection = connections
+            .iter()
+            .find(|c| c.id == report.run.connection_id)
+            .expect("a report belongs to a demo connection");
+        let name = report
+            .organization
+            .as_ref()
+            .map_or("?", |o| o.name.as_str());
+        println!(
+            "\n{name} — organization {} on {}",
+            connection.organization_id, connection.host
+        );
+        output::print_users_table(store, &connection.id).await?;
+        println!("{}", output::run_summary(&report.run));
+    }
+    Ok(())
+}
+
+/// What happens in Make between the two rounds.
+fn change_make(simulator: &Simulator) {
+    let mut world = simulator.world();
+    world.remove_member(1001, 11);
+    println!("Acme Robotics: Rafael Núñez leaves the organization");
+    world.accept_invitation(1001, 3);
+    println!("Acme Robotics: Łukasz Żółć accepts the invitation");
+    world.set_role(2002, 6, 12);
+    println!("Globex Corporation: Grace Hopper becomes Admin");
+    world.log_in(10, Utc::now());
+    println!("Celonis Operations: Ngozi Okonjo logs in");
+}
+
+/// Each organization's run in the second round, and what changed.
+fn print_changes(outcomes: &[WorkOutcome]) {
+    for outcome in outcomes {
+        let Some(report) = outcome.report() else {
+            continue;
+        };
+        let name = report
+            .organization
+            .as_ref()
+            .map_or("?", |o| o.name.as_str());
+        println!("\n{name}: {}", output::run_summary(&report.run));
+        for change in &report.changes {
+            println!("  {}", output::describe_change(change));
+        }
+    }
 }
