@@ -256,32 +256,8 @@ impl ConnectService {
                 connections.push(connection);
             }
         }
-        // Every organization must accept the new token, or the old one stays.
-        let mut refusals = Vec::new();
-        for connection in &connections {
-            if let Err(error) = self
-                .confirm(&connection.host, connection.organization_id, &token)
-                .await
-            {
-                refusals.push(refusal_on(&connection.host, &credential.host, &error));
-            }
-        }
-        if let Some(first) = refusals.first() {
-            return Err(ConnectError::RotationRefused {
-                kind: first.kind,
-                refusals: refusals.iter().map(|r| r.message.clone()).collect(),
-            });
-        }
-        if let Some(instance_host) = credential.instance.as_ref().map(|_| &credential.host) {
-            // Following an instance needs the instance list too.
-            discover(
-                &self.make,
-                instance_host,
-                token.clone(),
-                DiscoveryScope::Instance,
-            )
+        self.confirm_rotation(&credential, &connections, &token)
             .await?;
-        }
         let secret = id.new_token_version();
         self.secrets.put_token(&secret, &token).await?;
         let previous = credential.token_ref();
@@ -325,6 +301,41 @@ impl ConnectService {
                 .as_ref()
                 .map(|i| i.available.iter().copied().collect()),
         })
+    }
+
+    /// Whether the new token serves everything the credential does: each organization (any
+    /// refusal refuses the rotation, listing them all) and, when it follows one, the instance.
+    async fn confirm_rotation(
+        &self,
+        credential: &Credential,
+        connections: &[Connection],
+        token: &ApiToken,
+    ) -> Result<(), ConnectError> {
+        let mut refusals = Vec::new();
+        for connection in connections {
+            if let Err(error) = self
+                .confirm(&connection.host, connection.organization_id, token)
+                .await
+            {
+                refusals.push(refusal_on(&connection.host, &credential.host, &error));
+            }
+        }
+        if let Some(first) = refusals.first() {
+            return Err(ConnectError::RotationRefused {
+                kind: first.kind,
+                refusals: refusals.iter().map(|r| r.message.clone()).collect(),
+            });
+        }
+        if credential.instance.is_some() {
+            discover(
+                &self.make,
+                &credential.host,
+                token.clone(),
+                DiscoveryScope::Instance,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Follows a White Label instance with an administrator's token: checks it lists the
