@@ -3,7 +3,6 @@
 use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
-use crate::run::SyncRun;
 use crate::tenant::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -120,6 +119,54 @@ impl fmt::Display for TokenRef {
     }
 }
 
+/// A credential's id: a UUID minted by makesync (see [`crate::credential`], which holds the
+/// token several connections share).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CredentialId(String);
+
+impl CredentialId {
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Reads an id a caller gave: a UUID, nothing else (it ends up in a key and a secret name).
+    pub fn parse(text: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(text.trim())
+            .ok()
+            .map(|id| Self(id.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The secret of the token's `version`.
+    pub fn token_ref(&self, version: Option<&str>) -> TokenRef {
+        TokenRef {
+            connection_id: self.owner(),
+            version: version.map(str::to_string),
+        }
+    }
+
+    /// A new version for a token about to be stored.
+    pub fn new_token_version(&self) -> TokenRef {
+        TokenRef::new_version(&self.owner())
+    }
+
+    /// The first part of its secrets' names, apart from any connection's.
+    fn owner(&self) -> ConnectionId {
+        ConnectionId::parse(&format!("credential-{}", self.0))
+            .expect("a UUID with a prefix is a valid key")
+    }
+}
+
+impl fmt::Display for CredentialId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStatus {
@@ -228,29 +275,6 @@ pub struct RunBookkeeping {
     pub zone: Option<String>,
 }
 
-impl RunBookkeeping {
-    /// What `run` writes on its connection; `None` for a stale run (a newer run already
-    /// recorded its outcome, an older one says nothing new).
-    pub fn of(
-        run: &SyncRun,
-        organization_name: Option<String>,
-        zone: Option<String>,
-    ) -> Option<Self> {
-        let outcome = match &run.error {
-            None => Ok(run.counts.fetched),
-            Some(error) if error.kind == crate::error::ErrorKind::Stale => return None,
-            Some(error) => Err(error.clone()),
-        };
-        Some(Self {
-            run_id: run.run_id.to_string(),
-            finished_at: run.finished_at,
-            outcome,
-            organization_name,
-            zone,
-        })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection {
@@ -294,7 +318,7 @@ pub struct Connection {
     /// The credential whose token it uses, when one token serves several connections; `None`
     /// when the token is the connection's own. Set when it is created, never changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub credential_id: Option<crate::credential::CredentialId>,
+    pub credential_id: Option<CredentialId>,
 }
 
 impl Connection {
@@ -338,7 +362,7 @@ impl Connection {
     }
 
     /// The secret this connection's own token is in now (a connection of a credential reads
-    /// the credential's, [`crate::credential::Credential::token_ref`]).
+    /// the credential's).
     pub fn token_ref(&self) -> TokenRef {
         self.id.token_ref(self.token_version.as_deref())
     }

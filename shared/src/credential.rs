@@ -15,54 +15,8 @@ use crate::tenant::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::fmt;
 
-/// A credential's id: a UUID minted by makesync.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CredentialId(String);
-
-impl CredentialId {
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
-    }
-
-    /// Reads an id a caller gave: a UUID, nothing else (it ends up in a key and a secret name).
-    pub fn parse(text: &str) -> Option<Self> {
-        uuid::Uuid::parse_str(text.trim())
-            .ok()
-            .map(|id| Self(id.to_string()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The secret of the token's `version`.
-    pub fn token_ref(&self, version: Option<&str>) -> TokenRef {
-        TokenRef {
-            connection_id: self.owner(),
-            version: version.map(str::to_string),
-        }
-    }
-
-    /// A new version for a token about to be stored.
-    pub fn new_token_version(&self) -> TokenRef {
-        TokenRef::new_version(&self.owner())
-    }
-
-    /// The first part of its secrets' names, apart from any connection's.
-    fn owner(&self) -> ConnectionId {
-        ConnectionId::parse(&format!("credential-{}", self.0))
-            .expect("a UUID with a prefix is a valid key")
-    }
-}
-
-impl fmt::Display for CredentialId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::connection::CredentialId;
 
 /// Following a White Label instance: its organizations are discovered on every schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -7,7 +7,6 @@
 
 use crate::error::ErrorKind;
 use crate::run::SyncRun;
-use crate::schedule::ScheduleSummary;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use std::sync::Mutex;
@@ -78,34 +77,6 @@ impl MetricsRecord {
                     rate_limit_wait.as_millis() as f64,
                     Unit::Milliseconds,
                 ),
-            ],
-        }
-    }
-
-    /// What one scheduler fan-out did.
-    pub fn for_schedule(summary: &ScheduleSummary, at: DateTime<Utc>) -> Self {
-        Self {
-            at,
-            outcome: None,
-            values: vec![
-                ("ConnectionsSeen", f64::from(summary.seen), Unit::Count),
-                ("SyncsEnqueued", f64::from(summary.enqueued), Unit::Count),
-                (
-                    "SkippedPaused",
-                    f64::from(summary.skipped_paused),
-                    Unit::Count,
-                ),
-                (
-                    "SkippedDisconnected",
-                    f64::from(summary.skipped_disconnected),
-                    Unit::Count,
-                ),
-                (
-                    "SkippedInFlight",
-                    f64::from(summary.skipped_in_flight),
-                    Unit::Count,
-                ),
-                ("EnqueueFailures", f64::from(summary.failed), Unit::Count),
             ],
         }
     }

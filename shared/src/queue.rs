@@ -1,14 +1,10 @@
-//! The message that asks for one connection's sync, and the in-process queue that carries it
-//! locally (the demo and tests; SQS in AWS).
+//! The message that asks for one connection's sync. The queues that carry it implement
+//! [`crate::ports::SyncQueue`]: SQS in AWS, [`crate::store::MemoryQueue`] locally.
 
 use crate::connection::ConnectionId;
-use crate::ports::{EnqueueFailure, QueueError, SyncQueue};
 use crate::run::SyncReason;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
-use std::sync::Mutex;
 use thiserror::Error;
 
 /// The body of a sync message: `{"connectionId", "reason", "requestedAt"}`.
@@ -43,47 +39,6 @@ impl SyncRequest {
 
     pub fn to_body(&self) -> String {
         serde_json::to_string(self).expect("a sync request always serialises")
-    }
-}
-
-/// A FIFO in memory. `enqueue` is the port; `take` is what a local worker loop uses.
-#[derive(Debug, Default)]
-pub struct MemoryQueue {
-    bodies: Mutex<VecDeque<String>>,
-}
-
-impl MemoryQueue {
-    /// Puts a raw body on the queue, as another producer might (tests use it for bad input).
-    pub fn push_raw(&self, body: impl Into<String>) {
-        self.lock().push_back(body.into());
-    }
-
-    /// Takes up to `max` message bodies off the queue.
-    pub fn take(&self, max: usize) -> Vec<String> {
-        let mut bodies = self.lock();
-        let n = max.min(bodies.len());
-        bodies.drain(..n).collect()
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<String>> {
-        self.bodies.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[async_trait]
-impl SyncQueue for MemoryQueue {
-    async fn enqueue(&self, requests: &[SyncRequest]) -> Result<Vec<EnqueueFailure>, QueueError> {
-        let mut bodies = self.lock();
-        bodies.extend(requests.iter().map(SyncRequest::to_body));
-        Ok(Vec::new())
     }
 }
 

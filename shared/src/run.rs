@@ -1,6 +1,6 @@
 //! The record every sync leaves behind.
 
-use crate::connection::ConnectionId;
+use crate::connection::{ConnectionId, RunBookkeeping};
 use crate::error::ErrorReport;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -157,5 +157,26 @@ impl SyncRun {
         self.outcome = RunOutcome::Failed;
         self.finished_at = Some(finished_at);
         self.error = Some(error);
+    }
+
+    /// What this run writes on its connection; `None` for a stale run (a newer run already
+    /// recorded its outcome, an older one says nothing new).
+    pub fn bookkeeping(
+        &self,
+        organization_name: Option<String>,
+        zone: Option<String>,
+    ) -> Option<RunBookkeeping> {
+        let outcome = match &self.error {
+            None => Ok(self.counts.fetched),
+            Some(error) if error.kind == crate::error::ErrorKind::Stale => return None,
+            Some(error) => Err(error.clone()),
+        };
+        Some(RunBookkeeping {
+            run_id: self.run_id.to_string(),
+            finished_at: self.finished_at,
+            outcome,
+            organization_name,
+            zone,
+        })
     }
 }

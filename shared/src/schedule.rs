@@ -28,6 +28,49 @@ pub struct ScheduleSummary {
     pub instances: u32,
 }
 
+impl ScheduleSummary {
+    /// The fan-out as a metrics record.
+    pub fn metrics(&self, at: chrono::DateTime<chrono::Utc>) -> MetricsRecord {
+        let summary = self;
+        MetricsRecord {
+            at,
+            outcome: None,
+            values: vec![
+                (
+                    "ConnectionsSeen",
+                    f64::from(summary.seen),
+                    crate::metrics::Unit::Count,
+                ),
+                (
+                    "SyncsEnqueued",
+                    f64::from(summary.enqueued),
+                    crate::metrics::Unit::Count,
+                ),
+                (
+                    "SkippedPaused",
+                    f64::from(summary.skipped_paused),
+                    crate::metrics::Unit::Count,
+                ),
+                (
+                    "SkippedDisconnected",
+                    f64::from(summary.skipped_disconnected),
+                    crate::metrics::Unit::Count,
+                ),
+                (
+                    "SkippedInFlight",
+                    f64::from(summary.skipped_in_flight),
+                    crate::metrics::Unit::Count,
+                ),
+                (
+                    "EnqueueFailures",
+                    f64::from(summary.failed),
+                    crate::metrics::Unit::Count,
+                ),
+            ],
+        }
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum ScheduleError {
     #[error("could not list connections: {0}")]
@@ -153,8 +196,7 @@ impl Scheduler {
                 "connections without a tenant are not synced: assign each its tenant (README, \"Tenants\")"
             );
         }
-        self.metrics
-            .emit(&MetricsRecord::for_schedule(&summary, self.clock.wall()));
+        self.metrics.emit(&summary.metrics(self.clock.wall()));
         Ok(summary)
     }
 }

@@ -3,7 +3,7 @@
 
 use makesync::connect::{response_json, ConnectService};
 use makesync::ports::ConnectionStore;
-use makesync::queue::MemoryQueue;
+use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync_simulator::DEMO_TOKEN;
 use makesync_tests::{across_api_shapes, ApiShape, TestEnv, ACME};

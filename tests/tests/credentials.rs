@@ -7,7 +7,7 @@ use makesync::connect::{response_json, ConnectService};
 use makesync::connection::ConnectionId;
 use makesync::credential::CredentialId;
 use makesync::ports::{ConnectionStore, UserStore};
-use makesync::queue::MemoryQueue;
+use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync_tests::aws::{sqs_event, AwsTestEnv};
 use makesync_tests::simulator::{demo_world, TokenGrant, DEMO_TOKEN};

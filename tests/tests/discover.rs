@@ -6,7 +6,7 @@
 use makesync::connect::{response_json, ConnectService};
 use makesync::host::HostAllowlist;
 use makesync::ports::ConnectionStore;
-use makesync::queue::MemoryQueue;
+use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync_simulator::{
     demo_world, ListShape, TokenGrant, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,

@@ -1,8 +1,8 @@
 //! The metrics each function writes, parsed as CloudWatch reads Embedded Metric Format lines.
 
 use makesync::metrics::{EmfMemory, NAMESPACE};
-use makesync::queue::MemoryQueue;
 use makesync::schedule::Scheduler;
+use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
 use makesync::sync::SyncEngine;
 use makesync::worker::Worker;

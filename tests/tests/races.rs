@@ -380,7 +380,7 @@ struct Service {
     env: TestEnv,
     store: Arc<MemoryStore>,
     secrets: Arc<InterleavingSecrets>,
-    queue: Arc<makesync::queue::MemoryQueue>,
+    queue: Arc<makesync::store::MemoryQueue>,
     connect: makesync::connect::ConnectService,
     worker: Worker,
 }
@@ -424,7 +424,7 @@ async fn service(world: makesync_simulator::World) -> Service {
         then: std::sync::Mutex::new(None),
         answers: std::sync::Mutex::new(Vec::new()),
     });
-    let queue = Arc::new(makesync::queue::MemoryQueue::default());
+    let queue = Arc::new(makesync::store::MemoryQueue::default());
     let connect = makesync::connect::ConnectService::new(
         store.clone(),
         store.clone(),

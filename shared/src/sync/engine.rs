@@ -13,7 +13,7 @@ use super::error::SyncError;
 use super::plan::{plan_changes, resolve, ChangeKind, PlannedWrite, UserChange};
 use super::snapshot::{fetch_snapshot, SnapshotMember};
 use crate::clock::Clock;
-use crate::connection::{Connection, RunBookkeeping};
+use crate::connection::Connection;
 use crate::error::{ErrorKind, ErrorReport};
 use crate::make::{MakeClient, OrganizationSummary};
 use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
@@ -425,8 +425,7 @@ impl SyncEngine {
         organization: Option<&OrganizationSummary>,
     ) -> Result<(), StoreError> {
         let recorded = self.runs.put_run(run).await;
-        let bookkeeping = RunBookkeeping::of(
-            run,
+        let bookkeeping = run.bookkeeping(
             organization.map(|o| o.name.clone()),
             organization.and_then(|o| o.zone.clone()),
         );
