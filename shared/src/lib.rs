@@ -1,40 +1,40 @@
 //! makesync: keeps a central store up to date with who has access to each connected Make
 //! organization.
 //!
-//! The library holds everything that is not Lambda- or AWS-specific: the domain
-//! ([`user`], [`connection`], [`run`]), the Make API client ([`make`]), the sync engine
-//! ([`sync`]), the ports the engine talks to ([`ports`]) with their local adapters ([`store`]),
-//! and the scheduler and worker services ([`schedule`], [`worker`]) that the Lambdas and the
-//! CLI wrap.
+//! The tree is the architecture; each layer depends only on the ones above it in this list:
+//!
+//! | folder | what | depends on |
+//! |---|---|---|
+//! | [`domain`] | the things makesync is about: [`user`], [`connection`], [`credential`], [`run`], [`tenant`], [`host`], [`organization`], [`token`], the sync request ([`queue`]), events (`domain::event`), error categories ([`error`]) and how a refusal quotes an input ([`excerpt`]) | nothing else here |
+//! | [`platform`] | what every part runs on: the [`clock`], [`metrics`], [`telemetry`], the worker's [`memory_budget`] | the domain |
+//! | [`make`] | the Make API client: endpoints, paging, retries, the rate budget, typed errors, and its [`config`] from the environment | the domain, the platform |
+//! | [`ports`] | the traits the engine and services talk to: connections, credentials, users, runs, secrets, the sync queue | the domain |
+//! | [`sync`] | the sync engine: one run of one connection, snapshot, plan, writes | the ports, the Make client |
+//! | [`service`] | what the functions and the CLI wrap: [`connect`] (and [`discover`]), [`worker`], [`schedule`] (with [`instance`] following), [`events`] | the engine, the ports, the Make client |
+//! | [`adapters`] | the ports' implementations: [`store`] (memory, SQLite, the in-process queue), [`secret_cache`], and `aws` (DynamoDB, Secrets Manager, SQS, EventBridge; feature `aws`) | the ports, the domain, the platform |
+//!
+//! Nothing depends on an adapter but the code that wires one in (the functions, the CLI, the
+//! tests), and no two files import each other. The modules are also re-exported at the crate
+//! root (`makesync::worker`, `makesync::store`, …): the paths the functions, the CLI and the
+//! tests name.
 
 #[cfg(test)]
 mod arbitrary;
-#[cfg(feature = "aws")]
-pub mod aws;
-pub mod clock;
-pub mod config;
-pub mod connect;
-pub mod connection;
-pub mod credential;
-pub mod discover;
-pub mod error;
-pub mod events;
-pub mod excerpt;
-pub mod host;
-pub mod instance;
+
+pub mod adapters;
+pub mod domain;
 pub mod make;
-pub mod memory_budget;
-pub mod metrics;
-pub mod organization;
+pub mod platform;
 pub mod ports;
-pub mod queue;
-pub mod run;
-pub mod schedule;
-pub mod secret_cache;
-pub mod store;
+pub mod service;
 pub mod sync;
-pub mod telemetry;
-pub mod tenant;
-pub mod token;
-pub mod user;
-pub mod worker;
+
+#[cfg(feature = "aws")]
+pub use adapters::aws;
+pub use adapters::{secret_cache, store};
+pub use domain::{
+    connection, credential, error, excerpt, host, organization, queue, run, tenant, token, user,
+};
+pub use make::config;
+pub use platform::{clock, memory_budget, metrics, telemetry};
+pub use service::{connect, discover, events, instance, schedule, worker};

@@ -6,6 +6,7 @@ use crate::connection::{
     Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping, TokenRef,
 };
 use crate::credential::{Credential, CredentialId};
+use crate::domain::event::ChangeEvent;
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
@@ -358,4 +359,21 @@ pub struct EnqueueFailure {
 pub trait SyncQueue: Send + Sync {
     /// Sends every request; returns those that could not be sent.
     async fn enqueue(&self, requests: &[SyncRequest]) -> Result<Vec<EnqueueFailure>, QueueError>;
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("stream record {sequence}: {detail}")]
+    Unreadable { sequence: String, detail: String },
+    #[error("the event bus did not take the events: {0}")]
+    Publish(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Where events go (EventBridge in AWS).
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    /// Puts the events; says for each whether it was taken.
+    async fn publish(&self, events: &[ChangeEvent]) -> Result<Vec<bool>, EventError>;
 }

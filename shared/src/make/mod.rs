@@ -4,6 +4,7 @@
 //! [`MakeClient`] per connection, bound to that connection's host and token.
 
 mod client;
+pub mod config;
 mod error;
 mod paging;
 mod rate_limit;

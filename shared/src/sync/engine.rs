@@ -66,8 +66,7 @@ pub struct SyncEngine {
     removed_user_retention: Option<chrono::Duration>,
 }
 
-/// How long a user marked removed is kept by default: 30 days.
-pub const DEFAULT_REMOVED_USER_RETENTION_DAYS: u32 = 30;
+pub use crate::user::DEFAULT_REMOVED_USER_RETENTION_DAYS;
 
 impl SyncEngine {
     pub fn new(

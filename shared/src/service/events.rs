@@ -10,47 +10,19 @@
 //! purge on disconnect are not Make's changes and are not announced either.
 
 use crate::connection::{Connection, ConnectionId};
-use crate::ports::{ConnectionStore, StoreError};
+pub use crate::domain::event::{ChangeEvent, EventDetail, SOURCE};
+use crate::ports::ConnectionStore;
+pub use crate::ports::{EventError, EventPublisher};
 use crate::user::UserStatus;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
-use thiserror::Error;
 
-/// The `source` of every event.
-pub const SOURCE: &str = "makesync";
 pub const USER_ADDED: &str = "Make user added";
 pub const USER_REMOVED: &str = "Make user removed";
 pub const USER_CHANGED: &str = "Make user changed";
 pub const CONNECTION_SYNCED: &str = "Make connection synced";
-/// What a user event carries: everything (`full`), or only ids and what changed (`ids`: no
-/// name or email — for subscribers that need not hold personal data).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum EventDetail {
-    #[default]
-    Full,
-    Ids,
-}
-
-impl EventDetail {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text.trim() {
-            "full" => Some(EventDetail::Full),
-            "ids" => Some(EventDetail::Ids),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventDetail::Full => "full",
-            EventDetail::Ids => "ids",
-        }
-    }
-}
-
 /// Events put per call (EventBridge's `PutEvents` takes at most 10).
 const PUBLISH_BATCH: usize = 10;
 
@@ -63,31 +35,6 @@ pub struct ItemChange {
     pub old: Option<Value>,
     pub new: Option<Value>,
     pub at: DateTime<Utc>,
-}
-
-/// An event to put on the bus.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ChangeEvent {
-    pub detail_type: &'static str,
-    pub detail: Value,
-    pub time: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, Error, PartialEq, Eq)]
-pub enum EventError {
-    #[error("stream record {sequence}: {detail}")]
-    Unreadable { sequence: String, detail: String },
-    #[error("the event bus did not take the events: {0}")]
-    Publish(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Where events go (EventBridge in AWS).
-#[async_trait]
-pub trait EventPublisher: Send + Sync {
-    /// Puts the events; says for each whether it was taken.
-    async fn publish(&self, events: &[ChangeEvent]) -> Result<Vec<bool>, EventError>;
 }
 
 /// The fields of a user item an event reports.

@@ -1,7 +1,8 @@
 //! Change events on an EventBridge bus.
 
 use super::sdk_error::classify;
-use crate::events::{ChangeEvent, EventError, EventPublisher, SOURCE};
+use crate::domain::event::{ChangeEvent, SOURCE};
+use crate::ports::{EventError, EventPublisher};
 use async_trait::async_trait;
 use aws_sdk_eventbridge::primitives::DateTime;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;

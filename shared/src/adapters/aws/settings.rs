@@ -30,7 +30,7 @@ pub struct AwsSettings {
     pub runs_table: String,
     pub queue_url: Option<String>,
     pub event_bus: Option<String>,
-    pub event_detail: crate::events::EventDetail,
+    pub event_detail: crate::domain::event::EventDetail,
     pub secret_prefix: String,
     /// The customer managed KMS key for token secrets, when the template's `KmsKeyArn` is set.
     pub secrets_kms_key: Option<String>,
@@ -102,12 +102,14 @@ impl AwsSettings {
             });
         }
         let event_detail = match lookup("MAKESYNC_EVENT_DETAIL").filter(|v| !v.trim().is_empty()) {
-            None => crate::events::EventDetail::Full,
-            Some(raw) => crate::events::EventDetail::parse(&raw).ok_or(SettingsError::Invalid {
-                variable: "MAKESYNC_EVENT_DETAIL",
-                value: raw,
-                expected: "full or ids",
-            })?,
+            None => crate::domain::event::EventDetail::Full,
+            Some(raw) => {
+                crate::domain::event::EventDetail::parse(&raw).ok_or(SettingsError::Invalid {
+                    variable: "MAKESYNC_EVENT_DETAIL",
+                    value: raw,
+                    expected: "full or ids",
+                })?
+            }
         };
         Ok(Self {
             connections_table: text("MAKESYNC_CONNECTIONS_TABLE", "makesync-connections"),
@@ -124,7 +126,7 @@ impl AwsSettings {
             run_retention: Duration::from_secs(retention_days * 24 * 3600),
             removed_user_retention_days: number(
                 "MAKESYNC_REMOVED_USER_RETENTION_DAYS",
-                u64::from(crate::sync::DEFAULT_REMOVED_USER_RETENTION_DAYS),
+                u64::from(crate::user::DEFAULT_REMOVED_USER_RETENTION_DAYS),
                 3650,
             )? as u32,
             secret_cache_ttl: Duration::from_secs(number("MAKESYNC_SECRET_CACHE_SECS", 300, 3600)?),

@@ -72,6 +72,9 @@ impl fmt::Display for UserStatus {
     }
 }
 
+/// How long a user marked removed is kept by default: 30 days.
+pub const DEFAULT_REMOVED_USER_RETENTION_DAYS: u32 = 30;
+
 /// One user of one connection, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
