@@ -472,25 +472,9 @@ async fn check_credentials(store: &dyn Store) {
     assert_eq!(read.credential_id, Some(id));
 }
 
-/// A connection is created only if its id is free, updated only at the version that was read,
-/// and found for its own tenant only.
-async fn check_connection_writes_cannot_race(store: &dyn Store) {
-    let mut original = connection("race-1");
-    original.status = ConnectionStatus::Active;
-    original.status_reason = None;
-    original.lease_until = None;
-    assert!(store.create_connection(&original).await.unwrap());
-    let mut other = connection("race-1");
-    other.organization_id = OrganizationId::new(99).unwrap();
-    assert!(
-        !store.create_connection(&other).await.unwrap(),
-        "an id that is taken is not written over"
-    );
-    assert_eq!(
-        store.get_connection(&original.id).await.unwrap(),
-        Some(original.clone())
-    );
-
+/// A connection is read and listed for its own tenant only; the unowned sentinel lists
+/// nothing.
+async fn check_tenant_reads(store: &dyn Store, original: &Connection) {
     let tenant = TenantId::parse("tenant-1").unwrap();
     assert_eq!(
         store
@@ -528,6 +512,28 @@ async fn check_connection_writes_cannot_race(store: &dyn Store) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A connection is created only if its id is free, updated only at the version that was read,
+/// and found for its own tenant only.
+async fn check_connection_writes_cannot_race(store: &dyn Store) {
+    let mut original = connection("race-1");
+    original.status = ConnectionStatus::Active;
+    original.status_reason = None;
+    original.lease_until = None;
+    assert!(store.create_connection(&original).await.unwrap());
+    let mut other = connection("race-1");
+    other.organization_id = OrganizationId::new(99).unwrap();
+    assert!(
+        !store.create_connection(&other).await.unwrap(),
+        "an id that is taken is not written over"
+    );
+    assert_eq!(
+        store.get_connection(&original.id).await.unwrap(),
+        Some(original.clone())
+    );
+
+    check_tenant_reads(store, &original).await;
 
     // Two requests read version 1; the first write wins, the second changes nothing.
     let reconnect =
