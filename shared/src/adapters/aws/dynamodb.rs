@@ -32,7 +32,6 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
 };
@@ -232,11 +231,15 @@ fn set_organization(
     update
 }
 
-/// Whether an `UpdateItem` was refused by its condition (a lease held, a newer run's claim).
-fn condition_failed(error: &SdkError<UpdateItemError, HttpResponse>) -> bool {
+/// Whether a write was refused by its condition (an id taken, a version moved on, a lease
+/// held, a newer run's claim), whichever operation made it.
+fn condition_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+) -> bool {
     error
         .as_service_error()
-        .is_some_and(|e| e.is_conditional_check_failed_exception())
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
 fn store_error(failure: AwsFailure) -> StoreError {
@@ -302,15 +305,6 @@ fn credential_from_item(item: &Item) -> Result<Credential, StoreError> {
     decode(&item, "credential")
 }
 
-fn conditional_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    error: &SdkError<E, HttpResponse>,
-) -> bool {
-    error
-        .as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "ConditionalCheckFailedException")
-}
-
 fn connection_from_item(item: &Item) -> Result<Connection, StoreError> {
     let mut item = item.clone();
     if let Some(id) = item.remove("connectionId") {
@@ -339,13 +333,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
@@ -426,7 +414,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error) if conditional_failure(&error) => Ok(false),
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
@@ -458,7 +446,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error) if conditional_failure(&error) => Ok(false),
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
@@ -479,7 +467,7 @@ impl ConnectionStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(error) if conditional_failure(&error) => Ok(false),
+            Err(error) if condition_failed(&error) => Ok(false),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
@@ -667,13 +655,7 @@ impl ConnectionStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Another connection holds it now, or nobody does: nothing to release.
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(store_error(classify(&error))),
         }
     }
