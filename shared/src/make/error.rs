@@ -1,6 +1,7 @@
 //! What can go wrong talking to Make, classified.
 
 use crate::error::{ErrorKind, ErrorReport};
+use crate::host::HostError;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -97,6 +98,10 @@ pub enum MakeError {
         left: Duration,
     },
 
+    /// A host makesync may not call: refused before any request.
+    #[error(transparent)]
+    Host(#[from] HostError),
+
     #[error("Make refused {endpoint} with {status}{detail}", detail = detail_suffix(make_message))]
     Rejected {
         endpoint: String,
@@ -142,7 +147,7 @@ impl MakeError {
             | MakeError::ListChanged { .. }
             | MakeError::OutOfTime { .. } => ErrorKind::Transient,
             MakeError::Protocol { .. } | MakeError::Paging { .. } => ErrorKind::Protocol,
-            MakeError::Rejected { .. } => ErrorKind::InvalidInput,
+            MakeError::Rejected { .. } | MakeError::Host(_) => ErrorKind::InvalidInput,
         }
     }
 

@@ -222,14 +222,7 @@ impl ConnectService {
         organization: OrganizationId,
         token: &ApiToken,
     ) -> Result<OrganizationSummary, MakeError> {
-        let client = self
-            .make
-            .client(host, organization, token.clone())
-            .map_err(|e| MakeError::Rejected {
-                endpoint: format!("GET /organizations/{organization}"),
-                status: 0,
-                make_message: Some(e.to_string()),
-            })?;
+        let client = self.make.client(host, organization, token.clone())?;
         let summary = client.get_organization(organization).await?;
         client.check_user_access(organization).await?;
         Ok(summary)
