@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use makesync::aws::AwsSettings;
 use makesync::ports::{ConnectionStore, UserStore};
 use makesync_simulator::lambda_runtime::{FakeLambdaRuntime, Invocation};
-use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
+use makesync_simulator::{
+    demo_world, Simulator, TokenGrant, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+};
 use makesync_tests::aws::{moto_sdk_config, sqs_event, AwsTestEnv, MOTO_ENDPOINT_ENV};
 use makesync_tests::stream::{bus_to_queue, delivered, StreamReader};
 use serde_json::{json, Value};
@@ -21,6 +23,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::{Child, Command};
+
+/// The token a rotation brings in; like the others, it must appear in no line.
+const ROTATED_TOKEN: &str = "sim-token-rotated-in-the-smoke-test";
 
 struct Function {
     runtime: FakeLambdaRuntime,
@@ -102,9 +107,10 @@ async fn the_built_functions_run_through_the_runtime_api() {
     assert!(lines.iter().all(|(_, _, tokens)| *tokens == 0));
 }
 
-/// With `RUST_LOG=trace` — the first thing an operator tries — the same path, and a connect
-/// request with the token pasted into each other field: the token is in no line any of the
-/// four functions writes.
+/// With `RUST_LOG=trace` — the first thing an operator tries — the same path, a connect
+/// request with the token pasted into each other field, discovery, one credential for three
+/// organizations and its rotation, a White Label instance followed by a schedule: none of the
+/// three tokens is in any line the four functions write.
 #[tokio::test]
 #[ignore = "needs the bootstraps `sam build` makes; CI runs it"]
 async fn no_function_writes_the_token_at_trace() {
@@ -150,6 +156,7 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
         ),
         ("MAKESYNC_EVENT_BUS".into(), bus),
         ("MAKESYNC_API_BASE_URL".into(), simulator.base_url()),
+        ("MAKESYNC_EXTRA_HOSTS".into(), DEMO_INSTANCE_HOST.into()),
     ];
     vars.push((
         "AWS_ENDPOINT_URL".into(),
@@ -319,6 +326,8 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
         );
     }
 
+    run_the_credential_path(&env, &simulator, &connect, &worker, &scheduler).await;
+
     let mut lines = Vec::new();
     for (name, function) in [
         ("connect", &connect),
@@ -327,11 +336,79 @@ async fn run_the_path(rust_log: &str) -> Vec<(&'static str, usize, usize)> {
         ("events", &events),
     ] {
         let output = function.output();
-        let tokens = output.lines().filter(|l| l.contains(DEMO_TOKEN)).count();
+        let tokens = output
+            .lines()
+            .filter(|l| {
+                [DEMO_TOKEN, ROTATED_TOKEN, DEMO_INSTANCE_TOKEN]
+                    .iter()
+                    .any(|token| l.contains(token))
+            })
+            .count();
         lines.push((name, output.lines().count(), tokens));
     }
     for mut function in [connect, worker, scheduler, events] {
         let _ = function.process.kill().await;
     }
     lines
+}
+
+/// Discovery, one credential for the three organizations found, its syncs, a rotation; a
+/// White Label instance followed, its organizations synced, then a schedule that follows it.
+async fn run_the_credential_path(
+    env: &AwsTestEnv,
+    simulator: &Simulator,
+    connect: &Function,
+    worker: &Function,
+    scheduler: &Function,
+) {
+    simulator.world().add_token(
+        ROTATED_TOKEN,
+        TokenGrant::new(1, &["organizations:read", "user:read"]),
+    );
+    let found = connect
+        .invoke(
+            json!({"action": "discover", "tenantId": "tenant-9", "host": "eu1.make.com",
+                       "token": DEMO_TOKEN}),
+        )
+        .await;
+    let picked: Vec<Value> = found["organizations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{found}"))
+        .iter()
+        .map(|o| json!({"organizationId": o["id"], "host": o["host"]}))
+        .collect();
+    assert_eq!(picked.len(), 3, "{found}");
+    let connected = connect
+        .invoke(json!({"tenantId": "tenant-9", "token": DEMO_TOKEN, "organizations": picked}))
+        .await;
+    let credential = connected["credentialId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{connected}"))
+        .to_string();
+    let answer = worker
+        .invoke(serde_json::to_value(sqs_event(env.take_messages().await)).unwrap())
+        .await;
+    assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    let rotated = connect
+        .invoke(json!({"action": "rotate", "tenantId": "tenant-9",
+                       "credentialId": credential, "token": ROTATED_TOKEN}))
+        .await;
+    assert!(rotated.get("error").is_none(), "{rotated}");
+    let instance = connect
+        .invoke(json!({"action": "connect-instance", "tenantId": "tenant-9",
+                       "host": DEMO_INSTANCE_HOST, "token": DEMO_INSTANCE_TOKEN,
+                       "autoConnect": true}))
+        .await;
+    assert!(instance.get("error").is_none(), "{instance}");
+    worker
+        .invoke(serde_json::to_value(sqs_event(env.take_messages().await)).unwrap())
+        .await;
+    simulator
+        .world()
+        .add_organization(5005, "Partner Epsilon", DEMO_INSTANCE_HOST, Some(60));
+    let answer = scheduler.invoke(json!({"source": "aws.events"})).await;
+    assert!(answer["enqueued"].as_u64().unwrap() >= 6, "{answer}");
+    worker
+        .invoke(serde_json::to_value(sqs_event(env.take_messages().await)).unwrap())
+        .await;
 }
