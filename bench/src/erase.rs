@@ -39,42 +39,8 @@ pub async fn run(simulator: &Simulator, users: u64) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let backend = AwsBackend::new(&sdk, settings, clock.clone());
 
-    // A connection whose users were synced, then disconnected with purge.
-    let mut connection = Connection::new(
-        ConnectionId::parse("bench-erase")?,
-        makesync::tenant::TenantId::parse("bench")?,
-        MakeHost::parse("eu1.make.com")?,
-        OrganizationId::new(9900)?,
-        clock.wall(),
-    );
-    connection.status = ConnectionStatus::Erasing;
-    backend.store.create_connection(&connection).await?;
     let seeded = Instant::now();
-    let stamp = WriteStamp::new("bench-seed", clock.wall());
-    let mut batch = Vec::with_capacity(1000);
-    for n in 1..=users {
-        batch.push(UserRecord {
-            user_id: n,
-            name: format!("User {n}"),
-            email: format!("user{n}@erase.example"),
-            role_id: 13,
-            role_name: "Member".into(),
-            role_identifier: None,
-            role_management_type: None,
-            status: UserStatus::Active,
-            invitation: None,
-            last_login: None,
-            first_seen: clock.wall(),
-            removed_at: None,
-        });
-        if batch.len() == 1000 || n == users {
-            backend
-                .store
-                .write_users(&connection.id, &stamp, &batch)
-                .await?;
-            batch.clear();
-        }
-    }
+    let connection = seed_erasing_connection(&backend, clock.as_ref(), users).await?;
     let seeding = seeded.elapsed();
     let request = SyncRequest::new(connection.id.clone(), SyncReason::Erase, clock.wall());
     sqs.send_message()
@@ -91,26 +57,8 @@ pub async fn run(simulator: &Simulator, users: u64) -> anyhow::Result<()> {
         .await
         .ok_or_else(|| anyhow::anyhow!("the worker did not start"))?;
     let started = Instant::now();
-    let mut invocations = 0;
-    let mut status = ConnectionStatus::Erasing;
-    while status != ConnectionStatus::Erased && invocations < MAX_INVOCATIONS {
-        let messages = receive(&sqs, &queue_url).await?;
-        if messages.is_empty() {
-            anyhow::bail!("the erasure stopped with no message left on the queue");
-        }
-        let mut event = SqsEvent::default();
-        event.records = messages;
-        runtime
-            .invoke(serde_json::to_value(&event)?, TIMEOUT)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        invocations += 1;
-        status = backend
-            .store
-            .get_connection(&connection.id)
-            .await?
-            .map_or(ConnectionStatus::Erased, |c| c.status);
-    }
+    let (invocations, status) =
+        erase_until_done(&runtime, &sqs, &queue_url, &backend, &connection.id).await?;
     let duration = started.elapsed();
     let peak_kib = stop(child).await?;
     let stored = backend.store.get_connection(&connection.id).await?;
@@ -139,6 +87,81 @@ pub async fn run(simulator: &Simulator, users: u64) -> anyhow::Result<()> {
         ]],
     );
     Ok(())
+}
+
+/// A connection whose `users` users were synced, then disconnected with purge.
+async fn seed_erasing_connection(
+    backend: &AwsBackend,
+    clock: &dyn Clock,
+    users: u64,
+) -> anyhow::Result<Connection> {
+    let mut connection = Connection::new(
+        ConnectionId::parse("bench-erase")?,
+        makesync::tenant::TenantId::parse("bench")?,
+        MakeHost::parse("eu1.make.com")?,
+        OrganizationId::new(9900)?,
+        clock.wall(),
+    );
+    connection.status = ConnectionStatus::Erasing;
+    backend.store.create_connection(&connection).await?;
+    let stamp = WriteStamp::new("bench-seed", clock.wall());
+    let mut batch = Vec::with_capacity(1000);
+    for n in 1..=users {
+        batch.push(UserRecord {
+            user_id: n,
+            name: format!("User {n}"),
+            email: format!("user{n}@erase.example"),
+            role_id: 13,
+            role_name: "Member".into(),
+            role_identifier: None,
+            role_management_type: None,
+            status: UserStatus::Active,
+            invitation: None,
+            last_login: None,
+            first_seen: clock.wall(),
+            removed_at: None,
+        });
+        if batch.len() == 1000 || n == users {
+            backend
+                .store
+                .write_users(&connection.id, &stamp, &batch)
+                .await?;
+            batch.clear();
+        }
+    }
+    Ok(connection)
+}
+
+/// Feeds the queue's messages to the worker, one invocation a batch, until the connection is
+/// erased (or [`MAX_INVOCATIONS`]); answers the invocations and the status reached.
+async fn erase_until_done(
+    runtime: &FakeLambdaRuntime,
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    backend: &AwsBackend,
+    connection: &ConnectionId,
+) -> anyhow::Result<(u32, ConnectionStatus)> {
+    let mut invocations = 0;
+    let mut status = ConnectionStatus::Erasing;
+    while status != ConnectionStatus::Erased && invocations < MAX_INVOCATIONS {
+        let messages = receive(sqs, queue_url).await?;
+        if messages.is_empty() {
+            anyhow::bail!("the erasure stopped with no message left on the queue");
+        }
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        runtime
+            .invoke(serde_json::to_value(&event)?, TIMEOUT)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        invocations += 1;
+        status = backend
+            .store
+            .get_connection(connection)
+            .await?
+            .map_or(ConnectionStatus::Erased, |c| c.status);
+    }
+    Ok((invocations, status))
 }
 
 /// Takes the queue's messages (deleting them, as Lambda does for a batch that succeeded).

@@ -27,44 +27,8 @@ pub async fn run(connections: u32) -> anyhow::Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let settings = AwsSettings::from_lookup(|name| vars.get(name).cloned())?;
     let backend = AwsBackend::new(&sdk, settings, clock.clone());
-    let host = MakeHost::parse("eu1.make.com")?;
-    let mut ids = Vec::new();
-    for n in 0..connections {
-        let id = ConnectionId::parse(&format!("fan-out-{n:05}"))?;
-        let connection = Connection::new(
-            id.clone(),
-            makesync::tenant::TenantId::parse("bench").expect("tenant id"),
-            host.clone(),
-            OrganizationId::new(u64::from(n) + 1)?,
-            clock.wall(),
-        );
-        backend.store.create_connection(&connection).await?;
-        ids.push(id);
-    }
-
-    // The plain loop: the same SendMessageBatch calls, one after the other.
-    let queue = create_queue(&sqs, &format!("bench-plain-{}", std::process::id())).await;
-    let started = Instant::now();
-    for chunk in ids.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(n, id)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(n.to_string())
-                    .message_body(
-                        SyncRequest::new(id.clone(), SyncReason::Scheduled, clock.wall()).to_body(),
-                    )
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        sqs.send_message_batch()
-            .queue_url(&queue)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
-    }
-    let plain = started.elapsed();
+    let ids = create_connections(&backend, clock.as_ref(), connections).await?;
+    let plain = send_plainly(&sqs, clock.as_ref(), &ids).await?;
 
     // The scheduler, to a queue of its own.
     let queue = create_queue(&sqs, &format!("bench-scheduler-{}", std::process::id())).await;
@@ -106,4 +70,58 @@ pub async fn run(connections: u32) -> anyhow::Result<()> {
         ],
     );
     Ok(())
+}
+
+/// `count` connections in the table, their ids in order.
+async fn create_connections(
+    backend: &AwsBackend,
+    clock: &dyn Clock,
+    count: u32,
+) -> anyhow::Result<Vec<ConnectionId>> {
+    let host = MakeHost::parse("eu1.make.com")?;
+    let mut ids = Vec::new();
+    for n in 0..count {
+        let id = ConnectionId::parse(&format!("fan-out-{n:05}"))?;
+        let connection = Connection::new(
+            id.clone(),
+            makesync::tenant::TenantId::parse("bench").expect("tenant id"),
+            host.clone(),
+            OrganizationId::new(u64::from(n) + 1)?,
+            clock.wall(),
+        );
+        backend.store.create_connection(&connection).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The plain loop: the scheduler's SendMessageBatch calls, one after the other, to a queue of
+/// its own; answers how long they took.
+async fn send_plainly(
+    sqs: &aws_sdk_sqs::Client,
+    clock: &dyn Clock,
+    ids: &[ConnectionId],
+) -> anyhow::Result<std::time::Duration> {
+    let queue = create_queue(sqs, &format!("bench-plain-{}", std::process::id())).await;
+    let started = Instant::now();
+    for chunk in ids.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(n, id)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(n.to_string())
+                    .message_body(
+                        SyncRequest::new(id.clone(), SyncReason::Scheduled, clock.wall()).to_body(),
+                    )
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        sqs.send_message_batch()
+            .queue_url(&queue)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+    }
+    Ok(started.elapsed())
 }

@@ -50,93 +50,26 @@ pub fn plan_batches(world: &mut World, smoke: bool) -> Vec<Batch> {
         .collect()
 }
 
+/// moto's clients and address, shared by every batch.
+struct Moto {
+    sdk: aws_config::SdkConfig,
+    dynamodb: aws_sdk_dynamodb::Client,
+    sqs: aws_sdk_sqs::Client,
+    endpoint: String,
+}
+
 pub async fn run(simulator: &Simulator, batches: &[Batch]) -> anyhow::Result<()> {
     let sdk = moto_sdk_config().await;
-    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let endpoint = std::env::var(makesync_tests::aws::MOTO_ENDPOINT_ENV)?;
-
-    // The worker's own footprint: started, one empty batch, stopped.
-    let vars = create_resources(&dynamodb, &sqs).await;
-    let env = function_env(&vars, &endpoint, simulator);
-    let runtime = FakeLambdaRuntime::start().await?;
-    let child = start_function("makesync-worker", &runtime.api(), 256, &env)?;
-    runtime
-        .invoke(serde_json::json!({ "Records": [] }), TIMEOUT)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    let baseline_kib = stop(child).await?;
-
+    let moto = Moto {
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        sqs: aws_sdk_sqs::Client::new(&sdk),
+        endpoint: std::env::var(makesync_tests::aws::MOTO_ENDPOINT_ENV)?,
+        sdk,
+    };
+    let baseline_kib = worker_baseline(&moto, simulator).await?;
     let mut rows = Vec::new();
     for batch in batches {
-        let vars = create_resources(&dynamodb, &sqs).await;
-        let settings = AwsSettings::from_lookup(|name| vars.get(name).cloned())?;
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
-        let backend = AwsBackend::new(&sdk, settings, clock.clone());
-        let mut event = SqsEvent::default();
-        for organization in &batch.organizations {
-            let connection = Connection::new(
-                ConnectionId::parse(&format!("bench-{}", organization.id))?,
-                makesync::tenant::TenantId::parse("bench").expect("tenant id"),
-                MakeHost::parse("eu1.make.com")?,
-                OrganizationId::new(organization.id)?,
-                clock.wall(),
-            );
-            backend
-                .secrets
-                .put_token(&connection.token_ref(), &ApiToken::parse(DEMO_TOKEN)?)
-                .await?;
-            backend.store.create_connection(&connection).await?;
-            let mut message = SqsMessage::default();
-            message.message_id = Some(format!("message-{}", organization.id));
-            message.body = Some(
-                SyncRequest::new(connection.id.clone(), SyncReason::Scheduled, clock.wall())
-                    .to_body(),
-            );
-            event.records.push(message);
-        }
-
-        let env = function_env(&vars, &endpoint, simulator);
-        let runtime = FakeLambdaRuntime::start().await?;
-        let child = start_function("makesync-worker", &runtime.api(), batch.memory_mb, &env)?;
-        runtime
-            .first_poll(Duration::from_secs(60))
-            .await
-            .ok_or_else(|| anyhow::anyhow!("the worker did not start"))?;
-        let started = Instant::now();
-        let answer = runtime
-            .invoke(serde_json::to_value(&event)?, TIMEOUT)
-            .await
-            .map_err(anyhow::Error::msg)?;
-        let duration = started.elapsed();
-        let peak_kib = stop(child).await?;
-        let failures = match &answer {
-            Invocation::Response(body) => body["batchItemFailures"]
-                .as_array()
-                .map_or(0, Vec::len)
-                .to_string(),
-            Invocation::Error { error_type, .. } => format!("invocation failed: {error_type}"),
-        };
-        let mut written = 0;
-        for organization in &batch.organizations {
-            let id = ConnectionId::parse(&format!("bench-{}", organization.id))?;
-            written += backend.store.list_user_digests(&id).await?.len() as u64;
-        }
-        let expected: u64 = batch.organizations.iter().map(|o| o.members).sum();
-        let per_user = (peak_kib.saturating_sub(baseline_kib) * 1024) as f64 / expected as f64;
-        rows.push(vec![
-            format!(
-                "{} × {}",
-                batch.organizations.len(),
-                batch.organizations[0].members
-            ),
-            format!("{} MB", batch.memory_mb),
-            mb(peak_kib),
-            format!("{per_user:.0} B"),
-            secs(duration),
-            failures,
-            format!("{written} / {expected}"),
-        ]);
+        rows.push(run_batch(&moto, simulator, batch, baseline_kib).await?);
     }
     print_table(
         &format!(
@@ -155,6 +88,106 @@ pub async fn run(simulator: &Simulator, batches: &[Batch]) -> anyhow::Result<()>
         &rows,
     );
     Ok(())
+}
+
+/// The worker's own footprint, in KiB: started, one empty batch, stopped.
+async fn worker_baseline(moto: &Moto, simulator: &Simulator) -> anyhow::Result<u64> {
+    let vars = create_resources(&moto.dynamodb, &moto.sqs).await;
+    let env = function_env(&vars, &moto.endpoint, simulator);
+    let runtime = FakeLambdaRuntime::start().await?;
+    let child = start_function("makesync-worker", &runtime.api(), 256, &env)?;
+    runtime
+        .invoke(serde_json::json!({ "Records": [] }), TIMEOUT)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    stop(child).await
+}
+
+/// One batch through a fresh worker on fresh tables: its row of the table.
+async fn run_batch(
+    moto: &Moto,
+    simulator: &Simulator,
+    batch: &Batch,
+    baseline_kib: u64,
+) -> anyhow::Result<Vec<String>> {
+    let vars = create_resources(&moto.dynamodb, &moto.sqs).await;
+    let settings = AwsSettings::from_lookup(|name| vars.get(name).cloned())?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
+    let backend = AwsBackend::new(&moto.sdk, settings, clock.clone());
+    let event = connect_batch(&backend, clock.as_ref(), batch).await?;
+
+    let env = function_env(&vars, &moto.endpoint, simulator);
+    let runtime = FakeLambdaRuntime::start().await?;
+    let child = start_function("makesync-worker", &runtime.api(), batch.memory_mb, &env)?;
+    runtime
+        .first_poll(Duration::from_secs(60))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("the worker did not start"))?;
+    let started = Instant::now();
+    let answer = runtime
+        .invoke(serde_json::to_value(&event)?, TIMEOUT)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let duration = started.elapsed();
+    let peak_kib = stop(child).await?;
+    let failures = match &answer {
+        Invocation::Response(body) => body["batchItemFailures"]
+            .as_array()
+            .map_or(0, Vec::len)
+            .to_string(),
+        Invocation::Error { error_type, .. } => format!("invocation failed: {error_type}"),
+    };
+    let mut written = 0;
+    for organization in &batch.organizations {
+        let id = ConnectionId::parse(&format!("bench-{}", organization.id))?;
+        written += backend.store.list_user_digests(&id).await?.len() as u64;
+    }
+    let expected: u64 = batch.organizations.iter().map(|o| o.members).sum();
+    let per_user = (peak_kib.saturating_sub(baseline_kib) * 1024) as f64 / expected as f64;
+    Ok(vec![
+        format!(
+            "{} × {}",
+            batch.organizations.len(),
+            batch.organizations[0].members
+        ),
+        format!("{} MB", batch.memory_mb),
+        mb(peak_kib),
+        format!("{per_user:.0} B"),
+        secs(duration),
+        failures,
+        format!("{written} / {expected}"),
+    ])
+}
+
+/// A connection (and its token) for each organization of the batch, and the SQS event that
+/// asks for their syncs.
+async fn connect_batch(
+    backend: &AwsBackend,
+    clock: &dyn Clock,
+    batch: &Batch,
+) -> anyhow::Result<SqsEvent> {
+    let mut event = SqsEvent::default();
+    for organization in &batch.organizations {
+        let connection = Connection::new(
+            ConnectionId::parse(&format!("bench-{}", organization.id))?,
+            makesync::tenant::TenantId::parse("bench").expect("tenant id"),
+            MakeHost::parse("eu1.make.com")?,
+            OrganizationId::new(organization.id)?,
+            clock.wall(),
+        );
+        backend
+            .secrets
+            .put_token(&connection.token_ref(), &ApiToken::parse(DEMO_TOKEN)?)
+            .await?;
+        backend.store.create_connection(&connection).await?;
+        let mut message = SqsMessage::default();
+        message.message_id = Some(format!("message-{}", organization.id));
+        message.body = Some(
+            SyncRequest::new(connection.id.clone(), SyncReason::Scheduled, clock.wall()).to_body(),
+        );
+        event.records.push(message);
+    }
+    Ok(event)
 }
 
 /// The environment the template gives the functions, pointed at moto and the simulator.

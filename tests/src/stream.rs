@@ -92,33 +92,7 @@ impl StreamReader {
                 if page.records().is_empty() {
                     break;
                 }
-                for record in page.records() {
-                    let change = record.dynamodb().expect("a stream record");
-                    let mut body = json!({
-                        "Keys": change.keys().map(image).unwrap_or_default(),
-                        "SequenceNumber": change.sequence_number(),
-                        "SizeBytes": change.size_bytes().unwrap_or(0),
-                        "StreamViewType": "NEW_AND_OLD_IMAGES",
-                        "ApproximateCreationDateTime": change
-                            .approximate_creation_date_time()
-                            .map_or(0.0, |t| t.as_secs_f64()),
-                    });
-                    if let Some(new) = change.new_image() {
-                        body["NewImage"] = Value::Object(image(new));
-                    }
-                    if let Some(old) = change.old_image() {
-                        body["OldImage"] = Value::Object(image(old));
-                    }
-                    records.push(json!({
-                        "eventID": record.event_id(),
-                        "eventName": record.event_name().map(|n| n.as_str()),
-                        "eventSource": "aws:dynamodb",
-                        "eventVersion": "1.1",
-                        "awsRegion": "us-east-1",
-                        "eventSourceARN": arn,
-                        "dynamodb": body,
-                    }));
-                }
+                records.extend(page.records().iter().map(|r| lambda_record(r, &arn)));
                 iterator = page.next_shard_iterator().map(str::to_string);
             }
         }
@@ -126,6 +100,35 @@ impl StreamReader {
         self.read += fresh.len();
         serde_json::from_value(json!({ "Records": fresh })).expect("a DynamoDB stream event")
     }
+}
+
+/// A stream record as Lambda hands it to the events function.
+fn lambda_record(record: &aws_sdk_dynamodbstreams::types::Record, arn: &str) -> Value {
+    let change = record.dynamodb().expect("a stream record");
+    let mut body = json!({
+        "Keys": change.keys().map(image).unwrap_or_default(),
+        "SequenceNumber": change.sequence_number(),
+        "SizeBytes": change.size_bytes().unwrap_or(0),
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+        "ApproximateCreationDateTime": change
+            .approximate_creation_date_time()
+            .map_or(0.0, |t| t.as_secs_f64()),
+    });
+    if let Some(new) = change.new_image() {
+        body["NewImage"] = Value::Object(image(new));
+    }
+    if let Some(old) = change.old_image() {
+        body["OldImage"] = Value::Object(image(old));
+    }
+    json!({
+        "eventID": record.event_id(),
+        "eventName": record.event_name().map(|n| n.as_str()),
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": arn,
+        "dynamodb": body,
+    })
 }
 
 /// A bus, and a queue that a rule sends every makesync event to.

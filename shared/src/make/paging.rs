@@ -129,28 +129,9 @@ impl<T: Keyed> PageWalk<T> {
             return Ok(());
         }
         let first_read = self.pages == 1;
-        let mut rows = page.into_iter().peekable();
-        if !first_read && self.anchor.is_some() {
-            let first_key = rows.peek().map(Keyed::key);
-            if first_key != self.anchor {
-                let rest: Vec<T> = rows.collect();
-                let repeats = rest.iter().all(|row| self.seen.contains(&row.key()));
-                let probing = self.pages == 2 && !self.echoed;
-                return match (repeats, self.echoed) {
-                    // The one read after an unechoed first answer brought that answer again:
-                    // the endpoint ignores pg[], and the first answer was the whole list.
-                    (true, false) if probing && first_key == self.first_key => Ok(()),
-                    (true, true) => Err(PagingError::NotAdvancing { offset }),
-                    _ => Err(PagingError::Shifted { offset }),
-                };
-            }
-            rows.next();
-        }
-        let fresh: Vec<T> = rows.collect();
-        if fresh.is_empty() {
-            // Only the anchor came back: the list ends with it.
+        let Some(fresh) = self.past_anchor(page, offset)? else {
             return Ok(());
-        }
+        };
         if !first_read && fresh.iter().all(|row| self.seen.contains(&row.key())) {
             return Err(if self.echoed {
                 PagingError::NotAdvancing { offset }
@@ -167,22 +148,56 @@ impl<T: Keyed> PageWalk<T> {
                 self.rows.push(row);
             }
         }
-
-        // Where the list ends. A paged answer ends short of the limit it applied; an answer
-        // without an echo is the whole list unless it holds exactly the rows asked.
-        let limit = match echo {
-            Some(echo) => match echo.limit.filter(|l| *l > 0).or(self.asked) {
-                Some(limit) => limit,
-                None => return Ok(()),
-            },
-            None => match self.asked {
-                Some(asked) if raw_len == asked as usize => asked,
-                _ => return Ok(()),
-            },
-        };
-        if raw_len < limit as usize {
-            return Ok(());
+        match self.applied_limit(echo, raw_len) {
+            Some(limit) if raw_len >= limit as usize => {
+                self.plan_next_page(offset, raw_len, limit, last_key)
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// The rows of a page after the anchor it must start with (every page but the first one
+    /// repeats the last row of the page before). `None` when the list is complete: only the
+    /// anchor came back, or the one read after an unechoed first answer brought that answer
+    /// again — the endpoint ignores pg[], and the first answer was the whole list.
+    fn past_anchor(&self, page: Vec<T>, offset: u64) -> Result<Option<Vec<T>>, PagingError> {
+        let mut rows = page.into_iter().peekable();
+        if self.pages > 1 && self.anchor.is_some() {
+            let first_key = rows.peek().map(Keyed::key);
+            if first_key != self.anchor {
+                let rest: Vec<T> = rows.collect();
+                let repeats = rest.iter().all(|row| self.seen.contains(&row.key()));
+                let probing = self.pages == 2 && !self.echoed;
+                return match (repeats, self.echoed) {
+                    (true, false) if probing && first_key == self.first_key => Ok(None),
+                    (true, true) => Err(PagingError::NotAdvancing { offset }),
+                    _ => Err(PagingError::Shifted { offset }),
+                };
+            }
+            rows.next();
+        }
+        let fresh: Vec<T> = rows.collect();
+        Ok((!fresh.is_empty()).then_some(fresh))
+    }
+
+    /// The limit the answer was cut at, or `None` when it is the end of the list whatever its
+    /// length. A paged answer ends short of the limit it applied; an answer without an echo is
+    /// the whole list unless it holds exactly the rows asked.
+    fn applied_limit(&self, echo: Option<PageEcho>, raw_len: usize) -> Option<u32> {
+        match echo {
+            Some(echo) => echo.limit.filter(|l| *l > 0).or(self.asked),
+            None => self.asked.filter(|asked| raw_len == *asked as usize),
+        }
+    }
+
+    /// The read of the next page, anchored on the last row of this one.
+    fn plan_next_page(
+        &mut self,
+        offset: u64,
+        raw_len: usize,
+        limit: u32,
+        last_key: Option<u64>,
+    ) -> Result<(), PagingError> {
         if self.pages >= self.max_pages {
             return Err(PagingError::TooManyPages {
                 max_pages: self.max_pages,

@@ -125,18 +125,12 @@ pub fn event_for(
         "runId": new.get("runId"),
         "time": change.at,
     });
-    let with = |mut detail: Value, extra: Value| {
-        if let (Some(detail), Some(extra)) = (detail.as_object_mut(), extra.as_object()) {
-            detail.extend(extra.clone());
-        }
-        detail
-    };
     if user_id == 0 {
         // The guard item: created by a first sync, which it announces.
         return Ok(match (&change.old, number(new, "firstSyncUsers")) {
             (None, Some(users)) => Some(ChangeEvent {
                 detail_type: CONNECTION_SYNCED,
-                detail: with(context, json!({ "users": users })),
+                detail: merged(context, json!({ "users": users })),
                 time: change.at,
             }),
             _ => None,
@@ -154,36 +148,62 @@ pub fn event_for(
         }),
         EventDetail::Ids => json!({ "userId": user_id }),
     };
-    let detail_type = match &change.old {
-        None if new.get("firstSync").and_then(Value::as_bool) == Some(true) => return Ok(None),
-        None if after.removed() => return Ok(None),
-        None => USER_ADDED,
-        Some(old) => {
-            let before = UserImage(old);
-            match (before.removed(), after.removed()) {
-                (true, false) => USER_ADDED,
-                (false, true) => USER_REMOVED,
-                (true, true) => return Ok(None),
-                (false, false) if before.compared(carry) != after.compared(carry) => {
-                    let detail = with(
-                        with(context, user),
-                        json!({ "before": before.membership(), "after": after.membership() }),
-                    );
-                    return Ok(Some(ChangeEvent {
-                        detail_type: USER_CHANGED,
-                        detail,
-                        time: change.at,
-                    }));
-                }
-                (false, false) => return Ok(None),
-            }
-        }
+    let (detail_type, membership) = match membership_change(change, &after, carry) {
+        Some(MembershipChange::Added) => (USER_ADDED, after.membership()),
+        Some(MembershipChange::Removed) => (USER_REMOVED, after.membership()),
+        Some(MembershipChange::Changed(before)) => (
+            USER_CHANGED,
+            json!({ "before": before.membership(), "after": after.membership() }),
+        ),
+        None => return Ok(None),
     };
     Ok(Some(ChangeEvent {
         detail_type,
-        detail: with(with(context, user), after.membership()),
+        detail: merged(merged(context, user), membership),
         time: change.at,
     }))
+}
+
+/// What a write did to a user's membership, as an event tells it.
+enum MembershipChange<'a> {
+    Added,
+    Removed,
+    /// Still a member, with a field the events compare changed; the image before.
+    Changed(UserImage<'a>),
+}
+
+/// `None` for a write no event announces: a first sync's users (the sync announces itself),
+/// a user already removed, a change of fields the events do not compare.
+fn membership_change<'a>(
+    change: &'a ItemChange,
+    after: &UserImage<'_>,
+    carry: EventDetail,
+) -> Option<MembershipChange<'a>> {
+    match &change.old {
+        None if after.0.get("firstSync").and_then(Value::as_bool) == Some(true) => None,
+        None if after.removed() => None,
+        None => Some(MembershipChange::Added),
+        Some(old) => {
+            let before = UserImage(old);
+            match (before.removed(), after.removed()) {
+                (true, false) => Some(MembershipChange::Added),
+                (false, true) => Some(MembershipChange::Removed),
+                (true, true) => None,
+                (false, false) if before.compared(carry) != after.compared(carry) => {
+                    Some(MembershipChange::Changed(before))
+                }
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+/// `detail` with the fields of `extra` added.
+fn merged(mut detail: Value, extra: Value) -> Value {
+    if let (Some(detail), Some(extra)) = (detail.as_object_mut(), extra.as_object()) {
+        detail.extend(extra.clone());
+    }
+    detail
 }
 
 /// Turns a batch of stream changes into events and puts them on the bus, in order.

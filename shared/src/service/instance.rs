@@ -163,12 +163,7 @@ impl InstanceFollower {
         listed: Vec<DiscoveredOrganization>,
     ) -> Result<InstanceChanges, InstanceError> {
         let follow = credential.instance.clone().unwrap_or_default();
-        let mut by_organization: BTreeMap<u64, Connection> = BTreeMap::new();
-        for id in &credential.connections {
-            if let Some(connection) = self.connections.get_connection(id).await? {
-                by_organization.insert(connection.organization_id.get(), connection);
-            }
-        }
+        let by_organization = self.connections_by_organization(credential).await?;
         let mut changes = InstanceChanges::default();
         let mut joined = BTreeSet::new();
         let mut left = BTreeSet::new();
@@ -225,19 +220,23 @@ impl InstanceFollower {
         }
         self.record(credential, &listed, &joined, &left, &paused_now, &changes)
             .await?;
-        tracing::info!(
-            credential_id = %credential.id,
-            host = %credential.host,
-            discovered = changes.discovered.len(),
-            connected = changes.connected.len(),
-            deleted = changes.deleted.len(),
-            paused = changes.paused.len(),
-            api_disabled = changes.api_disabled.len(),
-            available = changes.available.len(),
-            "White Label instance discovered"
-        );
+        log_changes(credential, &changes);
         self.announce(credential, &changes, now).await;
         Ok(changes)
+    }
+
+    /// The credential's connections as stored, by organization id.
+    async fn connections_by_organization(
+        &self,
+        credential: &Credential,
+    ) -> Result<BTreeMap<u64, Connection>, InstanceError> {
+        let mut by_organization = BTreeMap::new();
+        for id in &credential.connections {
+            if let Some(connection) = self.connections.get_connection(id).await? {
+                by_organization.insert(connection.organization_id.get(), connection);
+            }
+        }
+        Ok(by_organization)
     }
 
     /// A new organization of the instance, connected on the instance's credential.
@@ -454,4 +453,19 @@ impl InstanceFollower {
             }
         }
     }
+}
+
+/// One line for what a listing of the instance changed: counts only (no names).
+fn log_changes(credential: &Credential, changes: &InstanceChanges) {
+    tracing::info!(
+        credential_id = %credential.id,
+        host = %credential.host,
+        discovered = changes.discovered.len(),
+        connected = changes.connected.len(),
+        deleted = changes.deleted.len(),
+        paused = changes.paused.len(),
+        api_disabled = changes.api_disabled.len(),
+        available = changes.available.len(),
+        "White Label instance discovered"
+    );
 }

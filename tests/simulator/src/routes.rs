@@ -3,7 +3,7 @@
 //! Sources are named as in `faults.rs`: "notes" is `../shared/reference/make-api-notes.md`,
 //! "independent client" the Go client the notes describe, "assumed" what no source states.
 
-use crate::faults::ListShape;
+use crate::faults::{Chaos, ListShape};
 use crate::world::{RateWindow, SimOrganization, TokenGrant, World};
 use crate::{SeenRequest, Shared};
 use axum::body::Body;
@@ -64,24 +64,12 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map_or(h, |(name, _)| name)
-                .to_ascii_lowercase()
-        });
+    let host = request_host(&headers);
     let query: Vec<(String, String)> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
             .collect();
-    // "Authorization: Token <api-token>" (notes, "Base, auth, zones").
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Token "))
-        .map(str::to_string);
+    let token = request_token(&headers);
     let (reply, delivery) = {
         let mut world = shared.world.lock().unwrap_or_else(|e| e.into_inner());
         let request = Request {
@@ -113,6 +101,32 @@ async fn handle(
             status: reply.status.as_u16(),
             at: shared.clock.monotonic(),
         });
+    into_response(reply, delivery).await
+}
+
+/// The host the request was sent to, without its port.
+fn request_host(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .to_ascii_lowercase()
+        })
+}
+
+/// "Authorization: Token <api-token>" (notes, "Base, auth, zones").
+fn request_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Token "))
+        .map(str::to_string)
+}
+
+/// The reply as HTTP, its body delivered whole, late or broken off.
+async fn into_response(reply: Reply, delivery: Delivery) -> Response {
     let body = match delivery {
         Delivery::Whole => Body::from(reply.body),
         Delivery::Slow(wait) => {
@@ -166,7 +180,20 @@ fn draw_chaos(world: &mut World, request: &Request<'_>) -> Option<Injected> {
     if chaos.rng.f64() >= chaos.rate {
         return None;
     }
-    let (kind, injected) = match chaos.rng.u8(0..8) {
+    let draw = chaos.rng.u8(0..8);
+    if draw == 7 {
+        member_leaves(world, request);
+        return None;
+    }
+    let (kind, injected) = chaos_fault(draw, chaos);
+    let chaos = world.faults.chaos.as_mut()?;
+    *chaos.injected.entry(kind.into()).or_default() += 1;
+    Some(injected)
+}
+
+/// The fault drawn (0 to 6): an error reply, or a delivery that fails.
+fn chaos_fault(draw: u8, chaos: &mut Chaos) -> (&'static str, Injected) {
+    match draw {
         0 => {
             let retry_after = [1, 5, 86_400][chaos.rng.usize(0..3)];
             let retry_after_text = retry_after.to_string();
@@ -208,7 +235,7 @@ fn draw_chaos(world: &mut World, request: &Request<'_>) -> Option<Injected> {
                 body: "{\"users\": [{\"id\": 1, \"name\": \"A".to_string(),
             }),
         ),
-        6 => (
+        _ => (
             "malformed JSON",
             Injected::Reply(Reply {
                 status: StatusCode::OK,
@@ -216,32 +243,30 @@ fn draw_chaos(world: &mut World, request: &Request<'_>) -> Option<Injected> {
                 body: "<html>502 Bad Gateway</html>".to_string(),
             }),
         ),
-        _ => {
-            // A member leaves while the organization's lists are being read.
-            let organization = request
-                .path
-                .strip_prefix("/api/v2/organizations/")
-                .and_then(|rest| rest.split('/').next())
-                .or_else(|| request.param("organizationId"))
-                .and_then(|id| id.parse::<u64>().ok())?;
-            let candidates: Vec<u64> = world
-                .organizations
-                .get(&organization)?
-                .members
-                .keys()
-                .copied()
-                .filter(|id| *id != 1)
-                .collect();
-            let chaos = world.faults.chaos.as_mut()?;
-            let leaving = *candidates.get(chaos.rng.usize(0..candidates.len().max(1)))?;
-            *chaos.injected.entry("member leaves".into()).or_default() += 1;
-            world.remove_member(organization, leaving);
-            return None;
-        }
-    };
+    }
+}
+
+/// A member leaves while the organization's lists are being read.
+fn member_leaves(world: &mut World, request: &Request<'_>) -> Option<()> {
+    let organization = request
+        .path
+        .strip_prefix("/api/v2/organizations/")
+        .and_then(|rest| rest.split('/').next())
+        .or_else(|| request.param("organizationId"))
+        .and_then(|id| id.parse::<u64>().ok())?;
+    let candidates: Vec<u64> = world
+        .organizations
+        .get(&organization)?
+        .members
+        .keys()
+        .copied()
+        .filter(|id| *id != 1)
+        .collect();
     let chaos = world.faults.chaos.as_mut()?;
-    *chaos.injected.entry(kind.into()).or_default() += 1;
-    Some(injected)
+    let leaving = *candidates.get(chaos.rng.usize(0..candidates.len().max(1)))?;
+    *chaos.injected.entry("member leaves".into()).or_default() += 1;
+    world.remove_member(organization, leaving);
+    Some(())
 }
 
 struct Request<'a> {
@@ -424,6 +449,26 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     let Some(path) = request.path.strip_prefix("/api/v2") else {
         return Reply::not_found(request.path);
     };
+    if let Some(reply) = injected_failure(world, path, request) {
+        return reply;
+    }
+    let (grant, endpoint) = match authorize(world, path, request) {
+        Ok(authorized) => authorized,
+        Err(reply) => return reply,
+    };
+    let Some(org_id) = endpoint.organization() else {
+        return answer(world, request, &endpoint, &grant);
+    };
+    if let Err(reply) = check_access(world, request, &endpoint, &grant, org_id) {
+        return reply;
+    }
+    budgeted(world, clock, org_id, |world| {
+        answer(world, request, &endpoint, &grant)
+    })
+}
+
+/// A failure a test switched on, answered before anything else is looked at.
+fn injected_failure(world: &mut World, path: &str, request: &Request<'_>) -> Option<Reply> {
     if let Some((status, location)) = &world.faults.redirect {
         let mut reply = Reply::error(
             StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
@@ -432,32 +477,42 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
             "SC302",
         );
         reply.headers.push(("location", location.clone()));
-        return reply;
+        return Some(reply);
     }
     if organization_in_outage(world, path, request) {
-        return Reply::error(
+        return Some(Reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service Unavailable",
             "",
             "SC503",
-        );
+        ));
     }
     if world.faults.server_errors > 0 {
         world.faults.server_errors -= 1;
-        return Reply::error(
+        return Some(Reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service Unavailable",
             "",
             "SC503",
-        );
+        ));
     }
     if let Some(value) = world.faults.retry_after_values.pop_front() {
-        return rate_limited(world, value);
+        return Some(rate_limited(world, value));
     }
     if world.faults.rate_limited > 0 {
         world.faults.rate_limited -= 1;
-        return rate_limited(world, world.faults.rate_limited_retry_after);
+        return Some(rate_limited(world, world.faults.rate_limited_retry_after));
     }
+    None
+}
+
+/// The token's grant and the endpoint asked for, or the refusal: a bad token, another zone's
+/// token, a missing scope, an admin endpoint for a non-administrator.
+fn authorize(
+    world: &World,
+    path: &str,
+    request: &Request<'_>,
+) -> Result<(TokenGrant, Endpoint), Reply> {
     // 401 for a bad token (notes, "Rate limits and errors"). The body is assumed.
     let unauthorized = || {
         Reply::error(
@@ -469,7 +524,7 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     };
     let grant = match request.token.and_then(|t| world.tokens.get(t)) {
         Some(grant) if !grant.revoked => grant.clone(),
-        _ => return unauthorized(),
+        _ => return Err(unauthorized()),
     };
     let other_zone = match (&grant.zone, request.host) {
         (Some(zone), Some(host)) => {
@@ -478,15 +533,12 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
         _ => false,
     };
     if other_zone && !world.faults.tokens_cross_zones {
-        return unauthorized();
+        return Err(unauthorized());
     }
-    let endpoint = match Endpoint::parse(path, request) {
-        Ok(endpoint) => endpoint,
-        Err(reply) => return reply,
-    };
+    let endpoint = Endpoint::parse(path, request)?;
     if let Some(scope) = endpoint.scope(world) {
         if !grant.scopes.contains(scope) {
-            return match world.faults.missing_scope_status {
+            return Err(match world.faults.missing_scope_status {
                 // Assumed: a 401 for a missing scope looks like any other 401.
                 401 => unauthorized(),
                 _ => Reply::error(
@@ -495,7 +547,7 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
                     &format!("The token is missing the scope {scope}."),
                     "SC403",
                 ),
-            };
+            });
         }
     }
     if matches!(endpoint, Endpoint::AdminOrganizations)
@@ -503,22 +555,14 @@ fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     {
         // A regular user may add admin scopes to a token "however … you will receive the 403
         // Access denied error" (Make's scopes page, notes "Finding organizations").
-        return Reply::error(
+        return Err(Reply::error(
             StatusCode::FORBIDDEN,
             "Access denied",
             "Administration endpoints are only for administrators of the platform.",
             "SC403",
-        );
+        ));
     }
-    let Some(org_id) = endpoint.organization() else {
-        return answer(world, request, &endpoint, &grant);
-    };
-    if let Err(reply) = check_access(world, request, &endpoint, &grant, org_id) {
-        return reply;
-    }
-    budgeted(world, clock, org_id, |world| {
-        answer(world, request, &endpoint, &grant)
-    })
+    Ok((grant, endpoint))
 }
 
 /// The organization exists, the token's user is an active member of it, and (for everything

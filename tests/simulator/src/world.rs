@@ -354,83 +354,95 @@ fn at(text: &str) -> DateTime<Utc> {
 /// | `sim-token-outsider` | both scopes, but its user belongs to no organization |
 pub fn demo_world() -> World {
     let mut world = World::default();
-    let people: [(u64, &str, &str, Option<&str>); 16] = [
-        (
-            1,
-            "Ada Lovelace",
-            "ada@acme.example",
-            Some("2026-11-20T08:15:00Z"),
-        ),
-        (
-            2,
-            "Zoë Müller",
-            "zoe@acme.example",
-            Some("2026-11-19T17:02:11Z"),
-        ),
-        (3, "Łukasz Żółć", "lukasz@acme.example", None),
-        (
-            4,
-            "李雷",
-            "li.lei@acme.example",
-            Some("2026-10-02T03:45:00Z"),
-        ),
-        (
-            5,
-            "José Ñúñez",
-            "jose@globex.example",
-            Some("2026-11-21T12:00:00Z"),
-        ),
-        (
-            6,
-            "Grace Hopper",
-            "grace@globex.example",
-            Some("2026-09-30T09:00:00Z"),
-        ),
-        (7, "Søren Kierkegaard", "soren@globex.example", None),
-        (
-            8,
-            "Amélie Poulain",
-            "amelie@celonis-ops.example",
-            Some("2026-11-18T10:30:00Z"),
-        ),
-        (9, "Björk Guðmundsdóttir", "bjork@celonis-ops.example", None),
-        (
-            10,
-            "Ngozi Okonjo",
-            "ngozi@celonis-ops.example",
-            Some("2026-11-01T14:20:00Z"),
-        ),
-        (
-            11,
-            "Rafael Núñez",
-            "rafael@acme.example",
-            Some("2026-08-12T07:00:00Z"),
-        ),
-        (12, "Chloé Dubois", "chloe@acme.example", None),
-        (
-            13,
-            "Outsider Olsen",
-            "olsen@elsewhere.example",
-            Some("2026-11-01T00:00:00Z"),
-        ),
-        (
-            14,
-            "Dmitri Иванов",
-            "dmitri@globex.example",
-            Some("2026-11-10T11:11:11Z"),
-        ),
-        (
-            15,
-            "Aiko 山田",
-            "aiko@celonis-ops.example",
-            Some("2026-11-21T23:59:59Z"),
-        ),
-        (16, "Pending Pat", "pat@globex.example", None),
-    ];
-    for (id, name, email, last_login) in people {
+    add_demo_people(&mut world);
+    add_acme(&mut world);
+    add_globex(&mut world);
+    add_celonis(&mut world);
+    add_demo_tokens(&mut world);
+    add_demo_instance(&mut world);
+    world
+}
+
+/// The demo's named people: id, name, email, last login (`None`: never logged in).
+const DEMO_PEOPLE: [(u64, &str, &str, Option<&str>); 16] = [
+    (
+        1,
+        "Ada Lovelace",
+        "ada@acme.example",
+        Some("2026-11-20T08:15:00Z"),
+    ),
+    (
+        2,
+        "Zoë Müller",
+        "zoe@acme.example",
+        Some("2026-11-19T17:02:11Z"),
+    ),
+    (3, "Łukasz Żółć", "lukasz@acme.example", None),
+    (
+        4,
+        "李雷",
+        "li.lei@acme.example",
+        Some("2026-10-02T03:45:00Z"),
+    ),
+    (
+        5,
+        "José Ñúñez",
+        "jose@globex.example",
+        Some("2026-11-21T12:00:00Z"),
+    ),
+    (
+        6,
+        "Grace Hopper",
+        "grace@globex.example",
+        Some("2026-09-30T09:00:00Z"),
+    ),
+    (7, "Søren Kierkegaard", "soren@globex.example", None),
+    (
+        8,
+        "Amélie Poulain",
+        "amelie@celonis-ops.example",
+        Some("2026-11-18T10:30:00Z"),
+    ),
+    (9, "Björk Guðmundsdóttir", "bjork@celonis-ops.example", None),
+    (
+        10,
+        "Ngozi Okonjo",
+        "ngozi@celonis-ops.example",
+        Some("2026-11-01T14:20:00Z"),
+    ),
+    (
+        11,
+        "Rafael Núñez",
+        "rafael@acme.example",
+        Some("2026-08-12T07:00:00Z"),
+    ),
+    (12, "Chloé Dubois", "chloe@acme.example", None),
+    (
+        13,
+        "Outsider Olsen",
+        "olsen@elsewhere.example",
+        Some("2026-11-01T00:00:00Z"),
+    ),
+    (
+        14,
+        "Dmitri Иванов",
+        "dmitri@globex.example",
+        Some("2026-11-10T11:11:11Z"),
+    ),
+    (
+        15,
+        "Aiko 山田",
+        "aiko@celonis-ops.example",
+        Some("2026-11-21T23:59:59Z"),
+    ),
+    (16, "Pending Pat", "pat@globex.example", None),
+];
+
+/// The named people, and 30 builders more so that Acme's lists span several pages.
+fn add_demo_people(world: &mut World) {
+    for (id, name, email, last_login) in DEMO_PEOPLE {
         world.add_user(id, name, email, last_login.map(at));
     }
-    // More members so that lists span several pages.
     for n in 0..30u64 {
         let id = 100 + n;
         let last_login = (!n.is_multiple_of(3))
@@ -442,7 +454,11 @@ pub fn demo_world() -> World {
             last_login,
         );
     }
+}
 
+/// Acme Robotics on eu1.make.com: every built-in role, a pending and an expired invitation,
+/// and the 30 builders.
+fn add_acme(world: &mut World) {
     world.add_organization(1001, "Acme Robotics", "eu1.make.com", Some(60));
     world
         .add_member(1001, 1, 11, None)
@@ -459,7 +475,10 @@ pub fn demo_world() -> World {
             None,
         );
     }
+}
 
+/// Globex Corporation on us2.make.com, with a member in a custom role of its own.
+fn add_globex(world: &mut World) {
     world.add_organization(2002, "Globex Corporation", "us2.make.com", Some(120));
     world
         .add_member(2002, 1, 12, None)
@@ -470,7 +489,10 @@ pub fn demo_world() -> World {
         .add_member(2002, 16, 13, Some("pending"));
 
     world.add_custom_role(2002, 17, "Scenario Reviewer");
+}
 
+/// Celonis Operations on eu1.make.celonis.com.
+fn add_celonis(world: &mut World) {
     world.add_organization(
         3003,
         "Celonis Operations",
@@ -483,7 +505,10 @@ pub fn demo_world() -> World {
         .add_member(3003, 9, 12, Some("pending"))
         .add_member(3003, 10, 13, None)
         .add_member(3003, 15, 14, None);
+}
 
+/// The demo tokens of the table above.
+fn add_demo_tokens(world: &mut World) {
     world
         .add_token(
             DEMO_TOKEN,
@@ -508,8 +533,6 @@ pub fn demo_world() -> World {
             "sim-token-outsider",
             TokenGrant::new(13, &["organizations:read", "user:read"]),
         );
-    add_demo_instance(&mut world);
-    world
 }
 
 /// A White Label instance on [`DEMO_INSTANCE_HOST`] with one organization of each kind the

@@ -82,17 +82,8 @@ impl AwsSettings {
                     },
                 ),
             };
-        let secret_prefix = text("MAKESYNC_SECRET_PREFIX", "makesync/connections/");
-        let valid_prefix = secret_prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
-        if !valid_prefix {
-            return Err(SettingsError::Invalid {
-                variable: "MAKESYNC_SECRET_PREFIX",
-                value: secret_prefix,
-                expected: "letters, digits and /_+=.@- only (Secrets Manager's name characters)",
-            });
-        }
+        let secret_prefix =
+            checked_secret_prefix(text("MAKESYNC_SECRET_PREFIX", "makesync/connections/"))?;
         let retention_days = number("MAKESYNC_RUN_RETENTION_DAYS", 90, 3650)?;
         if retention_days == 0 {
             return Err(SettingsError::Invalid {
@@ -101,16 +92,8 @@ impl AwsSettings {
                 expected: "at least 1 day",
             });
         }
-        let event_detail = match lookup("MAKESYNC_EVENT_DETAIL").filter(|v| !v.trim().is_empty()) {
-            None => crate::domain::event::EventDetail::Full,
-            Some(raw) => {
-                crate::domain::event::EventDetail::parse(&raw).ok_or(SettingsError::Invalid {
-                    variable: "MAKESYNC_EVENT_DETAIL",
-                    value: raw,
-                    expected: "full or ids",
-                })?
-            }
-        };
+        let event_detail =
+            event_detail(lookup("MAKESYNC_EVENT_DETAIL").filter(|v| !v.trim().is_empty()))?;
         Ok(Self {
             connections_table: text("MAKESYNC_CONNECTIONS_TABLE", "makesync-connections"),
             credentials_table: text("MAKESYNC_CREDENTIALS_TABLE", "makesync-credentials"),
@@ -156,6 +139,33 @@ impl AwsSettings {
         self.queue_url
             .as_deref()
             .ok_or(SettingsError::Missing("MAKESYNC_QUEUE_URL"))
+    }
+}
+
+/// The prefix of every secret's name: only characters Secrets Manager allows in a name.
+fn checked_secret_prefix(prefix: String) -> Result<String, SettingsError> {
+    let valid = prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c));
+    if !valid {
+        return Err(SettingsError::Invalid {
+            variable: "MAKESYNC_SECRET_PREFIX",
+            value: prefix,
+            expected: "letters, digits and /_+=.@- only (Secrets Manager's name characters)",
+        });
+    }
+    Ok(prefix)
+}
+
+/// What change events carry: `full` unless set.
+fn event_detail(raw: Option<String>) -> Result<crate::domain::event::EventDetail, SettingsError> {
+    match raw {
+        None => Ok(crate::domain::event::EventDetail::Full),
+        Some(raw) => crate::domain::event::EventDetail::parse(&raw).ok_or(SettingsError::Invalid {
+            variable: "MAKESYNC_EVENT_DETAIL",
+            value: raw,
+            expected: "full or ids",
+        }),
     }
 }
 

@@ -296,10 +296,23 @@ async fn check_users(store: &dyn Store, first: &Connection) {
         .unwrap();
     assert_eq!(store.list_users(&first.id).await.unwrap(), users);
 
+    check_user_reads(store, &first.id, &users).await;
+    check_older_runs_cannot_overwrite_users(store, &first.id, &users, newer).await;
+    assert!(store
+        .list_users(&ConnectionId::parse("c-1").unwrap())
+        .await
+        .unwrap()
+        .is_empty());
+    check_closed_users_refuse_older_runs(store, &first.id, newer).await;
+}
+
+/// The reads a sync and the API make besides the whole list: digests, some users by id,
+/// pages after a user id.
+async fn check_user_reads(store: &dyn Store, connection: &ConnectionId, users: &[UserRecord]) {
     // What a sync reads instead of the records: id, digest, removed. (Whether a removed
     // user lacks an expiry depends on how the store applies the retention.)
     let digests: Vec<(u64, Option<u64>, bool)> = store
-        .list_user_digests(&first.id)
+        .list_user_digests(connection)
         .await
         .unwrap()
         .iter()
@@ -312,25 +325,35 @@ async fn check_users(store: &dyn Store, first: &Connection) {
             .map(|u| (u.user_id, Some(u.digest()), u.status == UserStatus::Removed))
             .collect::<Vec<_>>()
     );
-    let mut some = store.get_users(&first.id, &[3, 99, 1]).await.unwrap();
+    let mut some = store.get_users(connection, &[3, 99, 1]).await.unwrap();
     some.sort_by_key(|u| u.user_id);
     assert_eq!(some, vec![users[0].clone(), users[2].clone()]);
     assert_eq!(
-        store.list_users_page(&first.id, Some(1), 1).await.unwrap(),
+        store.list_users_page(connection, Some(1), 1).await.unwrap(),
         vec![users[1].clone()]
     );
     assert_eq!(
-        store.list_users_page(&first.id, None, 2).await.unwrap(),
+        store.list_users_page(connection, None, 2).await.unwrap(),
         users[..2].to_vec()
     );
     assert!(store
-        .list_users_page(&first.id, Some(3), 10)
+        .list_users_page(connection, Some(3), 10)
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A write of a run older than the last one that wrote is refused and writes nothing; the
+/// newer run may write again.
+async fn check_older_runs_cannot_overwrite_users(
+    store: &dyn Store,
+    connection: &ConnectionId,
+    users: &[UserRecord],
+    newer: DateTime<Utc>,
+) {
     let stale = store
         .write_users(
-            &first.id,
+            connection,
             &WriteStamp::new("run-older", newer - Duration::seconds(1)),
             &[user(1, UserStatus::Removed)],
         )
@@ -344,28 +367,22 @@ async fn check_users(store: &dyn Store, first: &Connection) {
         }
     );
     assert_eq!(
-        store.list_users(&first.id).await.unwrap(),
+        store.list_users(connection).await.unwrap(),
         users,
         "nothing written"
     );
     store
         .write_users(
-            &first.id,
+            connection,
             &WriteStamp::new("run-newer", newer),
             &[user(1, UserStatus::Removed)],
         )
         .await
         .unwrap();
     assert_eq!(
-        store.list_users(&first.id).await.unwrap()[0].status,
+        store.list_users(connection).await.unwrap()[0].status,
         UserStatus::Removed
     );
-    assert!(store
-        .list_users(&ConnectionId::parse("c-1").unwrap())
-        .await
-        .unwrap()
-        .is_empty());
-    check_closed_users_refuse_older_runs(store, &first.id, newer).await;
 }
 
 /// Runs are replaced by id and listed newest first.

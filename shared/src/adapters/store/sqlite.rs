@@ -925,53 +925,8 @@ impl UserStore for SqliteStore {
             let tx = db
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            let newer: Option<String> = tx
-                .query_row(
-                    "SELECT run_started_at FROM user_writes WHERE connection_id = ?1",
-                    params![connection.as_str()],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(backend)?;
-            if let Some(newer) = newer {
-                let newer = time(&newer)?;
-                if newer > run_started_at {
-                    return Err(StoreError::StaleRun {
-                        this: run_started_at,
-                        newer,
-                    });
-                }
-            }
-            {
-                let mut upsert = tx
-                    .prepare(
-                        "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
-                            role_name, status, invitation, last_login, first_seen, removed_at,
-                            digest, role_identifier, role_management_type)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-                    )
-                    .map_err(backend)?;
-                for user in &changed {
-                    upsert
-                        .execute(params![
-                            connection.as_str(),
-                            user.user_id as i64,
-                            user.name,
-                            user.email,
-                            user.role_id,
-                            user.role_name,
-                            user.status.as_str(),
-                            user.invitation,
-                            opt_text(user.last_login),
-                            text(user.first_seen),
-                            opt_text(user.removed_at),
-                            user.digest() as i64,
-                            user.role_identifier,
-                            user.role_management_type,
-                        ])
-                        .map_err(backend)?;
-                }
-            }
+            check_write_guard(&tx, &connection, run_started_at)?;
+            upsert_users(&tx, &connection, &changed)?;
             tx.execute(
                 "INSERT OR REPLACE INTO user_writes (connection_id, run_started_at) VALUES (?1, ?2)",
                 params![connection.as_str(), text(run_started_at)],
@@ -1094,4 +1049,67 @@ impl SyncRunStore for SqliteStore {
         })
         .await
     }
+}
+
+/// Refuses the write of a run older than the last run that wrote this connection's users.
+fn check_write_guard(
+    tx: &rusqlite::Connection,
+    connection: &ConnectionId,
+    run_started_at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let newer: Option<String> = tx
+        .query_row(
+            "SELECT run_started_at FROM user_writes WHERE connection_id = ?1",
+            params![connection.as_str()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    if let Some(newer) = newer {
+        let newer = time(&newer)?;
+        if newer > run_started_at {
+            return Err(StoreError::StaleRun {
+                this: run_started_at,
+                newer,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Writes each user whole (its digest with it).
+fn upsert_users(
+    tx: &rusqlite::Connection,
+    connection: &ConnectionId,
+    users: &[UserRecord],
+) -> Result<(), StoreError> {
+    let mut upsert = tx
+        .prepare(
+            "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
+                role_name, status, invitation, last_login, first_seen, removed_at,
+                digest, role_identifier, role_management_type)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )
+        .map_err(backend)?;
+    for user in users {
+        upsert
+            .execute(params![
+                connection.as_str(),
+                user.user_id as i64,
+                user.name,
+                user.email,
+                user.role_id,
+                user.role_name,
+                user.status.as_str(),
+                user.invitation,
+                opt_text(user.last_login),
+                text(user.first_seen),
+                opt_text(user.removed_at),
+                user.digest() as i64,
+                user.role_identifier,
+                user.role_management_type,
+            ])
+            .map_err(backend)?;
+    }
+    Ok(())
 }
