@@ -22,6 +22,7 @@ pub use makesync_simulator as simulator;
 
 pub mod aws;
 pub mod fault_proxy;
+pub mod hooked;
 pub mod stream;
 pub mod template;
 

@@ -3,16 +3,11 @@
 //! queue the test reads — including for a run whose worker stopped right after writing.
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use makesync::clock::Clock;
-use makesync::connection::{
-    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
-};
-use makesync::error::ErrorReport;
+use makesync::connection::ConnectionId;
 use makesync::events::EventDetail;
-use makesync::host::MakeHost;
-use makesync::organization::OrganizationId;
-use makesync::ports::{ConnectionPage, ConnectionStore, SecretStore, StoreError};
+use makesync::ports::{ConnectionStore, SecretStore, StoreError};
 use makesync::queue::SyncRequest;
 use makesync::run::{RunOutcome, SyncReason};
 use makesync::sync::SyncEngine;
@@ -20,129 +15,26 @@ use makesync::token::ApiToken;
 use makesync::worker::WorkOutcome;
 use makesync_simulator::DEMO_TOKEN;
 use makesync_tests::aws::{moto_sdk_config, AwsTestEnv};
+use makesync_tests::hooked::{ConnectionCall, ConnectionHook, HookedConnections};
 use makesync_tests::stream::{bus_to_queue, delivered, StreamReader};
 use makesync_tests::ACME;
 use std::sync::Arc;
 
-/// The connections port of a worker that stops right after writing its users: it never
-/// records the run on the connection.
-struct StopsAfterWriting(Arc<dyn ConnectionStore>);
+/// A worker that stops right after writing its users: it never records the run on the
+/// connection.
+struct StopsAfterWriting;
 
 #[async_trait]
-impl ConnectionStore for StopsAfterWriting {
-    async fn create_connection(&self, c: &Connection) -> Result<bool, StoreError> {
-        self.0.create_connection(c).await
-    }
-    async fn update_connection(
+impl ConnectionHook for StopsAfterWriting {
+    async fn before(
         &self,
-        id: &ConnectionId,
-        expected_version: u64,
-        update: &ConnectionUpdate,
-    ) -> Result<bool, StoreError> {
-        self.0.update_connection(id, expected_version, update).await
-    }
-    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
-        self.0.get_connection(id).await
-    }
-    async fn create_credential(
-        &self,
-        credential: &makesync::credential::Credential,
-    ) -> Result<bool, StoreError> {
-        self.0.create_credential(credential).await
-    }
-    async fn get_credential(
-        &self,
-        id: &makesync::credential::CredentialId,
-    ) -> Result<Option<makesync::credential::Credential>, StoreError> {
-        self.0.get_credential(id).await
-    }
-    async fn replace_credential(
-        &self,
-        credential: &makesync::credential::Credential,
-    ) -> Result<bool, StoreError> {
-        self.0.replace_credential(credential).await
-    }
-    async fn delete_credential(
-        &self,
-        id: &makesync::credential::CredentialId,
-        expected_version: u64,
-    ) -> Result<bool, StoreError> {
-        self.0.delete_credential(id, expected_version).await
-    }
-    async fn list_instance_credentials(
-        &self,
-    ) -> Result<Vec<makesync::credential::Credential>, StoreError> {
-        self.0.list_instance_credentials().await
-    }
-    async fn list_tenant_connections(
-        &self,
-        tenant: &makesync::tenant::TenantId,
-    ) -> Result<Vec<Connection>, StoreError> {
-        self.0.list_tenant_connections(tenant).await
-    }
-    async fn list_connections(
-        &self,
-        cursor: Option<String>,
-        limit: usize,
-    ) -> Result<ConnectionPage, StoreError> {
-        self.0.list_connections(cursor, limit).await
-    }
-    async fn acquire_lease(
-        &self,
-        id: &ConnectionId,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.0.acquire_lease(id, now, until).await
-    }
-    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError> {
-        self.0.release_lease(id).await
-    }
-    async fn acquire_organization_lease(
-        &self,
-        host: &MakeHost,
-        organization: OrganizationId,
-        holder: &ConnectionId,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.0
-            .acquire_organization_lease(host, organization, holder, now, until)
-            .await
-    }
-    async fn release_organization_lease(
-        &self,
-        host: &MakeHost,
-        organization: OrganizationId,
-        holder: &ConnectionId,
+        call: ConnectionCall,
+        _: Option<&ConnectionId>,
     ) -> Result<(), StoreError> {
-        self.0
-            .release_organization_lease(host, organization, holder)
-            .await
-    }
-    async fn record_run(
-        &self,
-        _: &ConnectionId,
-        _: &RunBookkeeping,
-    ) -> Result<Option<Connection>, StoreError> {
-        Err(StoreError::Unavailable("the worker stopped".into()))
-    }
-    async fn record_erasure(
-        &self,
-        id: &ConnectionId,
-        deleted: u64,
-        finished: bool,
-    ) -> Result<bool, StoreError> {
-        self.0.record_erasure(id, deleted, finished).await
-    }
-    async fn set_status(
-        &self,
-        id: &ConnectionId,
-        expected: ConnectionStatus,
-        status: ConnectionStatus,
-        reason: Option<ErrorReport>,
-    ) -> Result<bool, StoreError> {
-        self.0.set_status(id, expected, status, reason).await
+        match call {
+            ConnectionCall::RecordRun => Err(StoreError::Unavailable("the worker stopped".into())),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -249,7 +141,10 @@ async fn users_make_exactly_their_events(carry: EventDetail) {
     // announced all the same.
     env.make.simulator.world().add_member(ACME, 11, 13, None);
     let engine = SyncEngine::new(
-        Arc::new(StopsAfterWriting(backend.store.clone())),
+        Arc::new(HookedConnections::new(
+            backend.store.clone(),
+            Arc::new(StopsAfterWriting),
+        )),
         backend.store.clone(),
         backend.store.clone(),
         env.clock(),

@@ -5,15 +5,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use makesync::clock::Clock;
 use makesync::connection::TokenRef;
-use makesync::connection::{
-    Connection, ConnectionId, ConnectionStatus, ConnectionUpdate, RunBookkeeping,
-};
-use makesync::error::ErrorReport;
+use makesync::connection::{Connection, ConnectionId, ConnectionStatus, ConnectionUpdate};
 use makesync::host::MakeHost;
 use makesync::organization::OrganizationId;
 use makesync::ports::{
-    ConnectionPage, ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore,
-    WriteStamp,
+    ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore, WriteStamp,
 };
 use makesync::queue::SyncRequest;
 use makesync::run::{RunOutcome, SyncReason, SyncRun};
@@ -23,13 +19,14 @@ use makesync::token::ApiToken;
 use makesync::user::{MakeUserId, StoredUser, UserRecord};
 use makesync::worker::{WorkOutcome, Worker};
 use makesync_simulator::{demo_world, DEMO_TOKEN};
+use makesync_tests::hooked::{ConnectionCall, ConnectionHook, HookedConnections};
 use makesync_tests::{TestEnv, ACME};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The connections port, with a disconnect that lands right when the run's outcome is being
-/// written: after the run record is final, before the connection is written.
+/// A disconnect that lands right when the run's outcome is being written: after the run
+/// record is final, before the connection is written.
 struct DisconnectDuringBookkeeping {
     inner: Arc<MemoryStore>,
     armed: AtomicBool,
@@ -51,126 +48,23 @@ impl DisconnectDuringBookkeeping {
 }
 
 #[async_trait]
-impl ConnectionStore for DisconnectDuringBookkeeping {
-    async fn create_connection(&self, connection: &Connection) -> Result<bool, StoreError> {
-        self.inner.create_connection(connection).await
-    }
-    async fn update_connection(
+impl ConnectionHook for DisconnectDuringBookkeeping {
+    async fn before(
         &self,
-        id: &ConnectionId,
-        expected_version: u64,
-        update: &ConnectionUpdate,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .update_connection(id, expected_version, update)
-            .await
-    }
-    async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError> {
-        let read = self.inner.get_connection(id).await;
-        // A read-modify-write of the connection would write over the disconnect.
-        self.fire_if_armed(id).await;
-        read
-    }
-    async fn create_credential(
-        &self,
-        credential: &makesync::credential::Credential,
-    ) -> Result<bool, StoreError> {
-        self.inner.create_credential(credential).await
-    }
-    async fn get_credential(
-        &self,
-        id: &makesync::credential::CredentialId,
-    ) -> Result<Option<makesync::credential::Credential>, StoreError> {
-        self.inner.get_credential(id).await
-    }
-    async fn replace_credential(
-        &self,
-        credential: &makesync::credential::Credential,
-    ) -> Result<bool, StoreError> {
-        self.inner.replace_credential(credential).await
-    }
-    async fn delete_credential(
-        &self,
-        id: &makesync::credential::CredentialId,
-        expected_version: u64,
-    ) -> Result<bool, StoreError> {
-        self.inner.delete_credential(id, expected_version).await
-    }
-    async fn list_instance_credentials(
-        &self,
-    ) -> Result<Vec<makesync::credential::Credential>, StoreError> {
-        self.inner.list_instance_credentials().await
-    }
-    async fn list_tenant_connections(
-        &self,
-        tenant: &makesync::tenant::TenantId,
-    ) -> Result<Vec<Connection>, StoreError> {
-        self.inner.list_tenant_connections(tenant).await
-    }
-    async fn list_connections(
-        &self,
-        cursor: Option<String>,
-        limit: usize,
-    ) -> Result<ConnectionPage, StoreError> {
-        self.inner.list_connections(cursor, limit).await
-    }
-    async fn acquire_lease(
-        &self,
-        id: &ConnectionId,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner.acquire_lease(id, now, until).await
-    }
-    async fn release_lease(&self, id: &ConnectionId) -> Result<(), StoreError> {
-        self.inner.release_lease(id).await
-    }
-    async fn acquire_organization_lease(
-        &self,
-        host: &MakeHost,
-        organization: OrganizationId,
-        holder: &ConnectionId,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        self.inner
-            .acquire_organization_lease(host, organization, holder, now, until)
-            .await
-    }
-    async fn release_organization_lease(
-        &self,
-        host: &MakeHost,
-        organization: OrganizationId,
-        holder: &ConnectionId,
+        call: ConnectionCall,
+        connection: Option<&ConnectionId>,
     ) -> Result<(), StoreError> {
-        self.inner
-            .release_organization_lease(host, organization, holder)
-            .await
+        if let (ConnectionCall::RecordRun, Some(id)) = (call, connection) {
+            self.fire_if_armed(id).await;
+        }
+        Ok(())
     }
-    async fn record_run(
-        &self,
-        id: &ConnectionId,
-        run: &RunBookkeeping,
-    ) -> Result<Option<Connection>, StoreError> {
-        self.fire_if_armed(id).await;
-        self.inner.record_run(id, run).await
-    }
-    async fn record_erasure(
-        &self,
-        id: &ConnectionId,
-        deleted: u64,
-        finished: bool,
-    ) -> Result<bool, StoreError> {
-        self.inner.record_erasure(id, deleted, finished).await
-    }
-    async fn set_status(
-        &self,
-        id: &ConnectionId,
-        expected: ConnectionStatus,
-        status: ConnectionStatus,
-        reason: Option<ErrorReport>,
-    ) -> Result<bool, StoreError> {
-        self.inner.set_status(id, expected, status, reason).await
+
+    async fn after(&self, call: ConnectionCall, connection: Option<&ConnectionId>) {
+        // A read-modify-write of the connection would write over the disconnect.
+        if let (ConnectionCall::GetConnection, Some(id)) = (call, connection) {
+            self.fire_if_armed(id).await;
+        }
     }
 }
 
@@ -199,11 +93,12 @@ impl SyncRunStore for ArmOnFinish {
 async fn a_disconnect_that_lands_while_a_run_records_its_outcome_is_kept() {
     let env = TestEnv::start().await;
     let store = Arc::new(MemoryStore::new());
-    let connections = Arc::new(DisconnectDuringBookkeeping {
+    let disconnect = Arc::new(DisconnectDuringBookkeeping {
         inner: store.clone(),
         armed: AtomicBool::new(false),
     });
-    let runs = Arc::new(ArmOnFinish(store.clone(), connections.clone()));
+    let connections = Arc::new(HookedConnections::new(store.clone(), disconnect.clone()));
+    let runs = Arc::new(ArmOnFinish(store.clone(), disconnect));
     let engine = SyncEngine::new(connections.clone(), store.clone(), runs, env.clock_arc());
     let acme = env.connection("eu1.make.com", ACME);
     store.create_connection(&acme).await.unwrap();
