@@ -72,6 +72,19 @@ pub trait ConnectionStore: Send + Sync {
     /// no tenant. A tenant's request reads [`get_tenant_connection`](Self::get_tenant_connection).
     async fn get_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
 
+    /// The connections of `ids` that exist, each read as [`get_connection`](Self::get_connection)
+    /// reads it (the newest write included), in no particular order. An adapter may read many
+    /// in one request.
+    async fn get_connections(&self, ids: &[ConnectionId]) -> Result<Vec<Connection>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(connection) = self.get_connection(id).await? {
+                found.push(connection);
+            }
+        }
+        Ok(found)
+    }
+
     /// The connection if it belongs to `tenant`; `None` alike for one that does not exist and
     /// one of another tenant (or of none), so that the two cannot be told apart.
     async fn get_tenant_connection(

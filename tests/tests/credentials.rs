@@ -2,6 +2,7 @@
 //! three organizations with one token (three connections, one secret), rotate it (one secret
 //! changed, for all three), disconnect them one by one (the last deletes it). And, in
 //! process, an organization on another zone when Make accepts a token only on its own zone.
+//! And a White Label instance's connections read 100 at a time by the schedule.
 
 use makesync::connect::{response_json, ConnectService};
 use makesync::connection::ConnectionId;
@@ -9,8 +10,11 @@ use makesync::credential::CredentialId;
 use makesync::ports::{ConnectionStore, UserStore};
 use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
-use makesync_tests::aws::{sqs_event, AwsTestEnv};
-use makesync_tests::simulator::{demo_world, TokenGrant, DEMO_TOKEN};
+use makesync_tests::aws::{moto_sdk_config, sqs_event, AwsTestEnv, MOTO_ENDPOINT_ENV};
+use makesync_tests::fault_proxy::FaultProxy;
+use makesync_tests::simulator::{
+    demo_world, TokenGrant, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+};
 use makesync_tests::{TestEnv, ACME, CELONIS, GLOBEX};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -353,4 +357,71 @@ async fn overlapping_disconnects_and_a_rotation_lose_no_connection_and_leave_no_
         None
     );
     assert!(env.secret_names().await.is_empty());
+}
+
+/// Following a White Label instance of 249 connected organizations, a schedule reads their
+/// connections 100 at a time: 3 `BatchGetItem` requests, no `GetItem` per organization.
+#[tokio::test]
+async fn a_schedule_reads_an_instance_s_connections_a_hundred_at_a_time() {
+    let env = AwsTestEnv::start().await;
+    {
+        let mut world = env.make.simulator.world();
+        for n in 0..246 {
+            world.add_organization(
+                6000 + n,
+                &format!("Partner {n:03}"),
+                DEMO_INSTANCE_HOST,
+                Some(60),
+            );
+        }
+    }
+    let followed = call(
+        &env,
+        json!({"action": "connect-instance", "tenantId": "tenant-wl", "host": DEMO_INSTANCE_HOST,
+               "token": DEMO_INSTANCE_TOKEN, "autoConnect": true}),
+    )
+    .await;
+    let connected = followed["organizations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{followed}"))
+        .len();
+    assert_eq!(
+        connected, 249,
+        "246 added, and the demo's 5001, 5002 and 5004"
+    );
+    env.take_messages().await;
+
+    // The scheduler's AWS calls go through a recording proxy.
+    let moto = std::env::var(MOTO_ENDPOINT_ENV).expect("needs moto");
+    let proxy = FaultProxy::start(&moto, 1).await.expect("proxy");
+    let sdk = moto_sdk_config()
+        .await
+        .to_builder()
+        .endpoint_url(proxy.url())
+        .build();
+    let backend = makesync::aws::AwsBackend::new(&sdk, env.settings.clone(), env.clock());
+    let scheduler = makesync_scheduler::scheduler_for(
+        &backend,
+        env.make.make.clone(),
+        env.clock(),
+        Arc::new(makesync::metrics::NoMetrics),
+    )
+    .unwrap();
+    let summary = makesync_scheduler::handle(&scheduler).await.unwrap();
+    assert_eq!(
+        summary.enqueued,
+        249 - 1,
+        "Delta's API is disabled (apiLimit 0)"
+    );
+
+    let table = &env.settings.connections_table;
+    let count = |action: &str| {
+        proxy
+            .calls()
+            .iter()
+            .filter(|call| call.action == action && call.resources.contains(table))
+            .count()
+    };
+    assert_eq!(count("dynamodb:BatchGetItem"), 3);
+    assert_eq!(count("dynamodb:GetItem"), 0);
 }

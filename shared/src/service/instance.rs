@@ -225,18 +225,18 @@ impl InstanceFollower {
         Ok(changes)
     }
 
-    /// The credential's connections as stored, by organization id.
+    /// The credential's connections as stored, by organization id: one read for up to 100 of
+    /// them on DynamoDB, however many organizations the instance has.
     async fn connections_by_organization(
         &self,
         credential: &Credential,
     ) -> Result<BTreeMap<u64, Connection>, InstanceError> {
-        let mut by_organization = BTreeMap::new();
-        for id in &credential.connections {
-            if let Some(connection) = self.connections.get_connection(id).await? {
-                by_organization.insert(connection.organization_id.get(), connection);
-            }
-        }
-        Ok(by_organization)
+        let ids: Vec<ConnectionId> = credential.connections.iter().cloned().collect();
+        let stored = self.connections.get_connections(&ids).await?;
+        Ok(stored
+            .into_iter()
+            .map(|connection| (connection.organization_id.get(), connection))
+            .collect())
     }
 
     /// A new organization of the instance, connected on the instance's credential.

@@ -64,6 +64,61 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// The items of `keys` (at most [`BATCH_GET_LIMIT`]) that exist, read strongly
+    /// consistent, in no particular order; keys DynamoDB leaves unprocessed are asked again
+    /// with backoff.
+    async fn batch_get(&self, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?,
+        );
+        let mut attempt = 0;
+        while let Some(request) = pending.take() {
+            if attempt > 0 {
+                tokio::time::sleep(batch_write_backoff().delay(attempt, None)).await;
+            }
+            attempt += 1;
+            let sent = self
+                .client
+                .batch_get_item()
+                .request_items(table, request.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(output) => {
+                    if let Some(items) = output.responses().and_then(|r| r.get(table)) {
+                        found.extend(items.iter().cloned());
+                    }
+                    pending = output
+                        .unprocessed_keys()
+                        .and_then(|keys| keys.get(table))
+                        .filter(|keys| !keys.keys().is_empty())
+                        .cloned();
+                }
+                Err(error) => {
+                    let failure = classify(&error);
+                    if !failure.transient {
+                        return Err(store_error(failure));
+                    }
+                    pending = Some(request);
+                }
+            }
+            if pending.is_some() && attempt >= BATCH_WRITE_ATTEMPTS {
+                return Err(StoreError::Unavailable(format!(
+                    "DynamoDB left reads of {table} unprocessed after {attempt} attempts"
+                )));
+            }
+        }
+        Ok(found)
+    }
+
     pub fn new(client: Client, settings: &super::AwsSettings) -> Self {
         Self {
             client,
@@ -401,6 +456,20 @@ impl ConnectionStore for DynamoStore {
             .await
             .map_err(|e| store_error(classify(&e)))?;
         output.item().map(connection_from_item).transpose()
+    }
+
+    async fn get_connections(&self, ids: &[ConnectionId]) -> Result<Vec<Connection>, StoreError> {
+        let mut connections = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_LIMIT) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| Item::from([("connectionId".to_string(), string(id.as_str()))]))
+                .collect();
+            for item in self.batch_get(&self.connections_table, keys).await? {
+                connections.push(connection_from_item(&item)?);
+            }
+        }
+        Ok(connections)
     }
 
     async fn create_credential(&self, credential: &Credential) -> Result<bool, StoreError> {
@@ -858,54 +927,8 @@ impl UserStore for DynamoStore {
                     ])
                 })
                 .collect();
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
-            );
-            let mut attempt = 0;
-            while let Some(request) = pending.take() {
-                if attempt > 0 {
-                    tokio::time::sleep(batch_write_backoff().delay(attempt, None)).await;
-                }
-                attempt += 1;
-                let sent = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.users_table, request.clone())
-                    .send()
-                    .await;
-                match sent {
-                    Ok(output) => {
-                        if let Some(items) =
-                            output.responses().and_then(|r| r.get(&self.users_table))
-                        {
-                            for item in items {
-                                users.push(decode(item, "user")?);
-                            }
-                        }
-                        pending = output
-                            .unprocessed_keys()
-                            .and_then(|keys| keys.get(&self.users_table))
-                            .filter(|keys| !keys.keys().is_empty())
-                            .cloned();
-                    }
-                    Err(error) => {
-                        let failure = classify(&error);
-                        if !failure.transient {
-                            return Err(store_error(failure));
-                        }
-                        pending = Some(request);
-                    }
-                }
-                if pending.is_some() && attempt >= BATCH_WRITE_ATTEMPTS {
-                    return Err(StoreError::Unavailable(format!(
-                        "DynamoDB left reads of {} unprocessed after {attempt} attempts",
-                        self.users_table
-                    )));
-                }
+            for item in self.batch_get(&self.users_table, keys).await? {
+                users.push(decode(&item, "user")?);
             }
         }
         Ok(users)

@@ -74,6 +74,41 @@ pub async fn check_store_contract(store: &dyn Store) {
     check_organization_lease(store, &first).await;
     check_users(store, &first).await;
     check_runs(store, &first).await;
+    check_connections_read_together(store).await;
+}
+
+/// Many connections read at once: exactly those that exist, as stored, the newest write
+/// included — more than one DynamoDB batch (100 keys) of them.
+async fn check_connections_read_together(store: &dyn Store) {
+    let mut ids = Vec::new();
+    for n in 0..105 {
+        let mut connection = connection(&format!("batch-{n:03}"));
+        connection.tenant_id = TenantId::parse("tenant-batch").unwrap();
+        assert!(store.create_connection(&connection).await.unwrap());
+        ids.push(connection.id);
+    }
+    let updated = &ids[104];
+    assert!(store
+        .update_connection(updated, 1, &ConnectionUpdate::disconnect())
+        .await
+        .unwrap());
+    let mut asked = ids.clone();
+    asked.insert(50, ConnectionId::parse("batch-unknown").unwrap());
+    let mut read = store.get_connections(&asked).await.unwrap();
+    read.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        read.iter().map(|c| c.id.clone()).collect::<Vec<_>>(),
+        ids,
+        "exactly the connections that exist"
+    );
+    for connection in &read {
+        assert_eq!(
+            Some(connection),
+            store.get_connection(&connection.id).await.unwrap().as_ref()
+        );
+    }
+    assert_eq!(read[104].status, ConnectionStatus::Disconnected);
+    assert!(store.get_connections(&[]).await.unwrap().is_empty());
 }
 
 /// Connections round-trip whole and page without loss or repetition; returns the first.

@@ -243,12 +243,9 @@ impl ConnectService {
             .get_tenant_credential(tenant, id)
             .await?
             .ok_or(ConnectError::UnknownCredential)?;
-        let mut connections = Vec::new();
-        for connection_id in &credential.connections {
-            if let Some(connection) = self.connections.get_connection(connection_id).await? {
-                connections.push(connection);
-            }
-        }
+        let ids: Vec<ConnectionId> = credential.connections.iter().cloned().collect();
+        let mut connections = self.connections.get_connections(&ids).await?;
+        connections.sort_by(|a, b| a.id.cmp(&b.id));
         self.confirm_rotation(&credential, &connections, &token)
             .await?;
         let secret = id.new_token_version();
