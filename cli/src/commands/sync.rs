@@ -5,11 +5,13 @@ use crate::args::SyncArgs;
 use crate::exit::CliError;
 use crate::output::{self, OrganizationJson, RunJson};
 use crate::progress::ProgressLine;
+use chrono::{DateTime, Utc};
 use makesync::clock::{Clock, SystemClock};
 use makesync::connection::Connection;
 use makesync::make::MakeApi;
 use makesync::ports::ConnectionStore;
-use makesync::run::SyncReason;
+use makesync::run::{SyncReason, SyncRun};
+use makesync::store::SqliteStore;
 use makesync::sync::SyncEngine;
 use makesync::token::ApiToken;
 use std::path::Path;
@@ -25,27 +27,7 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::default());
     let make = MakeApi::new(config, clock.clone()).map_err(CliError::internal)?;
 
-    let connection = match store
-        .get_connection(&target.connection_id)
-        .await
-        .map_err(CliError::internal)?
-    {
-        Some(connection) => connection,
-        None => {
-            let connection = Connection::new(
-                target.connection_id.clone(),
-                makesync::tenant::TenantId::local(),
-                target.host.clone(),
-                target.organization,
-                clock.wall(),
-            );
-            store
-                .create_connection(&connection)
-                .await
-                .map_err(CliError::internal)?;
-            connection
-        }
-    };
+    let connection = stored_or_new(store.as_ref(), &target, clock.wall()).await?;
     let progress = Arc::new(ProgressLine::on_stderr());
     let client = make
         .client(&target.host, target.organization, token)
@@ -63,6 +45,62 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         .as_ref()
         .map(|o| o.name.clone())
         .or(connection.organization_name.clone());
+    print_result(
+        &args,
+        &target,
+        name,
+        &report.run,
+        store.as_ref(),
+        &connection,
+    )
+    .await?;
+    if let Some(error) = &report.run.error {
+        return Err(CliError::new(error.kind, &error.message));
+    }
+    if let Some(error) = report.bookkeeping_error {
+        return Err(CliError::internal(format!(
+            "the sync ran but could not be recorded: {error}"
+        )));
+    }
+    Ok(())
+}
+
+/// The connection the local store holds for the target, or a new one of the local tenant.
+async fn stored_or_new(
+    store: &SqliteStore,
+    target: &Target,
+    now: DateTime<Utc>,
+) -> Result<Connection, CliError> {
+    if let Some(connection) = store
+        .get_connection(&target.connection_id)
+        .await
+        .map_err(CliError::internal)?
+    {
+        return Ok(connection);
+    }
+    let connection = Connection::new(
+        target.connection_id.clone(),
+        makesync::tenant::TenantId::local(),
+        target.host.clone(),
+        target.organization,
+        now,
+    );
+    store
+        .create_connection(&connection)
+        .await
+        .map_err(CliError::internal)?;
+    Ok(connection)
+}
+
+/// The organization, its users and the run: as one JSON document, or a table and a summary.
+async fn print_result(
+    args: &SyncArgs,
+    target: &Target,
+    name: Option<String>,
+    run: &SyncRun,
+    store: &SqliteStore,
+    connection: &Connection,
+) -> Result<(), CliError> {
     if args.json {
         let organization = OrganizationJson {
             id: target.organization.get(),
@@ -71,9 +109,9 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         };
         let fields = [
             ("organization", json_value(&organization)?),
-            ("run", json_value(&RunJson::from(&report.run))?),
+            ("run", json_value(&RunJson::from(run))?),
         ];
-        output::print_users_document(&fields, store.as_ref(), &connection.id).await?;
+        output::print_users_document(&fields, store, &connection.id).await?;
     } else {
         println!(
             "{} — organization {} on {}",
@@ -81,16 +119,8 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
             target.organization,
             target.host
         );
-        output::print_users_table(store.as_ref(), &connection.id).await?;
-        println!("{}", output::run_summary(&report.run));
-    }
-    if let Some(error) = &report.run.error {
-        return Err(CliError::new(error.kind, &error.message));
-    }
-    if let Some(error) = report.bookkeeping_error {
-        return Err(CliError::internal(format!(
-            "the sync ran but could not be recorded: {error}"
-        )));
+        output::print_users_table(store, &connection.id).await?;
+        println!("{}", output::run_summary(run));
     }
     Ok(())
 }

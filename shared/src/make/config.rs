@@ -45,37 +45,14 @@ pub fn make_api_config_from(
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<MakeApiConfig, ConfigError> {
     let defaults = MakeApiConfig::default();
-    let extra = lookup("MAKESYNC_EXTRA_HOSTS").unwrap_or_default();
-    let allowlist = HostAllowlist::with_extra_hosts(
-        extra
-            .split([',', ' ', '\n'])
-            .map(str::trim)
-            .filter(|h| !h.is_empty()),
-    )
-    .map_err(|source| ConfigError::Host {
-        variable: "MAKESYNC_EXTRA_HOSTS",
-        source,
-    })?;
+    let allowlist = extra_hosts_allowlist(&lookup("MAKESYNC_EXTRA_HOSTS").unwrap_or_default())?;
     let base_url_override = match lookup(API_BASE_URL_ENV).filter(|v| !v.trim().is_empty()) {
         Some(raw) => Some(parse_base_url(&raw)?),
         None => None,
     };
-    let number =
-        |variable: &'static str, default: u32, min: u32, max: u32| -> Result<u32, ConfigError> {
-            match lookup(variable).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(raw) => raw
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or(ConfigError::Invalid {
-                        variable,
-                        value: crate::excerpt::excerpt(&raw),
-                        expected: "a whole number in the documented range",
-                    }),
-            }
-        };
+    let number = |variable: &'static str, default: u32, min: u32, max: u32| {
+        bounded_number(lookup(variable), variable, default, min..=max)
+    };
     let mut retry = defaults.retry.clone();
     retry.max_attempts = number("MAKESYNC_RETRY_MAX_ATTEMPTS", retry.max_attempts, 1, 20)?;
     retry.max_elapsed = Duration::from_secs(u64::from(number(
@@ -119,6 +96,43 @@ pub fn make_api_config_from(
         )?,
         budget_percent: number("MAKESYNC_BUDGET_PERCENT", defaults.budget_percent, 1, 100)?,
     })
+}
+
+/// Make's zones, and the White Label hosts an operator allows besides them (separated by
+/// commas, spaces or lines).
+fn extra_hosts_allowlist(extra: &str) -> Result<HostAllowlist, ConfigError> {
+    HostAllowlist::with_extra_hosts(
+        extra
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|h| !h.is_empty()),
+    )
+    .map_err(|source| ConfigError::Host {
+        variable: "MAKESYNC_EXTRA_HOSTS",
+        source,
+    })
+}
+
+/// A setting's whole number within `range`, or `default` when it is unset or blank.
+fn bounded_number(
+    raw: Option<String>,
+    variable: &'static str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    match raw.filter(|v| !v.trim().is_empty()) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or(ConfigError::Invalid {
+                variable,
+                value: crate::excerpt::excerpt(&raw),
+                expected: "a whole number in the documented range",
+            }),
+    }
 }
 
 /// The override must be a plain `http(s)://host[:port]` on this machine's loopback: it
