@@ -118,6 +118,25 @@ impl AwsTestEnv {
         .expect("scheduler")
     }
 
+    /// A backend with `settings` whose SDK clients go through a recording proxy of their own
+    /// (to moto): the proxy lists every AWS call they make.
+    pub async fn recorded_backend(
+        &self,
+        settings: &AwsSettings,
+    ) -> (AwsBackend, crate::fault_proxy::FaultProxy) {
+        let moto = std::env::var(MOTO_ENDPOINT_ENV).expect("needs moto");
+        let proxy = crate::fault_proxy::FaultProxy::start(&moto, 1)
+            .await
+            .expect("proxy");
+        let sdk = moto_sdk_config()
+            .await
+            .to_builder()
+            .endpoint_url(proxy.url())
+            .build();
+        let backend = AwsBackend::new(&sdk, settings.clone(), self.clock());
+        (backend, proxy)
+    }
+
     pub fn connect_service(&self) -> ConnectService {
         makesync_connect::service_for(&self.backend, self.make.make.clone(), self.clock())
             .expect("connect service")

@@ -26,6 +26,17 @@ pub mod hooked;
 pub mod stream;
 pub mod template;
 
+/// Every organization a `discover` answer lists, as a connect request picks it: its id and
+/// the host discovery gave it.
+pub fn pick_all_discovered(found: &serde_json::Value) -> Vec<serde_json::Value> {
+    found["organizations"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{found}"))
+        .iter()
+        .map(|o| serde_json::json!({"organizationId": o["id"], "host": o["host"]}))
+        .collect()
+}
+
 /// The demo world's organizations.
 /// The tenant the harness's connections belong to.
 pub const TEST_TENANT: &str = "tenant-1";

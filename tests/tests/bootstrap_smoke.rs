@@ -371,12 +371,7 @@ async fn run_the_credential_path(
                        "token": DEMO_TOKEN}),
         )
         .await;
-    let picked: Vec<Value> = found["organizations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{found}"))
-        .iter()
-        .map(|o| json!({"organizationId": o["id"], "host": o["host"]}))
-        .collect();
+    let picked = makesync_tests::pick_all_discovered(&found);
     assert_eq!(picked.len(), 3, "{found}");
     let connected = connect
         .invoke(json!({"tenantId": "tenant-9", "token": DEMO_TOKEN, "organizations": picked}))

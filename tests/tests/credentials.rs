@@ -10,8 +10,7 @@ use makesync::credential::CredentialId;
 use makesync::ports::{ConnectionStore, UserStore};
 use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
-use makesync_tests::aws::{moto_sdk_config, sqs_event, AwsTestEnv, MOTO_ENDPOINT_ENV};
-use makesync_tests::fault_proxy::FaultProxy;
+use makesync_tests::aws::{sqs_event, AwsTestEnv};
 use makesync_tests::simulator::{
     demo_world, TokenGrant, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
 };
@@ -64,12 +63,7 @@ async fn one_token_for_three_organizations_is_one_secret_rotated_once_and_delete
                "token": DEMO_TOKEN}),
     )
     .await;
-    let picked: Vec<Value> = found["organizations"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{found}"))
-        .iter()
-        .map(|o| json!({"organizationId": o["id"], "host": o["host"]}))
-        .collect();
+    let picked = makesync_tests::pick_all_discovered(&found);
     assert_eq!(picked.len(), 3, "{found}");
     let connected = call(
         &env,
@@ -392,14 +386,7 @@ async fn a_schedule_reads_an_instance_s_connections_a_hundred_at_a_time() {
     env.take_messages().await;
 
     // The scheduler's AWS calls go through a recording proxy.
-    let moto = std::env::var(MOTO_ENDPOINT_ENV).expect("needs moto");
-    let proxy = FaultProxy::start(&moto, 1).await.expect("proxy");
-    let sdk = moto_sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.url())
-        .build();
-    let backend = makesync::aws::AwsBackend::new(&sdk, env.settings.clone(), env.clock());
+    let (backend, proxy) = env.recorded_backend(&env.settings).await;
     let scheduler = makesync_scheduler::scheduler_for(
         &backend,
         env.make.make.clone(),

@@ -9,12 +9,11 @@
 //! would be denied in AWS), and a grant no call uses fails (it is wider than needed). With
 //! `KmsKeyArn` set, the KMS actions each function needs follow from its queues and secrets.
 
-use makesync::aws::AwsBackend;
 use makesync::connection::ConnectionId;
 use makesync::ports::{ConnectionStore, UserStore};
 use makesync_simulator::DEMO_TOKEN;
-use makesync_tests::aws::{moto_sdk_config, sqs_event, AwsTestEnv, MOTO_ENDPOINT_ENV};
-use makesync_tests::fault_proxy::{AwsCall, FaultProxy};
+use makesync_tests::aws::{moto_sdk_config, sqs_event, AwsTestEnv};
+use makesync_tests::fault_proxy::AwsCall;
 use makesync_tests::stream::{bus_to_queue, StreamReader};
 use makesync_tests::{ACME, CELONIS, GLOBEX};
 use serde_json::{json, Value};
@@ -133,22 +132,6 @@ impl ResourceNames {
     }
 }
 
-/// A backend whose SDK clients go through a recording proxy of their own.
-async fn recorded_backend(
-    env: &AwsTestEnv,
-    settings: &makesync::aws::AwsSettings,
-) -> (AwsBackend, FaultProxy) {
-    let moto = std::env::var(MOTO_ENDPOINT_ENV).expect("needs moto");
-    let proxy = FaultProxy::start(&moto, 1).await.expect("proxy");
-    let sdk = moto_sdk_config()
-        .await
-        .to_builder()
-        .endpoint_url(proxy.url())
-        .build();
-    let backend = AwsBackend::new(&sdk, settings.clone(), env.clock());
-    (backend, proxy)
-}
-
 fn connection_id(answer: &Value) -> ConnectionId {
     ConnectionId::parse(
         answer["connectionId"]
@@ -167,10 +150,10 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         ..env.settings.clone()
     };
     let names = ResourceNames::of(&env, &bus);
-    let (connect_backend, connect_proxy) = recorded_backend(&env, &settings).await;
-    let (worker_backend, worker_proxy) = recorded_backend(&env, &settings).await;
-    let (scheduler_backend, scheduler_proxy) = recorded_backend(&env, &settings).await;
-    let (events_backend, events_proxy) = recorded_backend(&env, &settings).await;
+    let (connect_backend, connect_proxy) = env.recorded_backend(&settings).await;
+    let (worker_backend, worker_proxy) = env.recorded_backend(&settings).await;
+    let (scheduler_backend, scheduler_proxy) = env.recorded_backend(&settings).await;
+    let (events_backend, events_proxy) = env.recorded_backend(&settings).await;
     let clock = env.clock();
     let connect =
         makesync_connect::service_for(&connect_backend, env.make.make.clone(), clock.clone())
