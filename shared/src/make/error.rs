@@ -8,8 +8,8 @@ use thiserror::Error;
 /// The scopes a makesync token needs, named in every permission error.
 pub const REQUIRED_SCOPES: &str = "organizations:read and user:read";
 
-/// Every variant names the endpoint (`GET /users`) and never carries the token: messages
-/// from Make's error bodies are redacted before they are put here.
+/// Every variant about a request names its endpoint (`GET /users`); none carries the token:
+/// messages from Make's error bodies are redacted before they are put here.
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum MakeError {
     #[error("Make rejected the API token ({endpoint} answered 401): it is invalid, expired or revoked — create a new token with the scopes {REQUIRED_SCOPES} and reconnect")]

@@ -225,8 +225,8 @@ impl InstanceFollower {
         Ok(changes)
     }
 
-    /// The credential's connections as stored, by organization id: one read for up to 100 of
-    /// them on DynamoDB, however many organizations the instance has.
+    /// The credential's connections as stored, by organization id, read together (the store
+    /// may read many in one request, however many organizations the instance has).
     async fn connections_by_organization(
         &self,
         credential: &Credential,
