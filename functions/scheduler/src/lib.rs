@@ -59,7 +59,21 @@ pub fn scheduler_for(
 /// template turns off Lambda's own retries of the invocation, which would enqueue every other
 /// connection a second time.
 pub async fn handle(scheduler: &Scheduler) -> Result<ScheduleSummary, FunctionError> {
-    let summary = scheduler.fan_out().await.map_err(|error| {
+    handle_until(scheduler, None).await
+}
+
+/// Time kept back from the invocation's deadline for what follows the instance follows:
+/// enqueueing the connections they made, the summary and the metrics.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`handle`] within `deadline` (on the scheduler clock's monotonic scale), less
+/// [`DEADLINE_MARGIN`].
+pub async fn handle_until(
+    scheduler: &Scheduler,
+    deadline: Option<std::time::Duration>,
+) -> Result<ScheduleSummary, FunctionError> {
+    let deadline = deadline.map(|d| d.saturating_sub(DEADLINE_MARGIN));
+    let summary = scheduler.fan_out_until(deadline).await.map_err(|error| {
         let kind = match &error {
             ScheduleError::Store(_) => "StoreUnavailable",
             ScheduleError::Queue(_) => "QueueUnavailable",

@@ -121,9 +121,29 @@ impl fmt::Display for TokenRef {
 
 /// A credential's id: a UUID minted by makesync (see [`crate::credential`], which holds the
 /// token several connections share).
+/// Read back from the store through [`CredentialId::parse`]: an id edited into an item by hand
+/// is an error of that item, never a panic of the function that reads it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct CredentialId(String);
+
+impl TryFrom<String> for CredentialId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        CredentialId::parse(&value).ok_or_else(|| {
+            format!(
+                "the credential ID {} is not a UUID",
+                crate::excerpt::excerpt(&value)
+            )
+        })
+    }
+}
+
+impl From<CredentialId> for String {
+    fn from(id: CredentialId) -> String {
+        id.0
+    }
+}
 
 impl CredentialId {
     pub fn generate() -> Self {
@@ -154,10 +174,21 @@ impl CredentialId {
         TokenRef::new_version(&self.owner())
     }
 
-    /// The first part of its secrets' names, apart from any connection's.
+    /// The connection this credential makes for `organization`: always the same id, so that
+    /// a connection listed on the credential before it was created (and created by a later
+    /// try, when the first failed part-way) is found again instead of made twice. Derived from
+    /// the credential's own random id (UUID v5 with it as namespace), so it is no easier to
+    /// guess than a random one.
+    pub fn connection_for(&self, organization: OrganizationId) -> ConnectionId {
+        let namespace = uuid::Uuid::parse_str(&self.0).unwrap_or(uuid::Uuid::nil());
+        let id = uuid::Uuid::new_v5(&namespace, &organization.get().to_be_bytes());
+        ConnectionId(id.to_string())
+    }
+
+    /// The first part of its secrets' names, apart from any connection's. A credential id is
+    /// a UUID (checked wherever one is read), which is always a valid key.
     fn owner(&self) -> ConnectionId {
-        ConnectionId::parse(&format!("credential-{}", self.0))
-            .expect("a UUID with a prefix is a valid key")
+        ConnectionId(format!("credential-{}", self.0))
     }
 }
 

@@ -34,10 +34,23 @@ pub struct InstanceFollow {
     /// Organizations Make reported paused (`isPaused`) at the last discovery.
     #[serde(default)]
     pub paused: BTreeSet<u64>,
+    /// Organizations the tenant disconnected (or erased): never connected again by following
+    /// the instance, whatever `autoConnect` says, until the tenant connects them explicitly.
+    #[serde(default)]
+    pub excluded: BTreeSet<u64>,
     /// When the instance was last discovered.
     #[serde(default)]
     pub discovered_at: Option<DateTime<Utc>>,
 }
+
+/// The most organizations one followed instance may have. The credential's item lists its
+/// connections and the organization ids seen (about 60 bytes an organization), and a
+/// DynamoDB item holds 400 KB: 5,000 keeps it well under. A larger instance is refused with
+/// [`TOO_MANY_ORGANIZATIONS`] before anything is connected.
+pub const MAX_INSTANCE_ORGANIZATIONS: usize = 5_000;
+
+/// What a followed instance larger than [`MAX_INSTANCE_ORGANIZATIONS`] is told.
+pub const TOO_MANY_ORGANIZATIONS: &str = "makesync follows at most 5000 organizations of one White Label instance — connect the organizations you need with {\"organizations\": [...]} on one or more credentials instead";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

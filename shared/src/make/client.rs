@@ -712,6 +712,17 @@ impl MakeClient {
         let mut attempts = 0u32;
         loop {
             let wait = self.lock_budget().reserve(self.clock.monotonic());
+            // A window a server reports spent (`X-RateLimit-Reset`) is waited out only as
+            // long as a retry may wait, deadline or not: a host that says "a year" does not
+            // hold the function for a year.
+            if wait > self.config.retry.max_elapsed {
+                self.lock_budget().unreserve();
+                return Err(MakeError::WaitTooLong {
+                    endpoint: call.label(),
+                    wait,
+                    allowed: self.config.retry.max_elapsed,
+                });
+            }
             if let Err(out_of_time) = self.check_deadline(call, wait) {
                 self.lock_budget().unreserve();
                 return Err(out_of_time);

@@ -68,6 +68,13 @@ pub enum MakeError {
         retry_after: Option<Duration>,
     },
 
+    #[error("Make said the organization's rate-limit window resets in {} s, longer than a request may wait ({} s) — {endpoint} was not sent; it will be tried again at a later run", wait.as_secs(), allowed.as_secs())]
+    WaitTooLong {
+        endpoint: String,
+        wait: Duration,
+        allowed: Duration,
+    },
+
     #[error("Make is having trouble ({endpoint} answered {status} after {attempts} attempts) — the sync will be tried again later")]
     Server {
         endpoint: String,
@@ -141,7 +148,7 @@ impl MakeError {
             | MakeError::InstanceTokenRefused { .. } => ErrorKind::Permission,
             MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
             MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
-            MakeError::RateLimited { .. } => ErrorKind::RateLimited,
+            MakeError::RateLimited { .. } | MakeError::WaitTooLong { .. } => ErrorKind::RateLimited,
             MakeError::Server { .. }
             | MakeError::Network { .. }
             | MakeError::ListChanged { .. }

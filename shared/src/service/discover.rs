@@ -128,7 +128,22 @@ pub async fn discover(
     token: ApiToken,
     scope: DiscoveryScope,
 ) -> Result<Vec<DiscoveredOrganization>, DiscoveryError> {
-    let client = make.account_client(host, token)?;
+    discover_until(make, host, token, scope, None).await
+}
+
+/// [`discover`], with no request (nor wait before one) that could not end by `deadline` (on
+/// the clock's monotonic scale).
+pub async fn discover_until(
+    make: &MakeApi,
+    host: &MakeHost,
+    token: ApiToken,
+    scope: DiscoveryScope,
+    deadline: Option<std::time::Duration>,
+) -> Result<Vec<DiscoveredOrganization>, DiscoveryError> {
+    let mut client = make.account_client(host, token)?;
+    if let Some(deadline) = deadline {
+        client = client.with_deadline(deadline);
+    }
     let listings = match scope {
         DiscoveryScope::Member => client.list_organizations().await?,
         DiscoveryScope::Instance => client.list_instance_organizations().await?,

@@ -17,8 +17,10 @@
 
 use crate::clock::Clock;
 use crate::connection::{Connection, ConnectionId, ConnectionStatus, ConnectionUpdate};
-use crate::credential::{Credential, InstanceFollow};
-use crate::discover::{discover, DiscoveredOrganization, DiscoveryError, DiscoveryScope};
+use crate::credential::{
+    Credential, InstanceFollow, MAX_INSTANCE_ORGANIZATIONS, TOO_MANY_ORGANIZATIONS,
+};
+use crate::discover::{discover_until, DiscoveredOrganization, DiscoveryError, DiscoveryScope};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::events::{ChangeEvent, EventPublisher};
 use crate::make::MakeApi;
@@ -30,6 +32,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 use thiserror::Error;
 
 /// The reason a connection of a deleted organization is disconnected with.
@@ -40,6 +43,23 @@ pub const API_DISABLED: &str =
 
 /// How many times a credential write is tried again when another request changed it.
 const WRITE_ATTEMPTS: u32 = 5;
+/// The most time one instance's follow may take in a schedule: its listing (every page,
+/// with the waits its host asks for) and the changes to its connections.
+pub const FOLLOW_BUDGET: Duration = Duration::from_secs(60);
+/// A follow is not started with less time than this left before the invocation's deadline.
+const MIN_FOLLOW_TIME: Duration = Duration::from_secs(30);
+
+/// What following every instance of one schedule did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowSummary {
+    pub followed: u32,
+    pub failed: u32,
+    /// Not started: too little of the invocation was left.
+    pub not_reached: u32,
+    /// Connections made now, to be synced in this schedule.
+    pub connected: Vec<ConnectionId>,
+}
+
 /// Users read and marked removed at a time when an organization is deleted.
 const REMOVAL_PAGE: usize = 500;
 
@@ -53,6 +73,10 @@ pub enum InstanceError {
     Store(#[from] StoreError),
     #[error("the credential changed under every attempt to record the instance")]
     Conflict,
+    #[error("the instance lists {listed} organizations: {TOO_MANY_ORGANIZATIONS}")]
+    TooManyOrganizations { listed: usize },
+    #[error("the credential was deleted while the instance was followed")]
+    Gone,
 }
 
 impl InstanceError {
@@ -62,6 +86,8 @@ impl InstanceError {
             InstanceError::Secret(e) => e.kind(),
             InstanceError::Store(e) => e.kind(),
             InstanceError::Conflict => ErrorKind::Transient,
+            InstanceError::TooManyOrganizations { .. } => ErrorKind::InvalidInput,
+            InstanceError::Gone => ErrorKind::NotFound,
         }
     }
 }
@@ -82,6 +108,8 @@ pub struct InstanceChanges {
     pub api_disabled: Vec<u64>,
     /// Not connected: `autoConnect` is off.
     pub available: Vec<u64>,
+    /// Not connected: the tenant disconnected them (they stay so until connected explicitly).
+    pub excluded: Vec<u64>,
 }
 
 #[derive(Clone)]
@@ -127,62 +155,134 @@ impl InstanceFollower {
         self
     }
 
-    /// Discovers every followed instance; a failure of one is logged and leaves the others.
-    /// Returns how many instances were followed without error.
-    pub async fn follow_all(&self) -> Result<u32, StoreError> {
-        let mut followed = 0;
-        for credential in self.connections.list_instance_credentials().await? {
-            match self.follow(&credential).await {
-                Ok(_) => followed += 1,
+    /// Discovers every followed instance, the least recently discovered first, each within
+    /// [`FOLLOW_BUDGET`] and all before `deadline` (on the clock's monotonic scale): a slow or
+    /// hostile host costs its own follow, not the others'. A failure of one is logged and
+    /// leaves the others; those not reached in time are followed first next time.
+    pub async fn follow_all_until(
+        &self,
+        deadline: Option<Duration>,
+    ) -> Result<FollowSummary, StoreError> {
+        let credentials = self.connections.list_instance_credentials().await?;
+        Ok(self.follow_each(credentials, deadline).await)
+    }
+
+    /// The instance credentials followed, as stored.
+    pub async fn credentials(&self) -> Result<Vec<Credential>, StoreError> {
+        self.connections.list_instance_credentials().await
+    }
+
+    /// [`InstanceFollower::follow_all_until`] for `credentials`, as listed.
+    pub async fn follow_each(
+        &self,
+        mut credentials: Vec<Credential>,
+        deadline: Option<Duration>,
+    ) -> FollowSummary {
+        credentials.sort_by_key(|c| c.instance.as_ref().and_then(|i| i.discovered_at));
+        let mut summary = FollowSummary::default();
+        for credential in credentials {
+            let now = self.clock.monotonic();
+            let mut until = now + FOLLOW_BUDGET;
+            if let Some(deadline) = deadline {
+                if deadline.saturating_sub(now) < MIN_FOLLOW_TIME {
+                    summary.not_reached += 1;
+                    continue;
+                }
+                until = until.min(deadline);
+            }
+            match self.follow_until(&credential, Some(until)).await {
+                Ok(changes) => {
+                    summary.followed += 1;
+                    summary
+                        .connected
+                        .extend(changes.connected.into_iter().map(|(_, id)| id));
+                }
                 Err(error) => {
+                    summary.failed += 1;
                     tracing::error!(credential_id = %credential.id, error_kind = error.kind().as_str(), error = %error, "could not discover the White Label instance")
                 }
             }
         }
-        Ok(followed)
+        if summary.not_reached > 0 {
+            tracing::warn!(
+                not_reached = summary.not_reached,
+                "White Label instances not followed in this invocation's time; they go first next time"
+            );
+        }
+        summary
     }
 
     /// Discovers the instance `credential` follows and brings its connections in line.
     pub async fn follow(&self, credential: &Credential) -> Result<InstanceChanges, InstanceError> {
+        self.follow_until(credential, None).await
+    }
+
+    async fn follow_until(
+        &self,
+        credential: &Credential,
+        deadline: Option<Duration>,
+    ) -> Result<InstanceChanges, InstanceError> {
         let token = self.secrets.get_token(&credential.token_ref()).await?;
-        let listed = discover(
+        let listed = discover_until(
             &self.make,
             &credential.host,
             token,
             DiscoveryScope::Instance,
+            deadline,
         )
         .await?;
         self.apply(credential, listed).await
     }
 
     /// Brings the credential's connections in line with the instance as `listed`, then
-    /// records what was seen on the credential.
+    /// records what was seen on the credential. A new organization's connection is listed on
+    /// the credential before it is created, under the one id the credential makes for that
+    /// organization: a follow that fails part-way leaves ids the next one creates, never a
+    /// connection the credential does not know, nor a second one for the organization.
     pub async fn apply(
         &self,
         credential: &Credential,
         listed: Vec<DiscoveredOrganization>,
     ) -> Result<InstanceChanges, InstanceError> {
-        let follow = credential.instance.clone().unwrap_or_default();
-        let by_organization = self.connections_by_organization(credential).await?;
-        let mut changes = InstanceChanges::default();
-        let mut joined = BTreeSet::new();
-        let mut left = BTreeSet::new();
-        let mut paused_now = BTreeSet::new();
-        let now = self.clock.wall();
-        for organization in &listed {
+        let own: Vec<&DiscoveredOrganization> = listed
+            .iter()
             // Only the instance's own organizations: a zone elsewhere is not this instance.
-            if organization.host.as_deref() != Some(credential.host.as_str()) {
-                continue;
-            }
+            .filter(|o| o.host.as_deref() == Some(credential.host.as_str()))
+            .collect();
+        if own.len() > MAX_INSTANCE_ORGANIZATIONS {
+            return Err(InstanceError::TooManyOrganizations { listed: own.len() });
+        }
+        let now = self.clock.wall();
+        let mut by_organization = self.connections_by_organization(credential).await?;
+        let mut changes = InstanceChanges::default();
+        let credential = self
+            .connect_new(credential, &own, &mut by_organization, &mut changes)
+            .await?;
+        let follow = credential.instance.clone().unwrap_or_default();
+        // Ids the credential lists with no connection of its own behind them (a write that
+        // failed part-way, before this version): taken off it.
+        let mut left: BTreeSet<ConnectionId> = credential.connections.clone();
+        for connection in by_organization.values() {
+            left.remove(&connection.id);
+        }
+        let mut paused_now = BTreeSet::new();
+        for organization in own {
             let id = organization.id;
-            let new = !follow.seen.contains(&id);
             let existing = by_organization.get(&id);
             if organization.deleted == Some(true) {
                 if let Some(connection) = existing {
+                    // Off the credential once it is disconnected, not before: one whose
+                    // disconnect lost to another write stays listed and is tried again.
+                    let was_off = !matches!(
+                        connection.status,
+                        ConnectionStatus::Active | ConnectionStatus::Paused
+                    );
                     if self.disconnect_deleted(connection).await? {
                         changes.deleted.push(id);
+                        left.insert(connection.id.clone());
+                    } else if was_off {
+                        left.insert(connection.id.clone());
                     }
-                    left.insert(connection.id.clone());
                 }
                 continue;
             }
@@ -192,41 +292,105 @@ impl InstanceFollower {
                     changes.paused.push(id);
                 }
             }
-            if new {
+            if !follow.seen.contains(&id) {
                 changes.discovered.push(id);
             }
-            let connection = match existing {
-                Some(connection) => Some(connection.clone()),
-                None if follow.auto_connect => {
-                    let Ok(organization_id) = OrganizationId::new(id) else {
-                        continue;
-                    };
-                    let connection = self
-                        .connect(credential, organization_id, &organization.name)
-                        .await?;
-                    changes.connected.push((id, connection.id.clone()));
-                    joined.insert(connection.id.clone());
-                    Some(connection)
+            match existing {
+                Some(connection) => {
+                    self.apply_api_limit(connection, organization, &mut changes)
+                        .await?
                 }
-                None => {
-                    changes.available.push(id);
-                    None
-                }
-            };
-            if let Some(connection) = connection {
-                self.apply_api_limit(&connection, organization, &mut changes)
-                    .await?;
+                None if follow.excluded.contains(&id) => changes.excluded.push(id),
+                None => changes.available.push(id),
             }
         }
-        self.record(credential, &listed, &joined, &left, &paused_now, &changes)
+        self.record(&credential, &listed, &left, &paused_now, &changes)
             .await?;
-        log_changes(credential, &changes);
-        self.announce(credential, &changes, now).await;
+        log_changes(&credential, &changes);
+        self.announce(&credential, &changes, now).await;
         Ok(changes)
     }
 
+    /// Connects, with `autoConnect`, every organization of the instance that has no
+    /// connection on the credential and that the tenant did not disconnect: first listed on
+    /// the credential (the credential as written is returned), then created. Each is added
+    /// to `by_organization` and to `changes.connected`.
+    async fn connect_new(
+        &self,
+        credential: &Credential,
+        own: &[&DiscoveredOrganization],
+        by_organization: &mut BTreeMap<u64, Connection>,
+        changes: &mut InstanceChanges,
+    ) -> Result<Credential, InstanceError> {
+        let follow = credential.instance.clone().unwrap_or_default();
+        if !follow.auto_connect {
+            return Ok(credential.clone());
+        }
+        let wanted: Vec<(OrganizationId, &str)> = own
+            .iter()
+            .filter(|o| o.deleted != Some(true))
+            .filter(|o| !by_organization.contains_key(&o.id) && !follow.excluded.contains(&o.id))
+            .filter_map(|o| Some((OrganizationId::new(o.id).ok()?, o.name.as_str())))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(credential.clone());
+        }
+        let ids: Vec<u64> = wanted.iter().map(|(id, _)| id.get()).collect();
+        let credential = self.list_before_creating(credential, &ids).await?;
+        let still_wanted = credential.instance.clone().unwrap_or_default();
+        for (organization, name) in wanted {
+            // The tenant may have disconnected it while the list was written.
+            if still_wanted.excluded.contains(&organization.get()) {
+                continue;
+            }
+            if let Some(connection) = self.connect(&credential, organization, name).await? {
+                changes
+                    .connected
+                    .push((organization.get(), connection.id.clone()));
+                by_organization.insert(organization.get(), connection);
+            }
+        }
+        Ok(credential)
+    }
+
+    /// Lists the connections of `organizations` on the credential (at the version read, read
+    /// again when another request wrote it), leaving out any the tenant excluded meanwhile.
+    async fn list_before_creating(
+        &self,
+        credential: &Credential,
+        organizations: &[u64],
+    ) -> Result<Credential, InstanceError> {
+        let mut current = credential.clone();
+        for _ in 0..WRITE_ATTEMPTS {
+            let excluded = current
+                .instance
+                .as_ref()
+                .map(|f| f.excluded.clone())
+                .unwrap_or_default();
+            let mut next = current.clone();
+            for organization in organizations.iter().filter(|o| !excluded.contains(o)) {
+                if let Ok(id) = OrganizationId::new(*organization) {
+                    next.connections.insert(current.id.connection_for(id));
+                }
+            }
+            if next.connections == current.connections {
+                return Ok(current);
+            }
+            if self.connections.replace_credential(&next).await? {
+                next.version += 1;
+                return Ok(next);
+            }
+            match self.connections.get_credential(&credential.id).await? {
+                Some(fresh) => current = fresh,
+                None => return Err(InstanceError::Gone),
+            }
+        }
+        Err(InstanceError::Conflict)
+    }
+
     /// The credential's connections as stored, by organization id, read together (the store
-    /// may read many in one request, however many organizations the instance has).
+    /// may read many in one request, however many organizations the instance has). Only a
+    /// connection of the credential's tenant that names the credential counts.
     async fn connections_by_organization(
         &self,
         credential: &Credential,
@@ -235,19 +399,26 @@ impl InstanceFollower {
         let stored = self.connections.get_connections(&ids).await?;
         Ok(stored
             .into_iter()
+            .filter(|c| {
+                c.tenant_id == credential.tenant_id
+                    && c.credential_id.as_ref() == Some(&credential.id)
+            })
             .map(|connection| (connection.organization_id.get(), connection))
             .collect())
     }
 
-    /// A new organization of the instance, connected on the instance's credential.
+    /// A new organization of the instance, connected on the instance's credential under the
+    /// id the credential makes for it. When that connection exists already (an earlier follow
+    /// created it and failed before recording), it is the one; `None` when the id is taken by
+    /// something that is not this credential's.
     async fn connect(
         &self,
         credential: &Credential,
         organization: OrganizationId,
         name: &str,
-    ) -> Result<Connection, InstanceError> {
+    ) -> Result<Option<Connection>, InstanceError> {
         let mut connection = Connection::new(
-            ConnectionId::generate(),
+            credential.id.connection_for(organization),
             credential.tenant_id.clone(),
             credential.host.clone(),
             organization,
@@ -257,10 +428,18 @@ impl InstanceFollower {
         connection.organization_name = Some(name.to_string());
         connection.zone = Some(credential.host.to_string());
         if !self.connections.create_connection(&connection).await? {
-            return Err(InstanceError::Conflict);
+            let existing = self.connections.get_connection(&connection.id).await?;
+            return Ok(existing.filter(|c| {
+                c.credential_id.as_ref() == Some(&credential.id)
+                    && c.tenant_id == credential.tenant_id
+                    && matches!(
+                        c.status,
+                        ConnectionStatus::Active | ConnectionStatus::Paused
+                    )
+            }));
         }
         tracing::info!(connection_id = %connection.id, credential_id = %credential.id, organization_id = %organization, "organization of the instance connected");
-        Ok(connection)
+        Ok(Some(connection))
     }
 
     /// Disconnects the connection of an organization deleted in the instance; its users
@@ -373,7 +552,6 @@ impl InstanceFollower {
         &self,
         credential: &Credential,
         listed: &[DiscoveredOrganization],
-        joined: &BTreeSet<ConnectionId>,
         left: &BTreeSet<ConnectionId>,
         paused: &BTreeSet<u64>,
         changes: &InstanceChanges,
@@ -386,7 +564,6 @@ impl InstanceFollower {
             follow.available = changes.available.iter().copied().collect();
             follow.paused = paused.clone();
             follow.discovered_at = Some(self.clock.wall());
-            next.connections.extend(joined.iter().cloned());
             for id in left {
                 next.connections.remove(id);
             }

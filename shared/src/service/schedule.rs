@@ -1,13 +1,14 @@
 //! The scheduler: one sync request per active connection.
 
 use crate::clock::Clock;
-use crate::connection::ConnectionStatus;
+use crate::connection::{ConnectionId, ConnectionStatus, CredentialId};
 use crate::instance::InstanceFollower;
 use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
 use crate::ports::{ConnectionStore, QueueError, StoreError, SyncQueue};
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -111,6 +112,11 @@ impl Scheduler {
         self
     }
 
+    /// The clock deadlines are read on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
     /// Where each fan-out's metrics go.
     pub fn with_metrics(mut self, metrics: Arc<dyn MetricsSink>) -> Self {
         self.metrics = metrics;
@@ -125,17 +131,66 @@ impl Scheduler {
     /// Pages through every connection and enqueues one request per active connection that
     /// has no sync in flight. Failed sends are counted, not fatal: the caller decides.
     pub async fn fan_out(&self) -> Result<ScheduleSummary, ScheduleError> {
+        self.fan_out_until(None).await
+    }
+
+    /// [`Scheduler::fan_out`] within `deadline` (on the clock's monotonic scale). The stored
+    /// connections are enqueued first; only then are the followed White Label instances
+    /// discovered (each within its own time budget, all before the deadline) and the
+    /// connections they made enqueued — so no instance's host, however slow or hostile, can
+    /// keep another tenant's connections from their sync. A connection of an organization an
+    /// instance deleted meanwhile is told so by its connection's status when the worker
+    /// reads it, and not synced.
+    pub async fn fan_out_until(
+        &self,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<ScheduleSummary, ScheduleError> {
         let mut summary = ScheduleSummary::default();
+        let credentials = match &self.instances {
+            Some(instances) => instances.credentials().await.unwrap_or_else(|error| {
+                tracing::error!(error = %error, "could not list the White Label instances followed; their connections are synced as they are");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
+        let followed: BTreeSet<CredentialId> = credentials.iter().map(|c| c.id.clone()).collect();
+        let mut deferred = self.enqueue_stored(&followed, &mut summary).await?;
         if let Some(instances) = &self.instances {
-            // Instances that cannot be discovered now keep their connections as they are; the
-            // fan-out goes on either way.
-            match instances.follow_all().await {
-                Ok(followed) => summary.instances = followed,
-                Err(error) => {
-                    tracing::error!(error = %error, "could not list the White Label instances followed; their connections are synced as they are")
-                }
+            if !credentials.is_empty() {
+                let follows = instances.follow_each(credentials, deadline).await;
+                summary.instances = follows.followed;
+                deferred.extend(follows.connected);
             }
         }
+        self.enqueue_deferred(deferred, &mut summary).await?;
+        tracing::info!(
+            seen = summary.seen,
+            enqueued = summary.enqueued,
+            skipped_paused = summary.skipped_paused,
+            skipped_disconnected = summary.skipped_disconnected,
+            skipped_in_flight = summary.skipped_in_flight,
+            skipped_unowned = summary.skipped_unowned,
+            failed = summary.failed,
+            "scheduled syncs"
+        );
+        if summary.skipped_unowned > 0 {
+            tracing::warn!(
+                skipped_unowned = summary.skipped_unowned,
+                "connections without a tenant are not synced: assign each its tenant (README, \"Tenants\")"
+            );
+        }
+        self.metrics.emit(&summary.metrics(self.clock.wall()));
+        Ok(summary)
+    }
+
+    /// One request per stored active connection with no sync in flight; those of a followed
+    /// instance are returned instead, to be enqueued once their instance was followed.
+    async fn enqueue_stored(
+        &self,
+        followed: &BTreeSet<CredentialId>,
+        summary: &mut ScheduleSummary,
+    ) -> Result<Vec<ConnectionId>, ScheduleError> {
+        let mut deferred = Vec::new();
         let mut cursor = None;
         loop {
             let page = self
@@ -160,6 +215,15 @@ impl Scheduler {
                     ConnectionStatus::Active if connection.is_leased_at(now) => {
                         summary.skipped_in_flight += 1
                     }
+                    ConnectionStatus::Active
+                        if connection
+                            .credential_id
+                            .as_ref()
+                            .is_some_and(|c| followed.contains(c)) =>
+                    {
+                        summary.seen -= 1;
+                        deferred.push(connection.id.clone());
+                    }
                     ConnectionStatus::Active => requests.push(SyncRequest::new(
                         connection.id.clone(),
                         SyncReason::Scheduled,
@@ -167,36 +231,59 @@ impl Scheduler {
                     )),
                 }
             }
-            if !requests.is_empty() {
-                let failures = self.queue.enqueue(&requests).await?;
-                for failure in &failures {
-                    tracing::error!(connection_id = %failure.connection_id, reason = %failure.reason, "could not enqueue sync");
-                }
-                summary.failed += failures.len() as u32;
-                summary.enqueued += (requests.len() - failures.len()) as u32;
-            }
+            self.send(&requests, summary).await?;
             match page.next {
                 Some(next) => cursor = Some(next),
-                None => break,
+                None => return Ok(deferred),
             }
         }
-        tracing::info!(
-            seen = summary.seen,
-            enqueued = summary.enqueued,
-            skipped_paused = summary.skipped_paused,
-            skipped_disconnected = summary.skipped_disconnected,
-            skipped_in_flight = summary.skipped_in_flight,
-            skipped_unowned = summary.skipped_unowned,
-            failed = summary.failed,
-            "scheduled syncs"
-        );
-        if summary.skipped_unowned > 0 {
-            tracing::warn!(
-                skipped_unowned = summary.skipped_unowned,
-                "connections without a tenant are not synced: assign each its tenant (README, \"Tenants\")"
-            );
+    }
+
+    /// The connections of followed instances, read again now that their instances were
+    /// followed (a deleted organization's is disconnected, one whose API Make disabled is
+    /// paused), with those the follows made: one request per one still active.
+    async fn enqueue_deferred(
+        &self,
+        mut deferred: Vec<ConnectionId>,
+        summary: &mut ScheduleSummary,
+    ) -> Result<(), ScheduleError> {
+        deferred.sort();
+        deferred.dedup();
+        for ids in deferred.chunks(self.page_size) {
+            let now = self.clock.wall();
+            let mut requests = Vec::new();
+            for connection in self.connections.get_connections(ids).await? {
+                summary.seen += 1;
+                match connection.status {
+                    ConnectionStatus::Paused => summary.skipped_paused += 1,
+                    ConnectionStatus::Active if connection.is_leased_at(now) => {
+                        summary.skipped_in_flight += 1
+                    }
+                    ConnectionStatus::Active => {
+                        requests.push(SyncRequest::new(connection.id, SyncReason::Scheduled, now))
+                    }
+                    _ => summary.skipped_disconnected += 1,
+                }
+            }
+            self.send(&requests, summary).await?;
         }
-        self.metrics.emit(&summary.metrics(self.clock.wall()));
-        Ok(summary)
+        Ok(())
+    }
+
+    async fn send(
+        &self,
+        requests: &[SyncRequest],
+        summary: &mut ScheduleSummary,
+    ) -> Result<(), ScheduleError> {
+        if requests.is_empty() {
+            return Ok(());
+        }
+        let failures = self.queue.enqueue(requests).await?;
+        for failure in &failures {
+            tracing::error!(connection_id = %failure.connection_id, reason = %failure.reason, "could not enqueue sync");
+        }
+        summary.failed += failures.len() as u32;
+        summary.enqueued += (requests.len() - failures.len()) as u32;
+        Ok(())
     }
 }

@@ -592,8 +592,20 @@ impl Worker {
     async fn token_of(&self, connection: &Connection) -> Result<(TokenRef, bool), SyncError> {
         match &connection.credential_id {
             None => Ok((connection.token_ref(), false)),
+            // A credential's token serves only the connections it lists, of its own tenant: a
+            // connection that merely names it (left behind by a write that failed part-way, or
+            // edited by hand) does not get it.
             Some(id) => match self.connections.get_credential(id).await? {
-                Some(credential) => Ok((credential.token_ref(), credential.instance.is_some())),
+                Some(credential)
+                    if credential.tenant_id == connection.tenant_id
+                        && credential.connections.contains(&connection.id) =>
+                {
+                    Ok((credential.token_ref(), credential.instance.is_some()))
+                }
+                Some(_) => Err(SyncError::CredentialRefused {
+                    connection: connection.id.to_string(),
+                    credential: id.to_string(),
+                }),
                 None => Err(SecretError::NotFound(id.token_ref(None)).into()),
             },
         }

@@ -32,6 +32,11 @@ pub enum SyncError {
     },
     #[error("the sync could not start: {0}")]
     Setup(String),
+    #[error("connection {connection} names credential {credential}, which does not list it (or belongs to another tenant) — its token is not used; disconnect this connection and connect the organization again")]
+    CredentialRefused {
+        connection: String,
+        credential: String,
+    },
 }
 
 impl SyncError {
@@ -45,6 +50,7 @@ impl SyncError {
             SyncError::MemberListIncomplete { .. } => ErrorKind::Protocol,
             SyncError::OutOfTime { .. } => ErrorKind::Transient,
             SyncError::Setup(_) => ErrorKind::Storage,
+            SyncError::CredentialRefused { .. } => ErrorKind::Permission,
         }
     }
 

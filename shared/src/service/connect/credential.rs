@@ -19,6 +19,18 @@ use serde::Serialize;
 /// request changed the credential in between.
 const CREDENTIAL_WRITE_ATTEMPTS: u32 = 8;
 
+/// A listed connection with no item is taken for one whose creation failed only once the
+/// credential is older than any connect request can run (the connect function's timeout is
+/// 60 s): before that it may still be being created.
+const PHANTOM_AFTER: chrono::Duration = chrono::Duration::minutes(5);
+
+/// The pause before attempt `attempt + 1` of a credential write another request won: random,
+/// up to 25 ms doubled per attempt, so that requests racing for one credential spread out.
+fn write_backoff(attempt: u32) -> std::time::Duration {
+    let ceiling = 25u64 << attempt.min(6);
+    std::time::Duration::from_millis(fastrand::u64(1..=ceiling))
+}
+
 /// An organization Make confirmed: its place in the request, host, id and summary.
 type Confirmed = (usize, MakeHost, OrganizationId, OrganizationSummary);
 
@@ -38,6 +50,14 @@ pub struct CredentialResponse {
     /// connected, to connect with {"organizations": [...]} and this token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub available: Option<Vec<u64>>,
+    /// Following a White Label instance: organizations the tenant disconnected, which
+    /// following the instance never connects again (connect one explicitly to sync it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<Vec<u64>>,
+    /// Something the caller should know about the answer (e.g. the instance was followed
+    /// already, and the token given was not stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// What became of one organization.
@@ -116,6 +136,8 @@ impl ConnectService {
                 organizations: results.into_iter().flatten().collect(),
                 auto_connect: None,
                 available: None,
+                excluded: None,
+                note: None,
             });
         };
 
@@ -156,7 +178,9 @@ impl ConnectService {
                     OrganizationResult::connected(&connection, enqueued)
                 }
                 Ok(false) | Err(_) => {
-                    self.leave_credential(&credential_id, &connection.id).await;
+                    if let Err(error) = self.leave_credential(&credential_id, &connection).await {
+                        tracing::error!(credential_id = %credential_id, connection_id = %connection.id, error = %error, "could not take the connection that was not stored off its credential");
+                    }
                     OrganizationResult::refused(
                         connection.host.as_str(),
                         organization,
@@ -173,6 +197,8 @@ impl ConnectService {
             organizations: results.into_iter().flatten().collect(),
             auto_connect: None,
             available: None,
+            excluded: None,
+            note: None,
         })
     }
 
@@ -290,6 +316,11 @@ impl ConnectService {
                 .instance
                 .as_ref()
                 .map(|i| i.available.iter().copied().collect()),
+            excluded: credential
+                .instance
+                .as_ref()
+                .map(|i| i.excluded.iter().copied().collect()),
+            note: None,
         })
     }
 
@@ -331,7 +362,9 @@ impl ConnectService {
     /// Follows a White Label instance with an administrator's token: checks it lists the
     /// instance (`admin:read`), stores it once as an instance credential, and applies the
     /// first discovery at once — each organization connected (`autoConnect`) and queued for
-    /// its first sync, or listed as available.
+    /// its first sync, or listed as available. Asked again for an instance the tenant follows
+    /// already, it answers that credential as it is and stores nothing (the token is changed
+    /// with `rotate`).
     pub(crate) async fn connect_instance(
         &self,
         tenant: &TenantId,
@@ -341,6 +374,9 @@ impl ConnectService {
     ) -> Result<CredentialResponse, ConnectError> {
         let host = self.make.allowlist().admit(host)?;
         let listed = discover(&self.make, &host, token.clone(), DiscoveryScope::Instance).await?;
+        if let Some(existing) = self.followed_instance(tenant, &host).await? {
+            return self.instance_state(&existing).await;
+        }
         let id = CredentialId::generate();
         let secret = id.new_token_version();
         self.secrets.put_token(&secret, &token).await?;
@@ -361,13 +397,7 @@ impl ConnectService {
             self.make.clone(),
             self.clock.clone(),
         );
-        let changes = follower
-            .apply(&credential, listed)
-            .await
-            .map_err(|e| match e {
-                crate::instance::InstanceError::Store(e) => ConnectError::Store(e),
-                _ => ConnectError::CredentialConflict,
-            })?;
+        let changes = follower.apply(&credential, listed).await?;
         tracing::info!(credential_id = %id, tenant_id = %tenant, host = %credential.host, auto_connect, "White Label instance followed");
         let mut organizations = Vec::new();
         for (_, connection_id) in &changes.connected {
@@ -389,6 +419,53 @@ impl ConnectService {
             organizations,
             auto_connect: Some(auto_connect),
             available: Some(changes.available),
+            excluded: Some(changes.excluded),
+            note: None,
+        })
+    }
+
+    /// The tenant's instance credential for `host`, if it follows that instance already.
+    async fn followed_instance(
+        &self,
+        tenant: &TenantId,
+        host: &MakeHost,
+    ) -> Result<Option<Credential>, ConnectError> {
+        Ok(self
+            .connections
+            .list_instance_credentials()
+            .await?
+            .into_iter()
+            .find(|c| &c.tenant_id == tenant && &c.host == host))
+    }
+
+    /// An instance credential as it stands: its connections, what is available and what the
+    /// tenant excluded. Nothing is queued.
+    async fn instance_state(
+        &self,
+        credential: &Credential,
+    ) -> Result<CredentialResponse, ConnectError> {
+        let ids: Vec<ConnectionId> = credential.connections.iter().cloned().collect();
+        let mut connections = self.connections.get_connections(&ids).await?;
+        connections.sort_by_key(|c| c.organization_id.get());
+        let organizations = connections
+            .iter()
+            .map(|connection| {
+                let mut result = OrganizationResult::connected(connection, Ok(()));
+                result.sync_enqueued = false;
+                result
+            })
+            .collect();
+        let follow = credential.instance.clone().unwrap_or_default();
+        Ok(CredentialResponse {
+            credential_id: Some(credential.id.clone()),
+            organizations,
+            auto_connect: Some(follow.auto_connect),
+            available: Some(follow.available.into_iter().collect()),
+            excluded: Some(follow.excluded.into_iter().collect()),
+            note: Some(format!(
+                "this tenant follows the instance on {} already, with this credential; nothing was stored — change its token with {{\"action\": \"rotate\", \"credentialId\": \"{}\", \"token\"}}",
+                credential.host, credential.id
+            )),
         })
     }
 
@@ -406,26 +483,35 @@ impl ConnectService {
             .await?
             .ok_or(ConnectError::UnknownCredential)?;
         let mut organizations = Vec::new();
-        for connection_id in &credential.connections {
-            let answer = self.disconnect(tenant, connection_id, purge).await?;
-            if let Some(connection) = self.connections.get_connection(connection_id).await? {
+        for connection_id in self.connections_naming(&credential).await? {
+            let answer = match self.disconnect(tenant, &connection_id, purge).await {
+                Ok(answer) => answer,
+                // Listed, but never stored (its creation failed): nothing to disconnect.
+                Err(ConnectError::UnknownConnection(_)) => continue,
+                Err(error) => return Err(error),
+            };
+            if let Some(connection) = self.connections.get_connection(&connection_id).await? {
                 let mut result = OrganizationResult::connected(&connection, Ok(()));
                 result.sync_enqueued = false;
                 result.status = Some(answer.status);
                 organizations.push(result);
             }
         }
-        // Whatever is left of it (an instance credential outlives its connections).
-        for _ in 0..CREDENTIAL_WRITE_ATTEMPTS {
+        // Whatever is left of it (an instance credential outlives its connections): the
+        // secret first, so that a failure leaves the item that names it for the retry.
+        for attempt in 0..CREDENTIAL_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                self.clock.sleep(write_backoff(attempt)).await;
+            }
             let Some(current) = self.connections.get_credential(id).await? else {
                 break;
             };
+            self.delete_secret(&current.token_ref()).await?;
             if self
                 .connections
                 .delete_credential(id, current.version)
                 .await?
             {
-                self.delete_secret(&current.token_ref()).await?;
                 break;
             }
         }
@@ -435,47 +521,94 @@ impl ConnectService {
             organizations,
             auto_connect: None,
             available: None,
+            excluded: None,
+            note: None,
         })
     }
 
-    /// Takes a disconnected connection off its credential; the last one out deletes the
-    /// credential and its token. Tried again while other requests change the credential.
-    pub(crate) async fn leave_credential(&self, id: &CredentialId, connection: &ConnectionId) {
-        if let Err(error) = self.try_leave_credential(id, connection).await {
-            tracing::error!(credential_id = %id, connection_id = %connection, error = %error, "could not take the connection off its credential");
+    /// Every connection of the credential: those it lists and those of its tenant that name
+    /// it without being listed (left by a write that failed part-way), so that a disconnect
+    /// of the credential reaches them all.
+    async fn connections_naming(
+        &self,
+        credential: &Credential,
+    ) -> Result<Vec<ConnectionId>, ConnectError> {
+        let mut ids = credential.connections.clone();
+        for connection in self
+            .connections
+            .list_tenant_connections(&credential.tenant_id)
+            .await?
+        {
+            if connection.credential_id.as_ref() == Some(&credential.id) {
+                ids.insert(connection.id);
+            }
         }
+        Ok(ids.into_iter().collect())
     }
 
-    async fn try_leave_credential(
+    /// Takes a disconnected connection off its credential — and, on an instance credential,
+    /// remembers its organization as excluded, so that following the instance never connects
+    /// it again; the last one out of an ordinary credential deletes the token's secret, then
+    /// the credential. Tried again, with a growing random pause, while other requests change
+    /// the credential; a failure is the caller's to report (the disconnect is asked again).
+    pub(crate) async fn leave_credential(
         &self,
         id: &CredentialId,
-        connection: &ConnectionId,
+        connection: &Connection,
     ) -> Result<(), ConnectError> {
-        for _ in 0..CREDENTIAL_WRITE_ATTEMPTS {
-            let Some(mut credential) = self.connections.get_credential(id).await? else {
+        for attempt in 0..CREDENTIAL_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                self.clock.sleep(write_backoff(attempt)).await;
+            }
+            let Some(current) = self.connections.get_credential(id).await? else {
                 return Ok(());
             };
-            if !credential.connections.remove(connection) {
+            let Some(next) = self.without(&current, connection).await? else {
                 return Ok(());
-            }
-            let last = credential.connections.is_empty() && credential.instance.is_none();
-            let written = if last {
-                self.connections
-                    .delete_credential(id, credential.version)
-                    .await?
-            } else {
-                self.connections.replace_credential(&credential).await?
             };
-            if !written {
-                continue;
-            }
+            let last = next.connections.is_empty() && next.instance.is_none();
             if last {
-                self.delete_secret(&credential.token_ref()).await?;
-                tracing::info!(credential_id = %id, "credential deleted with its last connection");
+                // The secret first: while the item names it, a retry can still find it.
+                self.delete_secret(&current.token_ref()).await?;
+                if self
+                    .connections
+                    .delete_credential(id, current.version)
+                    .await?
+                {
+                    tracing::info!(credential_id = %id, "credential deleted with its last connection");
+                    return Ok(());
+                }
+            } else if self.connections.replace_credential(&next).await? {
+                return Ok(());
             }
-            return Ok(());
         }
         Err(ConnectError::CredentialConflict)
+    }
+
+    /// The credential without `connection` (and, for an instance, with its organization
+    /// excluded); `None` when there is nothing to change. An ordinary credential older than a
+    /// connect request can take also drops the ids it lists that have no connection (one
+    /// whose creation failed), so that they cannot keep its token alive.
+    async fn without(
+        &self,
+        credential: &Credential,
+        connection: &Connection,
+    ) -> Result<Option<Credential>, ConnectError> {
+        let mut next = credential.clone();
+        let mut changed = next.connections.remove(&connection.id);
+        if let Some(follow) = next.instance.as_mut() {
+            changed |= follow.excluded.insert(connection.organization_id.get());
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let settled = self.clock.wall() - credential.created_at > PHANTOM_AFTER;
+        if next.instance.is_none() && !next.connections.is_empty() && settled {
+            let ids: Vec<ConnectionId> = next.connections.iter().cloned().collect();
+            let stored = self.connections.get_connections(&ids).await?;
+            next.connections = stored.into_iter().map(|c| c.id).collect();
+        }
+        Ok(Some(next))
     }
 
     pub(crate) async fn delete_secret(&self, secret: &TokenRef) -> Result<(), ConnectError> {

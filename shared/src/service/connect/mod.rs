@@ -168,6 +168,8 @@ pub enum ConnectError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("the White Label instance could not be followed: {0}")]
+    Instance(crate::instance::InstanceError),
 }
 
 fn reason_suffix(reason: &Option<String>) -> String {
@@ -196,6 +198,7 @@ impl ConnectError {
             ConnectError::Store(e) => e.kind(),
             ConnectError::Secret(e) => e.kind(),
             ConnectError::Queue(_) => ErrorKind::Transient,
+            ConnectError::Instance(e) => e.kind(),
         }
     }
 
@@ -209,6 +212,19 @@ impl From<DiscoveryError> for ConnectError {
         match e {
             DiscoveryError::Host(e) => ConnectError::Host(e),
             DiscoveryError::Make(e) => ConnectError::Make(e),
+        }
+    }
+}
+
+impl From<crate::instance::InstanceError> for ConnectError {
+    fn from(e: crate::instance::InstanceError) -> Self {
+        use crate::instance::InstanceError;
+        match e {
+            InstanceError::Store(e) => ConnectError::Store(e),
+            InstanceError::Secret(e) => ConnectError::Secret(e),
+            InstanceError::Discovery(e) => e.into(),
+            InstanceError::Conflict => ConnectError::CredentialConflict,
+            other => ConnectError::Instance(other),
         }
     }
 }
@@ -924,7 +940,12 @@ impl ConnectService {
         purge: bool,
     ) -> Result<ConnectResponse, ConnectError> {
         let mut connection = self.existing(tenant, id).await?;
-        let token = connection.token_ref();
+        if connection.credential_id.is_none() {
+            // The token first, while the item still names its secret: if this fails, nothing
+            // changed and the disconnect can be asked again; once the item no longer names
+            // it, nothing would find it.
+            self.delete_secret(&connection.token_ref()).await?;
+        }
         let update = match (purge, connection.status) {
             (_, ConnectionStatus::Erasing | ConnectionStatus::Erased) => None,
             (true, _) => Some(ConnectionUpdate::erase()),
@@ -943,10 +964,10 @@ impl ConnectService {
         }
         let now = self.clock.wall();
         self.users.close_users(id, now).await?;
-        match &connection.credential_id {
-            // A shared token goes with the last connection that uses it.
-            Some(credential) => self.leave_credential(credential, id).await,
-            None => self.delete_secret(&token).await?,
+        if let Some(credential) = &connection.credential_id {
+            // A shared token goes with the last connection that uses it; a failure is said,
+            // so that the disconnect is asked again and finishes it.
+            self.leave_credential(credential, &connection).await?;
         }
         let erasing = connection.status == ConnectionStatus::Erasing;
         if erasing {
