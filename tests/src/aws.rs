@@ -232,6 +232,28 @@ impl AwsTestEnv {
         }
     }
 
+    /// Every item of `table`, each as its debug text: to look for a name or an email
+    /// anywhere in it.
+    pub async fn table_text(&self, table: &str) -> Vec<String> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .dynamodb
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan");
+            items.extend(output.items().iter().map(|item| format!("{item:?}")));
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return items,
+            }
+        }
+    }
+
     pub async fn item_count(&self, table: &str) -> usize {
         let mut count = 0;
         let mut start = None;

@@ -45,7 +45,7 @@ pub const API_DISABLED: &str =
 const WRITE_ATTEMPTS: u32 = 5;
 /// The most time one instance's follow may take in a schedule: its listing (every page,
 /// with the waits its host asks for) and the changes to its connections.
-pub const FOLLOW_BUDGET: Duration = Duration::from_secs(60);
+pub const FOLLOW_BUDGET: Duration = Duration::from_secs(120);
 /// A follow is not started with less time than this left before the invocation's deadline.
 const MIN_FOLLOW_TIME: Duration = Duration::from_secs(30);
 

@@ -66,6 +66,10 @@ impl Chaos {
 pub struct Faults {
     /// Added to every response.
     pub latency: Duration,
+    /// Headers added to every answer of a path (below `/api/v2`), replacing Make's own of
+    /// the same name. Not a model of Make: a hostile White Label host (e.g. `x-ratelimit-reset`
+    /// a year ahead with `x-ratelimit-remaining` 0), which makesync must survive. Off by default.
+    pub hostile_headers: BTreeMap<String, Vec<(&'static str, String)>>,
     /// `GET /users?organizationId=`: documented with `pg[offset]`, `pg[limit]`, `pg[sortBy]`,
     /// `pg[sortDir]` (notes); the independent client asks 10000 rows a page and gets them.
     pub users_list: ListShape,
@@ -171,6 +175,7 @@ impl Default for Faults {
             enforce_budget: true,
             unavailable_organizations: BTreeSet::new(),
             canned_bodies: BTreeMap::new(),
+            hostile_headers: BTreeMap::new(),
             redirect: None,
             chaos: None,
             revoke_during: None,

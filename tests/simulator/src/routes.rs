@@ -437,6 +437,19 @@ fn rate_limited(world: &World, retry_after: impl ToString) -> Reply {
 }
 
 fn serve(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
+    let mut reply = serve_make(world, clock, request);
+    let path = request.path.strip_prefix("/api/v2").unwrap_or(request.path);
+    if let Some(headers) = world.faults.hostile_headers.get(path) {
+        // Not Make: a hostile White Label host's answer (the review's F2), last so it wins.
+        reply
+            .headers
+            .retain(|(name, _)| !headers.iter().any(|(n, _)| n == name));
+        reply.headers.extend(headers.iter().cloned());
+    }
+    reply
+}
+
+fn serve_make(world: &mut World, clock: &dyn Clock, request: &Request<'_>) -> Reply {
     if request.method != Method::GET {
         return Reply::error(
             StatusCode::METHOD_NOT_ALLOWED,
