@@ -102,6 +102,29 @@ impl Credential {
 mod tests {
     use super::*;
 
+    /// F13: a stored credential id that is not a UUID (edited by hand) is an error of that
+    /// item when it is read, not a panic of the function reading it.
+    #[test]
+    fn a_stored_credential_id_that_is_not_a_uuid_is_an_error_not_a_panic() {
+        let read: Result<CredentialId, _> = serde_json::from_str(r#""a/b c""#);
+        assert!(read.unwrap_err().to_string().contains("not a UUID"));
+        let id = CredentialId::generate();
+        let back: CredentialId = serde_json::from_str(&format!("\"{id}\"")).unwrap();
+        assert_eq!(back, id);
+    }
+
+    /// F3: the connection a credential makes for an organization is always the same id (a
+    /// retry finds it), different per organization and per credential.
+    #[test]
+    fn a_credential_makes_one_id_per_organization() {
+        let a = CredentialId::generate();
+        let b = CredentialId::generate();
+        let org = |n| crate::organization::OrganizationId::new(n).unwrap();
+        assert_eq!(a.connection_for(org(5)), a.connection_for(org(5)));
+        assert_ne!(a.connection_for(org(5)), a.connection_for(org(6)));
+        assert_ne!(a.connection_for(org(5)), b.connection_for(org(5)));
+    }
+
     #[test]
     fn a_credential_id_is_a_uuid_and_its_secrets_are_apart_from_connections() {
         assert!(CredentialId::parse("not-a-uuid").is_none());

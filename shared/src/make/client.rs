@@ -59,7 +59,9 @@ impl Default for MakeApiConfig {
             page_size: 10_000,
             max_pages: 1000,
             member_lookups: 100,
-            max_response_bytes: 64 * 1024 * 1024,
+            // A 10,000-row page is 1–2 MB; 16 MB keeps the body and what is decoded from it
+            // (measured: about 4× the body) inside a 256 MB function.
+            max_response_bytes: 16 * 1024 * 1024,
             default_requests_per_minute: 60,
             budget_percent: 50,
         }

@@ -9,7 +9,7 @@
 //! | `MAKESYNC_PAGE_SIZE` | rows asked for per page | 10000 |
 //! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |
 //! | `MAKESYNC_MEMBER_LOOKUPS` | members one sync may look up one by one when the member list is cut | 100 |
-//! | `MAKESYNC_MAX_RESPONSE_MB` | the largest Make response body read | 64 |
+//! | `MAKESYNC_MAX_RESPONSE_MB` | the largest Make response body read | 16 |
 //! | `MAKESYNC_REQUEST_TIMEOUT_SECS` | one Make request | 20 |
 //! | `MAKESYNC_RETRY_MAX_ATTEMPTS` | attempts per Make request, the first included | 5 |
 //! | `MAKESYNC_RETRY_MAX_ELAPSED_SECS` | time one Make request may spend retrying | 90 |

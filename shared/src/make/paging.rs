@@ -42,6 +42,12 @@ pub enum PagingError {
     NotAdvancing { offset: u64 },
     #[error("the list is longer than {max_pages} pages; raise MAKESYNC_MAX_PAGES if this organization really is that large")]
     TooManyPages { max_pages: u32 },
+    #[error("the page at offset {offset} holds {rows} rows, more than the {asked} asked for")]
+    MoreRowsThanAsked {
+        offset: u64,
+        rows: usize,
+        asked: u32,
+    },
     #[error("the page at offset {offset} holds a single row, so the next page cannot be checked against it; raise MAKESYNC_PAGE_SIZE (Make applied a limit of 1)")]
     PageTooSmall { offset: u64 },
 }
@@ -125,6 +131,17 @@ impl<T: Keyed> PageWalk<T> {
         self.pages += 1;
         self.echoed |= echo.is_some();
         let raw_len = page.len();
+        // A paged answer (it echoes `pg`) holds at most the rows asked; one that holds more is
+        // not Make's, and is not kept. (An answer without the echo is the whole list.)
+        if let (Some(_), ListRead::Page { limit, .. }) = (echo, read) {
+            if raw_len > limit as usize {
+                return Err(PagingError::MoreRowsThanAsked {
+                    offset,
+                    rows: raw_len,
+                    asked: limit,
+                });
+            }
+        }
         if raw_len == 0 {
             return Ok(());
         }

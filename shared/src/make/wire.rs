@@ -9,7 +9,7 @@ use super::error::MakeError;
 use super::paging::{Keyed, PageEcho};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::fmt;
 use std::marker::PhantomData;
@@ -18,6 +18,7 @@ use std::marker::PhantomData;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct AuthUser {
     pub id: u64,
+    #[serde(deserialize_with = "bounded_text")]
     pub name: String,
     #[serde(default)]
     pub email: Option<String>,
@@ -33,6 +34,7 @@ pub struct AuthUserResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OrganizationSummary {
     pub id: u64,
+    #[serde(deserialize_with = "bounded_text")]
     pub name: String,
     #[serde(default)]
     pub zone: Option<String>,
@@ -67,6 +69,7 @@ pub struct OrganizationResponse {
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationListing {
     pub id: u64,
+    #[serde(deserialize_with = "bounded_text")]
     pub name: String,
     #[serde(default)]
     pub zone: Option<String>,
@@ -101,6 +104,7 @@ impl Keyed for OrganizationListing {
 #[serde(rename_all = "camelCase")]
 pub struct OrganizationRole {
     pub id: u32,
+    #[serde(deserialize_with = "bounded_text")]
     pub name: String,
     #[serde(default)]
     pub identifier: Option<String>,
@@ -152,7 +156,9 @@ pub struct MemberResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MakeUser {
     pub id: u64,
+    #[serde(deserialize_with = "bounded_text")]
     pub name: String,
+    #[serde(deserialize_with = "bounded_text")]
     pub email: String,
     /// Required to be present (possibly `null`): see the module documentation. Make's admin
     /// user list spells it `lastLogin`, its `/users/me` example `lastlogin`; either is read.
@@ -168,6 +174,22 @@ impl Keyed for MakeUser {
     fn key(&self) -> u64 {
         self.id
     }
+}
+
+/// The longest name, email or role name read from Make, in bytes. Make's own are far
+/// shorter; a longer one is a hostile host's, and would make the user's item and its event too
+/// large for the events bus (256 KB) and block the stream it shares with other tenants.
+pub const MAX_TEXT_BYTES: usize = 1024;
+
+fn bounded_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.len() > MAX_TEXT_BYTES {
+        // Not quoted: the value is the member's, or a hostile host's.
+        return Err(serde::de::Error::custom(format!(
+            "longer than {MAX_TEXT_BYTES} bytes"
+        )));
+    }
+    Ok(text)
 }
 
 /// A field that must be present but may be `null`. (serde reads a missing `Option` as `None`
@@ -279,8 +301,8 @@ fn protocol(endpoint: &str, detail: String) -> MakeError {
 /// Why `body` did not read as `T` (or as a list of `T` under `collection`), in words that
 /// hold no value from it: serde's own messages quote the value they refused (a member's name,
 /// an email), and this detail ends up in `lastError`, run records and logs. For a list it
-/// names the row (its index and id) and the field. Only on this error path is the body read a
-/// second time, to find them.
+/// names the row (its index) and the field. Only on this error path is the body read a
+/// second time, to find them, one row at a time.
 fn describe<T: DeserializeOwned>(
     collection: Option<&str>,
     body: &[u8],
@@ -297,31 +319,83 @@ fn describe<T: DeserializeOwned>(
             error.column()
         );
     }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return "not JSON".to_string();
-    };
-    let Some(collection) = collection else {
-        return match serde_path_to_error::deserialize::<_, T>(&value) {
-            Err(failure) => {
-                field_problem(&failure.path().to_string(), &failure.inner().to_string())
-            }
-            Ok(_) => field_problem("", &error.to_string()),
-        };
-    };
-    let rows = value.get(collection).and_then(serde_json::Value::as_array);
-    for (index, row) in rows.into_iter().flatten().enumerate() {
-        if let Err(failure) = serde_path_to_error::deserialize::<_, T>(row) {
-            let id = ["id", "userId"]
-                .iter()
-                .find_map(|key| row.get(key).and_then(serde_json::Value::as_u64))
-                .map_or_else(|| "without an id".to_string(), |id| format!("id {id}"));
-            return format!(
-                "{collection}[{index}] ({id}): {}",
-                field_problem(&failure.path().to_string(), &failure.inner().to_string())
-            );
+    // Read again through a path tracker, row by row, each row dropped once checked: the
+    // error path costs one row at a time, not a tree of the whole body (a hostile host's
+    // 16 MB page as a `serde_json::Value` is several hundred MB).
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let mut track = serde_path_to_error::Track::new();
+    let tracked = serde_path_to_error::Deserializer::new(&mut reader, &mut track);
+    let failure = match collection {
+        None => T::deserialize(tracked).err(),
+        Some(collection) => RowCheck::<T> {
+            collection,
+            rows: PhantomData,
         }
+        .deserialize(tracked)
+        .err(),
+    };
+    match failure {
+        Some(inner) => field_problem(&track.path().to_string(), &inner.to_string()),
+        None => field_problem(collection.unwrap_or(""), &error.to_string()),
     }
-    field_problem(collection, &error.to_string())
+}
+
+/// Checks every row under `collection` as `T`, keeping none: what [`describe`] reads a
+/// failed list with, to find the row and field at fault.
+struct RowCheck<'a, T> {
+    collection: &'a str,
+    rows: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for RowCheck<'_, T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for RowCheck<'_, T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an object with a \"{}\" list", self.collection)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<String>()? {
+            if key == self.collection {
+                map.next_value_seed(EachRow::<T>(PhantomData))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A list read one element at a time, each dropped once read.
+struct EachRow<T>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for EachRow<T> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for EachRow<T> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<T>()?.is_some() {}
+        Ok(())
+    }
 }
 
 /// "field `lastLogin` is missing", "field `name` has the wrong type", … from serde's message,
@@ -351,6 +425,8 @@ fn field_problem(path: &str, message: &str) -> String {
         "has a value Make does not document"
     } else if message.starts_with("not an ISO 8601 timestamp") {
         "is not an ISO 8601 timestamp"
+    } else if message.starts_with("longer than ") {
+        "is longer than 1024 bytes"
     } else if message.starts_with("the response has no") {
         return message
             .split(" at line")
@@ -420,28 +496,64 @@ mod tests {
         }
     }
 
-    /// A row that does not parse is named by its index, id and field; nothing of its values —
+    /// F14: a name or email past `MAX_TEXT_BYTES` (a hostile host's: the user's item and its
+    /// event would not fit the events bus) is refused, without quoting it.
+    #[test]
+    fn a_name_or_email_longer_than_the_bound_is_refused_unquoted() {
+        for (field, json) in [
+            (
+                "name",
+                format!(
+                    r#"{{"id":1,"name":"{}","email":"a@x","lastLogin":null}}"#,
+                    "N".repeat(260_000)
+                ),
+            ),
+            (
+                "email",
+                format!(
+                    r#"{{"id":1,"name":"A","email":"{}@x","lastLogin":null}}"#,
+                    "e".repeat(2_000)
+                ),
+            ),
+        ] {
+            let body = format!(r#"{{"users":[{json}]}}"#);
+            let error = decode_page::<MakeUser>("GET /users", "users", body.as_bytes())
+                .map(drop)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(&format!("users[0].{field}")), "{error}");
+            assert!(error.contains("longer than 1024 bytes"), "{error}");
+            assert!(error.len() < 600, "{error}");
+        }
+        let fits = format!(
+            r#"{{"users":[{{"id":1,"name":"{}","email":"a@x","lastLogin":null}}]}}"#,
+            "N".repeat(1024)
+        );
+        assert!(decode_page::<MakeUser>("GET /users", "users", fits.as_bytes()).is_ok());
+    }
+
+    /// A row that does not parse is named by its index and field; nothing of its values —
     /// a member's name or email — is in the error.
     #[test]
-    fn a_malformed_row_is_named_by_id_and_field_never_by_value() {
+    fn a_malformed_row_is_named_by_index_and_field_never_by_value() {
         let endpoint = "GET /users?organizationId=1";
         let cases = [
             (
                 r#"{"users":[{"id":1,"name":"A","email":"a@x","lastLogin":null},
                     {"id":77,"name":"Mallory Quux-Recognizable","email":4242,"lastLogin":null}]}"#,
-                "users[1] (id 77): field `email` has the wrong type",
+                "field `users[1].email` has the wrong type",
             ),
             (
                 r#"{"users":[{"id":78,"name":"Mallory Quux-Recognizable","email":"mallory.quux@recognizable.example","lastLogin":"Mallory Quux-Recognizable"}]}"#,
-                "users[0] (id 78): field `lastLogin` is not an ISO 8601 timestamp",
+                "field `users[0].lastLogin` is not an ISO 8601 timestamp",
             ),
             (
                 r#"{"users":[{"id":79,"email":"mallory.quux@recognizable.example","lastLogin":null}]}"#,
-                "users[0] (id 79): field `name` is missing",
+                "field `users[0].name` is missing",
             ),
             (
                 r#"{"users":[{"id":"mallory.quux@recognizable.example","name":"Mallory Quux-Recognizable","email":"m","lastLogin":null}]}"#,
-                "users[0] (without an id): field `id` has the wrong type",
+                "field `users[0].id` has the wrong type",
             ),
             (
                 r#"{"users":"Mallory Quux-Recognizable"}"#,
