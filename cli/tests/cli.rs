@@ -504,7 +504,7 @@ async fn a_malformed_row_fails_the_sync_without_quoting_the_member() {
     assert_eq!(doc["run"]["error"]["kind"], "protocol", "{doc}");
     let message = doc["run"]["error"]["message"].as_str().unwrap();
     assert!(
-        message.contains("users[1] (id 99): field `lastLogin` is not an ISO 8601 timestamp"),
+        message.contains("field `users[1].lastLogin` is not an ISO 8601 timestamp"),
         "{message}"
     );
     for output in &outputs {
