@@ -353,6 +353,9 @@ pub trait SecretStore: Send + Sync {
     }
     /// Deletes the token at once, without a recovery window: nothing can read it afterwards.
     async fn delete_token(&self, secret: &TokenRef) -> Result<(), SecretError>;
+    /// Drops any copy of the token held in this process (Make refused it): the store's own
+    /// is kept, and read again when it is next needed.
+    async fn forget_cached(&self, _secret: &TokenRef) {}
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

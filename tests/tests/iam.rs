@@ -8,6 +8,8 @@
 //! function and compared both ways — a call the template does not grant fails (the function
 //! would be denied in AWS), and a grant no call uses fails (it is wider than needed). With
 //! `KmsKeyArn` set, the KMS actions each function needs follow from its queues and secrets.
+//! A shared token's secret (`{prefix}credential-…`) is its own resource, `CredentialSecrets`,
+//! so that the scheduler — which reads only those — can be granted them alone.
 
 use makesync::connection::ConnectionId;
 use makesync::ports::{ConnectionStore, UserStore};
@@ -111,7 +113,10 @@ impl ResourceNames {
         };
         let mut grants = Vec::new();
         for resource in &call.resources {
-            let logical = if resource.starts_with(secret_prefix) {
+            let logical = if resource.starts_with(&format!("{secret_prefix}credential-")) {
+                // A shared token's secret: granted as such, or as any token secret.
+                "CredentialSecrets".to_string()
+            } else if resource.starts_with(secret_prefix) {
                 "TokenSecrets".to_string()
             } else {
                 self.0
@@ -442,6 +447,9 @@ fn resource_names(value: &Yaml) -> Vec<String> {
             match tagged.tag.to_string().as_str() {
                 "!GetAtt" => vec![text.strip_suffix(".Arn").unwrap_or(text).to_string()],
                 "!Sub" if text.contains(":secret:${SecretPrefix}*") => vec!["TokenSecrets".into()],
+                "!Sub" if text.contains(":secret:${SecretPrefix}credential-*") => {
+                    vec!["CredentialSecrets".into()]
+                }
                 "!Sub" if text.starts_with("${") && text.contains(".Arn}/index/") => {
                     vec![text.trim_start_matches("${").replacen(".Arn}", "", 1)]
                 }
@@ -465,6 +473,16 @@ async fn each_function_is_granted_exactly_the_calls_it_makes() {
     let mut drift = Vec::new();
     for (function, calls) in &needed {
         let (grants, kms) = &granted[function];
+        // A call on a shared token's secret is within a grant on every token secret.
+        let calls: &BTreeSet<Grant> = &calls
+            .iter()
+            .map(|(action, resource)| {
+                let within_all = resource == "CredentialSecrets"
+                    && grants.contains(&(action.clone(), "TokenSecrets".to_string()));
+                let resource = if within_all { "TokenSecrets" } else { resource };
+                (action.clone(), resource.to_string())
+            })
+            .collect();
         println!("{function}:");
         for (action, resource) in calls {
             println!("  {action} on {resource}");

@@ -17,10 +17,11 @@ use makesync::queue::SyncRequest;
 use makesync::schedule::Scheduler;
 use makesync::store::{MemoryQueue, MemorySecrets, MemoryStore};
 use makesync::token::ApiToken;
+use makesync_simulator::RequestLog;
 use makesync_tests::aws::{sqs_event, AwsTestEnv};
 use makesync_tests::hooked::{ConnectionCall, ConnectionHook, HookedConnections};
 use makesync_tests::simulator::{
-    demo_world, ListShape, World, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+    demo_world, ListShape, TokenGrant, World, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
 };
 use makesync_tests::{TestEnv, ACME, CELONIS, GLOBEX};
 use serde_json::{json, Value};
@@ -199,6 +200,7 @@ async fn in_process(
         inner: MemoryQueue::default(),
         clock: env.clock.clone(),
         sent: Mutex::new(Vec::new()),
+        instance_listings: Mutex::new(None),
     });
     let clock: Arc<dyn Clock> = env.clock_arc();
     let connect = ConnectService::new(
@@ -241,11 +243,17 @@ impl InProcess {
     }
 }
 
-/// A queue that notes, on the test's clock, when each connection was enqueued.
+/// The simulator's request log, and for each connection enqueued the instance listings it
+/// had answered by then.
+type ListingsSeen = (RequestLog, Vec<(ConnectionId, usize)>);
+
+/// A queue that notes, on the test's clock, when each connection was enqueued — and, when
+/// `instance_listings` is set, how many instance listings the simulator had answered by then.
 struct TimedQueue {
     inner: MemoryQueue,
     clock: ManualClock,
     sent: Mutex<Vec<(ConnectionId, Duration)>>,
+    instance_listings: Mutex<Option<ListingsSeen>>,
 }
 
 #[async_trait]
@@ -256,6 +264,14 @@ impl SyncQueue for TimedQueue {
             .lock()
             .unwrap()
             .extend(requests.iter().map(|r| (r.connection_id.clone(), at)));
+        if let Some((log, seen)) = self.instance_listings.lock().unwrap().as_mut() {
+            let listings = log
+                .requests()
+                .iter()
+                .filter(|r| r.path.ends_with("/admin/organizations"))
+                .count();
+            seen.extend(requests.iter().map(|r| (r.connection_id.clone(), listings)));
+        }
         self.inner.enqueue(requests).await
     }
 }
@@ -585,4 +601,165 @@ async fn f2_a_host_that_says_wait_a_year_does_not_hold_the_schedule() {
     );
     // The instance's own connections still sync as they are.
     assert!(sent.len() > 1, "{sent:?}");
+}
+
+/// F7: an instance credential can be rotated to another token of the instance's
+/// administrator, though one organization's API is disabled (`apiLimit` 0) and whether or not
+/// an administrator's token may read members; a token of no administrator cannot.
+#[tokio::test]
+async fn f7_an_instance_credential_can_be_rotated() {
+    for admin_reads_members in [true, false] {
+        let mut world = demo_world();
+        world.faults.admin_reads_members = admin_reads_members;
+        world.add_token(
+            "sim-token-instance-admin-second",
+            TokenGrant::new(20, &["admin:read", "organizations:read", "user:read"]),
+        );
+        let memory = Arc::new(MemorySecrets::default());
+        let p = in_process(world, Arc::new(NoHook), memory.clone(), memory.clone()).await;
+        let followed = p.ask(follow_payload()).await;
+        let credential = CredentialId::parse(followed["credentialId"].as_str().unwrap()).unwrap();
+        let before = p.store.get_credential(&credential).await.unwrap().unwrap();
+        let refused = p
+            .ask(json!({"action": "rotate", "tenantId": "tenant-wl",
+                        "credentialId": credential.as_str(), "token": DEMO_TOKEN}))
+            .await;
+        assert_eq!(refused["error"]["kind"], "permission", "{refused}");
+
+        let rotated = p
+            .ask(json!({"action": "rotate", "tenantId": "tenant-wl",
+                        "credentialId": credential.as_str(),
+                        "token": "sim-token-instance-admin-second"}))
+            .await;
+        assert!(
+            rotated["error"].is_null(),
+            "{admin_reads_members}: {rotated}"
+        );
+        let after = p.store.get_credential(&credential).await.unwrap().unwrap();
+        assert_ne!(after.token_version, before.token_version);
+        assert_eq!(memory.len(), 1, "the old version is deleted");
+        assert_eq!(
+            p.secrets
+                .get_token(&after.token_ref())
+                .await
+                .unwrap()
+                .expose(),
+            "sim-token-instance-admin-second"
+        );
+    }
+}
+
+/// F12: one request's token is sent to Make's own zones or to one White Label host, never
+/// both: the White Label organization is refused and its host gets no request.
+#[tokio::test]
+async fn f12_one_token_is_not_sent_to_make_and_a_white_label_host_alike() {
+    let memory = Arc::new(MemorySecrets::default());
+    let p = in_process(
+        demo_world(),
+        Arc::new(NoHook),
+        memory.clone(),
+        memory.clone(),
+    )
+    .await;
+    let answer = p
+        .ask(
+            json!({"tenantId": "tenant-7", "token": DEMO_TOKEN, "organizations": [
+            {"host": "eu1.make.com", "organizationId": ACME},
+            {"host": DEMO_INSTANCE_HOST, "organizationId": 5001}]}),
+        )
+        .await;
+    let results = answer["organizations"].as_array().unwrap();
+    assert_eq!(results[0]["status"], "active", "{answer}");
+    let refused = results[1]["error"]["message"].as_str().unwrap();
+    assert!(refused.contains("one White Label host"), "{refused}");
+    assert!(p
+        .env
+        .simulator
+        .requests()
+        .iter()
+        .all(|r| r.host.as_deref() != Some(DEMO_INSTANCE_HOST)));
+}
+
+/// F16: the follower marks a deleted organization's users removed only under the
+/// connection's lease — the one a sync and an erase job take — so it cannot write users an
+/// erasure is deleting; while another holds it, the organization is left for the next follow.
+#[tokio::test]
+async fn f16_a_deleted_organization_is_removed_only_under_the_connection_lease() {
+    let memory = Arc::new(MemorySecrets::default());
+    let p = in_process(
+        instance_world(0),
+        Arc::new(NoHook),
+        memory.clone(),
+        memory.clone(),
+    )
+    .await;
+    let followed = p.ask(follow_payload()).await;
+    let credential = CredentialId::parse(followed["credentialId"].as_str().unwrap()).unwrap();
+    let alpha = p
+        .naming(&credential)
+        .await
+        .into_iter()
+        .find(|c| c.organization_id.get() == 5001)
+        .unwrap();
+    p.env.simulator.world().delete_in_instance(5001);
+    let now = p.env.clock.wall();
+    assert!(p
+        .store
+        .acquire_lease(&alpha.id, now, now + chrono::Duration::minutes(30))
+        .await
+        .unwrap());
+
+    p.scheduler.fan_out().await.unwrap();
+    let held = p.store.get_connection(&alpha.id).await.unwrap().unwrap();
+    assert_eq!(held.status, ConnectionStatus::Active, "left while in use");
+
+    p.store.release_lease(&alpha.id).await.unwrap();
+    p.scheduler.fan_out().await.unwrap();
+    let done = p.store.get_connection(&alpha.id).await.unwrap().unwrap();
+    assert_eq!(done.status, ConnectionStatus::Disconnected);
+    assert!(
+        !done.is_leased_at(p.env.clock.wall()),
+        "the lease is given back"
+    );
+}
+
+/// F2, the slow variant: a followed host that holds every answer close to the request
+/// timeout. The other tenants' connections are enqueued before the instance is asked for
+/// anything — whatever its answers cost, they cost its own follow.
+#[tokio::test]
+async fn f2_a_host_that_answers_slowly_is_followed_after_the_others_are_enqueued() {
+    let world = instance_world(0);
+    let memory = Arc::new(MemorySecrets::default());
+    let p = in_process(world, Arc::new(NoHook), memory.clone(), memory.clone()).await;
+    let ordinary = p
+        .ask(
+            json!({"tenantId": "tenant-7", "host": "eu1.make.com", "organizationId": ACME,
+                    "token": DEMO_TOKEN}),
+        )
+        .await;
+    let ordinary = ConnectionId::parse(ordinary["connectionId"].as_str().unwrap()).unwrap();
+    let followed = p.ask(follow_payload()).await;
+    assert!(followed["error"].is_null(), "{followed}");
+    {
+        let mut world = p.env.simulator.world();
+        // Under the client's 20 s timeout, in real time: three pages of two.
+        world.faults.latency = Duration::from_millis(700);
+        world.faults.admin_organizations_list = ListShape::Paged { max: 2 };
+    }
+    p.env.simulator.clear_requests();
+    *p.queue.instance_listings.lock().unwrap() = Some((p.env.simulator.request_log(), Vec::new()));
+
+    let summary = p.scheduler.fan_out().await.unwrap();
+    assert_eq!(summary.instances, 1, "{summary:?}");
+    let (_, seen) = p.queue.instance_listings.lock().unwrap().take().unwrap();
+    let listings_before = seen
+        .iter()
+        .find(|(id, _)| id == &ordinary)
+        .map(|(_, n)| *n)
+        .unwrap_or_else(|| panic!("the ordinary connection is enqueued: {seen:?}"));
+    assert_eq!(listings_before, 0, "enqueued before the instance was asked");
+    assert!(
+        seen.iter().any(|(_, n)| *n >= 2),
+        "the instance's own connections follow its (paged) listing: {seen:?}"
+    );
 }

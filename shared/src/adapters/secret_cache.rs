@@ -4,7 +4,9 @@
 //! Secrets Manager every time costs a call and money. Entries are keyed by the token's secret
 //! version ([`TokenRef`]): a reconnect stores its token under a new version and the connection
 //! names it, so the worker reads the new token on its next sync whatever the cache holds. The
-//! time limit only bounds how long a deleted token stays in a warm container's memory.
+//! time limit bounds how long any token stays in a warm container's memory: every read sweeps
+//! out the entries past it (a rotated or deleted version nobody asks for again included), and
+//! a token Make refused is dropped at once.
 
 use crate::clock::Clock;
 use crate::connection::TokenRef;
@@ -36,6 +38,11 @@ impl CachedSecretStore {
         self.lock().remove(secret);
     }
 
+    /// How many tokens are held now.
+    pub fn cached(&self) -> usize {
+        self.lock().len()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TokenRef, (ApiToken, Duration)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -55,8 +62,10 @@ impl SecretStore for CachedSecretStore {
 
     async fn get_token(&self, secret: &TokenRef) -> Result<ApiToken, SecretError> {
         let now = self.clock.monotonic();
-        if let Some((token, fetched)) = self.lock().get(secret) {
-            if now.saturating_sub(*fetched) < self.ttl {
+        {
+            let mut entries = self.lock();
+            entries.retain(|_, (_, fetched)| now.saturating_sub(*fetched) < self.ttl);
+            if let Some((token, _)) = entries.get(secret) {
                 return Ok(token.clone());
             }
         }
@@ -71,6 +80,10 @@ impl SecretStore for CachedSecretStore {
         self.invalidate(secret);
         self.inner.delete_token(secret).await
     }
+
+    async fn forget_cached(&self, secret: &TokenRef) {
+        self.invalidate(secret);
+    }
 }
 
 #[cfg(test)]
@@ -78,6 +91,35 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::MemorySecrets;
+
+    /// F15: a version nobody asks for again (rotated, deleted) leaves the cache once its time
+    /// is up, and a token Make refused leaves it at once.
+    #[tokio::test]
+    async fn no_token_outlives_the_ttl_and_a_refused_one_goes_at_once() {
+        let clock = Arc::new(ManualClock::default());
+        let backing = Arc::new(MemorySecrets::default());
+        let secret = |id: &str| {
+            crate::connection::ConnectionId::parse(id)
+                .unwrap()
+                .token_ref(Some("v1"))
+        };
+        let (a, b) = (secret("a"), secret("b"));
+        for s in [&a, &b] {
+            backing
+                .put_token(s, &ApiToken::parse("t").unwrap())
+                .await
+                .unwrap();
+        }
+        let cache = CachedSecretStore::new(backing, clock.clone(), Duration::from_secs(60));
+        cache.get_token(&a).await.unwrap();
+        cache.get_token(&b).await.unwrap();
+        assert_eq!(cache.cached(), 2);
+        clock.advance(Duration::from_secs(61));
+        cache.get_token(&b).await.unwrap();
+        assert_eq!(cache.cached(), 1, "a's version is gone once its time is up");
+        cache.forget_cached(&b).await;
+        assert_eq!(cache.cached(), 0, "a refused token goes at once");
+    }
 
     #[tokio::test]
     async fn tokens_are_reused_until_the_ttl_passes() {

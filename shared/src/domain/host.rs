@@ -89,6 +89,18 @@ impl MakeHost {
         Ok(Self(name.to_string()))
     }
 
+    /// Whether one token may be sent to both hosts: Make's public zones are one family (a
+    /// token made on one may reach organizations on another, notes "Finding organizations");
+    /// a White Label host — someone else's server — is a family of its own.
+    pub fn same_family(&self, other: &MakeHost) -> bool {
+        self == other || (self.is_make_zone() && other.is_make_zone())
+    }
+
+    /// One of Make's own public zones.
+    pub fn is_make_zone(&self) -> bool {
+        MAKE_ZONES.contains(&self.0.as_str())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -255,6 +267,16 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(allowlist.admit(raw).unwrap_err(), expected, "input {raw:?}");
         }
+    }
+
+    #[test]
+    fn make_s_zones_are_one_family_and_each_white_label_host_its_own() {
+        let host = |h| MakeHost::parse(h).unwrap();
+        assert!(host("eu1.make.com").same_family(&host("us2.make.com")));
+        assert!(host("eu1.make.com").same_family(&host("eu1.make.celonis.com")));
+        assert!(!host("eu1.make.com").same_family(&host("make.partner.example")));
+        assert!(host("make.partner.example").same_family(&host("make.partner.example")));
+        assert!(!host("make.partner.example").same_family(&host("make.other.example")));
     }
 
     #[test]

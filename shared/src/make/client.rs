@@ -988,6 +988,12 @@ fn describe(error: &reqwest::Error) -> String {
     }
 }
 
+/// Unicode's format characters that change how text reads without showing: bidi embeddings,
+/// overrides and isolates, zero-width spaces and joiners, the soft hyphen and the BOM.
+fn is_format_character(c: char) -> bool {
+    matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{FEFF}')
+}
+
 /// The most of an error body that is read: Make's error bodies are a few hundred bytes.
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 
@@ -999,15 +1005,41 @@ struct ErrorBody {
     detail: Option<String>,
 }
 
-/// Make's error message, cut to a few hundred characters, with control characters dropped.
+/// Make's error message, cut to a few hundred characters, with control and format characters
+/// (bidi overrides, zero-width ones) dropped and any word with an `@` (an email) replaced: the
+/// text is a host's — a hostile White Label host's too — and ends up in answers, `lastError`,
+/// run records and logs.
 fn error_message(body: &[u8]) -> Option<String> {
     let parsed: ErrorBody = serde_json::from_slice(body).ok()?;
-    let clean =
-        |text: &str| -> String { text.chars().filter(|c| !c.is_control()).take(300).collect() };
+    let clean = |text: &str| -> String {
+        let shown: String = text
+            .chars()
+            .filter(|c| !c.is_control() && !is_format_character(*c))
+            .take(300)
+            .collect();
+        shown
+            .split(' ')
+            .map(|word| if word.contains('@') { "[email]" } else { word })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     let mut text = clean(&parsed.message?);
     if let Some(detail) = parsed.detail {
         text.push_str(" — ");
         text.push_str(&clean(&detail));
     }
     Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// F10: a host's error text keeps no bidi override, zero-width character or email.
+    #[test]
+    fn an_error_message_keeps_no_bidi_control_or_email() {
+        let body = "{\"message\":\"Access \u{202E}denied\u{200B}\",\"detail\":\"ask mallory@evil.example now\"}";
+        let message = error_message(body.as_bytes()).unwrap();
+        assert_eq!(message, "Access denied — ask [email] now");
+    }
 }

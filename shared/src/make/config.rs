@@ -81,13 +81,7 @@ pub fn make_api_config_from(
             0,
             1_000_000,
         )?,
-        max_response_bytes: u64::from(number(
-            "MAKESYNC_MAX_RESPONSE_MB",
-            (defaults.max_response_bytes / (1024 * 1024)) as u32,
-            1,
-            4096,
-        )?) * 1024
-            * 1024,
+        max_response_bytes: max_response_bytes(&lookup, &defaults)?,
         default_requests_per_minute: number(
             "MAKESYNC_REQUESTS_PER_MINUTE",
             defaults.default_requests_per_minute,
@@ -96,6 +90,31 @@ pub fn make_api_config_from(
         )?,
         budget_percent: number("MAKESYNC_BUDGET_PERCENT", defaults.budget_percent, 1, 100)?,
     })
+}
+
+/// `MAKESYNC_MAX_RESPONSE_MB` in bytes. In a Lambda function (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`
+/// set) it is at most an eighth of the function's memory: a body and the rows decoded from
+/// it take about four times its size (`tests/tests/hostile_memory.rs`), and a batch's other
+/// syncs share the process.
+fn max_response_bytes(
+    lookup: &impl Fn(&str) -> Option<String>,
+    defaults: &MakeApiConfig,
+) -> Result<u64, ConfigError> {
+    const VARIABLE: &str = "MAKESYNC_MAX_RESPONSE_MB";
+    let default_mb = (defaults.max_response_bytes / (1024 * 1024)) as u32;
+    let mb = bounded_number(lookup(VARIABLE), VARIABLE, default_mb, 1..=4096)?;
+    let memory_mb =
+        lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u32>().ok());
+    if let Some(memory_mb) = memory_mb {
+        if mb.saturating_mul(8) > memory_mb {
+            return Err(ConfigError::Invalid {
+                variable: VARIABLE,
+                value: mb.to_string(),
+                expected: "at most an eighth of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE) — a response and what is decoded from it take several times its size; lower it or raise the function's MemorySize",
+            });
+        }
+    }
+    Ok(u64::from(mb) * 1024 * 1024)
 }
 
 /// Make's zones, and the White Label hosts an operator allows besides them (separated by
@@ -194,6 +213,25 @@ mod tests {
         assert_eq!(config.page_size, 10_000);
         assert_eq!(config.member_lookups, 100);
         assert_eq!(config.budget_percent, 50);
+    }
+
+    /// F4: in a Lambda function the response bound stays within its memory.
+    #[test]
+    fn the_response_bound_fits_the_function_s_memory() {
+        let in_256 = |mb: &str| {
+            config(&[
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+                ("MAKESYNC_MAX_RESPONSE_MB", mb),
+            ])
+        };
+        assert_eq!(in_256("32").unwrap().max_response_bytes, 32 * 1024 * 1024);
+        let error = in_256("64").unwrap_err().to_string();
+        assert!(error.contains("MAKESYNC_MAX_RESPONSE_MB=64"), "{error}");
+        assert!(config(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]).is_ok());
+        assert!(
+            config(&[("MAKESYNC_MAX_RESPONSE_MB", "64")]).is_ok(),
+            "no function: no bound"
+        );
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Keyed for OrganizationRole {
 /// `ssoPending`) are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OrganizationMember {
-    #[serde(rename = "userId")]
+    #[serde(rename = "userId", deserialize_with = "positive_id")]
     pub user_id: u64,
     #[serde(rename = "usersRoleId")]
     pub users_role_id: u32,
@@ -155,6 +155,7 @@ pub struct MemberResponse {
 /// `GET /users?organizationId=…` → `users[]`, with the columns the sync asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MakeUser {
+    #[serde(deserialize_with = "positive_id")]
     pub id: u64,
     #[serde(deserialize_with = "bounded_text")]
     pub name: String,
@@ -190,6 +191,16 @@ fn bounded_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
         )));
     }
     Ok(text)
+}
+
+/// A user id: Make's start at 1. Id 0 is a hostile host's, and would land on the key the
+/// store keeps a connection's write guard under.
+fn positive_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let id = u64::deserialize(deserializer)?;
+    if id == 0 {
+        return Err(serde::de::Error::custom("not a Make id (0)"));
+    }
+    Ok(id)
 }
 
 /// A field that must be present but may be `null`. (serde reads a missing `Option` as `None`
@@ -427,6 +438,8 @@ fn field_problem(path: &str, message: &str) -> String {
         "is not an ISO 8601 timestamp"
     } else if message.starts_with("longer than ") {
         "is longer than 1024 bytes"
+    } else if message.starts_with("not a Make id") {
+        "is 0, which is no Make id"
     } else if message.starts_with("the response has no") {
         return message
             .split(" at line")
@@ -494,6 +507,24 @@ mod tests {
         ) {
             read_every_way(value.to_string().as_bytes())?;
         }
+    }
+
+    /// F9: a user or member id 0 (a hostile host's; the store keeps a connection's write
+    /// guard under user id 0) is refused.
+    #[test]
+    fn a_user_or_member_id_0_is_refused() {
+        let user = br#"{"users":[{"id":0,"name":"A","email":"a@x","lastLogin":null}]}"#;
+        let error = decode_page::<MakeUser>("GET /users", "users", user)
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("field `users[0].id` is 0"), "{error}");
+        let member = br#"{"userOrganizationRoles":[{"userId":0,"usersRoleId":12,"organizationId":1,"invitation":null}]}"#;
+        let error = decode_page::<OrganizationMember>("GET /m", "userOrganizationRoles", member)
+            .map(drop)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("userId` is 0"), "{error}");
     }
 
     /// F14: a name or email past `MAX_TEXT_BYTES` (a hostile host's: the user's item and its

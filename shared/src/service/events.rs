@@ -25,6 +25,13 @@ pub const USER_CHANGED: &str = "Make user changed";
 pub const CONNECTION_SYNCED: &str = "Make connection synced";
 /// Events put per call (EventBridge's `PutEvents` takes at most 10).
 const PUBLISH_BATCH: usize = 10;
+/// EventBridge takes at most 256 KB per `PutEvents` request, its entries added up; a batch is
+/// kept under this, with room for each entry's source, type and time.
+const PUBLISH_BATCH_BYTES: usize = 240 * 1024;
+/// A string of an event's detail longer than this is cut (with "…"): one oversized value —
+/// whatever let it in — cannot make its event, and every event after it in the stream,
+/// fail to publish.
+const MAX_DETAIL_STRING_BYTES: usize = 1024;
 
 /// One change of a users-table item, as the table's stream reports it: the item before and
 /// after (absent when it did not exist), in DynamoDB's attribute names.
@@ -260,8 +267,8 @@ impl ChangeAnnouncer {
     }
 
     async fn publish(&self, events: &[(String, ChangeEvent)]) -> Result<(), (String, EventError)> {
-        for chunk in events.chunks(PUBLISH_BATCH) {
-            let batch: Vec<ChangeEvent> = chunk.iter().map(|(_, e)| e.clone()).collect();
+        for chunk in batches(events) {
+            let batch: Vec<ChangeEvent> = chunk.iter().map(|(_, e)| bounded(e)).collect();
             let first = chunk[0].0.clone();
             let taken = self
                 .publisher
@@ -283,9 +290,92 @@ impl ChangeAnnouncer {
     }
 }
 
+/// `events` in batches of at most [`PUBLISH_BATCH`] events and [`PUBLISH_BATCH_BYTES`].
+fn batches(events: &[(String, ChangeEvent)]) -> Vec<&[(String, ChangeEvent)]> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, (_, event)) in events.iter().enumerate() {
+        let size = entry_bytes(&bounded(event));
+        let full = index - start == PUBLISH_BATCH || bytes + size > PUBLISH_BATCH_BYTES;
+        if index > start && full {
+            batches.push(&events[start..index]);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < events.len() {
+        batches.push(&events[start..]);
+    }
+    batches
+}
+
+/// About what an entry costs of a `PutEvents` request: its detail, type, source and time.
+fn entry_bytes(event: &ChangeEvent) -> usize {
+    event.detail.to_string().len() + event.detail_type.len() + 64
+}
+
+/// The event with every string of its detail cut to [`MAX_DETAIL_STRING_BYTES`].
+fn bounded(event: &ChangeEvent) -> ChangeEvent {
+    fn cut(value: &mut Value) {
+        match value {
+            Value::String(text) if text.len() > MAX_DETAIL_STRING_BYTES => {
+                let mut end = MAX_DETAIL_STRING_BYTES;
+                while !text.is_char_boundary(end) {
+                    end -= 1;
+                }
+                text.truncate(end);
+                text.push('…');
+            }
+            Value::Array(items) => items.iter_mut().for_each(cut),
+            Value::Object(fields) => fields.values_mut().for_each(cut),
+            _ => {}
+        }
+    }
+    let mut event = event.clone();
+    cut(&mut event.detail);
+    event
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// F14: an oversized value cannot make a `PutEvents` request too large: it is cut, and
+    /// batches stay under EventBridge's 256 KB whatever their events weigh.
+    #[test]
+    fn batches_stay_under_the_bus_s_request_size() {
+        let event = |name: String| {
+            (
+                "1".to_string(),
+                ChangeEvent {
+                    detail_type: "Make user added",
+                    detail: serde_json::json!({"connectionId": "c", "after": {"name": name}}),
+                    time: Utc::now(),
+                },
+            )
+        };
+        let huge = bounded(&event("N".repeat(300_000)).1);
+        assert!(entry_bytes(&huge) < 2_000, "cut to its bound");
+        // Each about 40 KB, every string within its bound: six to a request, not ten.
+        let heavy = |_| {
+            let mut e = event(String::new());
+            e.1.detail["roles"] = serde_json::json!(vec!["M".repeat(1000); 40]);
+            e
+        };
+        let events: Vec<_> = (0..25).map(heavy).collect();
+        assert!(batches(&events).iter().all(|b| b.len() <= 6));
+        let sizes: Vec<usize> = batches(&events)
+            .iter()
+            .map(|b| b.iter().map(|(_, e)| entry_bytes(&bounded(e))).sum())
+            .collect();
+        assert_eq!(batches(&events).iter().map(|b| b.len()).sum::<usize>(), 25);
+        assert!(sizes.iter().all(|s| *s <= PUBLISH_BATCH_BYTES), "{sizes:?}");
+        let small: Vec<_> = (0..25).map(|_| event("a".into())).collect();
+        assert_eq!(
+            batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(),
+            vec![10, 10, 5]
+        );
+    }
 
     fn change(old: Option<Value>, new: Option<Value>) -> ItemChange {
         ItemChange {

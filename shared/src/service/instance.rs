@@ -60,6 +60,10 @@ pub struct FollowSummary {
     pub connected: Vec<ConnectionId>,
 }
 
+/// How long the follower holds a deleted organization's connection while it marks its users
+/// removed: pages of 500, well within it.
+const REMOVAL_LEASE: chrono::Duration = chrono::Duration::minutes(10);
+
 /// Users read and marked removed at a time when an organization is deleted.
 const REMOVAL_PAGE: usize = 500;
 
@@ -444,6 +448,10 @@ impl InstanceFollower {
 
     /// Disconnects the connection of an organization deleted in the instance; its users
     /// stay as last synced. Returns whether it was connected until now.
+    /// Held under the connection's sync lease, as a sync is: an erasure the tenant asks for
+    /// meanwhile waits for it (the erase job takes the same lease), so no user the follower
+    /// marks removed is written after the erasure deleted them. When a sync or an erasure
+    /// holds the lease, nothing changes now; the next follow tries again.
     async fn disconnect_deleted(&self, connection: &Connection) -> Result<bool, InstanceError> {
         if !matches!(
             connection.status,
@@ -451,6 +459,23 @@ impl InstanceFollower {
         ) {
             return Ok(false);
         }
+        let now = self.clock.wall();
+        if !self
+            .connections
+            .acquire_lease(&connection.id, now, now + REMOVAL_LEASE)
+            .await?
+        {
+            tracing::info!(connection_id = %connection.id, "organization deleted in the White Label instance: its connection is in use, disconnected at the next follow");
+            return Ok(false);
+        }
+        let outcome = self.disconnect_leased(connection).await;
+        if let Err(error) = self.connections.release_lease(&connection.id).await {
+            tracing::warn!(connection_id = %connection.id, error = %error, "could not release the lease; it expires by itself");
+        }
+        outcome
+    }
+
+    async fn disconnect_leased(&self, connection: &Connection) -> Result<bool, InstanceError> {
         let update = ConnectionUpdate {
             status_reason: Some(ErrorReport::new(ErrorKind::NotFound, DELETED_IN_INSTANCE)),
             ..ConnectionUpdate::disconnect()

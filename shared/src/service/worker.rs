@@ -406,10 +406,10 @@ impl Worker {
             return WorkOutcome::Synced(Box::new(report));
         };
         if error.kind == ErrorKind::Auth {
-            // Make refused the token: the next run reads it from the store, in case it was
-            // replaced by a reconnect since it was cached.
+            // Make refused the token: no copy of it stays in this process; the next run
+            // reads it from the store, in case it was replaced since it was cached.
             if let Ok((secret, _)) = self.token_of(connection).await {
-                let _ = self.secrets.get_fresh_token(&secret).await;
+                self.secrets.forget_cached(&secret).await;
             }
         }
         let paused = self.pause_if_failing(&connection.id, &error).await;

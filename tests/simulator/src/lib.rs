@@ -52,6 +52,20 @@ pub(crate) struct Shared {
     pub clock: Arc<dyn Clock>,
 }
 
+/// The requests a simulator has served, readable while it runs.
+#[derive(Clone)]
+pub struct RequestLog(Arc<Shared>);
+
+impl RequestLog {
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.0
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 /// A running simulator. Dropping it stops the server.
 pub struct Simulator {
     shared: Arc<Shared>,
@@ -114,6 +128,11 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// A handle on the requests served, to read them from elsewhere while it runs.
+    pub fn request_log(&self) -> RequestLog {
+        RequestLog(self.shared.clone())
     }
 
     pub fn clear_requests(&self) {

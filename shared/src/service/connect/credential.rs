@@ -217,8 +217,9 @@ impl ConnectService {
                 Ok(host) => host,
                 Err(e) => {
                     let error = ErrorReport::new(ErrorKind::InvalidInput, e.to_string());
+                    // Cut like every echoed value: the caller's input is not answered at length.
                     results[index] = Some(OrganizationResult::refused(
-                        raw_host.trim(),
+                        &crate::excerpt::excerpt(raw_host.trim()),
                         *organization,
                         error,
                     ));
@@ -226,6 +227,19 @@ impl ConnectService {
                 }
             };
             let first = first_host.get_or_insert_with(|| host.clone()).clone();
+            if !host.same_family(&first) {
+                // The token is not sent there: a White Label host is someone else's server.
+                let error = ErrorReport::new(
+                    ErrorKind::InvalidInput,
+                    format!("not sent to {host}: one token is sent to Make's own zones or to one White Label host, and this request's first organization is on {first} — connect the organizations of {host} in a request of their own, with a token of that host"),
+                );
+                results[index] = Some(OrganizationResult::refused(
+                    host.as_str(),
+                    *organization,
+                    error,
+                ));
+                continue;
+            }
             match self.confirm(&host, *organization, token).await {
                 Ok(summary) => confirmed.push((index, host, *organization, summary)),
                 Err(error) => {
@@ -324,16 +338,28 @@ impl ConnectService {
         })
     }
 
-    /// Whether the new token serves everything the credential does: each organization (any
-    /// refusal refuses the rotation, listing them all) and, when it follows one, the instance.
+    /// Whether the new token serves everything the credential does. For an instance
+    /// credential: the instance itself — the token lists it (`admin:read`) and the list holds
+    /// every organization the credential connects — since an administrator's token may not be
+    /// let read an organization's data at all, and one whose API Make disabled refuses every
+    /// token. Otherwise: each organization still connected (active or paused), any refusal
+    /// refusing the rotation and listing them all; a disconnected one is not asked.
     async fn confirm_rotation(
         &self,
         credential: &Credential,
         connections: &[Connection],
         token: &ApiToken,
     ) -> Result<(), ConnectError> {
+        if credential.instance.is_some() {
+            return self.confirm_instance(credential, connections, token).await;
+        }
         let mut refusals = Vec::new();
-        for connection in connections {
+        for connection in connections.iter().filter(|c| {
+            matches!(
+                c.status,
+                ConnectionStatus::Active | ConnectionStatus::Paused
+            )
+        }) {
             if let Err(error) = self
                 .confirm(&connection.host, connection.organization_id, token)
                 .await
@@ -347,16 +373,40 @@ impl ConnectService {
                 refusals: refusals.iter().map(|r| r.message.clone()).collect(),
             });
         }
-        if credential.instance.is_some() {
-            discover(
-                &self.make,
-                &credential.host,
-                token.clone(),
-                DiscoveryScope::Instance,
-            )
-            .await?;
-        }
         Ok(())
+    }
+
+    /// The new token lists the instance the credential follows, with every organization it
+    /// connects (a token of another instance on the same host does not).
+    async fn confirm_instance(
+        &self,
+        credential: &Credential,
+        connections: &[Connection],
+        token: &ApiToken,
+    ) -> Result<(), ConnectError> {
+        let listed = discover(
+            &self.make,
+            &credential.host,
+            token.clone(),
+            DiscoveryScope::Instance,
+        )
+        .await?;
+        let missing: Vec<String> = connections
+            .iter()
+            .filter(|c| !listed.iter().any(|o| o.id == c.organization_id.get()))
+            .map(|c| c.organization_id.to_string())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(ConnectError::RotationRefused {
+            kind: ErrorKind::Permission,
+            refusals: vec![format!(
+                "the new token's instance on {} does not list organization(s) {} that this credential connects — use a token of an administrator of the same instance",
+                credential.host,
+                missing.join(", ")
+            )],
+        })
     }
 
     /// Follows a White Label instance with an administrator's token: checks it lists the

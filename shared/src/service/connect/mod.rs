@@ -96,6 +96,9 @@ pub enum ConnectCommand {
     },
 }
 
+/// Attempts at deleting a token version no connection names any more.
+const FORGET_ATTEMPTS: u32 = 3;
+
 /// The most organizations one connect request takes.
 pub const MAX_ORGANIZATIONS_PER_REQUEST: usize = 50;
 /// The largest request connect reads, serialised. A connect request is a few hundred bytes.
@@ -545,16 +548,36 @@ fn refuse_a_token_in_another_field(payload: &Value) -> Result<(), ConnectError> 
     // A short token (tests use `t-1`) may well be part of an honest value; Make's are 36
     // characters.
     let holds = |value: &str| value == token || (token.len() >= 12 && value.contains(token));
-    for field in [
-        "host",
-        "organizationId",
-        "tenantId",
-        "connectionId",
-        "action",
-    ] {
-        let holds_token = match payload.get(field) {
-            Some(Value::String(value)) => holds(value),
-            Some(Value::Number(value)) => holds(&value.to_string()),
+    // Every value but the token's own, however deep (`organizations[2].host` too).
+    let mut pending: Vec<(String, &Value)> = match payload.as_object() {
+        Some(fields) => fields
+            .iter()
+            .filter(|(name, _)| name.as_str() != "token")
+            .map(|(name, value)| (name.clone(), value))
+            .collect(),
+        None => Vec::new(),
+    };
+    while let Some((field, value)) = pending.pop() {
+        let holds_token = match value {
+            Value::String(text) => holds(text),
+            Value::Number(number) => holds(&number.to_string()),
+            Value::Array(items) => {
+                pending.extend(
+                    items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, item)| (format!("{field}[{i}]"), item)),
+                );
+                false
+            }
+            Value::Object(fields) => {
+                pending.extend(
+                    fields
+                        .iter()
+                        .map(|(name, item)| (format!("{field}.{}", field_name(name)), item)),
+                );
+                false
+            }
             _ => false,
         };
         if holds_token {
@@ -564,6 +587,15 @@ fn refuse_a_token_in_another_field(payload: &Value) -> Result<(), ConnectError> 
         }
     }
     Ok(())
+}
+
+/// A nested field's name as a path segment: its first 24 letters, digits and underscores (the
+/// caller's text is not echoed at length, and a name is checked for being known later).
+fn field_name(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect()
 }
 
 fn required_connection_id(payload: &Value) -> Result<ConnectionId, ConnectError> {
@@ -1014,13 +1046,23 @@ impl ConnectService {
             .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))
     }
 
-    /// Deletes a token version no connection names (any more); a failure is logged, the
-    /// answer stands.
+    /// Deletes a token version no connection names (any more), tried three times with a
+    /// growing pause (a throttled or briefly failing secret store); a failure past that is
+    /// logged at ERROR with the secret's name, for the operator (SECURITY.md, "Review of
+    /// December 2026", F5), and the answer stands.
     async fn forget_token(&self, secret: &TokenRef) {
-        match self.secrets.delete_token(secret).await {
-            Ok(()) | Err(SecretError::NotFound(_)) => {}
-            Err(e) => {
-                tracing::error!(connection_id = %secret.connection_id, error = %e, "could not delete a token version that no connection uses")
+        for attempt in 0..FORGET_ATTEMPTS {
+            if attempt > 0 {
+                self.clock
+                    .sleep(std::time::Duration::from_millis(200 << attempt))
+                    .await;
+            }
+            match self.secrets.delete_token(secret).await {
+                Ok(()) | Err(SecretError::NotFound(_)) => return,
+                Err(e) if attempt + 1 == FORGET_ATTEMPTS => {
+                    tracing::error!(connection_id = %secret.connection_id, secret = %secret, error = %e, "could not delete a token version that no connection uses — delete this secret by hand")
+                }
+                Err(_) => {}
             }
         }
     }
@@ -1093,6 +1135,26 @@ mod tests {
             };
             assert_eq!(input.organization_id.get(), 1001);
             assert_eq!(input.connection_id, None);
+        }
+    }
+
+    /// F11: a token pasted into a nested field (`organizations[1].host`) or into
+    /// `credentialId` is refused like one at the top, naming the field, never quoting it.
+    #[test]
+    fn a_token_pasted_into_a_nested_field_is_refused_without_quoting_it() {
+        let token = "3f0c8a52-6d1e-4b7a-9c2f-0e5d7b1a4c88";
+        let nested = json!({"tenantId": "t", "token": token, "organizations": [
+            {"organizationId": 1, "host": "eu1.make.com"},
+            {"organizationId": 2, "host": format!("x {token}")}]});
+        let rotate = json!({"action": "rotate", "tenantId": "t", "token": token,
+                            "credentialId": token});
+        for (payload, field) in [(nested, "organizations[1].host"), (rotate, "credentialId")] {
+            let message = ConnectCommand::parse(&payload).unwrap_err().to_string();
+            assert!(
+                message.contains(&format!("\"{field}\" holds the token")),
+                "{message}"
+            );
+            assert!(!message.contains(token), "{message}");
         }
     }
 
