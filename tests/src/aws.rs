@@ -235,6 +235,22 @@ impl AwsTestEnv {
     /// Every item of `table`, each as its debug text: to look for a name or an email
     /// anywhere in it.
     pub async fn table_text(&self, table: &str) -> Vec<String> {
+        self.scan(table)
+            .await
+            .iter()
+            .map(|item| format!("{item:?}"))
+            .collect()
+    }
+
+    pub async fn item_count(&self, table: &str) -> usize {
+        self.scan(table).await.len()
+    }
+
+    /// Every item of `table`, page after page.
+    async fn scan(
+        &self,
+        table: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -246,33 +262,12 @@ impl AwsTestEnv {
                 .send()
                 .await
                 .expect("scan");
-            items.extend(output.items().iter().map(|item| format!("{item:?}")));
+            items.extend(output.items().iter().cloned());
             match output.last_evaluated_key() {
                 Some(key) if !key.is_empty() => start = Some(key.clone()),
                 _ => return items,
             }
         }
-    }
-
-    pub async fn item_count(&self, table: &str) -> usize {
-        let mut count = 0;
-        let mut start = None;
-        loop {
-            let output = self
-                .dynamodb
-                .scan()
-                .table_name(table)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .expect("scan");
-            count += output.items().len();
-            match output.last_evaluated_key() {
-                Some(key) if !key.is_empty() => start = Some(key.clone()),
-                _ => break,
-            }
-        }
-        count
     }
 }
 

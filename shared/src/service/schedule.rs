@@ -200,6 +200,22 @@ impl Scheduler {
             let now = self.clock.wall();
             let mut requests = Vec::with_capacity(page.connections.len());
             for connection in &page.connections {
+                // A followed instance's connection that may sync is read again once its
+                // instance is followed (a paused one may resume, an active one be paused or
+                // disconnected); a disconnected one stays so.
+                let may_sync = matches!(
+                    connection.status,
+                    ConnectionStatus::Active | ConnectionStatus::Paused
+                );
+                if may_sync
+                    && connection
+                        .credential_id
+                        .as_ref()
+                        .is_some_and(|c| followed.contains(c))
+                {
+                    deferred.push(connection.id.clone());
+                    continue;
+                }
                 summary.seen += 1;
                 if connection.tenant_id.is_unowned()
                     && connection.status == ConnectionStatus::Active
@@ -214,15 +230,6 @@ impl Scheduler {
                     | ConnectionStatus::Erased => summary.skipped_disconnected += 1,
                     ConnectionStatus::Active if connection.is_leased_at(now) => {
                         summary.skipped_in_flight += 1
-                    }
-                    ConnectionStatus::Active
-                        if connection
-                            .credential_id
-                            .as_ref()
-                            .is_some_and(|c| followed.contains(c)) =>
-                    {
-                        summary.seen -= 1;
-                        deferred.push(connection.id.clone());
                     }
                     ConnectionStatus::Active => requests.push(SyncRequest::new(
                         connection.id.clone(),
