@@ -297,6 +297,14 @@ fn instance_world(extra: u64) -> World {
     world
 }
 
+/// `GET /admin/organizations` as documented (paged with an echo, 003), in pages of two, and
+/// whole (the shape a list documented with `pg[]` would have if Make ignored it: assumed).
+const ADMIN_LIST_SHAPES: [ListShape; 3] = [
+    ListShape::Paged { max: 10_000 },
+    ListShape::Paged { max: 2 },
+    ListShape::Unpaged,
+];
+
 fn follow_payload() -> Value {
     json!({"action": "connect-instance", "tenantId": "tenant-wl", "host": DEMO_INSTANCE_HOST,
            "token": DEMO_INSTANCE_TOKEN, "autoConnect": true})
@@ -349,9 +357,17 @@ impl ConnectionHook for FailNth {
 /// connection for any organization; a disconnect of the credential reaches every connection.
 #[tokio::test]
 async fn f3_a_follow_that_fails_part_way_leaves_no_orphan_and_no_duplicate() {
+    for shape in ADMIN_LIST_SHAPES {
+        f3_in(shape).await;
+    }
+}
+
+async fn f3_in(shape: ListShape) {
+    let mut world = instance_world(2);
+    world.faults.admin_organizations_list = shape;
     let memory = Arc::new(MemorySecrets::default());
     let hook = Arc::new(FailNth::new(ConnectionCall::CreateConnection, 3, false));
-    let p = in_process(instance_world(2), hook, memory.clone(), memory.clone()).await;
+    let p = in_process(world, hook, memory.clone(), memory.clone()).await;
     let failed = p.ask(follow_payload()).await;
     assert_eq!(failed["error"]["kind"], "transient", "{failed}");
     let credential = p.store.list_instance_credentials().await.unwrap()[0].clone();
@@ -608,9 +624,13 @@ async fn f2_a_host_that_says_wait_a_year_does_not_hold_the_schedule() {
 /// an administrator's token may read members; a token of no administrator cannot.
 #[tokio::test]
 async fn f7_an_instance_credential_can_be_rotated() {
-    for admin_reads_members in [true, false] {
+    let cases = [true, false]
+        .into_iter()
+        .flat_map(|reads| ADMIN_LIST_SHAPES.map(|shape| (reads, shape)));
+    for (admin_reads_members, shape) in cases {
         let mut world = demo_world();
         world.faults.admin_reads_members = admin_reads_members;
+        world.faults.admin_organizations_list = shape;
         world.add_token(
             "sim-token-instance-admin-second",
             TokenGrant::new(20, &["admin:read", "organizations:read", "user:read"]),
