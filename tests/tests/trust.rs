@@ -234,6 +234,17 @@ impl InProcess {
         response_json(&self.connect.handle_payload(&payload).await)
     }
 
+    /// Another tenant's ordinary connection (Acme, its own token); its id.
+    async fn connect_acme(&self) -> ConnectionId {
+        let answer = self
+            .ask(
+                json!({"tenantId": "tenant-7", "host": "eu1.make.com", "organizationId": ACME,
+                        "token": DEMO_TOKEN}),
+            )
+            .await;
+        ConnectionId::parse(answer["connectionId"].as_str().unwrap()).unwrap()
+    }
+
     async fn naming(&self, credential: &CredentialId) -> Vec<Connection> {
         let page = self.store.list_connections(None, 10_000).await.unwrap();
         page.connections
@@ -482,13 +493,7 @@ async fn f5_a_disconnect_whose_secret_deletion_fails_finishes_when_asked_again()
         failed: AtomicBool::new(false),
     });
     let p = in_process(demo_world(), Arc::new(NoHook), memory.clone(), secrets).await;
-    let connected = p
-        .ask(
-            json!({"tenantId": "tenant-7", "host": "eu1.make.com", "organizationId": ACME,
-                    "token": DEMO_TOKEN}),
-        )
-        .await;
-    let id = connected["connectionId"].as_str().unwrap().to_string();
+    let id = p.connect_acme().await.to_string();
     assert_eq!(memory.len(), 1);
     let first = p
         .ask(json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": id}))
@@ -578,13 +583,7 @@ async fn f2_a_host_that_says_wait_a_year_does_not_hold_the_schedule() {
     let memory = Arc::new(MemorySecrets::default());
     let p = in_process(world, Arc::new(NoHook), memory.clone(), memory.clone()).await;
     // Another tenant's ordinary connection.
-    let ordinary = p
-        .ask(
-            json!({"tenantId": "tenant-7", "host": "eu1.make.com", "organizationId": ACME,
-                    "token": DEMO_TOKEN}),
-        )
-        .await;
-    let ordinary = ConnectionId::parse(ordinary["connectionId"].as_str().unwrap()).unwrap();
+    let ordinary = p.connect_acme().await;
     // The instance followed once while its host behaved, then it turns hostile.
     let faults = p.env.simulator.world().faults.hostile_headers.clone();
     p.env.simulator.world().faults.hostile_headers.clear();
@@ -751,13 +750,7 @@ async fn f2_a_host_that_answers_slowly_is_followed_after_the_others_are_enqueued
     let world = instance_world(0);
     let memory = Arc::new(MemorySecrets::default());
     let p = in_process(world, Arc::new(NoHook), memory.clone(), memory.clone()).await;
-    let ordinary = p
-        .ask(
-            json!({"tenantId": "tenant-7", "host": "eu1.make.com", "organizationId": ACME,
-                    "token": DEMO_TOKEN}),
-        )
-        .await;
-    let ordinary = ConnectionId::parse(ordinary["connectionId"].as_str().unwrap()).unwrap();
+    let ordinary = p.connect_acme().await;
     let followed = p.ask(follow_payload()).await;
     assert!(followed["error"].is_null(), "{followed}");
     {
