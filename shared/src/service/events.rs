@@ -267,8 +267,12 @@ impl ChangeAnnouncer {
     }
 
     async fn publish(&self, events: &[(String, ChangeEvent)]) -> Result<(), (String, EventError)> {
-        for chunk in batches(events) {
-            let batch: Vec<ChangeEvent> = chunk.iter().map(|(_, e)| bounded(e)).collect();
+        let events: Vec<(String, ChangeEvent)> = events
+            .iter()
+            .map(|(sequence, event)| (sequence.clone(), bounded(event)))
+            .collect();
+        for chunk in batches(&events) {
+            let batch: Vec<ChangeEvent> = chunk.iter().map(|(_, e)| e.clone()).collect();
             let first = chunk[0].0.clone();
             let taken = self
                 .publisher
@@ -290,12 +294,13 @@ impl ChangeAnnouncer {
     }
 }
 
-/// `events` in batches of at most [`PUBLISH_BATCH`] events and [`PUBLISH_BATCH_BYTES`].
+/// `events` (each [`bounded`] already) in batches of at most [`PUBLISH_BATCH`] events and
+/// [`PUBLISH_BATCH_BYTES`].
 fn batches(events: &[(String, ChangeEvent)]) -> Vec<&[(String, ChangeEvent)]> {
     let mut batches = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, (_, event)) in events.iter().enumerate() {
-        let size = entry_bytes(&bounded(event));
+        let size = entry_bytes(event);
         let full = index - start == PUBLISH_BATCH || bytes + size > PUBLISH_BATCH_BYTES;
         if index > start && full {
             batches.push(&events[start..index]);
