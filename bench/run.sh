@@ -2,7 +2,7 @@
 # The benchmark, with one command: bash bench/run.sh [--smoke]
 # Builds the release binaries (x86_64, for this machine), starts moto's server on 127.0.0.1
 # (installed into .venv from PyPI if missing), and runs makesync-bench, which
-# prints the tables the README shows. --smoke runs every part once and small, on the dev build
+# prints the tables docs/benchmarks.md shows. --smoke runs every part once and small, on the dev build
 # (CI does).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-//! `makesync-bench`: measures what the README's results table shows. Run it with
+//! `makesync-bench`: measures what docs/benchmarks.md's tables show. Run it with
 //! `bash bench/run.sh` (it builds the release binaries and starts moto first);
 //! `bash bench/run.sh --smoke` runs every part once, small, as CI does.
 //!

@@ -672,3 +672,21 @@ async fn orgs_instance_lists_deleted_organizations_flagged_and_needs_admin_read(
     assert!(err.contains("admin:read"), "{err}");
     assert!(!err.contains(DEMO_TOKEN));
 }
+
+/// Logs written to a pipe or a file carry no ANSI colour codes (colour only on a terminal,
+/// never with `NO_COLOR`).
+#[tokio::test]
+async fn logs_to_a_pipe_carry_no_escape_sequences() {
+    let cli = Cli::start().await;
+    let output = cli
+        .run_with_log(
+            Some(DEMO_TOKEN),
+            &["sync", "--host", "eu1.make.com", "--org", "1001"],
+            "info",
+        )
+        .await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let logs = stderr(&output);
+    assert!(logs.contains("INFO"), "logs were written: {logs}");
+    assert!(!logs.contains('\u{1b}'), "an escape sequence in: {logs:?}");
+}

@@ -35,7 +35,7 @@ impl TenantId {
     /// The owner of a connection stored before tenants were required (an item without a
     /// tenant). No caller can name it — [`parse`](Self::parse) refuses the empty id — so such
     /// a connection is reachable by no tenant, and the scheduler and worker leave it alone
-    /// until an operator assigns its tenant (README, "Tenants").
+    /// until an operator assigns its tenant (docs/api.md, "Tenants").
     pub fn unowned() -> Self {
         Self(String::new())
     }

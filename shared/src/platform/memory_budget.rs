@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// What one sync is expected to hold per user at its peak: the compact snapshot member, the
 /// stored digest, and its share of the page bodies being read. Measured at ~360 bytes with
-/// `bench/` (see the README); rounded up for head room.
+/// `bench/` (see docs/benchmarks.md); rounded up for head room.
 pub const BYTES_PER_USER: u64 = 600;
 /// What one sync holds whatever its size: HTTP buffers, a chunk of records being written.
 pub const BYTES_PER_SYNC: u64 = 4 * 1024 * 1024;

@@ -46,16 +46,39 @@ pub fn init_json() {
 /// Human-readable logs on stderr for the CLI; `default_level` unless `RUST_LOG` says
 /// otherwise, within [`dependency_cap`].
 pub fn init_text(default_level: &str) {
+    use std::io::IsTerminal;
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let layer = fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_target(false)
         .with_filter(env_filter(default_level).and(dependency_cap()));
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }
 
+/// Colour only on a terminal, and not when `NO_COLOR` is set to anything but the empty string
+/// (no-color.org): logs piped to a file or another program carry no escape sequences.
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_and_never_with_no_color() {
+        let set = Some(std::ffi::OsStr::new("1"));
+        let empty = Some(std::ffi::OsStr::new(""));
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, empty));
+        assert!(!use_colour(true, set));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, set));
+    }
     use tracing::Level;
 
     #[test]

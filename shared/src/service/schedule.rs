@@ -22,7 +22,7 @@ pub struct ScheduleSummary {
     pub skipped_disconnected: u32,
     pub skipped_in_flight: u32,
     /// Connections stored before tenants were required, left alone until an operator
-    /// assigns their tenant (README, "Tenants").
+    /// assigns their tenant (docs/api.md, "Tenants").
     pub skipped_unowned: u32,
     pub failed: u32,
     /// White Label instances discovered before the fan-out.
@@ -176,7 +176,7 @@ impl Scheduler {
         if summary.skipped_unowned > 0 {
             tracing::warn!(
                 skipped_unowned = summary.skipped_unowned,
-                "connections without a tenant are not synced: assign each its tenant (README, \"Tenants\")"
+                "connections without a tenant are not synced: assign each its tenant (docs/api.md, \"Tenants\")"
             );
         }
         self.metrics.emit(&summary.metrics(self.clock.wall()));

@@ -662,7 +662,7 @@ fn admit(connection: &Connection) -> Result<(), WorkOutcome> {
     if connection.tenant_id.is_unowned() {
         return Err(WorkOutcome::Skipped {
             reason: format!(
-                "connection {} has no tenant (made before tenants were required); it is not synced until an operator assigns its tenant (README, \"Tenants\")",
+                "connection {} has no tenant (made before tenants were required); it is not synced until an operator assigns its tenant (docs/api.md, \"Tenants\")",
                 connection.id
             ),
         });

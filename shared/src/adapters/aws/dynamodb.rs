@@ -1,6 +1,6 @@
 //! Connections, users and sync runs in DynamoDB.
 //!
-//! Three tables, every key led by the connection id (see the README's table design):
+//! Three tables, every key led by the connection id (see docs/data.md, "Table design"):
 //! - connections: `connectionId` (S). The scheduler scans it; nothing else lists across
 //!   connections, and it holds no user, so the scan costs the same however many users there are.
 //! - users: `connectionId` (S) + `userId` (N). One connection is one partition, read with

@@ -2,7 +2,7 @@
 //!
 //! Records are stored as native attributes (strings, numbers, maps), named as their JSON
 //! fields are (`userId`, `lastLogin`, …), so that anyone reading the table sees the same
-//! names as in the README. Absent optional fields are left out rather than stored as NULL.
+//! names as in docs/data.md. Absent optional fields are left out rather than stored as NULL.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Map, Number, Value};
