@@ -104,7 +104,7 @@ async fn seed_erasing_connection(
     );
     connection.status = ConnectionStatus::Erasing;
     backend.store.create_connection(&connection).await?;
-    let stamp = WriteStamp::new("bench-seed", clock.wall());
+    let stamp = WriteStamp::new("bench-seed", clock.wall(), 0);
     let mut batch = Vec::with_capacity(1000);
     for n in 1..=users {
         batch.push(UserRecord {

@@ -10,6 +10,7 @@ mod cli;
 mod cold_start;
 mod erase;
 mod process;
+mod roundtrips;
 mod scheduler;
 mod worker;
 
@@ -61,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         process::launch(&args[1..]);
     }
     let smoke = args.iter().any(|a| a == "--smoke");
-    // `--only cli|worker|scheduler|erase|cold-start` runs one part.
+    // `--only cli|roundtrips|worker|scheduler|erase|cold-start` runs one part.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -83,6 +84,12 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
         .enumerate()
         .map(|(n, size)| add_organization(&mut world, 9100 + n as u64, *size))
         .collect();
+    let roundtrip_sizes: &[u64] = if smoke { &[1_000] } else { &[10_000, 100_000] };
+    let roundtrip_orgs: Vec<Organization> = roundtrip_sizes
+        .iter()
+        .enumerate()
+        .map(|(n, size)| add_organization(&mut world, 9200 + n as u64, *size))
+        .collect();
     let batches = worker::plan_batches(&mut world, smoke);
     let simulator = Simulator::start(world).await?;
     println!(
@@ -94,6 +101,9 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
 
     if part("cli") {
         cli::run(&simulator, &cli_orgs).await?;
+    }
+    if part("roundtrips") {
+        roundtrips::run(&simulator, &roundtrip_orgs).await?;
     }
     if part("worker") {
         worker::run(&simulator, &batches).await?;

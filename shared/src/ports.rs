@@ -28,6 +28,8 @@ pub enum StoreError {
         this: DateTime<Utc>,
         newer: DateTime<Utc>,
     },
+    #[error("the connection's users were closed (a disconnect or an erasure) after this run began; it wrote nothing more")]
+    UsersClosed { seen: u64, now: u64 },
     #[error("the store holds a record makesync cannot read ({0})")]
     Corrupt(String),
     #[error("the store failed: {0}")]
@@ -38,7 +40,7 @@ impl StoreError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             StoreError::Unavailable(_) => ErrorKind::Transient,
-            StoreError::StaleRun { .. } => ErrorKind::Stale,
+            StoreError::StaleRun { .. } | StoreError::UsersClosed { .. } => ErrorKind::Stale,
             StoreError::Corrupt(_) | StoreError::Backend(_) => ErrorKind::Storage,
         }
     }
@@ -224,15 +226,20 @@ pub struct WriteStamp {
     /// store makes it so: DynamoDB through the users table's TTL attribute `expiresAt`, the
     /// local stores by deleting expired removed users each time a run writes.
     pub removed_user_retention: Option<chrono::Duration>,
+    /// How many times the connection's users had been closed when the run began, read before
+    /// the run read the connection's status ([`UserStore::users_closes`]). A close since then
+    /// refuses the run's writes, whatever the clocks of the hosts involved say.
+    pub closes_seen: u64,
 }
 
 impl WriteStamp {
-    pub fn new(run_id: impl Into<String>, started_at: DateTime<Utc>) -> Self {
+    pub fn new(run_id: impl Into<String>, started_at: DateTime<Utc>, closes_seen: u64) -> Self {
         Self {
             run_id: run_id.into(),
             started_at,
             first_sync_users: None,
             removed_user_retention: None,
+            closes_seen,
         }
     }
 }
@@ -278,8 +285,9 @@ pub trait UserStore: Send + Sync {
 
     /// Writes the changed users of the run `stamp` names, and remembers its start time. A
     /// removed user expires `stamp.removed_user_retention` after its removal.
-    /// Refuses with [`StoreError::StaleRun`], writing nothing, if a run that started later
-    /// already wrote: older data never overwrites newer.
+    /// Refuses, writing nothing, with [`StoreError::UsersClosed`] if the users were closed
+    /// since the run began (`stamp.closes_seen` is behind), and with [`StoreError::StaleRun`]
+    /// if a run that started later already wrote: older data never overwrites newer.
     async fn write_users(
         &self,
         connection: &ConnectionId,
@@ -287,9 +295,17 @@ pub trait UserStore: Send + Sync {
         changed: &[UserRecord],
     ) -> Result<(), StoreError>;
 
-    /// From now on no run that started before `at` writes this connection's users: each
-    /// [`write_users`](Self::write_users) of such a run is refused as stale. A disconnect
-    /// closes the users so that a sync in flight stops writing at its next chunk.
+    /// How many times this connection's users were closed (0: never). A run reads it before
+    /// it reads the connection's status and hands it to each write as
+    /// [`WriteStamp::closes_seen`]: a close made after the status it saw refuses its writes.
+    async fn users_closes(&self, connection: &ConnectionId) -> Result<u64, StoreError>;
+
+    /// Counts one more close of this connection's users, made at `at`: from now on no run
+    /// that began before it writes them — each [`write_users`](Self::write_users) of such a
+    /// run is refused as [`StoreError::UsersClosed`], whatever its start time says (a close
+    /// and a run's start may be stamped by hosts whose clocks differ, or at the same
+    /// microsecond). A disconnect closes the users after it stored the status, so that a sync
+    /// in flight stops writing at its next chunk. Atomic: two closes count two.
     async fn close_users(
         &self,
         connection: &ConnectionId,

@@ -40,7 +40,48 @@ fn removed(users: &[UserRecord]) -> Vec<u64> {
         .collect()
 }
 
+/// A sync of Acme (36 users) in pages of 3 with 50 ms a request; returns the users it
+/// stored, the `/users` requests it made and the most of them Make was answering at once.
+async fn sync_acme_in_small_pages(
+    shape: ApiShape,
+    pages_at_once: u32,
+) -> (Vec<UserRecord>, usize, usize) {
+    let mut world = demo_world();
+    world.faults.latency = Duration::from_millis(50);
+    let env = TestEnv::start_shaped(world, shape, |config| {
+        config.page_size = 3;
+        config.page_concurrency = pages_at_once;
+    })
+    .await;
+    let connection = env.connection("eu1.make.com", ACME);
+    let report = env.sync(&connection).await;
+    assert_succeeded(&report);
+    let users = env.store.list_users(&connection.id).await.unwrap();
+    let user_pages = count(&env.simulator.requests(), "/users");
+    (
+        users,
+        user_pages,
+        env.simulator.most_in_flight("/api/v2/users"),
+    )
+}
+
 across_api_shapes! {
+    async fn the_user_pages_left_are_read_at_once_once_the_member_count_is_known(shape: ApiShape) {
+        let (one_by_one, sequential_pages, most) = sync_acme_in_small_pages(shape, 1).await;
+        assert_eq!(most, 1, "one page at a time");
+        let (at_once, pages, most) = sync_acme_in_small_pages(shape, 4).await;
+        let synced = |users: &[UserRecord]| {
+            users
+                .iter()
+                .map(|u| (u.user_id, u.email.clone(), u.role_name.clone(), u.status, u.last_login))
+                .collect::<Vec<_>>()
+        };
+        assert!(synced(&at_once) == synced(&one_by_one), "the same users, read either way");
+        assert_eq!(at_once.len(), ACME_MEMBERS as usize);
+        assert_eq!(pages, sequential_pages, "no page more than one by one");
+        assert!(most >= 2, "pages read at once: at most {most} were in flight");
+    }
+
     async fn a_server_capped_page_size_does_not_end_the_sync_early(shape: ApiShape) {
         let mut world = demo_world();
         world.faults.users_list = ListShape::Paged { max: 7 };

@@ -572,6 +572,9 @@ impl UserStore for HookedUsers {
         }
         Ok(())
     }
+    async fn users_closes(&self, connection: &ConnectionId) -> Result<u64, StoreError> {
+        self.inner.users_closes(connection).await
+    }
     async fn close_users(
         &self,
         connection: &ConnectionId,

@@ -40,6 +40,9 @@ pub struct MakeApiConfig {
     /// A response body larger than this fails the run as a protocol error instead of growing
     /// memory.
     pub max_response_bytes: u64,
+    /// Pages of one list read at once, once its length is known (`/users`, from the member
+    /// list): each holds a body of up to `max_response_bytes` while it is read.
+    pub page_concurrency: u32,
     /// Requests per minute assumed when the organization does not report `license.apiLimit`
     /// (60 is Make's lowest plan).
     pub default_requests_per_minute: u32,
@@ -62,6 +65,7 @@ impl Default for MakeApiConfig {
             // A 10,000-row page is 1–2 MB; 16 MB keeps the body and what is decoded from it
             // (measured: about 4× the body) inside a 256 MB function.
             max_response_bytes: 16 * 1024 * 1024,
+            page_concurrency: 4,
             default_requests_per_minute: 60,
             budget_percent: 50,
         }
@@ -81,6 +85,35 @@ pub trait PageObserver: Send + Sync {
     fn page_read(&self, endpoint: &str, rows_so_far: usize);
 }
 
+/// A list being read: what every read of it sends, and how far it got.
+struct Listing<'a> {
+    call: &'a Call,
+    collection: &'a str,
+    extra: &'a [(&'static str, String)],
+    label: String,
+    rows_so_far: usize,
+}
+
+/// The reads a paged list of `rows` rows has left after its first page, which asked for the
+/// page at `offset` next: each page starts on the last row of the one before (`limit - 1`
+/// further on), and the last one is the first that ends past the list. At most `pages_left`.
+fn reads_ahead(offset: u64, limit: u32, rows: usize, pages_left: u32) -> Vec<ListRead> {
+    let step = u64::from(limit.max(2) - 1);
+    let mut reads = Vec::new();
+    let mut next = offset;
+    while reads.len() < pages_left as usize {
+        reads.push(ListRead::Page {
+            offset: next,
+            limit,
+        });
+        if next + u64::from(limit) > rows as u64 {
+            break;
+        }
+        next += step;
+    }
+    reads
+}
+
 /// Requests a client sent, for the sync-run record.
 #[derive(Debug, Default)]
 pub struct RequestStats {
@@ -88,6 +121,11 @@ pub struct RequestStats {
     retries: AtomicU32,
     rate_limit_waits: AtomicU32,
     rate_limit_wait_ms: std::sync::atomic::AtomicU64,
+    /// Waited to stay within the organization's budget share (not for a 429), summed over
+    /// requests, in µs.
+    budget_wait_us: std::sync::atomic::AtomicU64,
+    /// Spent decoding answers, summed over requests, in µs.
+    decode_us: std::sync::atomic::AtomicU64,
 }
 
 impl RequestStats {
@@ -105,6 +143,21 @@ impl RequestStats {
         self.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
         self.rate_limit_wait_ms
             .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Waited, summed over requests, to stay within the organization's budget share.
+    pub fn budget_wait(&self) -> Duration {
+        Duration::from_micros(self.budget_wait_us.load(Ordering::Relaxed))
+    }
+
+    /// Spent decoding Make's answers, summed over requests (CPU; a benchmark's time split).
+    pub fn decoding(&self) -> Duration {
+        Duration::from_micros(self.decode_us.load(Ordering::Relaxed))
+    }
+
+    fn decoded_in(&self, spent: Duration) {
+        self.decode_us
+            .fetch_add(spent.as_micros() as u64, Ordering::Relaxed);
     }
 
     pub fn requests(&self) -> u32 {
@@ -581,13 +634,28 @@ impl MakeClient {
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<MakeUser>, MakeError> {
+        self.list_users_expecting(organization, std::future::ready(None))
+            .await
+    }
+
+    /// [`list_users`](Self::list_users), told how many users to expect (the member list's
+    /// length, as it arrives): once the first page shows the list is paged, the pages that
+    /// number says are left are read a few at a time instead of one after another. Each is
+    /// still checked against the one before (its anchor row) and taken only where the walk
+    /// would have asked it, so a wrong number costs at most a few requests, never a row.
+    pub async fn list_users_expecting(
+        &self,
+        organization: OrganizationId,
+        expected: impl std::future::Future<Output = Option<usize>>,
+    ) -> Result<Vec<MakeUser>, MakeError> {
         let call = Self::users_call(organization);
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
         let sort = [
             ("pg[sortBy]", "id".to_string()),
             ("pg[sortDir]", "asc".to_string()),
         ];
-        self.list_all(&call, "users", walk, &sort).await
+        self.list_all_expecting(&call, "users", walk, &sort, expected)
+            .await
     }
 
     /// One row of `GET /users?organizationId={id}`: proves the token may read the
@@ -623,42 +691,122 @@ impl MakeClient {
         &self,
         call: &Call,
         collection: &str,
-        mut walk: PageWalk<T>,
+        walk: PageWalk<T>,
         extra: &[(&'static str, String)],
     ) -> Result<Vec<T>, MakeError> {
-        let label = call.label();
-        let mut rows_so_far = 0usize;
+        self.list_all_expecting(call, collection, walk, extra, std::future::ready(None))
+            .await
+    }
+
+    /// [`list_all`](Self::list_all), reading ahead once the first page is in when `expected`
+    /// says how many rows the list holds.
+    async fn list_all_expecting<T: DeserializeOwned + Keyed>(
+        &self,
+        call: &Call,
+        collection: &str,
+        mut walk: PageWalk<T>,
+        extra: &[(&'static str, String)],
+        expected: impl std::future::Future<Output = Option<usize>>,
+    ) -> Result<Vec<T>, MakeError> {
+        let mut listing = Listing {
+            call,
+            collection,
+            extra,
+            label: call.label(),
+            rows_so_far: 0,
+        };
+        let mut expected = Some(expected);
         while let Some(read) = walk.next_request() {
-            let mut paging = Vec::new();
-            if let ListRead::Page { offset, limit } = read {
-                paging.push(("pg[offset]", offset.to_string()));
-                paging.push(("pg[limit]", limit.to_string()));
-                paging.extend_from_slice(extra);
+            let after_first_page = walk.pages() == 1 && walk.paged_answers();
+            if let (true, ListRead::Page { offset, limit }) = (after_first_page, read) {
+                // Only a list that answered as paged is read ahead: an endpoint that ignores
+                // pg[] would send its whole list once per page asked.
+                let rows = match expected.take() {
+                    Some(rows) => rows.await,
+                    None => None,
+                };
+                if let Some(rows) = rows {
+                    let reads = reads_ahead(offset, limit, rows, walk.pages_left());
+                    self.read_ahead(&mut listing, &mut walk, &reads).await?;
+                    continue;
+                }
             }
-            let body = self.fetch(call, &paging).await?;
-            let ListPage { rows, echo } = self.decode_page(call, collection, &body)?;
-            // The body is not kept past its rows.
-            drop(body);
-            rows_so_far += rows.len();
-            walk.accept(rows, echo).map_err(|e| match e {
-                PagingError::Shifted { .. } => MakeError::ListChanged {
-                    endpoint: label.clone(),
-                },
-                other => MakeError::Paging {
-                    endpoint: label.clone(),
-                    detail: other.to_string(),
-                },
-            })?;
-            if let Some(observer) = &self.observer {
-                observer.page_read(&label, rows_so_far);
-            }
+            let page = self.read_page(&listing, read).await?;
+            self.take_page(&mut listing, &mut walk, page)?;
         }
-        tracing::debug!(endpoint = %label, requests = walk.pages(), "list read");
+        tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
         Ok(walk.into_rows())
     }
 
+    /// Reads `reads` at most [`MakeApiConfig::page_concurrency`] at a time and gives each
+    /// page to the walk in order, while the walk asks for exactly that read; the first read
+    /// it does not ask for ends the read-ahead (the rest are dropped unread or unused).
+    async fn read_ahead<T: DeserializeOwned + Keyed>(
+        &self,
+        listing: &mut Listing<'_>,
+        walk: &mut PageWalk<T>,
+        reads: &[ListRead],
+    ) -> Result<(), MakeError> {
+        for batch in reads.chunks(self.config.page_concurrency.max(1) as usize) {
+            let pages = futures_util::future::join_all(
+                batch.iter().map(|read| self.read_page(listing, *read)),
+            )
+            .await;
+            for (read, page) in batch.iter().zip(pages) {
+                if walk.next_request() != Some(*read) {
+                    return Ok(());
+                }
+                self.take_page(listing, walk, page?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One read of a list, decoded; the body is not kept past its rows.
+    async fn read_page<T: DeserializeOwned>(
+        &self,
+        listing: &Listing<'_>,
+        read: ListRead,
+    ) -> Result<ListPage<T>, MakeError> {
+        let mut paging = Vec::new();
+        if let ListRead::Page { offset, limit } = read {
+            paging.push(("pg[offset]", offset.to_string()));
+            paging.push(("pg[limit]", limit.to_string()));
+            paging.extend_from_slice(listing.extra);
+        }
+        let body = self.fetch(listing.call, &paging).await?;
+        self.decode_page(listing.call, listing.collection, &body)
+    }
+
+    /// Gives a page to the walk, and tells the observer.
+    fn take_page<T: Keyed>(
+        &self,
+        listing: &mut Listing<'_>,
+        walk: &mut PageWalk<T>,
+        page: ListPage<T>,
+    ) -> Result<(), MakeError> {
+        let ListPage { rows, echo } = page;
+        listing.rows_so_far += rows.len();
+        walk.accept(rows, echo).map_err(|e| match e {
+            PagingError::Shifted { .. } => MakeError::ListChanged {
+                endpoint: listing.label.clone(),
+            },
+            other => MakeError::Paging {
+                endpoint: listing.label.clone(),
+                detail: other.to_string(),
+            },
+        })?;
+        if let Some(observer) = &self.observer {
+            observer.page_read(&listing.label, listing.rows_so_far);
+        }
+        Ok(())
+    }
+
     fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, MakeError> {
-        wire::decode(&call.label(), body).map_err(|e| self.redacted(e))
+        let started = std::time::Instant::now();
+        let decoded = wire::decode(&call.label(), body).map_err(|e| self.redacted(e));
+        self.stats.decoded_in(started.elapsed());
+        decoded
     }
 
     fn decode_page<T: DeserializeOwned>(
@@ -667,7 +815,11 @@ impl MakeClient {
         collection: &str,
         body: &[u8],
     ) -> Result<ListPage<T>, MakeError> {
-        wire::decode_page(&call.label(), collection, body).map_err(|e| self.redacted(e))
+        let started = std::time::Instant::now();
+        let decoded =
+            wire::decode_page(&call.label(), collection, body).map_err(|e| self.redacted(e));
+        self.stats.decoded_in(started.elapsed());
+        decoded
     }
 
     /// A body Make sent back may quote the request: its text never carries the token.
@@ -735,6 +887,9 @@ impl MakeClient {
                     "waiting to stay within the organization's request budget"
                 );
                 self.stats.waited_for_rate_limit(wait);
+                self.stats
+                    .budget_wait_us
+                    .fetch_add(wait.as_micros() as u64, Ordering::Relaxed);
                 self.clock.sleep(wait).await;
             }
             attempts += 1;
@@ -1034,6 +1189,39 @@ fn error_message(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn offsets(reads: &[ListRead]) -> Vec<u64> {
+        reads
+            .iter()
+            .map(|read| match read {
+                ListRead::Page { offset, .. } => *offset,
+                ListRead::Whole => u64::MAX,
+            })
+            .collect()
+    }
+
+    /// The reads left after a full first page are those the walk would ask one by one: each
+    /// a row before the end of the one before, until the first that ends past the list.
+    #[test]
+    fn the_reads_ahead_are_the_walk_s_own() {
+        // 100,001 users in pages of 10,000: ten more pages, the last one short.
+        let reads = reads_ahead(9_999, 10_000, 100_001, 1000);
+        assert_eq!(
+            offsets(&reads),
+            (1..=10).map(|n| n * 9_999).collect::<Vec<_>>()
+        );
+        // A list that ends exactly at a page's end: one more read, for its anchor row alone.
+        assert_eq!(offsets(&reads_ahead(9, 10, 19, 1000)), vec![9, 18]);
+        // 10,001 users: one more page.
+        assert_eq!(
+            offsets(&reads_ahead(9_999, 10_000, 10_001, 1000)),
+            vec![9_999]
+        );
+        // A member count smaller than the first page: the read the walk asks next, no more.
+        assert_eq!(offsets(&reads_ahead(9, 10, 3, 1000)), vec![9]);
+        // Never past the pages the walk has left, whatever the count says.
+        assert_eq!(reads_ahead(9, 10, usize::MAX, 5).len(), 5);
+    }
 
     /// F10: a host's error text keeps no bidi override, zero-width character or email.
     #[test]

@@ -10,6 +10,7 @@
 //! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |
 //! | `MAKESYNC_MEMBER_LOOKUPS` | members one sync may look up one by one when the member list is cut | 100 |
 //! | `MAKESYNC_MAX_RESPONSE_MB` | the largest Make response body read | 16 |
+//! | `MAKESYNC_PAGE_CONCURRENCY` | pages of one list read at once, once the list's length is known | 4; in Lambda at most what the function's memory allows (2 at 256 MB) |
 //! | `MAKESYNC_REQUEST_TIMEOUT_SECS` | one Make request | 20 |
 //! | `MAKESYNC_RETRY_MAX_ATTEMPTS` | attempts per Make request, the first included | 5 |
 //! | `MAKESYNC_RETRY_MAX_ELAPSED_SECS` | time one Make request may spend retrying | 90 |
@@ -82,6 +83,7 @@ pub fn make_api_config_from(
             1_000_000,
         )?,
         max_response_bytes: max_response_bytes(&lookup, &defaults)?,
+        page_concurrency: page_concurrency(&lookup, &defaults)?,
         default_requests_per_minute: number(
             "MAKESYNC_REQUESTS_PER_MINUTE",
             defaults.default_requests_per_minute,
@@ -115,6 +117,37 @@ fn max_response_bytes(
         }
     }
     Ok(u64::from(mb) * 1024 * 1024)
+}
+
+/// `MAKESYNC_PAGE_CONCURRENCY`. In a Lambda function, the pages read at once may together
+/// take at most an eighth of its memory at the largest body allowed: unset, it is lowered to
+/// that (2 at 256 MB with 16 MB bodies); set above it, the setting is refused.
+fn page_concurrency(
+    lookup: &impl Fn(&str) -> Option<String>,
+    defaults: &MakeApiConfig,
+) -> Result<u32, ConfigError> {
+    const VARIABLE: &str = "MAKESYNC_PAGE_CONCURRENCY";
+    let set = lookup(VARIABLE).filter(|v| !v.trim().is_empty());
+    let explicit = set.is_some();
+    let pages = bounded_number(set, VARIABLE, defaults.page_concurrency, 1..=16)?;
+    let memory_mb =
+        lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
+    let Some(memory_mb) = memory_mb else {
+        return Ok(pages);
+    };
+    let body_mb = max_response_bytes(lookup, defaults)? / (1024 * 1024);
+    let fits = u32::try_from((memory_mb / 8 / body_mb.max(1)).max(1)).unwrap_or(u32::MAX);
+    if pages <= fits {
+        return Ok(pages);
+    }
+    if explicit {
+        return Err(ConfigError::Invalid {
+            variable: VARIABLE,
+            value: pages.to_string(),
+            expected: "at most as many pages as an eighth of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE) holds at MAKESYNC_MAX_RESPONSE_MB each — lower it, lower MAKESYNC_MAX_RESPONSE_MB or raise the function's MemorySize",
+        });
+    }
+    Ok(fits)
 }
 
 /// Make's zones, and the White Label hosts an operator allows besides them (separated by
@@ -232,6 +265,31 @@ mod tests {
             config(&[("MAKESYNC_MAX_RESPONSE_MB", "64")]).is_ok(),
             "no function: no bound"
         );
+    }
+
+    /// The pages read at once hold at most an eighth of a function's memory in bodies.
+    #[test]
+    fn the_pages_read_at_once_fit_the_function_s_memory() {
+        let pages = |vars: &[(&str, &str)]| config(vars).map(|c| c.page_concurrency);
+        assert_eq!(pages(&[]), Ok(4), "no function: the default");
+        assert_eq!(pages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]), Ok(2));
+        assert_eq!(pages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]), Ok(4));
+        assert_eq!(
+            pages(&[
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+                ("MAKESYNC_MAX_RESPONSE_MB", "4")
+            ]),
+            Ok(4),
+            "smaller bodies, more of them"
+        );
+        let error = pages(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+            ("MAKESYNC_PAGE_CONCURRENCY", "4"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("MAKESYNC_PAGE_CONCURRENCY=4"), "{error}");
+        assert!(pages(&[("MAKESYNC_PAGE_CONCURRENCY", "0")]).is_err());
     }
 
     #[test]

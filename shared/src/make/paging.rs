@@ -237,6 +237,16 @@ impl<T: Keyed> PageWalk<T> {
         self.pages
     }
 
+    /// Whether an answer so far echoed `pg`: the endpoint pages.
+    pub fn paged_answers(&self) -> bool {
+        self.echoed
+    }
+
+    /// How many more pages the walk may read before it fails as too long.
+    pub fn pages_left(&self) -> u32 {
+        self.max_pages.saturating_sub(self.pages)
+    }
+
     pub fn into_rows(self) -> Vec<T> {
         self.rows
     }

@@ -60,70 +60,63 @@ fn wait_until_epoch(epoch_seconds: i64, now: DateTime<Utc>) -> Duration {
     (at - now).to_std().unwrap_or(Duration::ZERO)
 }
 
-/// A token bucket that spaces requests so that no 60-second window holds more than
-/// `per_minute` of them: a burst of a quarter of the budget, the rest spread evenly.
+/// The organization's share of requests per minute, kept as a sliding log of when each
+/// request was (or is to be) sent: a request goes at once while fewer than `per_minute` were
+/// sent in the last 60 s, and otherwise waits until the oldest of those is 60 s old. So a sync
+/// that needs a small part of its share never waits — the whole share is there at once, as
+/// soon as the organization's plan is known — and no 60-second window ever holds more than the
+/// share. The log holds at most `per_minute` times.
 #[derive(Debug, Clone)]
 pub struct RequestBudget {
     per_minute: u32,
-    capacity: f64,
-    refill_per_second: f64,
-    tokens: f64,
-    last_refill: Duration,
+    /// Send times within the last minute (or reserved ahead), in order.
+    sent: std::collections::VecDeque<Duration>,
     blocked_until: Duration,
 }
 
+/// The window a share is counted in.
+const WINDOW: Duration = Duration::from_secs(60);
+
 impl RequestBudget {
-    pub fn per_minute(per_minute: u32, now: Duration) -> Self {
-        let (capacity, refill_per_second) = Self::shape(per_minute);
+    pub fn per_minute(per_minute: u32, _now: Duration) -> Self {
         Self {
             per_minute: per_minute.max(2),
-            capacity,
-            refill_per_second,
-            tokens: capacity,
-            last_refill: now,
+            sent: std::collections::VecDeque::new(),
             blocked_until: Duration::ZERO,
         }
-    }
-
-    fn shape(per_minute: u32) -> (f64, f64) {
-        let per_minute = per_minute.max(2);
-        let burst = (per_minute / 4).max(1);
-        let spread = per_minute - burst;
-        (f64::from(burst), f64::from(spread) / 60.0)
     }
 
     pub fn limit_per_minute(&self) -> u32 {
         self.per_minute
     }
 
-    /// Changes the rate (once the organization's `apiLimit` is known), keeping what was spent.
+    /// Changes the share (once the organization's `apiLimit` is known), keeping what was sent.
     pub fn set_per_minute(&mut self, per_minute: u32, now: Duration) {
-        self.refill(now);
-        let (capacity, refill_per_second) = Self::shape(per_minute);
         self.per_minute = per_minute.max(2);
-        self.capacity = capacity;
-        self.refill_per_second = refill_per_second;
-        self.tokens = self.tokens.min(capacity);
+        self.forget_before(now);
     }
 
-    /// Takes one request's worth and says how long to wait before sending it.
+    /// Takes one request's place and says how long to wait before sending it.
     pub fn reserve(&mut self, now: Duration) -> Duration {
-        self.refill(now);
-        self.tokens -= 1.0;
-        let mut wait = if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.refill_per_second)
-        };
-        if self.blocked_until > now {
-            wait = wait.max(self.blocked_until - now);
+        self.forget_before(now);
+        let mut at = now.max(self.blocked_until);
+        // Never before a request reserved earlier: the log stays in order, and any 60 s
+        // window is bounded by the one check below.
+        if let Some(last) = self.sent.back() {
+            at = at.max(*last);
         }
-        wait
+        let share = self.per_minute as usize;
+        if self.sent.len() >= share {
+            let oldest_in_window = self.sent[self.sent.len() - share];
+            at = at.max(oldest_in_window.saturating_add(WINDOW));
+        }
+        self.sent.push_back(at);
+        at.saturating_sub(now)
     }
 
     /// Gives back a reservation that was not used (the request was not sent).
     pub fn unreserve(&mut self) {
-        self.tokens = (self.tokens + 1.0).min(self.capacity);
+        self.sent.pop_back();
     }
 
     /// Make said the window is spent: send nothing until it resets.
@@ -135,17 +128,25 @@ impl RequestBudget {
         }
     }
 
-    /// Nothing spent left to refill and no window to wait out: forgetting this budget loses
+    /// Nothing sent in the last minute and no window to wait out: forgetting this budget loses
     /// nothing.
     pub fn is_idle(&mut self, now: Duration) -> bool {
-        self.refill(now);
-        self.tokens >= self.capacity && self.blocked_until <= now
+        self.forget_before(now);
+        self.sent.is_empty() && self.blocked_until <= now
     }
 
-    fn refill(&mut self, now: Duration) {
-        let elapsed = now.saturating_sub(self.last_refill).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.refill_per_second).min(self.capacity);
-        self.last_refill = now;
+    /// Drops the sends that no window from `now` on can hold, and what is past the share.
+    fn forget_before(&mut self, now: Duration) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| t.saturating_add(WINDOW) <= now)
+        {
+            self.sent.pop_front();
+        }
+        while self.sent.len() > self.per_minute as usize {
+            self.sent.pop_front();
+        }
     }
 }
 
@@ -254,7 +255,11 @@ mod tests {
             let mut budget = RequestBudget::per_minute(per_minute, Duration::ZERO);
             let mut now = Duration::ZERO;
             let mut sent = Vec::new();
-            for _ in 0..(per_minute * 3) {
+            for i in 0..(per_minute * 3) {
+                // Sent one after another, and now and then after a pause.
+                if i % 7 == 0 {
+                    now += Duration::from_millis(1_300);
+                }
                 now += budget.reserve(now);
                 sent.push(now);
             }
@@ -269,6 +274,44 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A sync that needs a small part of its share sends at once: 24 requests of a 500 a
+    /// minute share (an Enterprise plan's 1000, half of it) wait for nothing, and the share
+    /// holds again from the 501st.
+    #[test]
+    fn a_small_part_of_the_share_is_sent_without_waiting() {
+        let mut budget = RequestBudget::per_minute(500, Duration::ZERO);
+        for _ in 0..24 {
+            assert_eq!(budget.reserve(Duration::from_millis(5)), Duration::ZERO);
+        }
+        for _ in 24..500 {
+            assert_eq!(budget.reserve(Duration::from_millis(5)), Duration::ZERO);
+        }
+        assert_eq!(
+            budget.reserve(Duration::from_millis(5)),
+            Duration::from_secs(60),
+            "the 501st waits until the first is a minute old"
+        );
+    }
+
+    /// Raising the share once the plan is known keeps what was sent in the window.
+    #[test]
+    fn a_share_raised_mid_window_still_counts_what_was_sent() {
+        let mut budget = RequestBudget::per_minute(30, Duration::ZERO);
+        for _ in 0..30 {
+            assert_eq!(budget.reserve(Duration::ZERO), Duration::ZERO);
+        }
+        assert!(budget.reserve(Duration::ZERO) > Duration::ZERO);
+        budget.unreserve();
+        budget.set_per_minute(40, Duration::from_secs(1));
+        for _ in 0..10 {
+            assert_eq!(budget.reserve(Duration::from_secs(1)), Duration::ZERO);
+        }
+        assert_eq!(
+            budget.reserve(Duration::from_secs(1)),
+            Duration::from_secs(59)
+        );
     }
 
     #[test]

@@ -500,9 +500,10 @@ impl InstanceFollower {
         connection: &ConnectionId,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize, InstanceError> {
+        let closes = self.users.users_closes(connection).await?;
         let stamp = WriteStamp {
             removed_user_retention: self.removed_user_retention,
-            ..WriteStamp::new(RunId::generate().to_string(), now)
+            ..WriteStamp::new(RunId::generate().to_string(), now, closes)
         };
         let mut after = None;
         let mut removed = 0;

@@ -218,6 +218,18 @@ impl Worker {
         request: &SyncRequest,
         deadline: Option<Deadline>,
     ) -> WorkOutcome {
+        // Read before the connection: a disconnect stores its status and then closes the
+        // users, so a close after this read is one the status read below may not show, and
+        // it refuses the run's writes.
+        let closes_seen = match self
+            .engine
+            .users()
+            .users_closes(&request.connection_id)
+            .await
+        {
+            Ok(closes) => closes,
+            Err(error) => return deferred(error),
+        };
         let connection = match self.load(request).await {
             Ok(connection) => connection,
             Err(outcome) => return outcome,
@@ -226,7 +238,7 @@ impl Worker {
             return self.erase(&connection, deadline).await;
         }
         match self
-            .sync_admitted(&connection, request.reason, deadline)
+            .sync_admitted(&connection, request.reason, deadline, closes_seen)
             .await
         {
             Ok(outcome) | Err(outcome) => outcome,
@@ -240,12 +252,15 @@ impl Worker {
         connection: &Connection,
         reason: SyncReason,
         deadline: Option<Deadline>,
+        closes_seen: u64,
     ) -> Result<WorkOutcome, WorkOutcome> {
         admit(connection)?;
         let patience = self.patience(deadline)?;
         let _memory = self.reserve_memory(connection, patience).await?;
         self.take_leases(connection, reason, deadline).await?;
-        let report = self.run_sync(connection, reason, deadline).await;
+        let report = self
+            .run_sync(connection, reason, deadline, closes_seen)
+            .await;
         self.release_leases(connection, true).await;
         Ok(self.conclude(connection, report).await)
     }
@@ -378,6 +393,7 @@ impl Worker {
         connection: &Connection,
         reason: SyncReason,
         deadline: Option<Deadline>,
+        closes_seen: u64,
     ) -> SyncReport {
         match self.prepare_client(connection, reason).await {
             Ok(client) => {
@@ -387,7 +403,9 @@ impl Worker {
                     }
                     None => client,
                 };
-                self.engine.sync(connection, &client, reason).await
+                self.engine
+                    .sync_seen(connection, &client, reason, closes_seen)
+                    .await
             }
             Err(error) => self.engine.record_failure(connection, reason, &error).await,
         }

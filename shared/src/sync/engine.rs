@@ -53,6 +53,22 @@ pub struct SyncReport {
     pub changes: Vec<UserChange>,
     /// The run could not be recorded (or the connection not updated) after it finished.
     pub bookkeeping_error: Option<StoreError>,
+    /// Where the run's time went (the benchmark's split; zero on a clock that stands still).
+    pub timings: SyncTimings,
+}
+
+/// Where a run's time went, on the engine's monotonic clock. `reading` is the wall time of
+/// the snapshot read (Make's answers, waits on the request budget, decoding); `budget_wait`
+/// and `decoding` are summed over its requests, which may overlap; `storing` is the wall time
+/// of the store's reads and writes (each write chunk with the resolving around it), the run's
+/// own records included; `total` is the whole run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncTimings {
+    pub total: Duration,
+    pub reading: Duration,
+    pub budget_wait: Duration,
+    pub decoding: Duration,
+    pub storing: Duration,
 }
 
 #[derive(Clone)]
@@ -107,7 +123,8 @@ impl SyncEngine {
         &self.users
     }
 
-    /// Starts and runs one sync of `connection` through `client`.
+    /// Starts and runs one sync of `connection` through `client`; a close of its users from
+    /// now on stops its writes.
     pub async fn sync(
         &self,
         connection: &Connection,
@@ -118,6 +135,21 @@ impl SyncEngine {
         self.sync_run(connection, client, run).await
     }
 
+    /// [`sync`](Self::sync), for a connection read after its users' close count was read as
+    /// `closes_seen` ([`UserStore::users_closes`]): a disconnect stores its status, then
+    /// closes, so a close this run did not see was made after the status it was admitted on.
+    pub async fn sync_seen(
+        &self,
+        connection: &Connection,
+        client: &MakeClient,
+        reason: SyncReason,
+        closes_seen: u64,
+    ) -> SyncReport {
+        let run = SyncRun::start(connection.id.clone(), reason, self.clock.wall());
+        self.sync_run_seen(connection, client, run, closes_seen)
+            .await
+    }
+
     /// Runs a sync that was started as `run` (tests start runs at chosen times). Never fails:
     /// a failure is recorded on the run, which is written when it starts and when it ends.
     pub async fn sync_run(
@@ -126,6 +158,22 @@ impl SyncEngine {
         client: &MakeClient,
         run: SyncRun,
     ) -> SyncReport {
+        match self.users.users_closes(&connection.id).await {
+            Ok(closes) => self.sync_run_seen(connection, client, run, closes).await,
+            Err(error) => {
+                self.record_failure(connection, run.reason, &error.into())
+                    .await
+            }
+        }
+    }
+
+    async fn sync_run_seen(
+        &self,
+        connection: &Connection,
+        client: &MakeClient,
+        run: SyncRun,
+        closes_seen: u64,
+    ) -> SyncReport {
         let span = tracing::info_span!(
             "sync",
             connection_id = %connection.id,
@@ -133,7 +181,7 @@ impl SyncEngine {
             host = %connection.host,
             organization_id = %connection.organization_id,
         );
-        self.sync_in_span(connection, client, run)
+        self.sync_in_span(connection, client, run, closes_seen)
             .instrument(span)
             .await
     }
@@ -143,6 +191,7 @@ impl SyncEngine {
         connection: &Connection,
         client: &MakeClient,
         mut run: SyncRun,
+        closes_seen: u64,
     ) -> SyncReport {
         tracing::info!(reason = run.reason.as_str(), "sync started");
         let started = self.clock.monotonic();
@@ -150,7 +199,10 @@ impl SyncEngine {
         if let Err(error) = self.runs.put_run(&run).await {
             tracing::warn!(error = %error, "could not record the run's start; going on");
         }
-        let result = self.execute(connection, client, &run).await;
+        let mut timings = SyncTimings::default();
+        let result = self
+            .execute(connection, client, &run, closes_seen, &mut timings)
+            .await;
         run.make_requests = client.stats().requests();
         run.retries = client.stats().retries();
         let now = self.clock.wall();
@@ -164,10 +216,15 @@ impl SyncEngine {
                 (organization, Vec::new())
             }
         };
+        let finishing = self.clock.monotonic();
         let bookkeeping_error = self
             .finish(connection, &run, organization.as_ref())
             .await
             .err();
+        timings.storing += self.clock.monotonic().saturating_sub(finishing);
+        timings.total = self.clock.monotonic().saturating_sub(started);
+        timings.budget_wait = client.stats().budget_wait();
+        timings.decoding = client.stats().decoding();
         self.metrics.emit(&MetricsRecord::for_sync(
             &run,
             self.clock.monotonic().saturating_sub(started),
@@ -200,6 +257,7 @@ impl SyncEngine {
             organization,
             changes,
             bookkeeping_error,
+            timings,
         }
     }
 
@@ -232,6 +290,7 @@ impl SyncEngine {
             organization: None,
             changes: Vec::new(),
             bookkeeping_error,
+            timings: SyncTimings::default(),
         }
     }
 
@@ -241,20 +300,27 @@ impl SyncEngine {
         connection: &Connection,
         client: &MakeClient,
         run: &SyncRun,
+        closes_seen: u64,
+        timings: &mut SyncTimings,
     ) -> Result<
         (OrganizationSummary, RunCounts, Vec<UserChange>),
         (Option<OrganizationSummary>, SyncError),
     > {
+        let reading = self.clock.monotonic();
         let snapshot = fetch_snapshot(client, connection.organization_id, self.snapshot_attempts)
             .await
-            .map_err(|e| (None, e))?;
+            .map_err(|e| (None, e));
+        timings.reading = self.clock.monotonic().saturating_sub(reading);
+        let snapshot = snapshot?;
         let organization = snapshot.organization;
         let failed = |e: SyncError| (Some(organization.clone()), e);
+        let storing = self.clock.monotonic();
         let stored = self
             .users
             .list_user_digests(&connection.id)
             .await
             .map_err(|e| failed(e.into()))?;
+        timings.storing += self.clock.monotonic().saturating_sub(storing);
         let plan = plan_changes(
             &stored,
             &snapshot.members,
@@ -271,6 +337,7 @@ impl SyncEngine {
             started_at: run.started_at,
             first_sync_users: first_sync.then_some(plan.counts.added),
             removed_user_retention: self.removed_user_retention,
+            closes_seen,
         };
         let mut tally = Tally {
             counts: RunCounts {
@@ -280,6 +347,7 @@ impl SyncEngine {
             },
             reported: Vec::new(),
         };
+        let writing = self.clock.monotonic();
         let mut chunks = plan.writes.chunks(WRITE_CHUNK).peekable();
         if chunks.peek().is_none() {
             // Nothing changed: still claim the users for this run, so that an older run that
@@ -301,6 +369,7 @@ impl SyncEngine {
             .await
             .map_err(failed)?;
         }
+        timings.storing += self.clock.monotonic().saturating_sub(writing);
         Ok((organization, tally.counts, tally.reported))
     }
 

@@ -6,7 +6,9 @@ mod error;
 mod plan;
 mod snapshot;
 
-pub use engine::{SyncEngine, SyncReport, DEFAULT_REMOVED_USER_RETENTION_DAYS, REPORTED_CHANGES};
+pub use engine::{
+    SyncEngine, SyncReport, SyncTimings, DEFAULT_REMOVED_USER_RETENTION_DAYS, REPORTED_CHANGES,
+};
 pub use error::SyncError;
 pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
 pub use snapshot::{fetch_snapshot, OrganizationSnapshot, SnapshotMember};

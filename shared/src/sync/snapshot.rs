@@ -4,7 +4,8 @@
 //! login from `/users?organizationId`. The organization is read first and alone: it proves the
 //! token (so that a later 401 is read as a missing scope), sets the request budget from the
 //! plan and checks the zone. Then the roles, the member list and the user list are read
-//! concurrently, so a small organization costs two round trips.
+//! concurrently, so a small organization costs two round trips; once the member list is in,
+//! its length says how many `/users` pages are left, and they are read a few at once.
 //!
 //! The member list and the user list must name the same users:
 //!
@@ -187,9 +188,19 @@ async fn read_members(
     organization_id: OrganizationId,
     lookups_left: &mut u32,
 ) -> Result<MemberRead, SyncError> {
+    // The member list's length, as soon as it is in, tells the user list how many pages it
+    // has left to read at once.
+    let (members_read, members_known) = tokio::sync::oneshot::channel();
+    let members = async {
+        let members = client.list_members(organization_id).await;
+        if let Ok(members) = &members {
+            let _ = members_read.send(members.len());
+        }
+        members
+    };
     let lists = tokio::try_join!(
-        client.list_members(organization_id),
-        client.list_users(organization_id)
+        members,
+        client.list_users_expecting(organization_id, async { members_known.await.ok() })
     );
     let (mut memberships, mut users) = match lists {
         Ok(lists) => lists,

@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     pub world: Mutex<World>,
     pub seen: Mutex<Vec<SeenRequest>>,
     pub clock: Arc<dyn Clock>,
+    /// By path: requests being answered now, and the most there were at once (a test's
+    /// instrument: whether a client reads pages concurrently).
+    pub in_flight: Mutex<std::collections::HashMap<String, (usize, usize)>>,
 }
 
 /// The requests a simulator has served, readable while it runs.
@@ -88,6 +91,7 @@ impl Simulator {
             world: Mutex::new(world),
             seen: Mutex::new(Vec::new()),
             clock,
+            in_flight: Mutex::new(std::collections::HashMap::new()),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
         let app = routes::router(shared.clone());
@@ -119,6 +123,17 @@ impl Simulator {
     /// Reads or changes the simulated world (members, roles, logins, faults).
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.shared.world.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most requests for `path` (e.g. `/api/v2/users`) that were being answered at one
+    /// time.
+    pub fn most_in_flight(&self, path: &str) -> usize {
+        self.shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .map_or(0, |(_, most)| *most)
     }
 
     /// Every request served so far.

@@ -55,6 +55,26 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    let path = uri.path().to_string();
+    let gauge = |change: fn(&mut (usize, usize))| {
+        let mut in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        change(in_flight.entry(path.clone()).or_default());
+    };
+    gauge(|(now, most)| {
+        *now += 1;
+        *most = (*most).max(*now);
+    });
+    let response = handle_counted(&shared, method, uri, headers).await;
+    gauge(|(now, _)| *now -= 1);
+    response
+}
+
+async fn handle_counted(
+    shared: &Arc<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let latency = shared
         .world
         .lock()

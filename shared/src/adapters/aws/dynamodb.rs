@@ -223,10 +223,7 @@ impl DynamoStore {
         Ok(items)
     }
 
-    async fn read_guard(
-        &self,
-        connection: &ConnectionId,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn read_guard(&self, connection: &ConnectionId) -> Result<UsersGuard, StoreError> {
         let output = self
             .client
             .get_item()
@@ -237,13 +234,91 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| store_error(classify(&e)))?;
-        Ok(output
-            .item()
-            .and_then(|item| item.get("usersWrittenBy"))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| n.parse::<i64>().ok())
-            .and_then(|micros| Utc.timestamp_micros(micros).single()))
+        let item = output.item();
+        let number_of = |name: &str| {
+            item.and_then(|item| item.get(name))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+        };
+        Ok(UsersGuard {
+            written_by: number_of("usersWrittenBy")
+                .and_then(|micros| Utc.timestamp_micros(micros).single()),
+            closes: number_of("userCloses").map_or(0, |n| n.max(0) as u64),
+        })
     }
+
+    /// Claims the connection's users for the run `stamp` names: refused, as
+    /// [`StoreError::UsersClosed`] or [`StoreError::StaleRun`], if the users were closed since
+    /// the run began or a newer run already wrote.
+    async fn claim_users(
+        &self,
+        connection: &ConnectionId,
+        stamp: &WriteStamp,
+    ) -> Result<(), StoreError> {
+        let run_started_at = stamp.started_at;
+        // Claim the partition for this run first: if the users were closed since the run
+        // began, or a newer run already wrote, nothing of this one is written. Runs of one
+        // connection do not overlap (the sync lease), so the claim and the batch writes that
+        // follow need no transaction.
+        // On a first sync the claim creates the guard item with the number of users the run
+        // adds: the change-event function announces the run from that one stream record.
+        let closes = if stamp.closes_seen == 0 {
+            "attribute_not_exists(userCloses)"
+        } else {
+            "userCloses = :closes"
+        };
+        let mut claim = self
+            .client
+            .update_item()
+            .table_name(&self.users_table)
+            .key("connectionId", string(connection.as_str()))
+            .key("userId", number(GUARD_USER_ID))
+            .condition_expression(format!(
+                "{closes} AND (attribute_not_exists(usersWrittenBy) OR usersWrittenBy <= :started)"
+            ))
+            .expression_attribute_values(":started", number(run_started_at.timestamp_micros()))
+            .expression_attribute_values(":started_text", string(run_started_at.to_rfc3339()))
+            .expression_attribute_values(":run", string(stamp.run_id.clone()));
+        if stamp.closes_seen != 0 {
+            claim = claim.expression_attribute_values(":closes", number(stamp.closes_seen));
+        }
+        claim = match stamp.first_sync_users {
+            Some(users) => claim
+                .update_expression(
+                    "SET usersWrittenBy = :started, usersWrittenAt = :started_text, runId = :run, firstSyncUsers = :users",
+                )
+                .expression_attribute_values(":users", number(users)),
+            None => claim.update_expression(
+                "SET usersWrittenBy = :started, usersWrittenAt = :started_text, runId = :run",
+            ),
+        };
+        let claimed = claim.send().await;
+        if let Err(error) = claimed {
+            if condition_failed(&error) {
+                let guard = self.read_guard(connection).await?;
+                if guard.closes != stamp.closes_seen {
+                    return Err(StoreError::UsersClosed {
+                        seen: stamp.closes_seen,
+                        now: guard.closes,
+                    });
+                }
+                return Err(StoreError::StaleRun {
+                    this: run_started_at,
+                    newer: guard.written_by.unwrap_or(run_started_at),
+                });
+            }
+            return Err(store_error(classify(&error)));
+        }
+        Ok(())
+    }
+}
+
+/// The users' write guard, on the users table's guard item.
+struct UsersGuard {
+    /// The start of the run that last wrote the users.
+    written_by: Option<DateTime<Utc>>,
+    /// How many times the users were closed.
+    closes: u64,
 }
 
 /// Waits between attempts at unprocessed batch items: the Make client's backoff (exponential,
@@ -940,45 +1015,7 @@ impl UserStore for DynamoStore {
         stamp: &WriteStamp,
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
-        let run_started_at = stamp.started_at;
-        // Claim the partition for this run first: if a newer run already wrote, nothing of
-        // this one is written. Runs of one connection do not overlap (the sync lease), so the
-        // claim and the batch writes that follow need no transaction.
-        // On a first sync the claim creates the guard item with the number of users the run
-        // adds: the change-event function announces the run from that one stream record.
-        let mut claim = self
-            .client
-            .update_item()
-            .table_name(&self.users_table)
-            .key("connectionId", string(connection.as_str()))
-            .key("userId", number(GUARD_USER_ID))
-            .condition_expression(
-                "attribute_not_exists(usersWrittenBy) OR usersWrittenBy <= :started",
-            )
-            .expression_attribute_values(":started", number(run_started_at.timestamp_micros()))
-            .expression_attribute_values(":started_text", string(run_started_at.to_rfc3339()))
-            .expression_attribute_values(":run", string(stamp.run_id.clone()));
-        claim = match stamp.first_sync_users {
-            Some(users) => claim
-                .update_expression(
-                    "SET usersWrittenBy = :started, usersWrittenAt = :started_text, runId = :run, firstSyncUsers = :users",
-                )
-                .expression_attribute_values(":users", number(users)),
-            None => claim.update_expression(
-                "SET usersWrittenBy = :started, usersWrittenAt = :started_text, runId = :run",
-            ),
-        };
-        let claimed = claim.send().await;
-        if let Err(error) = claimed {
-            if condition_failed(&error) {
-                let newer = self.read_guard(connection).await?.unwrap_or(run_started_at);
-                return Err(StoreError::StaleRun {
-                    this: run_started_at,
-                    newer,
-                });
-            }
-            return Err(store_error(classify(&error)));
-        }
+        self.claim_users(connection, stamp).await?;
         // Items are made a batch at a time: an item map is several times the record's size.
         for batch in changed.chunks(BATCH_WRITE_LIMIT) {
             let requests = batch
@@ -1006,29 +1043,28 @@ impl UserStore for DynamoStore {
         Ok(())
     }
 
+    async fn users_closes(&self, connection: &ConnectionId) -> Result<u64, StoreError> {
+        Ok(self.read_guard(connection).await?.closes)
+    }
+
     async fn close_users(
         &self,
         connection: &ConnectionId,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
+        // ADD is atomic: two closes at once count two.
+        self.client
             .update_item()
             .table_name(&self.users_table)
             .key("connectionId", string(connection.as_str()))
             .key("userId", number(GUARD_USER_ID))
-            .update_expression("SET usersWrittenBy = :at, usersWrittenAt = :at_text")
-            .condition_expression("attribute_not_exists(usersWrittenBy) OR usersWrittenBy < :at")
-            .expression_attribute_values(":at", number(at.timestamp_micros()))
+            .update_expression("ADD userCloses :one SET usersClosedAt = :at_text")
+            .expression_attribute_values(":one", number(1))
             .expression_attribute_values(":at_text", string(at.to_rfc3339()))
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already closed at or after `at`.
-            Err(error) if condition_failed(&error) => Ok(()),
-            Err(error) => Err(store_error(classify(&error))),
-        }
+            .await
+            .map_err(|error| store_error(classify(&error)))?;
+        Ok(())
     }
 
     async fn delete_users_page(

@@ -326,7 +326,7 @@ async fn check_users(store: &dyn Store, first: &Connection) {
     ];
     let newer = at("2026-01-05T00:00:00Z");
     store
-        .write_users(&first.id, &WriteStamp::new("run-newer", newer), &users)
+        .write_users(&first.id, &WriteStamp::new("run-newer", newer, 0), &users)
         .await
         .unwrap();
     assert_eq!(store.list_users(&first.id).await.unwrap(), users);
@@ -389,7 +389,7 @@ async fn check_older_runs_cannot_overwrite_users(
     let stale = store
         .write_users(
             connection,
-            &WriteStamp::new("run-older", newer - Duration::seconds(1)),
+            &WriteStamp::new("run-older", newer - Duration::seconds(1), 0),
             &[user(1, UserStatus::Removed)],
         )
         .await
@@ -409,7 +409,7 @@ async fn check_older_runs_cannot_overwrite_users(
     store
         .write_users(
             connection,
-            &WriteStamp::new("run-newer", newer),
+            &WriteStamp::new("run-newer", newer, 0),
             &[user(1, UserStatus::Removed)],
         )
         .await
@@ -675,35 +675,44 @@ async fn check_erasure_is_recorded(store: &dyn Store) {
     );
 }
 
-/// Closed users refuse every run that started before the close; a purge deletes the users
-/// and keeps the close.
+/// Closed users refuse every run that began before the close — one stamped later by a
+/// clock that runs ahead and one stamped at the very same instant alike; a purge deletes the
+/// users and keeps the close; a run that began after it writes.
 async fn check_closed_users_refuse_older_runs(
     store: &dyn Store,
     id: &ConnectionId,
     newest_run: DateTime<Utc>,
 ) {
+    let seen = store.users_closes(id).await.unwrap();
     let closed_at = newest_run + Duration::hours(1);
     store.close_users(id, closed_at).await.unwrap();
     store
         .close_users(id, closed_at - Duration::minutes(5))
         .await
         .unwrap();
-    let refused = store
-        .write_users(
-            id,
-            &WriteStamp::new("run-in-flight", closed_at - Duration::seconds(1)),
-            &[user(9, UserStatus::Active)],
-        )
-        .await
-        .unwrap_err();
     assert_eq!(
-        refused,
-        StoreError::StaleRun {
-            this: closed_at - Duration::seconds(1),
-            newer: closed_at
-        },
-        "a close is never moved back"
+        store.users_closes(id).await.unwrap(),
+        seen + 2,
+        "each close counts, whatever its time"
     );
+    for started in [closed_at, closed_at + Duration::minutes(1)] {
+        let refused = store
+            .write_users(
+                id,
+                &WriteStamp::new("run-in-flight", started, seen),
+                &[user(9, UserStatus::Active)],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            StoreError::UsersClosed {
+                seen,
+                now: seen + 2
+            },
+            "a run that began before the closes, stamped {started}"
+        );
+    }
     let stored = store.list_users(id).await.unwrap().len();
     assert_eq!(store.delete_users_page(id, 2).await.unwrap(), 2.min(stored));
     let mut deleted = 2.min(stored);
@@ -722,7 +731,7 @@ async fn check_closed_users_refuse_older_runs(
         store
             .write_users(
                 id,
-                &WriteStamp::new("run-in-flight", closed_at - Duration::seconds(1)),
+                &WriteStamp::new("run-in-flight", closed_at, seen + 1),
                 &[user(9, UserStatus::Active)],
             )
             .await
@@ -730,10 +739,11 @@ async fn check_closed_users_refuse_older_runs(
         "the purge kept the close"
     );
     assert!(store.list_users(id).await.unwrap().is_empty());
+    // A run that began after the closes (a reconnect's), even by a clock behind the closer's.
     store
         .write_users(
             id,
-            &WriteStamp::new("run-after-reconnect", closed_at + Duration::seconds(1)),
+            &WriteStamp::new("run-after-reconnect", newest_run, seen + 2),
             &[user(9, UserStatus::Active)],
         )
         .await
@@ -757,7 +767,7 @@ async fn check_local_retention(store: &dyn Store) {
     store
         .write_users(
             &id,
-            &WriteStamp::new("run-1", run - Duration::days(40)),
+            &WriteStamp::new("run-1", run - Duration::days(40), 0),
             &[long_gone, just_gone.clone(), present.clone()],
         )
         .await
@@ -769,7 +779,7 @@ async fn check_local_retention(store: &dyn Store) {
     );
     let stamp = WriteStamp {
         removed_user_retention: Some(Duration::days(30)),
-        ..WriteStamp::new("run-2", run)
+        ..WriteStamp::new("run-2", run, 0)
     };
     store.write_users(&id, &stamp, &[]).await.unwrap();
     assert_eq!(

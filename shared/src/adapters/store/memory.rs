@@ -27,6 +27,8 @@ struct State {
     credentials: BTreeMap<CredentialId, Credential>,
     users: HashMap<ConnectionId, BTreeMap<MakeUserId, UserRecord>>,
     written_by: HashMap<ConnectionId, DateTime<Utc>>,
+    /// How many times each connection's users were closed.
+    closes: HashMap<ConnectionId, u64>,
     runs: HashMap<ConnectionId, Vec<SyncRun>>,
     user_writes: usize,
     organization_leases: HashMap<(MakeHost, OrganizationId), (ConnectionId, DateTime<Utc>)>,
@@ -354,6 +356,13 @@ impl UserStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let run_started_at = stamp.started_at;
         let mut state = self.lock();
+        let closes = state.closes.get(connection).copied().unwrap_or(0);
+        if closes != stamp.closes_seen {
+            return Err(StoreError::UsersClosed {
+                seen: stamp.closes_seen,
+                now: closes,
+            });
+        }
         if let Some(newer) = state.written_by.get(connection).copied() {
             if newer > run_started_at {
                 return Err(StoreError::StaleRun {
@@ -376,14 +385,16 @@ impl UserStore for MemoryStore {
         Ok(())
     }
 
+    async fn users_closes(&self, connection: &ConnectionId) -> Result<u64, StoreError> {
+        Ok(self.lock().closes.get(connection).copied().unwrap_or(0))
+    }
+
     async fn close_users(
         &self,
         connection: &ConnectionId,
-        at: DateTime<Utc>,
+        _at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let mut state = self.lock();
-        let guard = state.written_by.entry(connection.clone()).or_insert(at);
-        *guard = (*guard).max(at);
+        *self.lock().closes.entry(connection.clone()).or_insert(0) += 1;
         Ok(())
     }
 

@@ -74,6 +74,13 @@ CREATE TABLE IF NOT EXISTS user_writes (
     connection_id  TEXT PRIMARY KEY,
     run_started_at TEXT NOT NULL
 );
+-- How many times each connection's users were closed (disconnect, erasure): a run that saw
+-- fewer writes nothing. Kept when a connection is erased: it names no person.
+CREATE TABLE IF NOT EXISTS user_closes (
+    connection_id TEXT PRIMARY KEY,
+    closes        INTEGER NOT NULL,
+    closed_at     TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sync_runs (
     connection_id TEXT NOT NULL,
     run_id        TEXT NOT NULL,
@@ -916,6 +923,7 @@ impl UserStore for SqliteStore {
         changed: &[UserRecord],
     ) -> Result<(), StoreError> {
         let run_started_at = stamp.started_at;
+        let closes_seen = stamp.closes_seen;
         let retention = stamp.removed_user_retention;
         let connection = connection.clone();
         let changed = changed.to_vec();
@@ -925,7 +933,7 @@ impl UserStore for SqliteStore {
             let tx = db
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(backend)?;
-            check_write_guard(&tx, &connection, run_started_at)?;
+            check_write_guard(&tx, &connection, run_started_at, closes_seen)?;
             upsert_users(&tx, &connection, &changed)?;
             tx.execute(
                 "INSERT OR REPLACE INTO user_writes (connection_id, run_started_at) VALUES (?1, ?2)",
@@ -949,6 +957,11 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn users_closes(&self, connection: &ConnectionId) -> Result<u64, StoreError> {
+        let connection = connection.clone();
+        self.with_db(move |db| closes_of(db, &connection)).await
+    }
+
     async fn close_users(
         &self,
         connection: &ConnectionId,
@@ -956,11 +969,10 @@ impl UserStore for SqliteStore {
     ) -> Result<(), StoreError> {
         let connection = connection.clone();
         self.with_db(move |db| {
-            // Times are stored in one fixed format, so text order is time order.
             db.execute(
-                "INSERT INTO user_writes (connection_id, run_started_at) VALUES (?1, ?2)
-                 ON CONFLICT (connection_id) DO UPDATE SET run_started_at =
-                    max(run_started_at, excluded.run_started_at)",
+                "INSERT INTO user_closes (connection_id, closes, closed_at) VALUES (?1, 1, ?2)
+                 ON CONFLICT (connection_id) DO UPDATE SET closes = closes + 1,
+                    closed_at = excluded.closed_at",
                 params![connection.as_str(), text(at)],
             )
             .map_err(backend)?;
@@ -1051,12 +1063,34 @@ impl SyncRunStore for SqliteStore {
     }
 }
 
-/// Refuses the write of a run older than the last run that wrote this connection's users.
+/// How many times the connection's users were closed.
+fn closes_of(db: &rusqlite::Connection, connection: &ConnectionId) -> Result<u64, StoreError> {
+    let closes: Option<i64> = db
+        .query_row(
+            "SELECT closes FROM user_closes WHERE connection_id = ?1",
+            params![connection.as_str()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    Ok(closes.map_or(0, |n| n.max(0) as u64))
+}
+
+/// Refuses the write of a run that began before the users' last close, or that is older than
+/// the last run that wrote them.
 fn check_write_guard(
     tx: &rusqlite::Connection,
     connection: &ConnectionId,
     run_started_at: DateTime<Utc>,
+    closes_seen: u64,
 ) -> Result<(), StoreError> {
+    let closes = closes_of(tx, connection)?;
+    if closes != closes_seen {
+        return Err(StoreError::UsersClosed {
+            seen: closes_seen,
+            now: closes,
+        });
+    }
     let newer: Option<String> = tx
         .query_row(
             "SELECT run_started_at FROM user_writes WHERE connection_id = ?1",
