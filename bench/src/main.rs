@@ -88,7 +88,7 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
     let roundtrip_orgs: Vec<Organization> = roundtrip_sizes
         .iter()
         .enumerate()
-        .map(|(n, size)| add_organization(&mut world, 9200 + n as u64, *size))
+        .map(|(n, size)| add_organization(&mut world, 9800 + n as u64, *size))
         .collect();
     let batches = worker::plan_batches(&mut world, smoke);
     let simulator = Simulator::start(world).await?;
