@@ -120,6 +120,7 @@ async fn seed_erasing_connection(
             last_login: None,
             first_seen: clock.wall(),
             removed_at: None,
+            teams: None,
         });
         if batch.len() == 1000 || n == users {
             backend

@@ -1,6 +1,6 @@
 //! The worker: one SQS batch of ten organizations through the release binary, under the
 //! stand-in Lambda Runtime API with a 300 s deadline, on moto, with the memory of the
-//! template's function (256 MB).
+//! template's function (256 MB). Each organization has 20 teams, and the token reads them.
 
 use crate::process::{start_function, stop};
 use crate::{add_organization, mb, print_table, secs, Organization};
@@ -15,10 +15,14 @@ use makesync::queue::SyncRequest;
 use makesync::run::SyncReason;
 use makesync::token::ApiToken;
 use makesync_simulator::lambda_runtime::{FakeLambdaRuntime, Invocation};
-use makesync_simulator::{Simulator, World, DEMO_TOKEN};
+use makesync_simulator::{Simulator, World, DEMO_TEAMS_TOKEN};
 use makesync_tests::aws::{create_resources, moto_sdk_config};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Teams of each organization (besides its first, "My Team"), read with the token's
+/// `teams:read`.
+const TEAMS: u64 = 20;
 
 /// The worker's timeout in the template.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -44,7 +48,13 @@ pub fn plan_batches(world: &mut World, smoke: bool) -> Vec<Batch> {
         .map(|(batch, (members, memory_mb))| Batch {
             memory_mb: *memory_mb,
             organizations: (0..per_batch)
-                .map(|n| add_organization(world, 9200 + 10 * batch as u64 + n, *members))
+                .map(|n| {
+                    let id = 9200 + 10 * batch as u64 + n;
+                    let organization = add_organization(world, id, *members);
+                    // Team access read too: 20 teams, every member in one, some in two.
+                    world.add_generated_teams(id, TEAMS, id * 100);
+                    organization
+                })
                 .collect(),
         })
         .collect()
@@ -177,7 +187,7 @@ async fn connect_batch(
         );
         backend
             .secrets
-            .put_token(&connection.token_ref(), &ApiToken::parse(DEMO_TOKEN)?)
+            .put_token(&connection.token_ref(), &ApiToken::parse(DEMO_TEAMS_TOKEN)?)
             .await?;
         backend.store.create_connection(&connection).await?;
         let mut message = SqsMessage::default();

@@ -7,7 +7,7 @@ use makesync::error::ErrorReport;
 use makesync::ports::UserStore;
 use makesync::run::SyncRun;
 use makesync::sync::{ChangeKind, UserChange};
-use makesync::user::UserRecord;
+use makesync::user::{TeamRole, UserRecord};
 use serde::Serialize;
 use std::io::Write;
 use unicode_width::UnicodeWidthStr;
@@ -34,6 +34,8 @@ pub struct UserJson {
     pub status: String,
     pub last_login: Option<DateTime<Utc>>,
     pub removed_at: Option<DateTime<Utc>>,
+    /// `[{teamId, teamName, roleId, roleName}]`; `null` when team access was not read.
+    pub teams: Option<Vec<TeamRole>>,
 }
 
 impl From<&UserRecord> for UserJson {
@@ -49,6 +51,7 @@ impl From<&UserRecord> for UserJson {
             status: user.status.as_str().to_string(),
             last_login: user.last_login,
             removed_at: user.removed_at,
+            teams: user.teams.clone(),
         }
     }
 }
@@ -84,6 +87,9 @@ pub struct RunJson {
     pub make_requests: u32,
     pub retries: u32,
     pub error: Option<ErrorJson>,
+    /// Why team access was not read, when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub teams_not_read: Option<String>,
 }
 
 impl From<&SyncRun> for RunJson {
@@ -102,6 +108,7 @@ impl From<&SyncRun> for RunJson {
             make_requests: run.make_requests,
             retries: run.retries,
             error: run.error.as_ref().map(ErrorJson::from),
+            teams_not_read: run.teams_not_read.clone(),
         }
     }
 }
@@ -201,7 +208,15 @@ async fn for_each_user_page(
     }
 }
 
-const USER_HEADERS: [&str; 6] = ["ID", "NAME", "EMAIL", "ROLE", "STATUS", "LAST LOGIN"];
+const USER_HEADERS: [&str; 7] = [
+    "ID",
+    "NAME",
+    "EMAIL",
+    "ROLE",
+    "STATUS",
+    "LAST LOGIN",
+    "TEAMS",
+];
 
 fn user_row(u: &UserRecord) -> Vec<String> {
     vec![
@@ -211,7 +226,22 @@ fn user_row(u: &UserRecord) -> Vec<String> {
         terminal_safe(&format!("{} ({})", u.role_name, u.role_id)),
         u.status.as_str().to_string(),
         timestamp(u.last_login),
+        terminal_safe(&team_roles(u.teams.as_deref())),
     ]
+}
+
+/// `Finance: Team Admin; Marketing: Team Member`; `-` in no team; `not read` when team
+/// access was not read.
+fn team_roles(teams: Option<&[TeamRole]>) -> String {
+    match teams {
+        None => "not read".to_string(),
+        Some([]) => "-".to_string(),
+        Some(teams) => teams
+            .iter()
+            .map(|t| format!("{}: {}", t.team_name, t.role_name))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
 }
 
 fn timestamp(at: Option<DateTime<Utc>>) -> String {
@@ -315,7 +345,11 @@ pub fn run_summary(run: &SyncRun) -> String {
             run.counts.unchanged,
             run.make_requests,
             run.retries
-        ),
+        ) + &run
+            .teams_not_read
+            .as_deref()
+            .map(|why| format!("\n{}", terminal_safe(why)))
+            .unwrap_or_default(),
         Some(error) => format!(
             "run {} failed ({}): {}",
             run.run_id,
@@ -354,6 +388,13 @@ fn describe_change_raw(change: &UserChange) -> String {
                     "last login {} → {}",
                     timestamp(before.last_login),
                     timestamp(after.last_login)
+                ));
+            }
+            if before.teams != after.teams {
+                what.push(format!(
+                    "teams {} → {}",
+                    team_roles(before.teams.as_deref()),
+                    team_roles(after.teams.as_deref())
                 ));
             }
             if before.name != after.name || before.email != after.email {

@@ -1,6 +1,6 @@
 //! The `makesync` binary as a user runs it, against the simulator.
 
-use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
+use makesync_simulator::{demo_world, Simulator, DEMO_TEAMS_TOKEN, DEMO_TOKEN};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -110,6 +110,45 @@ async fn sync_json_prints_one_document_with_the_organization_the_run_and_every_u
         Value::Null,
         "not in the default answer"
     );
+}
+
+/// `--json` carries each member's team roles, or `null` and the run's reason when the token
+/// may not read them.
+#[tokio::test]
+async fn sync_json_carries_team_roles_and_says_when_they_were_not_read() {
+    let cli = Cli::start().await;
+    let args = ["sync", "--host", "eu1.make.com", "--org", "1001", "--json"];
+    let output = cli.run(Some(DEMO_TEAMS_TOKEN), &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc = json(&output);
+    assert_eq!(doc["run"].get("teamsNotRead"), None, "{}", doc["run"]);
+    let zoe = doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == 2)
+        .unwrap();
+    assert_eq!(
+        zoe["teams"],
+        serde_json::json!([{"teamId": 10011, "teamName": "Finance", "roleId": 1, "roleName": "Team Admin"}])
+    );
+
+    let cli = Cli::start().await;
+    let output = cli.run(Some(DEMO_TOKEN), &args).await;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let doc = json(&output);
+    assert!(
+        doc["run"]["teamsNotRead"]
+            .as_str()
+            .is_some_and(|why| why.contains("lacks scope teams:read")),
+        "{}",
+        doc["run"]
+    );
+    assert!(doc["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|u| u["teams"].is_null()));
 }
 
 #[tokio::test]
@@ -342,6 +381,8 @@ async fn the_demo_syncs_three_zones_and_shows_what_changed() {
         "~ Łukasz Żółć <lukasz@acme.example> (#3): status invited → active",
         "~ Grace Hopper <grace@globex.example> (#6): role Member → Admin",
         "~ Ngozi Okonjo <ngozi@celonis-ops.example> (#10): last login 2026-11-01 14:20 UTC →",
+        "~ Zoë Müller <zoe@acme.example> (#2): teams Finance: Team Admin → Finance: Team Member",
+        "teams not read: the token lacks scope teams:read — add it to read team access",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }

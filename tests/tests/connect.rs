@@ -5,7 +5,7 @@ use makesync::connect::{response_json, ConnectService};
 use makesync::ports::ConnectionStore;
 use makesync::store::MemoryQueue;
 use makesync::store::{MemorySecrets, MemoryStore};
-use makesync_simulator::DEMO_TOKEN;
+use makesync_simulator::{DEMO_TEAMS_TOKEN, DEMO_TOKEN};
 use makesync_tests::{across_api_shapes, ApiShape, TestEnv, ACME};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -53,6 +53,22 @@ across_api_shapes! {
         assert_eq!(response["syncEnqueued"], true);
         assert_eq!(c.store.list_connections(None, 10).await.unwrap().connections.len(), 1);
         assert_eq!(c.queue.len(), 1);
+    }
+
+    async fn connect_and_discovery_say_whether_the_token_reads_team_access(shape: ApiShape) {
+        for (token, reads_teams) in [(DEMO_TOKEN, false), (DEMO_TEAMS_TOKEN, true)] {
+            let c = connect_env(shape).await;
+            let response = c.connect(token).await;
+            assert_eq!(response["status"], "active", "{response}");
+            assert_eq!(response["optionalScopes"], json!({"teams:read": reads_teams}), "{response}");
+            let discovered = response_json(
+                &c.service
+                    .handle_payload(&json!({"action": "discover", "tenantId": "tenant-a",
+                                            "host": "eu1.make.com", "token": token}))
+                    .await,
+            );
+            assert_eq!(discovered["optionalScopes"], json!({"teams:read": reads_teams}), "{discovered}");
+        }
     }
 
     async fn a_token_missing_a_scope_is_refused_naming_the_scope_not_as_expired(shape: ApiShape) {

@@ -439,8 +439,8 @@ async fn the_documented_shapes_cost_one_request_per_list_and_roles_are_asked_who
     let requests = env.simulator.requests();
     let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     assert_eq!(
-        report.run.make_requests, 4,
-        "organization, roles, members, users: {paths:?}"
+        report.run.make_requests, 5,
+        "organization, roles, teams (refused: no teams:read), members, users: {paths:?}"
     );
     let roles = requests
         .iter()

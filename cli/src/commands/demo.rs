@@ -18,14 +18,16 @@ use makesync::store::{MemorySecrets, SqliteStore};
 use makesync::sync::SyncEngine;
 use makesync::token::ApiToken;
 use makesync::worker::{WorkOutcome, Worker};
-use makesync_simulator::{demo_world, Simulator, DEMO_TOKEN};
+use makesync_simulator::{demo_world, Simulator, DEMO_TEAMS_TOKEN, DEMO_TOKEN};
 use std::sync::Arc;
 use std::time::Duration;
 
-const ORGANIZATIONS: [(&str, u64); 3] = [
-    ("eu1.make.com", 1001),
-    ("us2.make.com", 2002),
-    ("eu1.make.celonis.com", 3003),
+/// Each demo organization and its token: Acme's and Globex's may read team access
+/// (`teams:read`), Celonis's has the integration's two scopes only.
+const ORGANIZATIONS: [(&str, u64, &str); 3] = [
+    ("eu1.make.com", 1001, DEMO_TEAMS_TOKEN),
+    ("us2.make.com", 2002, DEMO_TEAMS_TOKEN),
+    ("eu1.make.celonis.com", 3003, DEMO_TOKEN),
 ];
 
 pub async fn run(args: DemoArgs) -> Result<(), CliError> {
@@ -107,15 +109,15 @@ async fn round(
     Ok(outcomes)
 }
 
-/// The three demo organizations, connected with the demo token.
+/// The three demo organizations, connected with their demo tokens.
 async fn connect_demo_organizations(
     store: &SqliteStore,
     secrets: &MemorySecrets,
     clock: &dyn Clock,
 ) -> Result<Vec<Connection>, CliError> {
-    let token = ApiToken::parse(DEMO_TOKEN).map_err(CliError::input)?;
     let mut connections = Vec::new();
-    for (host, organization) in ORGANIZATIONS {
+    for (host, organization, token) in ORGANIZATIONS {
+        let token = ApiToken::parse(token).map_err(CliError::input)?;
         let host = MakeHost::parse(host).map_err(CliError::input)?;
         let organization = OrganizationId::new(organization).map_err(CliError::input)?;
         let connection = Connection::new(
@@ -173,6 +175,8 @@ fn change_make(simulator: &Simulator) {
     println!("Acme Robotics: Rafael Núñez leaves the organization");
     world.accept_invitation(1001, 3);
     println!("Acme Robotics: Łukasz Żółć accepts the invitation");
+    world.set_team_role(1001, 10011, 2, Some(3));
+    println!("Acme Robotics: Zoë Müller is now a Team Member of Finance, no longer its Team Admin");
     world.set_role(2002, 6, 12);
     println!("Globex Corporation: Grace Hopper becomes Admin");
     world.log_in(10, Utc::now());

@@ -124,6 +124,10 @@ pub struct SyncRun {
     /// Of those, how many were retries.
     pub retries: u32,
     pub error: Option<ErrorReport>,
+    /// Why the run did not read team access, when it did not (e.g. the token lacks
+    /// `teams:read`); the run still synced users and organization roles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_not_read: Option<String>,
 }
 
 impl SyncRun {
@@ -143,6 +147,7 @@ impl SyncRun {
             make_requests: 0,
             retries: 0,
             error: None,
+            teams_not_read: None,
         }
     }
 

@@ -102,6 +102,35 @@ pub struct UserRecord {
     pub first_seen: DateTime<Utc>,
     /// When makesync found the user gone; `None` while present.
     pub removed_at: Option<DateTime<Utc>>,
+    /// The member's team roles, by team id: `None` when the run did not read team access (its
+    /// token lacks `teams:read`, or the record is from before teams were read); empty when
+    /// the member is in no team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams: Option<Vec<TeamRole>>,
+}
+
+/// A member's role in one team of the organization: the team and the role, each with the name
+/// Make gives it (`GET /teams`, `GET /users/roles`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamRole {
+    pub team_id: u64,
+    pub team_name: String,
+    pub role_id: u32,
+    pub role_name: String,
+}
+
+/// The digest of a member's team roles, in the order given (by team id): a part of
+/// [`DigestFields`].
+pub fn teams_digest<'a>(teams: impl Iterator<Item = (u64, &'a str, u32, &'a str)>) -> u64 {
+    let mut hash = Fnv1a::default();
+    for (team_id, team_name, role_id, role_name) in teams {
+        hash.field(&team_id.to_be_bytes());
+        hash.field(team_name.as_bytes());
+        hash.field(&role_id.to_be_bytes());
+        hash.field(role_name.as_bytes());
+    }
+    hash.0
 }
 
 /// What a sync reads of each stored user: enough to tell whether Make's view of them changed,
@@ -130,6 +159,8 @@ pub struct DigestFields<'a> {
     pub invitation: Option<&'a str>,
     pub last_login: Option<DateTime<Utc>>,
     pub removed_at: Option<DateTime<Utc>>,
+    /// [`teams_digest`] of the member's team roles, when they were read.
+    pub teams: Option<u64>,
 }
 
 impl DigestFields<'_> {
@@ -162,6 +193,11 @@ impl DigestFields<'_> {
                     None => hash.field(&[0xFE]),
                 }
             }
+        }
+        // Added later still, and only when team access was read: likewise.
+        if let Some(teams) = self.teams {
+            hash.field(&[0xFD]);
+            hash.field(&teams.to_be_bytes());
         }
         hash.0
     }
@@ -198,6 +234,16 @@ impl UserRecord {
             invitation: self.invitation.as_deref(),
             last_login: self.last_login,
             removed_at: self.removed_at,
+            teams: self.teams.as_ref().map(|teams| {
+                teams_digest(teams.iter().map(|t| {
+                    (
+                        t.team_id,
+                        t.team_name.as_str(),
+                        t.role_id,
+                        t.role_name.as_str(),
+                    )
+                }))
+            }),
         }
         .digest()
     }
@@ -215,6 +261,7 @@ impl UserRecord {
             || self.invitation != other.invitation
             || self.last_login != other.last_login
             || self.removed_at != other.removed_at
+            || self.teams != other.teams
     }
 }
 
@@ -252,6 +299,7 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
             removed_at: None,
+            teams: None,
         }
     }
 

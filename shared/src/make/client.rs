@@ -5,8 +5,9 @@ use super::paging::{Keyed, ListRead, PageWalk, PagingError};
 use super::rate_limit::{RateLimitHeaders, RequestBudget};
 use super::retry::RetryPolicy;
 use super::wire::{
-    self, AuthUser, AuthUserResponse, ListPage, MakeUser, MemberResponse, OrganizationListing,
-    OrganizationMember, OrganizationResponse, OrganizationRole, OrganizationSummary, RoleResponse,
+    self, AuthUser, AuthUserResponse, AuthorizationResponse, ListPage, MakeUser, MemberResponse,
+    OrganizationListing, OrganizationMember, OrganizationResponse, OrganizationRole,
+    OrganizationSummary, RoleResponse, Team, TeamMemberRole,
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
@@ -329,6 +330,8 @@ struct Call {
 }
 
 const ME_PATH: &str = "/users/me";
+/// The scope of Make's team endpoints (notes, "Teams"): not one of the integration's two.
+pub const TEAMS_SCOPE: &str = "teams:read";
 
 impl Call {
     fn label(&self) -> String {
@@ -429,6 +432,12 @@ impl MakeClient {
         &self.stats
     }
 
+    /// How many pages or team lists one read asks at once (see
+    /// [`MakeApiConfig::page_concurrency`]).
+    pub fn page_concurrency(&self) -> u32 {
+        self.config.page_concurrency
+    }
+
     /// How many members one sync may look up one by one (see [`MakeApiConfig::member_lookups`]).
     pub fn member_lookups(&self) -> u32 {
         self.config.member_lookups
@@ -445,6 +454,26 @@ impl MakeClient {
         let body = self.fetch(&call, &[]).await?;
         let response: AuthUserResponse = self.decode(&call, &body)?;
         Ok(response.auth_user)
+    }
+
+    /// `GET /users/me/current-authorization`: the scopes this client's token has (Make's
+    /// SDK, users.ts). Assumed: any valid token may ask; a host that does not answer it
+    /// (an older White Label instance) says nothing about the scopes.
+    pub async fn token_scopes(&self) -> Result<Vec<String>, MakeError> {
+        let call = Call {
+            path: format!("{ME_PATH}/current-authorization"),
+            query: Vec::new(),
+            organization: None,
+            scope: "user:read",
+        };
+        let body = self.fetch(&call, &[]).await?;
+        let response: AuthorizationResponse = self.decode(&call, &body)?;
+        Ok(response
+            .authorization
+            .scope
+            .into_iter()
+            .map(|scope| scope.0)
+            .collect())
     }
 
     fn me_call() -> Call {
@@ -604,6 +633,54 @@ impl MakeClient {
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
         self.list_all(&call, "userOrganizationRoles", walk, &[])
             .await
+    }
+
+    /// `GET /teams?organizationId={id}`, every page, by id ascending: the organization's
+    /// teams, private spaces left out (listed only with `includePrivateSpaces`, Make's SDK,
+    /// teams.ts: a person's own space gives nobody else access). Scope `teams:read` (the
+    /// page's "Required scopes"), which the integration's tokens need not have.
+    pub async fn list_teams(&self, organization: OrganizationId) -> Result<Vec<Team>, MakeError> {
+        let call = Call {
+            path: "/teams".to_string(),
+            query: vec![
+                ("organizationId", organization.to_string()),
+                ("cols[]", "id".to_string()),
+                ("cols[]", "name".to_string()),
+            ],
+            organization: Some(organization),
+            scope: TEAMS_SCOPE,
+        };
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
+        self.list_all(&call, "teams", walk, &id_ascending()).await
+    }
+
+    /// `GET /teams/{teamId}/user-team-roles`: each member of the team with their team role.
+    /// Its documented answer shows no `pg`, though `pg[]` is accepted: `pg[limit]` is sent,
+    /// and the answer read whole or page by page, whichever it is. A row about another team
+    /// is refused. Scope `teams:read`.
+    pub async fn list_team_roles(
+        &self,
+        organization: OrganizationId,
+        team: u64,
+    ) -> Result<Vec<TeamMemberRole>, MakeError> {
+        let call = Call {
+            path: format!("/teams/{team}/user-team-roles"),
+            query: Vec::new(),
+            organization: Some(organization),
+            scope: TEAMS_SCOPE,
+        };
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
+        let rows: Vec<TeamMemberRole> = self.list_all(&call, "userTeamRoles", walk, &[]).await?;
+        if let Some(stray) = rows.iter().find(|r| r.team_id.is_some_and(|t| t != team)) {
+            return Err(MakeError::Protocol {
+                endpoint: call.label(),
+                detail: format!(
+                    "a row is about team {}, not team {team}",
+                    stray.team_id.unwrap_or_default()
+                ),
+            });
+        }
+        Ok(rows)
     }
 
     /// `GET /organizations/{id}/user-organization-roles/{userId}`: one member, or `None` if

@@ -11,14 +11,14 @@ mod rate_limit;
 mod retry;
 mod wire;
 
-pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, RequestStats};
+pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, RequestStats, TEAMS_SCOPE};
 pub use error::MakeError;
 pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use retry::RetryPolicy;
 pub use wire::{
     AuthUser, MakeUser, OrganizationListing, OrganizationMember, OrganizationRole,
-    OrganizationSummary,
+    OrganizationSummary, Team, TeamMemberRole,
 };
 
 /// Environment variable that points every Make request at another scheme and authority (the

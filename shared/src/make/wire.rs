@@ -152,6 +152,60 @@ pub struct MemberResponse {
     pub member: OrganizationMember,
 }
 
+/// `GET /users/me/current-authorization` → `{"authorization": {"authUsed", "scope": [...]}}`
+/// (Make's SDK, users.ts and `test/mocks/users/current-authorization.json`): the scopes of
+/// the token that asks.
+#[derive(Debug, Deserialize)]
+pub struct AuthorizationResponse {
+    pub authorization: Authorization,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Authorization {
+    #[serde(default)]
+    pub scope: Vec<BoundedText>,
+}
+
+/// A string from Make, refused past [`MAX_TEXT_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct BoundedText(#[serde(deserialize_with = "bounded_text")] pub String);
+
+/// `GET /teams?organizationId=…` → `teams[]`: `{id, name, organizationId}` (Make's SDK,
+/// `test/mocks/teams/list.json`; `src/endpoints/teams.ts`). Other fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Team {
+    #[serde(deserialize_with = "positive_id")]
+    pub id: u64,
+    #[serde(deserialize_with = "bounded_text")]
+    pub name: String,
+}
+
+impl Keyed for Team {
+    fn key(&self) -> u64 {
+        self.id
+    }
+}
+
+/// `GET /teams/{teamId}/user-team-roles` → `userTeamRoles[]`: `{usersRoleId, userId, teamId,
+/// changeable}` (Make's API reference, "Teams > User team roles"; the SDK's `UserTeamRole`).
+/// `teamId`, when present, must be the team asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TeamMemberRole {
+    #[serde(rename = "userId", deserialize_with = "positive_id")]
+    pub user_id: u64,
+    #[serde(rename = "usersRoleId")]
+    pub users_role_id: u32,
+    #[serde(rename = "teamId", default)]
+    pub team_id: Option<u64>,
+}
+
+impl Keyed for TeamMemberRole {
+    fn key(&self) -> u64 {
+        self.user_id
+    }
+}
+
 /// `GET /users?organizationId=…` → `users[]`, with the columns the sync asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MakeUser {

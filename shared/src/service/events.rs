@@ -60,10 +60,10 @@ impl UserImage<'_> {
         self.status() == Some(UserStatus::Removed)
     }
 
-    /// What a change event compares: role, status, invitation, and — when events carry
-    /// them — name and email.
+    /// What a change event compares: role, status, invitation, team roles, and — when
+    /// events carry them — name and email.
     fn compared(&self, detail: EventDetail) -> Vec<Value> {
-        let mut fields = vec!["roleId", "roleName", "status", "invitation"];
+        let mut fields = vec!["roleId", "roleName", "status", "invitation", "teams"];
         if detail == EventDetail::Full {
             fields.extend(["name", "email"]);
         }
@@ -81,6 +81,8 @@ impl UserImage<'_> {
             "roleManagementType": self.0.get("roleManagementType"),
             "status": self.0.get("status"),
             "invitation": self.0.get("invitation"),
+            // `[{teamId, teamName, roleId, roleName}]`; absent when team access was not read.
+            "teams": self.0.get("teams"),
         })
     }
 }
@@ -450,6 +452,41 @@ mod tests {
         assert_eq!(synced.detail_type, CONNECTION_SYNCED);
         assert_eq!(synced.detail["users"], 36);
         assert_eq!(kind(&change(Some(guard.clone()), Some(guard))), None);
+    }
+
+    /// A team role granted, changed or revoked is a `Make user changed` whose `before` and
+    /// `after` carry the member's team roles.
+    #[test]
+    fn a_team_role_change_is_a_user_changed_event_with_the_teams_before_and_after() {
+        let in_team = |role: u32, name: &str| {
+            let mut image = user("active", 13);
+            image["teams"] =
+                json!([{"teamId": 10011, "teamName": "Finance", "roleId": role, "roleName": name}]);
+            image
+        };
+        let mut in_none = user("active", 13);
+        in_none["teams"] = json!([]);
+        for (before, after) in [
+            (in_none.clone(), in_team(3, "Team Member")),
+            (in_team(3, "Team Member"), in_team(1, "Team Admin")),
+            (in_team(1, "Team Admin"), in_none.clone()),
+        ] {
+            let event = event_for(
+                &change(Some(before.clone()), Some(after.clone())),
+                None,
+                EventDetail::Ids,
+            )
+            .unwrap()
+            .unwrap();
+            assert_eq!(event.detail_type, USER_CHANGED);
+            assert_eq!(event.detail["before"]["teams"], before["teams"]);
+            assert_eq!(event.detail["after"]["teams"], after["teams"]);
+        }
+        assert_eq!(
+            kind(&change(Some(in_none.clone()), Some(in_none))),
+            None,
+            "teams unchanged: no event"
+        );
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl SyncEngine {
         }
         let mut timings = SyncTimings::default();
         let result = self
-            .execute(connection, client, &run, closes_seen, &mut timings)
+            .execute(connection, client, &mut run, closes_seen, &mut timings)
             .await;
         run.make_requests = client.stats().requests();
         run.retries = client.stats().retries();
@@ -299,19 +299,17 @@ impl SyncEngine {
         &self,
         connection: &Connection,
         client: &MakeClient,
-        run: &SyncRun,
+        run: &mut SyncRun,
         closes_seen: u64,
         timings: &mut SyncTimings,
     ) -> Result<
         (OrganizationSummary, RunCounts, Vec<UserChange>),
         (Option<OrganizationSummary>, SyncError),
     > {
-        let reading = self.clock.monotonic();
-        let snapshot = fetch_snapshot(client, connection.organization_id, self.snapshot_attempts)
+        let snapshot = self
+            .read_snapshot(connection, client, run, timings)
             .await
-            .map_err(|e| (None, e));
-        timings.reading = self.clock.monotonic().saturating_sub(reading);
-        let snapshot = snapshot?;
+            .map_err(|e| (None, e))?;
         let organization = snapshot.organization;
         let failed = |e: SyncError| (Some(organization.clone()), e);
         let storing = self.clock.monotonic();
@@ -371,6 +369,27 @@ impl SyncEngine {
         }
         timings.storing += self.clock.monotonic().saturating_sub(writing);
         Ok((organization, tally.counts, tally.reported))
+    }
+
+    /// Reads the organization's snapshot, timed; says on the run why team access was not
+    /// read, when it was not.
+    async fn read_snapshot(
+        &self,
+        connection: &Connection,
+        client: &MakeClient,
+        run: &mut SyncRun,
+        timings: &mut SyncTimings,
+    ) -> Result<crate::sync::OrganizationSnapshot, SyncError> {
+        let reading = self.clock.monotonic();
+        let snapshot =
+            fetch_snapshot(client, connection.organization_id, self.snapshot_attempts).await;
+        timings.reading = self.clock.monotonic().saturating_sub(reading);
+        let mut snapshot = snapshot?;
+        if let Some(why) = snapshot.teams_not_read.take() {
+            tracing::info!(reason = %why, "team access not read");
+            run.teams_not_read = Some(why);
+        }
+        Ok(snapshot)
     }
 
     /// Before the first write: whether the time left covers the writes at a conservative

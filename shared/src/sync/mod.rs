@@ -5,10 +5,12 @@ mod engine;
 mod error;
 mod plan;
 mod snapshot;
+mod teams;
 
 pub use engine::{
     SyncEngine, SyncReport, SyncTimings, DEFAULT_REMOVED_USER_RETENTION_DAYS, REPORTED_CHANGES,
 };
 pub use error::SyncError;
 pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
-pub use snapshot::{fetch_snapshot, OrganizationSnapshot, SnapshotMember};
+pub use snapshot::{fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember};
+pub use teams::{lacks_scope_note, read_team_access, TeamAccess, TeamGrant};

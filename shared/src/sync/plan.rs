@@ -210,7 +210,7 @@ pub fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::snapshot::RoleLabel;
+    use crate::sync::snapshot::{MemberTeam, RoleLabel};
     use proptest::prelude::*;
 
     fn at(text: &str) -> DateTime<Utc> {
@@ -228,6 +228,7 @@ mod tests {
             role: RoleLabel::named("Member"),
             status: UserStatus::Active,
             last_login: None,
+            teams: None,
         }
     }
 
@@ -348,6 +349,18 @@ mod tests {
                     status,
                     last_login: login
                         .map(|days| at("2026-01-01T00:00:00Z") + chrono::Duration::days(days)),
+                    // Team access not read, read and empty, or one team whose role moves
+                    // with the organization role.
+                    teams: match id % 3 {
+                        0 => None,
+                        1 => Some(Box::new([])),
+                        _ => Some(Box::new([MemberTeam {
+                            team_id: 7,
+                            team_name: "Finance".into(),
+                            role_id: role_id % 2 + 1,
+                            role: RoleLabel::named(role_name),
+                        }])),
+                    },
                 },
             )
     }

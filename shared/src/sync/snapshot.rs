@@ -20,11 +20,14 @@
 //! of a list that was moving or cut.
 
 use super::error::SyncError;
+use super::teams::{read_team_access, TeamAccess, TeamGrant};
 use crate::make::{
     MakeClient, MakeError, MakeUser, OrganizationMember, OrganizationRole, OrganizationSummary,
 };
 use crate::organization::OrganizationId;
-use crate::user::{DigestFields, MakeUserId, UserRecord, UserStatus, UNKNOWN_ROLE};
+use crate::user::{
+    teams_digest, DigestFields, MakeUserId, TeamRole, UserRecord, UserStatus, UNKNOWN_ROLE,
+};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -44,6 +47,17 @@ pub struct SnapshotMember {
     pub role: Arc<RoleLabel>,
     pub status: UserStatus,
     pub last_login: Option<DateTime<Utc>>,
+    /// The member's team roles by team id; `None` when team access was not read.
+    pub teams: Option<Box<[MemberTeam]>>,
+}
+
+/// A member's role in one team, names shared with every member of the team or role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberTeam {
+    pub team_id: u64,
+    pub team_name: Arc<str>,
+    pub role_id: u32,
+    pub role: Arc<RoleLabel>,
 }
 
 /// A role as members are stored with it: its name, and what kind of role it is where Make
@@ -87,6 +101,13 @@ impl SnapshotMember {
             invitation: self.status.invitation(),
             last_login: self.last_login,
             removed_at: None,
+            teams: self.teams.as_ref().map(|teams| {
+                teams_digest(
+                    teams
+                        .iter()
+                        .map(|t| (t.team_id, &*t.team_name, t.role_id, &*t.role.name)),
+                )
+            }),
         }
     }
 
@@ -110,6 +131,17 @@ impl SnapshotMember {
             last_login: self.last_login,
             first_seen,
             removed_at: None,
+            teams: self.teams.as_ref().map(|teams| {
+                teams
+                    .iter()
+                    .map(|t| TeamRole {
+                        team_id: t.team_id,
+                        team_name: t.team_name.to_string(),
+                        role_id: t.role_id,
+                        role_name: t.role.name.to_string(),
+                    })
+                    .collect()
+            }),
         }
     }
 }
@@ -120,6 +152,8 @@ pub struct OrganizationSnapshot {
     pub organization: OrganizationSummary,
     /// Sorted by user id.
     pub members: Vec<SnapshotMember>,
+    /// Why team access was not read, when it was not (the members' `teams` are `None`).
+    pub teams_not_read: Option<String>,
 }
 
 /// One read of the member and user lists.
@@ -144,9 +178,15 @@ pub async fn fetch_snapshot(
             .await
             .map_err(SyncError::from)
     };
-    let (roles, mut read) = tokio::try_join!(
+    let teams = async {
+        read_team_access(client, organization_id)
+            .await
+            .map_err(SyncError::from)
+    };
+    let (roles, mut read, teams) = tokio::try_join!(
         roles,
-        read_members(client, organization_id, &mut lookups_left)
+        read_members(client, organization_id, &mut lookups_left),
+        teams
     )?;
     let mut roles: HashMap<u32, Arc<RoleLabel>> = roles
         .into_iter()
@@ -157,11 +197,13 @@ pub async fn fetch_snapshot(
     loop {
         let reason = match read {
             MemberRead::Settled(mut members) => {
-                look_up_unlisted_roles(client, &members, &mut roles).await;
+                look_up_unlisted_roles(client, &members, &teams, &mut roles).await;
                 name_roles(&mut members, &roles);
+                let teams_not_read = give_teams(&mut members, &teams, &roles);
                 return Ok(OrganizationSnapshot {
                     organization,
                     members,
+                    teams_not_read,
                 });
             }
             MemberRead::Unsettled(reason) => reason,
@@ -290,6 +332,7 @@ fn join(
             role: unnamed.clone(),
             status,
             last_login: user.last_login,
+            teams: None,
         });
     }
     only_users.extend(users.map(|u| u.id));
@@ -324,11 +367,17 @@ fn ids_missing_from(
 async fn look_up_unlisted_roles(
     client: &MakeClient,
     members: &[SnapshotMember],
+    teams: &TeamAccess,
     roles: &mut HashMap<u32, Arc<RoleLabel>>,
 ) {
+    let team_roles: Vec<u32> = match teams {
+        TeamAccess::Read(grants) => grants.values().flatten().map(|g| g.role_id).collect(),
+        TeamAccess::NotRead(_) => Vec::new(),
+    };
     let mut unlisted: Vec<u32> = members
         .iter()
         .map(|m| m.role_id)
+        .chain(team_roles)
         .filter(|id| !roles.contains_key(id))
         .collect();
     unlisted.sort_unstable();
@@ -351,6 +400,32 @@ async fn look_up_unlisted_roles(
             }
         }
     }
+}
+
+/// Gives each member their team roles, named (an id no source named is [`UNKNOWN_ROLE`]);
+/// users in a team who are not members of the organization are left out. Returns why team
+/// access was not read, when it was not.
+fn give_teams(
+    members: &mut [SnapshotMember],
+    teams: &TeamAccess,
+    roles: &HashMap<u32, Arc<RoleLabel>>,
+) -> Option<String> {
+    let grants = match teams {
+        TeamAccess::Read(grants) => grants,
+        TeamAccess::NotRead(why) => return Some(why.clone()),
+    };
+    let unknown = RoleLabel::named(UNKNOWN_ROLE);
+    let name = |grant: &TeamGrant| MemberTeam {
+        team_id: grant.team_id,
+        team_name: grant.team_name.clone(),
+        role_id: grant.role_id,
+        role: roles.get(&grant.role_id).unwrap_or(&unknown).clone(),
+    };
+    for member in members {
+        let held = grants.get(&member.user_id).map_or(&[][..], Vec::as_slice);
+        member.teams = Some(held.iter().map(name).collect());
+    }
+    None
 }
 
 /// Names each member's role; an id no source named keeps the name [`UNKNOWN_ROLE`].

@@ -77,6 +77,13 @@ pub struct Faults {
     pub members_list: ListShape,
     /// `GET /users/roles`: documented with `cols[]` and `category` only (notes).
     pub roles_list: ListShape,
+    /// `GET /teams?organizationId=`: documented with `cols[]` and `pg[]`; Make's SDK mock
+    /// echoes `pg` with limit 10000 (notes, "Teams").
+    pub teams_list: ListShape,
+    /// `GET /teams/{teamId}/user-team-roles`: `cols[]` and `pg[]` accepted, but the documented
+    /// answer shows no `pg` object (notes, "Teams"): whether it pages is open — unpaged by
+    /// default, paged behind this switch.
+    pub team_roles_list: ListShape,
     /// `GET /organizations`: documented with `pg[]`; the example echoes `pg` with limit 10000
     /// (002).
     pub organizations_list: ListShape,
@@ -148,6 +155,10 @@ impl Default for Faults {
             users_list: ListShape::Paged { max: 10_000 },
             // No pg[] documented: the whole list (notes "Pagination").
             members_list: ListShape::Unpaged,
+            // Paged with an echo, 10000 rows (Make's SDK mock, notes "Teams").
+            teams_list: ListShape::Paged { max: 10_000 },
+            // No pg object in the documented answer (notes "Teams").
+            team_roles_list: ListShape::Unpaged,
             // No pg[] documented: the whole list (notes "Pagination").
             roles_list: ListShape::Unpaged,
             // Paged with an echo, limit 10000 (002, 003 examples).

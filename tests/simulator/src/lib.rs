@@ -24,8 +24,8 @@ mod world;
 
 pub use faults::{Chaos, Faults, ListShape, PageChange};
 pub use world::{
-    demo_world, SimCustomRole, SimMembership, SimOrganization, SimUser, TokenGrant, World,
-    DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+    demo_world, SimCustomRole, SimMembership, SimOrganization, SimTeam, SimUser, TokenGrant, World,
+    DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TEAMS_TOKEN, DEMO_TOKEN,
 };
 
 use makesync::clock::{Clock, SystemClock};

@@ -317,6 +317,8 @@ impl Request<'_> {
 /// The endpoints makesync reads.
 enum Endpoint {
     Me,
+    /// `GET /users/me/current-authorization` → the token's scopes (Make's SDK, users.ts).
+    CurrentAuthorization,
     Roles,
     /// One role, built-in or custom (Make's SDK: `GET /users/roles/{roleId}` →
     /// `{"usersRole": …}`).
@@ -340,10 +342,19 @@ enum Endpoint {
         organization: u64,
         user: u64,
     },
+    /// `GET /teams?organizationId=` (notes, "Teams").
+    Teams {
+        organization: u64,
+    },
+    /// `GET /teams/{teamId}/user-team-roles`, with the team's organization (notes, "Teams").
+    TeamRoles {
+        team: u64,
+        organization: Option<u64>,
+    },
 }
 
 impl Endpoint {
-    fn parse(path: &str, request: &Request<'_>) -> Result<Self, Reply> {
+    fn parse(world: &World, path: &str, request: &Request<'_>) -> Result<Self, Reply> {
         let bad_id = || {
             Reply::error(
                 StatusCode::BAD_REQUEST,
@@ -356,6 +367,7 @@ impl Endpoint {
         let number = |text: &str| text.parse::<u64>().map_err(|_| bad_id());
         Ok(match segments.as_slice() {
             ["users", "me"] => Endpoint::Me,
+            ["users", "me", "current-authorization"] => Endpoint::CurrentAuthorization,
             ["users", "roles"] => Endpoint::Roles,
             ["users", "roles", id] => Endpoint::Role {
                 role: id.parse::<u32>().map_err(|_| Reply::not_found(path))?,
@@ -387,6 +399,21 @@ impl Endpoint {
                 organization: number(id)?,
                 user: number(user)?,
             },
+            ["teams"] => {
+                // Assumed: the list needs `organizationId` as `/users` does.
+                let organization = request
+                    .param("organizationId")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(bad_id)?;
+                Endpoint::Teams { organization }
+            }
+            ["teams", id, "user-team-roles"] => {
+                let team = id.parse::<u64>().map_err(|_| Reply::not_found(path))?;
+                Endpoint::TeamRoles {
+                    team,
+                    organization: world.team_organization(team),
+                }
+            }
             _ => return Err(Reply::not_found(path)),
         })
     }
@@ -397,12 +424,16 @@ impl Endpoint {
     fn scope(&self, world: &World) -> Option<&'static str> {
         match self {
             Endpoint::Me => world.faults.me_requires_user_read.then_some("user:read"),
+            // Assumed: any valid token may ask what it may do (no scope is documented).
+            Endpoint::CurrentAuthorization => None,
             Endpoint::Roles
             | Endpoint::Role { .. }
             | Endpoint::Users { .. }
             | Endpoint::Members { .. }
             | Endpoint::Member { .. } => Some("user:read"),
             Endpoint::Organization { .. } | Endpoint::Organizations => Some("organizations:read"),
+            // Both pages' "Required scopes" (notes, "Teams").
+            Endpoint::Teams { .. } | Endpoint::TeamRoles { .. } => Some("teams:read"),
             // "Administration scopes (only for administrators of Make White Label platforms)"
             // (Make's scopes page, notes "Finding organizations").
             Endpoint::AdminOrganizations => Some("admin:read"),
@@ -413,6 +444,7 @@ impl Endpoint {
         match self {
             // Assumed: neither list spends an organization's budget (undocumented, notes).
             Endpoint::Me
+            | Endpoint::CurrentAuthorization
             | Endpoint::Roles
             | Endpoint::Role { .. }
             | Endpoint::Organizations
@@ -420,7 +452,9 @@ impl Endpoint {
             Endpoint::Users { organization }
             | Endpoint::Organization { organization }
             | Endpoint::Members { organization }
-            | Endpoint::Member { organization, .. } => Some(*organization),
+            | Endpoint::Member { organization, .. }
+            | Endpoint::Teams { organization } => Some(*organization),
+            Endpoint::TeamRoles { organization, .. } => *organization,
         }
     }
 }
@@ -568,7 +602,7 @@ fn authorize(
     if other_zone && !world.faults.tokens_cross_zones {
         return Err(unauthorized());
     }
-    let endpoint = Endpoint::parse(path, request)?;
+    let endpoint = Endpoint::parse(world, path, request)?;
     if let Some(scope) = endpoint.scope(world) {
         if !grant.scopes.contains(scope) {
             return Err(match world.faults.missing_scope_status {
@@ -682,6 +716,11 @@ fn answer(
                 }}),
             )
         }
+        // `{"authorization": {"authUsed": "token", "scope": [...]}}` (the SDK's mock).
+        Endpoint::CurrentAuthorization => Reply::json(
+            StatusCode::OK,
+            json!({ "authorization": { "authUsed": "token", "scope": grant.scopes } }),
+        ),
         Endpoint::Roles => roles(world, request),
         Endpoint::Role { role } => match role_row(world, role, true) {
             Some(row) => Reply::json(StatusCode::OK, json!({ "usersRole": row })),
@@ -695,6 +734,15 @@ fn answer(
             organization_detail(world, request, organization)
         }
         Endpoint::Members { organization } => members(world, request, organization),
+        Endpoint::Teams { organization } => teams(world, request, organization),
+        Endpoint::TeamRoles {
+            team,
+            organization: Some(organization),
+        } => team_roles(world, request, organization, team),
+        // Assumed: a team Make does not know answers 404.
+        Endpoint::TeamRoles {
+            organization: None, ..
+        } => Reply::not_found("The team does not exist."),
         Endpoint::Member { organization, user } => {
             // "Get user organization role details" answers `{"userOrganizationRole": {...}}`
             // ("Organizations > User organization roles"); a user who is not a member: 404
@@ -712,8 +760,7 @@ fn answer(
 
 fn roles(world: &mut World, request: &Request<'_>) -> Reply {
     // Custom roles only when `organizationId` (or `teamId`) is given and that organization's
-    // license has `customRoles` (Make's SDK, roles.ts). Teams are `{organization}0`-numbered
-    // here (see `organization_row`).
+    // license has `customRoles` (Make's SDK, roles.ts).
     let for_organization = request
         .param("organizationId")
         .and_then(|id| id.parse::<u64>().ok())
@@ -721,7 +768,7 @@ fn roles(world: &mut World, request: &Request<'_>) -> Reply {
             request
                 .param("teamId")
                 .and_then(|id| id.parse::<u64>().ok())
-                .map(|team| team / 10)
+                .and_then(|team| world.team_organization(team))
         })
         .filter(|id| world.organizations.get(id).is_some_and(|o| o.custom_roles));
     // `category=organization|team` filters ("Users > Roles").
@@ -982,11 +1029,29 @@ fn organization_row(organization: &SimOrganization) -> Value {
         "license": license,
         "zone": organization.zone,
         "serviceName": "default",
-        "teams": [{ "id": organization.id * 10, "name": "My Team", "externalId": null }],
+        "teams": team_summaries(organization, true),
         "isPaused": organization.paused,
         "externalId": organization.external_id,
         "productName": "Make",
     })
+}
+
+/// The organization's `teams` field: `[{id, name}]` (notes, "Teams"), with `externalId` on
+/// the listings (002). Private spaces left out (assumed).
+fn team_summaries(organization: &SimOrganization, external_id: bool) -> Value {
+    let teams: Vec<Value> = organization
+        .teams
+        .iter()
+        .filter(|(_, team)| !team.personal)
+        .map(|(id, team)| {
+            let mut row = json!({ "id": id, "name": team.name });
+            if external_id {
+                row["externalId"] = Value::Null;
+            }
+            row
+        })
+        .collect();
+    Value::Array(teams)
 }
 
 fn organization_detail(world: &World, request: &Request<'_>, org_id: u64) -> Reply {
@@ -1000,7 +1065,7 @@ fn organization_detail(world: &World, request: &Request<'_>, org_id: u64) -> Rep
         "zone": organization.zone,
         "countryId": 1,
         "timezoneId": 113,
-        "teams": [{ "id": organization.id * 10, "name": "My Team" }],
+        "teams": team_summaries(organization, false),
     });
     // license and isPaused only for organizations of the zone being called (notes, 002).
     if zone_matches(request.host, organization) {
@@ -1034,6 +1099,73 @@ fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
             select_columns(row, &columns)
         },
     )
+}
+
+fn teams(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
+    let Some(organization) = world.organizations.get(&org_id) else {
+        return Reply::not_found("");
+    };
+    // Private spaces only with `includePrivateSpaces` (Make's SDK, teams.ts). Assumed: by id.
+    let private_too = request.param("includePrivateSpaces") == Some("true");
+    let ids: Vec<u64> = organization
+        .teams
+        .iter()
+        .filter(|(_, team)| private_too || !team.personal)
+        .map(|(id, _)| *id)
+        .collect();
+    let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
+    let shape = world.faults.teams_list;
+    let spec = ListSpec {
+        collection: "teams",
+        shape,
+        organization: Some(org_id),
+        // The SDK's mock echoes `sortBy name, sortDir asc`.
+        default_sort: ("name", "asc"),
+    };
+    list(world, request, spec, ids, |world, id| {
+        let team = world.team(org_id, id);
+        // `{id, name, organizationId}` (the SDK's list mock), `type` (teams.ts).
+        let row = json!({
+            "id": id,
+            "name": team.map(|t| t.name.clone()),
+            "organizationId": org_id,
+            "type": if team.is_some_and(|t| t.personal) { "personal" } else { "standard" },
+        });
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        if columns.is_empty() {
+            // The mock's default fields.
+            return select_columns(row, &["id", "name", "organizationId"]);
+        }
+        select_columns(row, &columns)
+    })
+}
+
+fn team_roles(world: &mut World, request: &Request<'_>, org_id: u64, team_id: u64) -> Reply {
+    let Some(team) = world.team(org_id, team_id) else {
+        return Reply::not_found("The team does not exist.");
+    };
+    // Assumed: by user id (no order is documented).
+    let ids: Vec<u64> = team.roles.keys().copied().collect();
+    let shape = world.faults.team_roles_list;
+    let spec = ListSpec {
+        collection: "userTeamRoles",
+        shape,
+        organization: Some(org_id),
+        default_sort: ("userId", "asc"),
+    };
+    list(world, request, spec, ids, |world, user| {
+        let role = world
+            .team(org_id, team_id)
+            .and_then(|t| t.roles.get(&user))
+            .copied();
+        // `{usersRoleId, userId, teamId, changeable}` (API reference; the SDK's UserTeamRole).
+        json!({
+            "usersRoleId": role,
+            "userId": user,
+            "teamId": team_id,
+            "changeable": true,
+        })
+    })
 }
 
 /// One membership: `userId`, `organizationId`, `usersRoleId`, `invitation` (documented

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 /// The token the demo world grants full access with.
 pub const DEMO_TOKEN: &str = "sim-token-full-access";
+/// The demo world's token with `teams:read` besides the integration's two scopes.
+pub const DEMO_TEAMS_TOKEN: &str = "sim-token-teams-read";
 /// The demo world's White Label instance (allow it with `MAKESYNC_EXTRA_HOSTS`).
 pub const DEMO_INSTANCE_HOST: &str = "make.partner.example";
 /// An administrator of [`DEMO_INSTANCE_HOST`]: `admin:read`, `organizations:read`, `user:read`.
@@ -44,6 +46,20 @@ pub struct SimOrganization {
     pub external_id: Option<String>,
     /// The license feature `customRoles`: its own roles are listed (Make's SDK, roles.ts).
     pub custom_roles: bool,
+    /// Its teams by id (`GET /teams?organizationId=`, Make's SDK teams.ts). Each new
+    /// organization has one, "My Team" at `{id}0` (assumed: Make creates a first team; its
+    /// id scheme is this simulator's own).
+    pub teams: BTreeMap<u64, SimTeam>,
+}
+
+/// A team: its name, whether it is a private space (`type: personal`, listed only with
+/// `includePrivateSpaces`, Make's SDK teams.ts) and its members' team role ids
+/// (`GET /teams/{teamId}/user-team-roles`: `usersRoleId` per `userId`, notes "Teams").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SimTeam {
+    pub name: String,
+    pub personal: bool,
+    pub roles: BTreeMap<u64, u32>,
 }
 
 /// A role an organization defined itself (Make's SDK, `src/endpoints/roles.ts`).
@@ -171,9 +187,91 @@ impl World {
                 deleted: false,
                 external_id: None,
                 custom_roles: false,
+                teams: BTreeMap::from([(
+                    id * 10,
+                    SimTeam {
+                        name: "My Team".to_string(),
+                        ..SimTeam::default()
+                    },
+                )]),
             },
         );
         self
+    }
+
+    /// Adds (or renames) a team of the organization.
+    pub fn add_team(&mut self, organization: u64, team: u64, name: &str) -> &mut Self {
+        self.organization_mut(organization)
+            .teams
+            .entry(team)
+            .or_default()
+            .name = name.to_string();
+        self
+    }
+
+    /// Gives a user a team role (a team role id of `GET /users/roles?category=team`), or
+    /// with `None` takes them out of the team.
+    pub fn set_team_role(
+        &mut self,
+        organization: u64,
+        team: u64,
+        user: u64,
+        role: Option<u32>,
+    ) -> &mut Self {
+        let team = self
+            .organization_mut(organization)
+            .teams
+            .get_mut(&team)
+            .expect("the team exists");
+        match role {
+            Some(role) => team.roles.insert(user, role),
+            None => team.roles.remove(&user),
+        };
+        self
+    }
+
+    /// Adds `teams` teams to an organization, ids from `first_team_id`, and puts each member
+    /// in one of them (by the member's place in id order) and every seventh member in the next
+    /// one too, team roles taking turns: the shape of a generated organization's team access.
+    pub fn add_generated_teams(
+        &mut self,
+        organization: u64,
+        teams: u64,
+        first_team_id: u64,
+    ) -> &mut Self {
+        const TEAM_ROLES: [u32; 4] = [1, 3, 4, 6];
+        for k in 0..teams {
+            self.add_team(organization, first_team_id + k, &format!("Team {k}"));
+        }
+        let members: Vec<u64> = self
+            .organization_mut(organization)
+            .members
+            .keys()
+            .copied()
+            .collect();
+        for (n, user) in members.into_iter().enumerate() {
+            let n = n as u64;
+            let role = TEAM_ROLES[(n % 4) as usize];
+            self.set_team_role(organization, first_team_id + n % teams, user, Some(role));
+            if n.is_multiple_of(7) && teams > 1 {
+                let next = first_team_id + (n + 1) % teams;
+                self.set_team_role(organization, next, user, Some(3));
+            }
+        }
+        self
+    }
+
+    /// A team of an organization.
+    pub fn team(&self, organization: u64, team: u64) -> Option<&SimTeam> {
+        self.organizations.get(&organization)?.teams.get(&team)
+    }
+
+    /// The organization a team belongs to.
+    pub fn team_organization(&self, team: u64) -> Option<u64> {
+        self.organizations
+            .values()
+            .find(|o| !o.deleted && o.teams.contains_key(&team))
+            .map(|o| o.id)
     }
 
     /// Defines a role of the organization's own and turns its license's `customRoles` on.
@@ -347,7 +445,8 @@ fn at(text: &str) -> DateTime<Utc> {
 ///
 /// | token | can |
 /// |---|---|
-/// | `sim-token-full-access` | everything (user 1, member of all three) |
+/// | `sim-token-full-access` | the integration's scopes, `organizations:read` and `user:read` (user 1, member of all three) |
+/// | `sim-token-teams-read` | those and `teams:read` |
 /// | `sim-token-no-user-read` | `organizations:read` only |
 /// | `sim-token-no-organizations-read` | `user:read` only |
 /// | `sim-token-revoked` | nothing: 401 |
@@ -475,6 +574,22 @@ fn add_acme(world: &mut World) {
             None,
         );
     }
+    // Team roles: 1 Team Admin, 3 Team Member, 4 Team Monitoring, 6 Team Operator ("Users >
+    // Roles"); a private space, listed only when asked for.
+    world
+        .set_team_role(1001, 10010, 1, Some(1))
+        .add_team(1001, 10011, "Finance")
+        .set_team_role(1001, 10011, 2, Some(1))
+        .set_team_role(1001, 10011, 11, Some(3))
+        .set_team_role(1001, 10011, 100, Some(6))
+        .add_team(1001, 10012, "Marketing")
+        .set_team_role(1001, 10012, 1, Some(4))
+        .set_team_role(1001, 10012, 4, Some(3))
+        .add_team(1001, 10013, "Ada's private space")
+        .set_team_role(1001, 10013, 1, Some(1));
+    if let Some(team) = world.organization_mut(1001).teams.get_mut(&10013) {
+        team.personal = true;
+    }
 }
 
 /// Globex Corporation on us2.make.com, with a member in a custom role of its own.
@@ -513,6 +628,10 @@ fn add_demo_tokens(world: &mut World) {
         .add_token(
             DEMO_TOKEN,
             TokenGrant::new(1, &["organizations:read", "user:read"]),
+        )
+        .add_token(
+            DEMO_TEAMS_TOKEN,
+            TokenGrant::new(1, &["organizations:read", "user:read", "teams:read"]),
         )
         .add_token(
             "sim-token-no-user-read",

@@ -15,7 +15,7 @@ use crate::organization::OrganizationId;
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
 use crate::run::{RunCounts, SyncReason, SyncRun};
 use crate::tenant::TenantId;
-use crate::user::{UserRecord, UserStatus};
+use crate::user::{TeamRole, UserRecord, UserStatus};
 use chrono::{DateTime, Duration, Utc};
 
 pub trait Store: ConnectionStore + UserStore + SyncRunStore {}
@@ -60,6 +60,25 @@ fn user(id: u64, status: UserStatus) -> UserRecord {
         last_login: id.is_multiple_of(2).then(|| at("2026-01-02T03:04:05.678Z")),
         first_seen: at("2026-01-01T00:00:00Z"),
         removed_at: (status == UserStatus::Removed).then(|| at("2026-01-03T00:00:00Z")),
+        // Team roles read (two, or none), and not read.
+        teams: match id % 3 {
+            1 => Some(vec![
+                TeamRole {
+                    team_id: 10,
+                    team_name: "Finanzen & Co".into(),
+                    role_id: 1,
+                    role_name: "Team Admin".into(),
+                },
+                TeamRole {
+                    team_id: 11,
+                    team_name: "Маркетинг".into(),
+                    role_id: 3,
+                    role_name: "Team Member".into(),
+                },
+            ]),
+            2 => Some(Vec::new()),
+            _ => None,
+        },
     }
 }
 

@@ -162,6 +162,9 @@ impl SqliteStore {
         add_column_if_missing(&db, "users", "digest", "INTEGER")?;
         add_column_if_missing(&db, "users", "role_identifier", "TEXT")?;
         add_column_if_missing(&db, "users", "role_management_type", "TEXT")?;
+        // The member's team roles as JSON; NULL when team access was not read.
+        add_column_if_missing(&db, "users", "teams", "TEXT")?;
+        add_column_if_missing(&db, "sync_runs", "teams_not_read", "TEXT")?;
         add_column_if_missing(&db, "connections", "user_count", "INTEGER")?;
         add_column_if_missing(&db, "connections", "version", "INTEGER NOT NULL DEFAULT 0")?;
         add_column_if_missing(&db, "connections", "token_version", "TEXT")?;
@@ -376,6 +379,13 @@ fn user_from_row(row: &Row<'_>) -> Result<UserRecord, StoreError> {
         last_login: opt_time(row.get("last_login").map_err(get)?)?,
         first_seen: time(&row.get::<_, String>("first_seen").map_err(get)?)?,
         removed_at: opt_time(row.get("removed_at").map_err(get)?)?,
+        teams: match row.get::<_, Option<String>>("teams").map_err(get)? {
+            Some(json) => Some(
+                serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("a user's teams: {e}")))?,
+            ),
+            None => None,
+        },
     })
 }
 
@@ -409,6 +419,7 @@ fn run_from_row(row: &Row<'_>) -> Result<SyncRun, StoreError> {
             row.get("error_kind").map_err(get)?,
             row.get("error_message").map_err(get)?,
         )?,
+        teams_not_read: row.get("teams_not_read").map_err(get)?,
     })
 }
 
@@ -1017,8 +1028,8 @@ impl SyncRunStore for SqliteStore {
             db.execute(
                 "INSERT OR REPLACE INTO sync_runs (connection_id, run_id, reason, started_at,
                     finished_at, outcome, fetched, added, updated, removed, unchanged,
-                    make_requests, retries, error_kind, error_message)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    make_requests, retries, error_kind, error_message, teams_not_read)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 params![
                     run.connection_id.as_str(),
                     run.run_id.to_string(),
@@ -1035,6 +1046,7 @@ impl SyncRunStore for SqliteStore {
                     run.retries,
                     run.error.as_ref().map(|e| e.kind.as_str()),
                     run.error.as_ref().map(|e| e.message.clone()),
+                    run.teams_not_read,
                 ],
             )
             .map_err(backend)?;
@@ -1127,8 +1139,8 @@ fn upsert_users(
         .prepare(
             "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
                 role_name, status, invitation, last_login, first_seen, removed_at,
-                digest, role_identifier, role_management_type)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                digest, role_identifier, role_management_type, teams)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )
         .map_err(backend)?;
     for user in users {
@@ -1148,6 +1160,9 @@ fn upsert_users(
                 user.digest() as i64,
                 user.role_identifier,
                 user.role_management_type,
+                user.teams
+                    .as_ref()
+                    .map(|teams| serde_json::to_string(teams).expect("teams serialise")),
             ])
             .map_err(backend)?;
     }

@@ -627,6 +627,10 @@ pub struct ConnectResponse {
     /// `erasing`); its progress is the connection's `erasedUsers`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purge_queued: Option<bool>,
+    /// After a connect: each optional scope and whether the token has it (`teams:read`:
+    /// team access is read); absent when Make did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional_scopes: Option<OptionalScopes>,
 }
 
 impl ConnectResponse {
@@ -640,6 +644,25 @@ impl ConnectResponse {
             sync_error: None,
             users_purged: None,
             purge_queued: None,
+            optional_scopes: None,
+        }
+    }
+}
+
+/// The scopes makesync reads more with when a token has them, each with whether it has.
+pub type OptionalScopes = std::collections::BTreeMap<String, bool>;
+
+/// Which optional scopes the token of `client` has (`GET /users/me/current-authorization`),
+/// or `None` when Make does not say: never a reason to refuse a connection.
+pub async fn optional_scopes(client: &crate::make::MakeClient) -> Option<OptionalScopes> {
+    match client.token_scopes().await {
+        Ok(scopes) => Some(OptionalScopes::from([(
+            crate::make::TEAMS_SCOPE.to_string(),
+            scopes.iter().any(|s| s == crate::make::TEAMS_SCOPE),
+        )])),
+        Err(error) => {
+            tracing::info!(error = %error, "Make did not say which scopes the token has");
+            None
         }
     }
 }
@@ -653,6 +676,9 @@ pub struct DiscoveryResponse {
     /// Whether the list is a White Label instance's (`GET /admin/organizations`).
     pub instance: bool,
     pub organizations: Vec<DiscoveredOrganization>,
+    /// Each optional scope and whether the token has it; absent when Make did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional_scopes: Option<OptionalScopes>,
 }
 
 /// What an action answers.
@@ -788,7 +814,11 @@ impl ConnectService {
         } else {
             DiscoveryScope::Member
         };
-        let mut organizations = discover(&self.make, &host, token, scope).await?;
+        let mut organizations = discover(&self.make, &host, token.clone(), scope).await?;
+        let scopes = match self.make.account_client(&host, token) {
+            Ok(client) => optional_scopes(&client).await,
+            Err(_) => None,
+        };
         let connected = self.connections.list_tenant_connections(tenant).await?;
         for organization in &mut organizations {
             organization.connection_id = connected
@@ -807,6 +837,7 @@ impl ConnectService {
         }
         tracing::info!(tenant_id = %tenant, host = %host, instance, organizations = organizations.len(), "discovery answered");
         Ok(DiscoveryResponse {
+            optional_scopes: scopes,
             host: host.to_string(),
             instance,
             organizations,
@@ -850,6 +881,7 @@ impl ConnectService {
             .client(&host, input.organization_id, input.token.clone())?;
         let organization = client.get_organization(input.organization_id).await?;
         client.check_user_access(input.organization_id).await?;
+        let scopes = optional_scopes(&client).await;
 
         let id = existing
             .as_ref()
@@ -879,6 +911,7 @@ impl ConnectService {
         Ok(ConnectResponse {
             sync_enqueued: enqueued.is_ok(),
             sync_error: enqueued.err(),
+            optional_scopes: scopes,
             ..ConnectResponse::of(&connection)
         })
     }

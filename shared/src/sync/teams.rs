@@ -1,0 +1,103 @@
+//! Team access: each member's role in each team of the organization.
+//!
+//! Read from `GET /teams?organizationId=` (the teams, private spaces left out) and, per team,
+//! `GET /teams/{teamId}/user-team-roles` (who is in it, with which team role id); the role names
+//! come from the roles list the snapshot reads anyway (`GET /users/roles`, team category
+//! included). Both team endpoints need the scope `teams:read`, which the integration's tokens
+//! need not have: without it, team access is *not read* — the run still succeeds, says why
+//! once, and stores no team data rather than part of it. Any other failure fails the run, as
+//! for every other list: nothing is changed on doubt.
+//!
+//! Cost: one request for the teams (10,000 a page) and one per team (10,000 members a page),
+//! `MAKESYNC_PAGE_CONCURRENCY` at a time, all within the organization's request budget.
+
+use crate::make::{MakeClient, MakeError, Team, TEAMS_SCOPE};
+use crate::organization::OrganizationId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One member's role in one team, as read: the role's name is filled in from the roles list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamGrant {
+    pub team_id: u64,
+    pub team_name: Arc<str>,
+    pub role_id: u32,
+}
+
+/// What a run learnt of team access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TeamAccess {
+    /// Every team's members: by user id, their grants by team id.
+    Read(HashMap<u64, Vec<TeamGrant>>),
+    /// Not read, and why (for the run record).
+    NotRead(String),
+}
+
+/// What the run record says when the token cannot read teams.
+pub fn lacks_scope_note() -> String {
+    format!(
+        "teams not read: the token lacks scope {TEAMS_SCOPE} — add it to read team access (users and organization roles were synced)"
+    )
+}
+
+/// Reads every team of the organization and its members' team roles.
+pub async fn read_team_access(
+    client: &MakeClient,
+    organization: OrganizationId,
+) -> Result<TeamAccess, MakeError> {
+    let teams = match client.list_teams(organization).await {
+        Ok(teams) => teams,
+        Err(error) => return not_read(error),
+    };
+    let mut grants: HashMap<u64, Vec<TeamGrant>> = HashMap::new();
+    let at_once = client.page_concurrency().max(1) as usize;
+    for batch in teams.chunks(at_once) {
+        let answers = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|team| client.list_team_roles(organization, team.id)),
+        )
+        .await;
+        for (team, answer) in batch.iter().zip(answers) {
+            match answer {
+                Ok(rows) => add_grants(&mut grants, team, rows),
+                // A team the token may not read leaves the rest partial: none is kept.
+                Err(error) => return not_read(error),
+            }
+        }
+    }
+    for member in grants.values_mut() {
+        member.sort_unstable_by_key(|grant| grant.team_id);
+    }
+    Ok(TeamAccess::Read(grants))
+}
+
+fn add_grants(
+    grants: &mut HashMap<u64, Vec<TeamGrant>>,
+    team: &Team,
+    rows: Vec<crate::make::TeamMemberRole>,
+) {
+    let name: Arc<str> = Arc::from(team.name.as_str());
+    for row in rows {
+        grants.entry(row.user_id).or_default().push(TeamGrant {
+            team_id: team.id,
+            team_name: name.clone(),
+            role_id: row.users_role_id,
+        });
+    }
+}
+
+/// Team access not read when Make refused it for want of `teams:read` (403, or 401 once the
+/// token was accepted) or refused a White Label administrator's token for it; any other
+/// failure fails the run.
+fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
+    match error {
+        MakeError::Forbidden { .. } | MakeError::MissingScope { .. } => {
+            Ok(TeamAccess::NotRead(lacks_scope_note()))
+        }
+        MakeError::InstanceTokenRefused { .. } => {
+            Ok(TeamAccess::NotRead(format!("teams not read: {error}")))
+        }
+        other => Err(other),
+    }
+}

@@ -1,0 +1,186 @@
+//! Team access against the simulator: each member's team roles, named, in every shape the
+//! team lists may have (paged with an echo, paged without one, whole) × every member-list and
+//! missing-scope shape (`across_api_shapes!`); a token without `teams:read`.
+
+use makesync::ports::UserStore;
+use makesync::run::RunOutcome;
+use makesync::sync::lacks_scope_note;
+use makesync::user::{TeamRole, UserRecord};
+use makesync_simulator::{demo_world, ListShape, World, DEMO_TEAMS_TOKEN};
+use makesync_tests::{across_api_shapes, TestEnv, ACME};
+
+const ACME_MEMBERS: u32 = 36;
+
+/// How the teams list and each team's member list answer: documented (teams paged with an
+/// echo, members whole), and the shapes the documentation leaves open.
+const TEAM_SHAPES: [(ListShape, ListShape); 4] = [
+    (ListShape::Paged { max: 10_000 }, ListShape::Unpaged),
+    (ListShape::Paged { max: 2 }, ListShape::Paged { max: 2 }),
+    (
+        ListShape::Unpaged,
+        ListShape::PagedWithoutEcho { max: 10_000 },
+    ),
+    (
+        ListShape::PagedWithoutEcho { max: 10_000 },
+        ListShape::Paged { max: 10_000 },
+    ),
+];
+
+fn shaped(teams: ListShape, members: ListShape) -> World {
+    let mut world = demo_world();
+    world.faults.teams_list = teams;
+    world.faults.team_roles_list = members;
+    world
+}
+
+fn role(team_id: u64, team_name: &str, role_id: u32, role_name: &str) -> TeamRole {
+    TeamRole {
+        team_id,
+        team_name: team_name.into(),
+        role_id,
+        role_name: role_name.into(),
+    }
+}
+
+fn teams_of(users: &[UserRecord], user_id: u64) -> Option<Vec<TeamRole>> {
+    users
+        .iter()
+        .find(|u| u.user_id == user_id)
+        .unwrap_or_else(|| panic!("user {user_id} is stored"))
+        .teams
+        .clone()
+}
+
+across_api_shapes! {
+    async fn every_member_s_team_roles_are_stored_with_their_names(shape: ApiShape) {
+        for (teams, members) in TEAM_SHAPES {
+            let env = TestEnv::start_shaped(shaped(teams, members), shape, |_| {}).await;
+            let connection = env.connection("eu1.make.com", ACME);
+            let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+            assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+            assert_eq!(report.run.teams_not_read, None);
+            let users = env.store.list_users(&connection.id).await.unwrap();
+            assert_eq!(users.len(), ACME_MEMBERS as usize);
+            // Ada: two teams; her private space is not a team anyone else can use.
+            assert_eq!(
+                teams_of(&users, 1),
+                Some(vec![
+                    role(10010, "My Team", 1, "Team Admin"),
+                    role(10012, "Marketing", 4, "Team Monitoring"),
+                ]),
+                "{teams:?} / {members:?}"
+            );
+            assert_eq!(teams_of(&users, 2), Some(vec![role(10011, "Finance", 1, "Team Admin")]));
+            assert_eq!(teams_of(&users, 100), Some(vec![role(10011, "Finance", 6, "Team Operator")]));
+            assert_eq!(teams_of(&users, 12), Some(Vec::new()), "in no team");
+        }
+    }
+
+    async fn a_team_role_changed_in_make_is_one_update_and_a_member_taken_out_loses_it(shape: ApiShape) {
+        for (teams, members) in TEAM_SHAPES {
+            let env = TestEnv::start_shaped(shaped(teams, members), shape, |_| {}).await;
+            let connection = env.connection("eu1.make.com", ACME);
+            let first = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+            assert_eq!(first.run.outcome, RunOutcome::Succeeded, "{:?}", first.run.error);
+
+            // Rafael: Team Member → Team Admin of Finance.
+            env.simulator.world().set_team_role(ACME, 10011, 11, Some(1));
+            let changed = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+            assert_eq!(
+                changed.run.counts.updated,
+                1,
+                "{teams:?} / {members:?}: {:?}",
+                changed.changes.iter().map(|c| (c.before.clone(), c.after.clone())).collect::<Vec<_>>()
+            );
+            assert_eq!(changed.run.counts.unchanged, ACME_MEMBERS - 1);
+            assert_eq!(changed.changes.len(), 1);
+            let change = &changed.changes[0];
+            assert_eq!(change.after.user_id, 11);
+            assert_eq!(
+                change.before.as_ref().and_then(|b| b.teams.clone()),
+                Some(vec![role(10011, "Finance", 3, "Team Member")])
+            );
+            assert_eq!(change.after.teams, Some(vec![role(10011, "Finance", 1, "Team Admin")]));
+
+            // Zoë leaves Finance: her membership is gone at the next complete snapshot.
+            env.simulator.world().set_team_role(ACME, 10011, 2, None);
+            let left = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+            assert_eq!(left.run.counts.updated, 1);
+            let users = env.store.list_users(&connection.id).await.unwrap();
+            assert_eq!(teams_of(&users, 2), Some(Vec::new()));
+
+            let unchanged = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+            assert_eq!(unchanged.run.counts.updated, 0, "nothing written twice");
+        }
+    }
+
+    async fn a_token_without_teams_read_syncs_users_and_says_why_teams_were_not_read(shape: ApiShape) {
+        let env = TestEnv::start_in(shape).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        // The integration's token: organizations:read and user:read.
+        let report = env.sync(&connection).await;
+        assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+        assert_eq!(report.run.teams_not_read, Some(lacks_scope_note()));
+        assert!(lacks_scope_note().contains("teams:read"));
+        let users = env.store.list_users(&connection.id).await.unwrap();
+        assert_eq!(users.len(), ACME_MEMBERS as usize);
+        assert!(users.iter().all(|u| u.teams.is_none()), "no team data, not part of it");
+        let team_reads = env
+            .simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v2/teams"))
+            .count();
+        assert_eq!(team_reads, 1, "one refused request, no team's members asked");
+    }
+}
+
+/// The team reads cost one request for the teams and one per team, whatever the members:
+/// measured on the documented shapes at 10 teams × 1,000 users and 100 teams × 10,000 users
+/// (each organization also has its first team, "My Team").
+#[tokio::test]
+async fn team_access_costs_one_request_per_team_and_one_for_the_list() {
+    for (teams, users, expected_requests) in [(10u64, 1_000u64, 16u32), (100, 10_000, 107)] {
+        let mut world = demo_world();
+        world.add_generated_organization(7100, "eu1.make.com", Some(1000), users, 71_000_000);
+        world.add_member(7100, 1, 12, None);
+        world.add_generated_teams(7100, teams, 710_000);
+        let env = TestEnv::start_with(world, |config| {
+            config.page_size = makesync::make::MakeApiConfig::default().page_size
+        })
+        .await;
+        let connection = env.connection("eu1.make.com", 7100);
+        let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+        assert_eq!(
+            report.run.outcome,
+            RunOutcome::Succeeded,
+            "{:?}",
+            report.run.error
+        );
+        let team_requests = env
+            .simulator
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/api/v2/teams"))
+            .count() as u64;
+        // The generated teams and the organization's first team, "My Team".
+        assert_eq!(team_requests, 1 + teams + 1, "the list, then one per team");
+        // organization, roles, members, /users pages (10,000 a page, users + the token's
+        // own), teams, each team's members.
+        assert_eq!(
+            report.run.make_requests, expected_requests,
+            "{teams} teams × {users} users"
+        );
+        let stored = env.store.list_users(&connection.id).await.unwrap();
+        assert!(stored.iter().all(|u| u.teams.is_some()));
+        let memberships: usize = stored
+            .iter()
+            .map(|u| u.teams.as_ref().map_or(0, Vec::len))
+            .sum();
+        assert!(
+            memberships as u64 > users,
+            "every member in a team, some in two"
+        );
+    }
+}
