@@ -13,7 +13,7 @@ use makesync::run::{RunOutcome, SyncReason};
 use makesync::sync::SyncEngine;
 use makesync::token::ApiToken;
 use makesync::worker::WorkOutcome;
-use makesync_simulator::DEMO_TOKEN;
+use makesync_simulator::DEMO_TEAMS_TOKEN;
 use makesync_tests::aws::{moto_sdk_config, AwsTestEnv};
 use makesync_tests::hooked::{ConnectionCall, ConnectionHook, HookedConnections};
 use makesync_tests::stream::{bus_to_queue, delivered, StreamReader};
@@ -68,7 +68,7 @@ async fn users_make_exactly_their_events(carry: EventDetail) {
         .secrets
         .put_token(
             &connection.token_ref(),
-            &ApiToken::parse(DEMO_TOKEN).unwrap(),
+            &ApiToken::parse(DEMO_TEAMS_TOKEN).unwrap(),
         )
         .await
         .unwrap();
@@ -92,13 +92,15 @@ async fn users_make_exactly_their_events(carry: EventDetail) {
     assert_eq!(summary["organizationId"], ACME);
     assert_eq!(summary["connectionId"], connection.id.as_str());
 
-    // One removed, one promoted, one invitation accepted, one login (no event).
+    // One removed, one promoted, one invitation accepted, one team role changed (of a
+    // member who also logged in: the login alone makes no event).
     {
         let mut world = env.make.simulator.world();
         world
             .remove_member(ACME, 11)
             .set_role(ACME, 4, 12)
             .accept_invitation(ACME, 3)
+            .set_team_role(ACME, 10011, 2, Some(3))
             .log_in(2, env.make.clock.wall());
     }
     let report = match worker.handle(&request).await {
@@ -115,19 +117,29 @@ async fn users_make_exactly_their_events(carry: EventDetail) {
     assert_eq!(
         kinds,
         vec![
+            ("Make user changed", 2),
             ("Make user changed", 3),
             ("Make user changed", 4),
             ("Make user removed", 11),
         ]
     );
-    let invitation = &events[0].1;
+    let team_change = &events[0].1;
+    assert_eq!(
+        team_change["before"]["teams"],
+        serde_json::json!([{"teamId": 10011, "teamName": "Finance", "roleId": 1, "roleName": "Team Admin"}])
+    );
+    assert_eq!(
+        team_change["after"]["teams"],
+        serde_json::json!([{"teamId": 10011, "teamName": "Finance", "roleId": 3, "roleName": "Team Member"}])
+    );
+    let invitation = &events[1].1;
     assert_eq!(invitation["before"]["status"], "invited");
     assert_eq!(invitation["after"]["status"], "active");
     assert_eq!(invitation["runId"], report.run.run_id.to_string());
-    assert_eq!(events[1].1["before"]["role"], "Accountant");
-    assert_eq!(events[1].1["after"]["role"], "Admin");
+    assert_eq!(events[2].1["before"]["role"], "Accountant");
+    assert_eq!(events[2].1["after"]["role"], "Admin");
     match carry {
-        EventDetail::Full => assert_eq!(events[2].1["email"], "rafael@acme.example"),
+        EventDetail::Full => assert_eq!(events[3].1["email"], "rafael@acme.example"),
         EventDetail::Ids => {
             for (_, detail) in &events {
                 assert!(detail.get("email").is_none() && detail.get("name").is_none());
@@ -149,7 +161,7 @@ async fn users_make_exactly_their_events(carry: EventDetail) {
         backend.store.clone(),
         env.clock(),
     );
-    let client = env.make.client(&connection, DEMO_TOKEN);
+    let client = env.make.client(&connection, DEMO_TEAMS_TOKEN);
     let report = engine
         .sync(&connection, &client, SyncReason::Scheduled)
         .await;
