@@ -184,3 +184,36 @@ async fn team_access_costs_one_request_per_team_and_one_for_the_list() {
         );
     }
 }
+
+/// A host that lists more teams than makesync reads gets no team read at all (not one request
+/// per team), and the run says why.
+#[tokio::test]
+async fn more_teams_than_makesync_reads_are_not_read_and_the_run_says_so() {
+    let mut world = demo_world();
+    for k in 0..=makesync::sync::MAX_TEAMS as u64 {
+        world.add_team(ACME, 900_000 + k, &format!("Team {k}"));
+    }
+    let env = TestEnv::start_with(world, |config| {
+        config.page_size = makesync::make::MakeApiConfig::default().page_size
+    })
+    .await;
+    let connection = env.connection("eu1.make.com", ACME);
+    let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
+    let why = report.run.teams_not_read.expect("teams not read");
+    assert!(why.contains("more than the 5000"), "{why}");
+    let team_reads = env
+        .simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v2/teams"))
+        .count();
+    assert_eq!(team_reads, 1, "the list only");
+    let users = env.store.list_users(&connection.id).await.unwrap();
+    assert!(users.iter().all(|u| u.teams.is_none()));
+}

@@ -13,4 +13,6 @@ pub use engine::{
 pub use error::SyncError;
 pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
 pub use snapshot::{fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember};
-pub use teams::{lacks_scope_note, read_team_access, TeamAccess, TeamGrant};
+pub use teams::{
+    lacks_scope_note, read_team_access, TeamAccess, TeamGrant, MAX_TEAMS, MAX_TEAM_MEMBERSHIPS,
+};

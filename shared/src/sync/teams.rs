@@ -16,6 +16,12 @@ use crate::organization::OrganizationId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The most teams read of one organization, and the most team memberships in all: past
+/// either, team access is not read (and the run says so) rather than growing memory at a
+/// host's word. 100 teams of 10,000 members each in two are 20,000 memberships.
+pub const MAX_TEAMS: usize = 5_000;
+pub const MAX_TEAM_MEMBERSHIPS: usize = 500_000;
+
 /// One member's role in one team, as read: the role's name is filled in from the roles list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamGrant {
@@ -49,7 +55,14 @@ pub async fn read_team_access(
         Ok(teams) => teams,
         Err(error) => return not_read(error),
     };
+    if teams.len() > MAX_TEAMS {
+        return Ok(TeamAccess::NotRead(format!(
+            "teams not read: the organization has {} teams, more than the {MAX_TEAMS} makesync reads",
+            teams.len()
+        )));
+    }
     let mut grants: HashMap<u64, Vec<TeamGrant>> = HashMap::new();
+    let mut memberships = 0usize;
     let at_once = client.page_concurrency().max(1) as usize;
     for batch in teams.chunks(at_once) {
         let answers = futures_util::future::join_all(
@@ -60,7 +73,15 @@ pub async fn read_team_access(
         .await;
         for (team, answer) in batch.iter().zip(answers) {
             match answer {
-                Ok(rows) => add_grants(&mut grants, team, rows),
+                Ok(rows) => {
+                    memberships += rows.len();
+                    if memberships > MAX_TEAM_MEMBERSHIPS {
+                        return Ok(TeamAccess::NotRead(format!(
+                            "teams not read: more than {MAX_TEAM_MEMBERSHIPS} team memberships, more than makesync reads"
+                        )));
+                    }
+                    add_grants(&mut grants, team, rows)
+                }
                 // A team the token may not read leaves the rest partial: none is kept.
                 Err(error) => return not_read(error),
             }
