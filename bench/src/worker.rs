@@ -42,8 +42,13 @@ pub fn plan_batches(world: &mut World, smoke: bool) -> Vec<Batch> {
         &[(1_000, 256), (10_000, 256), (20_000, 256), (10_000, 10_240)]
     };
     let per_batch = if smoke { 2 } else { 10 };
+    // `MAKESYNC_BENCH_WORKER_USERS=20000` runs only the batches of that size.
+    let only: Option<u64> = std::env::var("MAKESYNC_BENCH_WORKER_USERS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     shapes
         .iter()
+        .filter(|(members, _)| only.is_none_or(|only| only == *members))
         .enumerate()
         .map(|(batch, (members, memory_mb))| Batch {
             memory_mb: *memory_mb,
