@@ -42,6 +42,15 @@ fn role(team_id: u64, team_name: &str, role_id: u32, role_name: &str) -> TeamRol
     }
 }
 
+/// The requests the simulator saw for the team endpoints.
+fn team_requests(env: &TestEnv) -> usize {
+    env.simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/api/v2/teams"))
+        .count()
+}
+
 fn teams_of(users: &[UserRecord], user_id: u64) -> Option<Vec<TeamRole>> {
     users
         .iter()
@@ -126,12 +135,7 @@ across_api_shapes! {
         let users = env.store.list_users(&connection.id).await.unwrap();
         assert_eq!(users.len(), ACME_MEMBERS as usize);
         assert!(users.iter().all(|u| u.teams.is_none()), "no team data, not part of it");
-        let team_reads = env
-            .simulator
-            .requests()
-            .iter()
-            .filter(|r| r.path.starts_with("/api/v2/teams"))
-            .count();
+        let team_reads = team_requests(&env);
         assert_eq!(team_reads, 1, "one refused request, no team's members asked");
     }
 }
@@ -158,12 +162,7 @@ async fn team_access_costs_one_request_per_team_and_one_for_the_list() {
             "{:?}",
             report.run.error
         );
-        let team_requests = env
-            .simulator
-            .requests()
-            .iter()
-            .filter(|r| r.path.starts_with("/api/v2/teams"))
-            .count() as u64;
+        let team_requests = team_requests(&env) as u64;
         // The generated teams and the organization's first team, "My Team".
         assert_eq!(team_requests, 1 + teams + 1, "the list, then one per team");
         // organization, roles, members, /users pages (10,000 a page, users + the token's
@@ -207,12 +206,7 @@ async fn more_teams_than_makesync_reads_are_not_read_and_the_run_says_so() {
     );
     let why = report.run.teams_not_read.expect("teams not read");
     assert!(why.contains("more than the 5000"), "{why}");
-    let team_reads = env
-        .simulator
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/api/v2/teams"))
-        .count();
+    let team_reads = team_requests(&env);
     assert_eq!(team_reads, 1, "the list only");
     let users = env.store.list_users(&connection.id).await.unwrap();
     assert!(users.iter().all(|u| u.teams.is_none()));
