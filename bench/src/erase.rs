@@ -64,7 +64,10 @@ pub async fn run(simulator: &Simulator, users: u64) -> anyhow::Result<()> {
     let stored = backend.store.get_connection(&connection.id).await?;
     let left = backend.store.list_user_digests(&connection.id).await?.len();
     print_table(
-        "Erasure: the built worker's erase job on moto, 300 s per invocation, 256 MB",
+        &format!(
+            "Erasure: the built worker's erase job, DynamoDB on {}, 300 s per invocation, 256 MB",
+            crate::dynamodb_name()
+        ),
         &[
             "users",
             "seeding (not measured)",

@@ -38,6 +38,12 @@ pub fn add_organization(world: &mut World, id: u64, members: u64) -> Organizatio
     }
 }
 
+/// Where the benchmark's DynamoDB calls go: "moto", or "dynalite" when `bench/run.sh
+/// --dynalite` routes them there (every other service stays on moto).
+pub fn dynamodb_name() -> String {
+    std::env::var("MAKESYNC_BENCH_DYNAMODB").unwrap_or_else(|_| "moto".to_string())
+}
+
 pub fn mb(kib: u64) -> String {
     format!("{:.1} MB", kib as f64 / 1024.0)
 }

@@ -54,7 +54,10 @@ pub async fn run(connections: u32) -> anyhow::Result<()> {
         format!("{:.0} /s", f64::from(connections) / elapsed.as_secs_f64())
     };
     print_table(
-        &format!("Scheduler fan-out of {connections} connections on moto (each to an empty queue of its own)"),
+        &format!(
+            "Scheduler fan-out of {connections} connections, DynamoDB on {}, SQS on moto (each to an empty queue of its own)",
+            crate::dynamodb_name()
+        ),
         &["what", "time", "messages per second"],
         &[
             vec![

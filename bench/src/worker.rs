@@ -1,5 +1,6 @@
 //! The worker: one SQS batch of ten organizations through the release binary, under the
-//! stand-in Lambda Runtime API with a 300 s deadline, on moto, with the memory of the
+//! stand-in Lambda Runtime API with a 300 s deadline, on moto (DynamoDB on dynalite with
+//! `bench/run.sh --dynalite`), with the memory of the
 //! template's function (256 MB). Each organization has 20 teams, and the token reads them.
 
 use crate::process::{start_function, stop};
@@ -88,7 +89,8 @@ pub async fn run(simulator: &Simulator, batches: &[Batch]) -> anyhow::Result<()>
     }
     print_table(
         &format!(
-            "Worker: one SQS batch, the built function, stand-in Runtime API, moto (baseline RSS after one empty batch: {})",
+            "Worker: one SQS batch, the built function, stand-in Runtime API, DynamoDB on {} (baseline RSS after one empty batch: {})",
+            crate::dynamodb_name(),
             mb(baseline_kib)
         ),
         &[
