@@ -13,12 +13,13 @@
 
 use crate::make::{MakeClient, MakeError, Team, TEAMS_SCOPE};
 use crate::organization::OrganizationId;
+use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// The most teams read of one organization, and the most team memberships in all: past
 /// either, team access is not read (and the run says so) rather than growing memory at a
-/// host's word. 100 teams of 10,000 members each in two are 20,000 memberships.
+/// host's word. 10,000 members, each in two teams, are 20,000 memberships.
 pub const MAX_TEAMS: usize = 5_000;
 pub const MAX_TEAM_MEMBERSHIPS: usize = 500_000;
 
@@ -64,27 +65,28 @@ pub async fn read_team_access(
     let mut grants: HashMap<u64, Vec<TeamGrant>> = HashMap::new();
     let mut memberships = 0usize;
     let at_once = client.page_concurrency().max(1) as usize;
-    for batch in teams.chunks(at_once) {
-        let answers = futures_util::future::join_all(
-            batch
-                .iter()
-                .map(|team| client.list_team_roles(organization, team.id)),
-        )
-        .await;
-        for (team, answer) in batch.iter().zip(answers) {
-            match answer {
-                Ok(rows) => {
-                    memberships += rows.len();
-                    if memberships > MAX_TEAM_MEMBERSHIPS {
-                        return Ok(TeamAccess::NotRead(format!(
-                            "teams not read: more than {MAX_TEAM_MEMBERSHIPS} team memberships, more than makesync reads"
-                        )));
-                    }
-                    add_grants(&mut grants, team, rows)
+    // At most `at_once` teams in flight, the next asked as soon as one answers; in team order.
+    // Each future owns its team: a future borrowing from the list is not `Send` to the
+    // worker's spawned tasks (the compiler cannot prove it for every lifetime).
+    let mut answers = futures_util::stream::iter(teams)
+        .map(|team| async move {
+            let answer = client.list_team_roles(organization, team.id).await;
+            (team, answer)
+        })
+        .buffered(at_once);
+    while let Some((team, answer)) = answers.next().await {
+        match answer {
+            Ok(rows) => {
+                memberships += rows.len();
+                if memberships > MAX_TEAM_MEMBERSHIPS {
+                    return Ok(TeamAccess::NotRead(format!(
+                        "teams not read: more than {MAX_TEAM_MEMBERSHIPS} team memberships, more than makesync reads"
+                    )));
                 }
-                // A team the token may not read leaves the rest partial: none is kept.
-                Err(error) => return not_read(error),
+                add_grants(&mut grants, &team, rows)
             }
+            // A team the token may not read leaves the rest partial: none is kept.
+            Err(error) => return not_read(error),
         }
     }
     for member in grants.values_mut() {
