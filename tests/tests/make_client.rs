@@ -65,6 +65,90 @@ async fn sync_acme_in_small_pages(
     )
 }
 
+/// Where the `/users` requests stand against the member list's first answer: how many were
+/// answered before it.
+fn user_pages_before_member_list(requests: &[SeenRequest]) -> usize {
+    requests
+        .iter()
+        .take_while(|r| !r.path.ends_with("/user-organization-roles"))
+        .filter(|r| r.path.ends_with("/users"))
+        .count()
+}
+
+/// A world whose member list answers a second late: long enough that any `/users` page read
+/// after it is answered after it too.
+fn world_with_a_slow_member_list() -> makesync_simulator::World {
+    let mut world = demo_world();
+    world.faults.path_latency.insert(
+        format!("/organizations/{ACME}/user-organization-roles"),
+        Duration::from_secs(1),
+    );
+    world
+}
+
+across_api_shapes! {
+    async fn a_sync_that_knows_the_last_count_reads_the_user_pages_before_the_member_list_answers(shape: ApiShape) {
+        let env = TestEnv::start_shaped(world_with_a_slow_member_list(), shape, |config| {
+            config.page_size = 3;
+            config.page_concurrency = 4;
+        })
+        .await;
+        let connection = env.connection("eu1.make.com", ACME);
+        assert_succeeded(&env.sync(&connection).await);
+        assert_eq!(
+            user_pages_before_member_list(&env.simulator.requests()),
+            1,
+            "a first sync knows no count: the pages after the first wait for the member list"
+        );
+
+        use makesync::ports::ConnectionStore;
+        let stored = env.store.get_connection(&connection.id).await.unwrap().unwrap();
+        assert_eq!(stored.user_count, Some(ACME_MEMBERS));
+        env.simulator.clear_requests();
+        let report = env.sync(&stored).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+        let early = user_pages_before_member_list(&env.simulator.requests());
+        assert!(
+            early >= 4,
+            "the last sync's count starts the pages at once: {early} answered before the member list"
+        );
+    }
+
+    async fn a_wrong_remembered_count_costs_a_few_requests_never_a_row(shape: ApiShape) {
+        let sync_remembering = |remembered: Option<u32>| async move {
+            let env = TestEnv::start_shaped(demo_world(), shape, |config| {
+                config.page_size = 3;
+                config.page_concurrency = 4;
+            })
+            .await;
+            let mut connection = env.connection("eu1.make.com", ACME);
+            connection.user_count = remembered;
+            let report = env.sync(&connection).await;
+            assert_succeeded(&report);
+            let users: Vec<_> = env
+                .store
+                .list_users(&connection.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|u| (u.user_id, u.name, u.email, u.role_name, u.status, u.last_login))
+                .collect();
+            (users, count(&env.simulator.requests(), "/users"))
+        };
+        let (truth, pages) = sync_remembering(None).await;
+        assert_eq!(truth.len(), ACME_MEMBERS as usize);
+        for wrong in [1, 20, 3_600] {
+            let (users, asked) = sync_remembering(Some(wrong)).await;
+            assert!(users == truth, "remembering {wrong} users: the same users stored");
+            assert!(
+                asked <= pages + 4,
+                "remembering {wrong} users: {asked} /users requests, {pages} with no count"
+            );
+        }
+    }
+}
+
 across_api_shapes! {
     async fn the_user_pages_left_are_read_at_once_once_the_member_count_is_known(shape: ApiShape) {
         let (one_by_one, sequential_pages, most) = sync_acme_in_small_pages(shape, 1).await;

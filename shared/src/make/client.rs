@@ -619,14 +619,20 @@ impl MakeClient {
     /// `GET /organizations/{id}/user-organization-roles`: who is a member, with which role and
     /// invitation state. Documented without `pg[]`; `pg[limit]` is sent anyway, so that the
     /// answer is read whole if Make ignores it and page by page if Make honours it. No sort
-    /// is asked: none is documented for this list.
+    /// is asked: none is documented for this list. `cols[]` (documented for it) asks only the
+    /// three fields read: the list is the largest answer of a sync, one row per member, and
+    /// the other fields would more than double it.
     pub async fn list_members(
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<OrganizationMember>, MakeError> {
         let call = Call {
             path: format!("/organizations/{organization}/user-organization-roles"),
-            query: Vec::new(),
+            query: vec![
+                ("cols[]", "userId".to_string()),
+                ("cols[]", "usersRoleId".to_string()),
+                ("cols[]", "invitation".to_string()),
+            ],
             organization: Some(organization),
             scope: "user:read",
         };
@@ -815,26 +821,29 @@ impl MakeClient {
         Ok(walk.into_rows())
     }
 
-    /// Reads `reads` at most [`MakeApiConfig::page_concurrency`] at a time and gives each
-    /// page to the walk in order, while the walk asks for exactly that read; the first read
-    /// it does not ask for ends the read-ahead (the rest are dropped unread or unused).
+    /// Reads `reads` with at most [`MakeApiConfig::page_concurrency`] in flight (the next is
+    /// asked as soon as one answers) and gives each page to the walk in order, while the walk
+    /// asks for exactly that read; the first read it does not ask for ends the read-ahead (the
+    /// rest are dropped unread or unused).
     async fn read_ahead<T: DeserializeOwned + Keyed>(
         &self,
         listing: &mut Listing<'_>,
         walk: &mut PageWalk<T>,
         reads: &[ListRead],
     ) -> Result<(), MakeError> {
-        for batch in reads.chunks(self.config.page_concurrency.max(1) as usize) {
-            let pages = futures_util::future::join_all(
-                batch.iter().map(|read| self.read_page(listing, *read)),
-            )
-            .await;
-            for (read, page) in batch.iter().zip(pages) {
-                if walk.next_request() != Some(*read) {
-                    return Ok(());
-                }
-                self.take_page(listing, walk, page?)?;
+        use futures_util::StreamExt;
+        let (call, collection, extra) = (listing.call, listing.collection, listing.extra);
+        let mut pages = futures_util::stream::iter(reads.iter().copied())
+            .map(|read| async move {
+                let page = self.read_page_of(call, collection, extra, read).await;
+                (read, page)
+            })
+            .buffered(self.config.page_concurrency.max(1) as usize);
+        while let Some((read, page)) = pages.next().await {
+            if walk.next_request() != Some(read) {
+                return Ok(());
             }
+            self.take_page(listing, walk, page?)?;
         }
         Ok(())
     }
@@ -845,14 +854,25 @@ impl MakeClient {
         listing: &Listing<'_>,
         read: ListRead,
     ) -> Result<ListPage<T>, MakeError> {
+        self.read_page_of(listing.call, listing.collection, listing.extra, read)
+            .await
+    }
+
+    async fn read_page_of<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        collection: &str,
+        extra: &[(&'static str, String)],
+        read: ListRead,
+    ) -> Result<ListPage<T>, MakeError> {
         let mut paging = Vec::new();
         if let ListRead::Page { offset, limit } = read {
             paging.push(("pg[offset]", offset.to_string()));
             paging.push(("pg[limit]", limit.to_string()));
-            paging.extend_from_slice(listing.extra);
+            paging.extend_from_slice(extra);
         }
-        let body = self.fetch(listing.call, &paging).await?;
-        self.decode_page(listing.call, listing.collection, &body)
+        let body = self.fetch(call, &paging).await?;
+        self.decode_page(call, collection, &body)
     }
 
     /// Gives a page to the walk, and tells the observer.

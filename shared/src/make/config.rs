@@ -10,7 +10,7 @@
 //! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |
 //! | `MAKESYNC_MEMBER_LOOKUPS` | members one sync may look up one by one when the member list is cut | 100 |
 //! | `MAKESYNC_MAX_RESPONSE_MB` | the largest Make response body read | 16 |
-//! | `MAKESYNC_PAGE_CONCURRENCY` | pages of one list read at once, once the list's length is known | 4; in Lambda at most what the function's memory allows (2 at 256 MB) |
+//! | `MAKESYNC_PAGE_CONCURRENCY` | pages of one list in flight at once, once the list's length is known (or remembered) | 4; in Lambda at most what the function's memory allows (2 at 256 MB) |
 //! | `MAKESYNC_REQUEST_TIMEOUT_SECS` | one Make request | 20 |
 //! | `MAKESYNC_RETRY_MAX_ATTEMPTS` | attempts per Make request, the first included | 5 |
 //! | `MAKESYNC_RETRY_MAX_ELAPSED_SECS` | time one Make request may spend retrying | 90 |

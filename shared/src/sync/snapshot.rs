@@ -4,8 +4,11 @@
 //! login from `/users?organizationId`. The organization is read first and alone: it proves the
 //! token (so that a later 401 is read as a missing scope), sets the request budget from the
 //! plan and checks the zone. Then the roles, the member list and the user list are read
-//! concurrently, so a small organization costs two round trips; once the member list is in,
-//! its length says how many `/users` pages are left, and they are read a few at once.
+//! concurrently, so a small organization costs two round trips. Once the first `/users` page
+//! shows the list is paged, the pages left are read a few at once: as many as the last
+//! successful sync counted users, or, on a first sync, as the member list's length says when
+//! it is in. A count that is wrong costs a few requests, never a row (every page is checked
+//! against the one before).
 //!
 //! The member list and the user list must name the same users:
 //!
@@ -164,12 +167,18 @@ enum MemberRead {
     Unsettled(SyncError),
 }
 
-/// Reads the organization, its roles and a consistent member list.
-pub async fn fetch_snapshot(
+/// Reads the organization, its roles and a consistent member list; `expected_users` is how
+/// many users the last successful sync counted, if any. `beside` runs alongside the lists
+/// once the organization has answered — work worth doing only for an organization that
+/// answers (the engine reads what it stored there) — and its output comes back with the
+/// snapshot; it is dropped unfinished if a list fails.
+pub async fn fetch_snapshot<B: std::future::Future>(
     client: &MakeClient,
     organization_id: OrganizationId,
+    expected_users: Option<usize>,
     max_attempts: u32,
-) -> Result<OrganizationSnapshot, SyncError> {
+    beside: B,
+) -> Result<(OrganizationSnapshot, B::Output), SyncError> {
     let organization = client.get_organization(organization_id).await?;
     let mut lookups_left = client.member_lookups();
     let roles = async {
@@ -183,10 +192,11 @@ pub async fn fetch_snapshot(
             .await
             .map_err(SyncError::from)
     };
-    let (roles, mut read, teams) = tokio::try_join!(
+    let (roles, mut read, teams, beside) = tokio::try_join!(
         roles,
-        read_members(client, organization_id, &mut lookups_left),
-        teams
+        read_members(client, organization_id, expected_users, &mut lookups_left),
+        teams,
+        async { Ok::<_, SyncError>(beside.await) }
     )?;
     let mut roles: HashMap<u32, Arc<RoleLabel>> = roles
         .into_iter()
@@ -200,11 +210,12 @@ pub async fn fetch_snapshot(
                 look_up_unlisted_roles(client, &members, &teams, &mut roles).await;
                 name_roles(&mut members, &roles);
                 let teams_not_read = give_teams(&mut members, &teams, &roles);
-                return Ok(OrganizationSnapshot {
+                let snapshot = OrganizationSnapshot {
                     organization,
                     members,
                     teams_not_read,
-                });
+                };
+                return Ok((snapshot, beside));
             }
             MemberRead::Unsettled(reason) => reason,
         };
@@ -219,7 +230,7 @@ pub async fn fetch_snapshot(
         }
         attempt += 1;
         tracing::info!(attempt, reason = %reason, "members changed while reading; reading again");
-        read = read_members(client, organization_id, &mut lookups_left).await?;
+        read = read_members(client, organization_id, expected_users, &mut lookups_left).await?;
     }
 }
 
@@ -228,11 +239,20 @@ pub async fn fetch_snapshot(
 async fn read_members(
     client: &MakeClient,
     organization_id: OrganizationId,
+    expected_users: Option<usize>,
     lookups_left: &mut u32,
 ) -> Result<MemberRead, SyncError> {
-    // The member list's length, as soon as it is in, tells the user list how many pages it
-    // has left to read at once.
+    // How many pages the user list has left to read at once: the last sync's count, known
+    // now, or else the member list's length, as soon as it is in. Waiting for the member list
+    // would hold the pages back by its round trip, the longest of the read on a large
+    // organization.
     let (members_read, members_known) = tokio::sync::oneshot::channel();
+    let expected = async move {
+        match expected_users {
+            Some(users) => Some(users),
+            None => members_known.await.ok(),
+        }
+    };
     let members = async {
         let members = client.list_members(organization_id).await;
         if let Ok(members) = &members {
@@ -242,7 +262,7 @@ async fn read_members(
     };
     let lists = tokio::try_join!(
         members,
-        client.list_users_expecting(organization_id, async { members_known.await.ok() })
+        client.list_users_expecting(organization_id, expected)
     );
     let (mut memberships, mut users) = match lists {
         Ok(lists) => lists,

@@ -66,6 +66,10 @@ impl Chaos {
 pub struct Faults {
     /// Added to every response.
     pub latency: Duration,
+    /// Added to every answer of a path (below `/api/v2`), beside `latency`. Not a model of
+    /// Make: a test's instrument, to see which requests wait for which answers. Off by
+    /// default.
+    pub path_latency: BTreeMap<String, Duration>,
     /// Headers added to every answer of a path (below `/api/v2`), replacing Make's own of
     /// the same name. Not a model of Make: a hostile White Label host (e.g. `x-ratelimit-reset`
     /// a year ahead with `x-ratelimit-remaining` 0), which makesync must survive. Off by default.
@@ -186,6 +190,7 @@ impl Default for Faults {
             enforce_budget: true,
             unavailable_organizations: BTreeSet::new(),
             canned_bodies: BTreeMap::new(),
+            path_latency: BTreeMap::new(),
             hostile_headers: BTreeMap::new(),
             redirect: None,
             chaos: None,

@@ -4,7 +4,7 @@
 //! "independent client" the Go client the notes describe, "assumed" what no source states.
 
 use crate::faults::{Chaos, ListShape};
-use crate::world::{RateWindow, SimOrganization, TokenGrant, World};
+use crate::world::{RateWindow, SimMembership, SimOrganization, SimUser, TokenGrant, World};
 use crate::{SeenRequest, Shared};
 use axum::body::Body;
 use axum::extract::State;
@@ -23,7 +23,27 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 struct Reply {
     status: StatusCode,
     headers: Vec<(&'static str, String)>,
-    body: String,
+    body: ReplyBody,
+}
+
+/// A reply's body: text as it goes out, or a document written out after the world's lock is
+/// released, so that one large page does not hold every other request back (Make answers
+/// requests side by side; assumed that one organization's pages do not queue behind each other).
+enum ReplyBody {
+    Text(String),
+    Json(Value),
+    /// A list page whose rows are built from data taken out of the world under its lock.
+    Deferred(Box<dyn FnOnce() -> Value + Send>),
+}
+
+impl ReplyBody {
+    fn into_text(self) -> String {
+        match self {
+            ReplyBody::Text(text) => text,
+            ReplyBody::Json(document) => document.to_string(),
+            ReplyBody::Deferred(build) => build().to_string(),
+        }
+    }
 }
 
 impl Reply {
@@ -31,7 +51,15 @@ impl Reply {
         Self {
             status,
             headers: Vec::new(),
-            body: body.to_string(),
+            body: ReplyBody::Json(body),
+        }
+    }
+
+    fn text(status: StatusCode, body: String) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: ReplyBody::Text(body),
         }
     }
 
@@ -75,12 +103,12 @@ async fn handle_counted(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let latency = shared
-        .world
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .faults
-        .latency;
+    let latency = {
+        let world = shared.world.lock().unwrap_or_else(|e| e.into_inner());
+        let below_api = uri.path().strip_prefix("/api/v2").unwrap_or(uri.path());
+        let extra = world.faults.path_latency.get(below_api).copied();
+        world.faults.latency + extra.unwrap_or_default()
+    };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
@@ -147,15 +175,16 @@ fn request_token(headers: &HeaderMap) -> Option<String> {
 
 /// The reply as HTTP, its body delivered whole, late or broken off.
 async fn into_response(reply: Reply, delivery: Delivery) -> Response {
+    let text = reply.body.into_text();
     let body = match delivery {
-        Delivery::Whole => Body::from(reply.body),
+        Delivery::Whole => Body::from(text),
         Delivery::Slow(wait) => {
             tokio::time::sleep(wait).await;
-            Body::from(reply.body)
+            Body::from(text)
         }
         Delivery::Broken => {
             // Half the body, then the connection breaks.
-            let half = reply.body.as_bytes()[..reply.body.len() / 2].to_vec();
+            let half = text.as_bytes()[..text.len() / 2].to_vec();
             let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
                 Ok(half),
                 Err(std::io::Error::new(
@@ -249,19 +278,17 @@ fn chaos_fault(draw: u8, chaos: &mut Chaos) -> (&'static str, Injected) {
         4 => ("slow body", Injected::Delivery(Delivery::Slow(chaos.slow))),
         5 => (
             "truncated JSON",
-            Injected::Reply(Reply {
-                status: StatusCode::OK,
-                headers: Vec::new(),
-                body: "{\"users\": [{\"id\": 1, \"name\": \"A".to_string(),
-            }),
+            Injected::Reply(Reply::text(
+                StatusCode::OK,
+                "{\"users\": [{\"id\": 1, \"name\": \"A".to_string(),
+            )),
         ),
         _ => (
             "malformed JSON",
-            Injected::Reply(Reply {
-                status: StatusCode::OK,
-                headers: Vec::new(),
-                body: "<html>502 Bad Gateway</html>".to_string(),
-            }),
+            Injected::Reply(Reply::text(
+                StatusCode::OK,
+                "<html>502 Bad Gateway</html>".to_string(),
+            )),
         ),
     }
 }
@@ -695,11 +722,7 @@ fn answer(
     grant: &TokenGrant,
 ) -> Reply {
     if let Some(body) = world.faults.canned_bodies.get(request.path) {
-        return Reply {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: body.clone(),
-        };
+        return Reply::text(StatusCode::OK, body.clone());
     }
     match *endpoint {
         Endpoint::Me => {
@@ -867,7 +890,7 @@ fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
     }
     let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
     let shape = world.faults.users_list;
-    list(
+    list_rendered_later(
         world,
         request,
         ListSpec {
@@ -877,28 +900,61 @@ fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
             default_sort: ("id", "desc"),
         },
         ids,
-        |world, id| {
-            let Some(user) = world.users.get(&id) else {
-                return json!({ "id": id });
-            };
-            // The user object: `id`, `name`, `email`, `language`, `timezoneId`, `localeId`,
-            // `countryId`, `features`, `avatar` (notes); `lastLogin` as ISO 8601 UTC with
-            // milliseconds, `null` if never (notes: inferred from the admin variant).
-            let full = json!({
-                "id": user.id,
-                "name": user.name,
-                "email": user.email,
-                "language": "en",
-                "timezoneId": 113,
-                "localeId": 1,
-                "countryId": 1,
-                "features": {},
-                "avatar": "",
-                "lastLogin": user.last_login.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
-            });
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-            select_columns(full, &columns)
+        |world, id| world.users.get(&id).cloned().ok_or(id),
+        move |user| match user {
+            Ok(user) => user_row(&user, &columns),
+            Err(id) => json!({ "id": id }),
         },
+    )
+}
+
+/// The user object: `id`, `name`, `email`, `language`, `timezoneId`, `localeId`, `countryId`,
+/// `features`, `avatar` (notes); `lastLogin` as ISO 8601 UTC with milliseconds, `null` if never
+/// (notes: inferred from the admin variant). `cols[]` picks fields, as `select_columns` does;
+/// only the picked ones are built, because a page holds 10,000 of them.
+fn user_row(user: &SimUser, columns: &[String]) -> Value {
+    let field = |name: &str| -> Option<Value> {
+        Some(match name {
+            "id" => json!(user.id),
+            "name" => json!(user.name),
+            "email" => json!(user.email),
+            "language" => json!("en"),
+            "timezoneId" => json!(113),
+            "localeId" => json!(1),
+            "countryId" => json!(1),
+            "features" => json!({}),
+            "avatar" => json!(""),
+            "lastLogin" => json!(user
+                .last_login
+                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
+            _ => return None,
+        })
+    };
+    const ALL: [&str; 10] = [
+        "id",
+        "name",
+        "email",
+        "language",
+        "timezoneId",
+        "localeId",
+        "countryId",
+        "features",
+        "avatar",
+        "lastLogin",
+    ];
+    let picked: Vec<&str> = if columns.is_empty() {
+        ALL.to_vec()
+    } else {
+        ALL.iter()
+            .copied()
+            .filter(|name| columns.iter().any(|c| c == name))
+            .collect()
+    };
+    Value::Object(
+        picked
+            .into_iter()
+            .filter_map(|name| field(name).map(|value| (name.to_string(), value)))
+            .collect(),
     )
 }
 
@@ -1081,9 +1137,10 @@ fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
     };
     // Assumed: members in ascending user id (no order is documented).
     let ids: Vec<u64> = organization.members.keys().copied().collect();
+    // `cols[]` is the list's one documented parameter (notes, "Pagination").
     let columns: Vec<String> = request.columns().into_iter().map(str::to_string).collect();
     let shape = world.faults.members_list;
-    list(
+    list_rendered_later(
         world,
         request,
         ListSpec {
@@ -1093,8 +1150,18 @@ fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
             default_sort: ("id", "desc"),
         },
         ids,
-        |world, id| {
-            let row = member_row(world, org_id, id).unwrap_or_else(|| json!({ "userId": id }));
+        move |world, id| {
+            let membership = world
+                .organizations
+                .get(&org_id)
+                .and_then(|organization| organization.members.get(&id));
+            (id, membership.cloned())
+        },
+        move |(id, membership)| {
+            let row = match membership {
+                Some(membership) => membership_row(org_id, id, &membership),
+                None => json!({ "userId": id }),
+            };
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
             select_columns(row, &columns)
         },
@@ -1173,7 +1240,11 @@ fn team_roles(world: &mut World, request: &Request<'_>, org_id: u64, team_id: u6
 /// (independent client).
 fn member_row(world: &World, org_id: u64, user_id: u64) -> Option<Value> {
     let membership = world.organizations.get(&org_id)?.members.get(&user_id)?;
-    Some(json!({
+    Some(membership_row(org_id, user_id, membership))
+}
+
+fn membership_row(org_id: u64, user_id: u64, membership: &SimMembership) -> Value {
+    json!({
         "userId": user_id,
         "organizationId": org_id,
         "usersRoleId": membership.role_id,
@@ -1181,7 +1252,7 @@ fn member_row(world: &World, org_id: u64, user_id: u64) -> Option<Value> {
         "organizationTeamsCount": 1,
         "joinedTeamsCount": u32::from(membership.invitation.is_none()),
         "ssoPending": false,
-    }))
+    })
 }
 
 /// A request names a zone through its `Host` header (makesync's client always sends the
@@ -1266,6 +1337,19 @@ fn list(
     ids: Vec<u64>,
     row: impl Fn(&World, u64) -> Value,
 ) -> Reply {
+    list_rendered_later(world, request, spec, ids, row, |value| value)
+}
+
+/// [`list`], with each row in two steps: `pick` takes what the row needs out of the world
+/// (under its lock), `render` makes the row of it once the lock is released.
+fn list_rendered_later<R: Send + 'static>(
+    world: &mut World,
+    request: &Request<'_>,
+    spec: ListSpec<'_>,
+    ids: Vec<u64>,
+    pick: impl Fn(&World, u64) -> R,
+    render: impl Fn(R) -> Value + Send + 'static,
+) -> Reply {
     let ListSpec {
         collection,
         shape,
@@ -1274,11 +1358,10 @@ fn list(
     } = spec;
     if world.faults.malformed_pages > 0 {
         world.faults.malformed_pages -= 1;
-        return Reply {
-            status: StatusCode::OK,
-            headers: Vec::new(),
-            body: format!("{{\"{collection}\": [{{\"id\": 1, \"na"),
-        };
+        return Reply::text(
+            StatusCode::OK,
+            format!("{{\"{collection}\": [{{\"id\": 1, \"na"),
+        );
     }
     let (served, echo): (&[u64], Option<Value>) = match shape {
         ListShape::Paged { max } | ListShape::PagedWithoutEcho { max } => {
@@ -1311,18 +1394,27 @@ fn list(
         ListShape::Unpaged => (&ids[..], None),
         ListShape::UnpagedCut { at } => (&ids[..ids.len().min(at as usize)], None),
     };
-    let rows: Vec<Value> = served.iter().map(|id| row(world, *id)).collect();
+    let picked: Vec<R> = served.iter().map(|id| pick(world, *id)).collect();
     let first_of_several = served.first() == ids.first() && served.len() < ids.len();
     if first_of_several && !matches!(shape, ListShape::UnpagedCut { .. }) {
         apply_page_change(world, organization);
     }
     revoke_if_due(world, organization);
-    let mut body = Map::new();
-    body.insert(collection.to_string(), Value::Array(rows));
-    if let Some(echo) = echo {
-        body.insert("pg".to_string(), echo);
+    let collection = collection.to_string();
+    let build = move || {
+        let mut body = Map::new();
+        let rows = picked.into_iter().map(render).collect();
+        body.insert(collection, Value::Array(rows));
+        if let Some(echo) = echo {
+            body.insert("pg".to_string(), echo);
+        }
+        Value::Object(body)
+    };
+    Reply {
+        status: StatusCode::OK,
+        headers: Vec::new(),
+        body: ReplyBody::Deferred(Box::new(build)),
     }
-    Reply::json(StatusCode::OK, Value::Object(body))
 }
 
 fn revoke_if_due(world: &mut World, organization: Option<u64>) {
