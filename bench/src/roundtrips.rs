@@ -10,6 +10,7 @@
 use crate::process::run as run_to_end;
 use crate::{mb, print_table, Organization};
 use makesync::clock::{Clock, SystemClock};
+use makesync::config::make_api_config_from_env;
 use makesync::connection::{Connection, ConnectionId};
 use makesync::host::MakeHost;
 use makesync::make::{MakeApi, MakeApiConfig};
@@ -165,10 +166,11 @@ async fn sync_twice(
     store.create_connection(&connection).await?;
     let mut measured = Vec::new();
     for _ in 0..2 {
+        // The configuration as the functions read it (`MAKESYNC_PAGE_CONCURRENCY` and the
+        // rest), pointed at the simulator.
         let config = MakeApiConfig {
             base_url_override: Some(simulator.base_url().parse()?),
-            page_concurrency: page_concurrency()?,
-            ..MakeApiConfig::default()
+            ..make_api_config_from_env()?
         };
         let make = MakeApi::new(config, clock.clone())?;
         let client = make.client(&host, id, ApiToken::parse(DEMO_TOKEN)?)?;
@@ -313,17 +315,6 @@ fn median_by_wall(all: &[Measured]) -> Measured {
     let mut sorted = all.to_vec();
     sorted.sort_by_key(|m| m.wall);
     sorted[sorted.len() / 2].clone()
-}
-
-/// `MAKESYNC_PAGE_CONCURRENCY` as the functions read it (1–16), else the default.
-fn page_concurrency() -> anyhow::Result<u32> {
-    match std::env::var("MAKESYNC_PAGE_CONCURRENCY") {
-        Err(_) => Ok(MakeApiConfig::default().page_concurrency),
-        Ok(value) => match value.parse::<u32>() {
-            Ok(pages @ 1..=16) => Ok(pages),
-            _ => anyhow::bail!("MAKESYNC_PAGE_CONCURRENCY={value}: a number from 1 to 16"),
-        },
-    }
 }
 
 fn ms(duration: Duration) -> String {

@@ -908,52 +908,44 @@ fn users(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
     )
 }
 
-/// The user object: `id`, `name`, `email`, `language`, `timezoneId`, `localeId`, `countryId`,
-/// `features`, `avatar` (notes); `lastLogin` as ISO 8601 UTC with milliseconds, `null` if never
-/// (notes: inferred from the admin variant). `cols[]` picks fields, as `select_columns` does;
-/// only the picked ones are built, because a page holds 10,000 of them.
+/// The user object's fields: `id`, `name`, `email`, `language`, `timezoneId`, `localeId`,
+/// `countryId`, `features`, `avatar` (notes); `lastLogin` as ISO 8601 UTC with milliseconds,
+/// `null` if never (notes: inferred from the admin variant).
+const USER_FIELDS: [&str; 10] = [
+    "id",
+    "name",
+    "email",
+    "language",
+    "timezoneId",
+    "localeId",
+    "countryId",
+    "features",
+    "avatar",
+    "lastLogin",
+];
+
+/// A user object with the fields `cols[]` picks (all when none), as `select_columns` would
+/// leave it; only the picked ones are built, because a page holds 10,000 of them.
 fn user_row(user: &SimUser, columns: &[String]) -> Value {
-    let field = |name: &str| -> Option<Value> {
-        Some(match name {
-            "id" => json!(user.id),
-            "name" => json!(user.name),
-            "email" => json!(user.email),
-            "language" => json!("en"),
-            "timezoneId" => json!(113),
-            "localeId" => json!(1),
-            "countryId" => json!(1),
-            "features" => json!({}),
-            "avatar" => json!(""),
-            "lastLogin" => json!(user
-                .last_login
-                .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
-            _ => return None,
-        })
-    };
-    const ALL: [&str; 10] = [
-        "id",
-        "name",
-        "email",
-        "language",
-        "timezoneId",
-        "localeId",
-        "countryId",
-        "features",
-        "avatar",
-        "lastLogin",
-    ];
-    let picked: Vec<&str> = if columns.is_empty() {
-        ALL.to_vec()
-    } else {
-        ALL.iter()
-            .copied()
-            .filter(|name| columns.iter().any(|c| c == name))
-            .collect()
+    let picked = |name: &str| columns.is_empty() || columns.iter().any(|c| c == name);
+    let field = |name: &str| match name {
+        "id" => json!(user.id),
+        "name" => json!(user.name),
+        "email" => json!(user.email),
+        "language" => json!("en"),
+        "timezoneId" => json!(113),
+        "localeId" | "countryId" => json!(1),
+        "features" => json!({}),
+        "avatar" => json!(""),
+        _ => json!(user
+            .last_login
+            .map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))),
     };
     Value::Object(
-        picked
+        USER_FIELDS
             .into_iter()
-            .filter_map(|name| field(name).map(|value| (name.to_string(), value)))
+            .filter(|name| picked(name))
+            .map(|name| (name.to_string(), field(name)))
             .collect(),
     )
 }
