@@ -65,6 +65,15 @@ async fn sync_acme_in_small_pages(
     )
 }
 
+/// A test environment whose client asks 3 rows a page and reads 4 pages at once.
+async fn start_in_pages_of_three(world: makesync_simulator::World, shape: ApiShape) -> TestEnv {
+    TestEnv::start_shaped(world, shape, |config| {
+        config.page_size = 3;
+        config.page_concurrency = 4;
+    })
+    .await
+}
+
 /// Where the `/users` requests stand against the member list's first answer: how many were
 /// answered before it.
 fn user_pages_before_member_list(requests: &[SeenRequest]) -> usize {
@@ -88,11 +97,7 @@ fn world_with_a_slow_member_list() -> makesync_simulator::World {
 
 across_api_shapes! {
     async fn a_sync_that_knows_the_last_count_reads_the_user_pages_before_the_member_list_answers(shape: ApiShape) {
-        let env = TestEnv::start_shaped(world_with_a_slow_member_list(), shape, |config| {
-            config.page_size = 3;
-            config.page_concurrency = 4;
-        })
-        .await;
+        let env = start_in_pages_of_three(world_with_a_slow_member_list(), shape).await;
         let connection = env.connection("eu1.make.com", ACME);
         assert_succeeded(&env.sync(&connection).await);
         assert_eq!(
@@ -115,13 +120,57 @@ across_api_shapes! {
         );
     }
 
+    async fn a_sync_that_knows_the_last_count_asks_its_first_user_pages_together(shape: ApiShape) {
+        // Every /users page answers 200 ms late, so that pages asked together are all in
+        // flight when the first is answered.
+        let mut world = demo_world();
+        world
+            .faults
+            .path_latency
+            .insert("/users".to_string(), Duration::from_millis(200));
+        let env = start_in_pages_of_three(world, shape).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        assert_succeeded(&env.sync(&connection).await);
+        assert_eq!(
+            env.simulator.in_flight_at_first_answer("/api/v2/users"),
+            1,
+            "a first sync asks one page first: nothing says yet that the list is paged"
+        );
+
+        use makesync::ports::ConnectionStore;
+        let stored = env.store.get_connection(&connection.id).await.unwrap().unwrap();
+        env.simulator.clear_requests();
+        let report = env.sync(&stored).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+        assert_eq!(
+            env.simulator.in_flight_at_first_answer("/api/v2/users"),
+            4,
+            "the last sync's count asks the first pages together, the first among them"
+        );
+    }
+
+    async fn a_remembered_count_on_a_user_list_that_ignores_paging_wastes_only_the_pages_in_flight(shape: ApiShape) {
+        // Not Make's documented shape for /users (it is paged): a host that ignores pg[]
+        // answers the whole list to each page asked together from the start.
+        let mut world = demo_world();
+        world.faults.users_list = ListShape::Unpaged;
+        let env = start_in_pages_of_three(world, shape).await;
+        let mut connection = env.connection("eu1.make.com", ACME);
+        connection.user_count = Some(ACME_MEMBERS);
+        let report = env.sync(&connection).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.counts.fetched, ACME_MEMBERS);
+        let asked = count(&env.simulator.requests(), "/users");
+        assert!(
+            (1..=4).contains(&asked),
+            "the first whole answer ends the read: {asked} /users requests"
+        );
+    }
+
     async fn a_wrong_remembered_count_costs_a_few_requests_never_a_row(shape: ApiShape) {
         let sync_remembering = |remembered: Option<u32>| async move {
-            let env = TestEnv::start_shaped(demo_world(), shape, |config| {
-                config.page_size = 3;
-                config.page_concurrency = 4;
-            })
-            .await;
+            let env = start_in_pages_of_three(demo_world(), shape).await;
             let mut connection = env.connection("eu1.make.com", ACME);
             connection.user_count = remembered;
             let report = env.sync(&connection).await;

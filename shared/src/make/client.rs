@@ -95,9 +95,10 @@ struct Listing<'a> {
     rows_so_far: usize,
 }
 
-/// The reads a paged list of `rows` rows has left after its first page, which asked for the
-/// page at `offset` next: each page starts on the last row of the one before (`limit - 1`
-/// further on), and the last one is the first that ends past the list. At most `pages_left`.
+/// The reads a paged list of `rows` rows has left from the page at `offset` on (0 before any
+/// page is read): each page after the first starts on the last row of the one before
+/// (`limit - 1` further on), and the last one is the first that ends past the list. At most
+/// `pages_left`.
 fn reads_ahead(offset: u64, limit: u32, rows: usize, pages_left: u32) -> Vec<ListRead> {
     let step = u64::from(limit.max(2) - 1);
     let mut reads = Vec::new();
@@ -717,19 +718,27 @@ impl MakeClient {
         &self,
         organization: OrganizationId,
     ) -> Result<Vec<MakeUser>, MakeError> {
-        self.list_users_expecting(organization, std::future::ready(None))
+        self.list_users_expecting(organization, None, std::future::ready(None))
             .await
     }
 
-    /// [`list_users`](Self::list_users), told how many users to expect (the member list's
-    /// length, as it arrives): once the first page shows the list is paged, the pages that
-    /// number says are left are read a few at a time instead of one after another. Each is
-    /// still checked against the one before (its anchor row) and taken only where the walk
-    /// would have asked it, so a wrong number costs at most a few requests, never a row.
+    /// [`list_users`](Self::list_users), told how many users to expect, so that pages are
+    /// read a few at once instead of one after another:
+    ///
+    /// - `remembered` (the last successful sync's count) is known before any page: the pages
+    ///   it covers are asked from the start, the first with them;
+    /// - `later` (the member list's length, as it arrives) is awaited only once the first
+    ///   page shows the list is paged and no remembered count is left to go on (none, or the
+    ///   list outgrew it).
+    ///
+    /// Each page is still checked against the one before (its anchor row) and taken only
+    /// where the walk would have asked it, so a wrong number costs at most a few requests,
+    /// never a row.
     pub async fn list_users_expecting(
         &self,
         organization: OrganizationId,
-        expected: impl std::future::Future<Output = Option<usize>>,
+        remembered: Option<usize>,
+        later: impl std::future::Future<Output = Option<usize>>,
     ) -> Result<Vec<MakeUser>, MakeError> {
         let call = Self::users_call(organization);
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
@@ -737,7 +746,7 @@ impl MakeClient {
             ("pg[sortBy]", "id".to_string()),
             ("pg[sortDir]", "asc".to_string()),
         ];
-        self.list_all_expecting(&call, "users", walk, &sort, expected)
+        self.list_all_expecting(&call, "users", walk, &sort, remembered, later)
             .await
     }
 
@@ -777,19 +786,28 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
     ) -> Result<Vec<T>, MakeError> {
-        self.list_all_expecting(call, collection, walk, extra, std::future::ready(None))
-            .await
+        self.list_all_expecting(
+            call,
+            collection,
+            walk,
+            extra,
+            None,
+            std::future::ready(None),
+        )
+        .await
     }
 
-    /// [`list_all`](Self::list_all), reading ahead once the first page is in when `expected`
-    /// says how many rows the list holds.
+    /// [`list_all`](Self::list_all), reading pages ahead where a count of the list's rows
+    /// says how many there are: a `remembered` one from the start, a `later` one once the
+    /// first page is in (see [`list_users_expecting`](Self::list_users_expecting)).
     async fn list_all_expecting<T: DeserializeOwned + Keyed>(
         &self,
         call: &Call,
         collection: &str,
         mut walk: PageWalk<T>,
         extra: &[(&'static str, String)],
-        expected: impl std::future::Future<Output = Option<usize>>,
+        mut remembered: Option<usize>,
+        later: impl std::future::Future<Output = Option<usize>>,
     ) -> Result<Vec<T>, MakeError> {
         let mut listing = Listing {
             call,
@@ -798,18 +816,26 @@ impl MakeClient {
             label: call.label(),
             rows_so_far: 0,
         };
-        let mut expected = Some(expected);
+        let mut later = Some(later);
         while let Some(read) = walk.next_request() {
-            let after_first_page = walk.pages() == 1 && walk.paged_answers();
-            if let (true, ListRead::Page { offset, limit }) = (after_first_page, read) {
-                // Only a list that answered as paged is read ahead: an endpoint that ignores
-                // pg[] would send its whole list once per page asked.
-                let rows = match expected.take() {
-                    Some(rows) => rows.await,
+            if let ListRead::Page { offset, limit } = read {
+                // The remembered count is used from the first page on: a list read as paged
+                // last time is most likely paged now, and if the endpoint ignores pg[] after
+                // all, the read-ahead stops at its first answer, having cost at most
+                // page_concurrency - 1 requests. The later count is used only once an answer
+                // has shown the list is paged: waiting for it holds the pages back.
+                let rows = match remembered.take() {
+                    Some(rows) => Some(rows),
+                    None if walk.pages() > 0 && walk.paged_answers() => match later.take() {
+                        Some(later) => later.await,
+                        None => None,
+                    },
                     None => None,
                 };
-                if let Some(rows) = rows {
-                    let reads = reads_ahead(offset, limit, rows, walk.pages_left());
+                let reads = rows.map_or_else(Vec::new, |rows| {
+                    reads_ahead(offset, limit, rows, walk.pages_left())
+                });
+                if reads.len() > 1 {
                     self.read_ahead(&mut listing, &mut walk, &reads).await?;
                     continue;
                 }

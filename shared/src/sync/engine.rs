@@ -455,9 +455,12 @@ impl SyncEngine {
                 ChangeKind::Updated => tally.counts.updated += 1,
                 ChangeKind::Removed => tally.counts.removed += 1,
             }
-            records.push(change.after.clone());
+            // Only a reported change keeps a copy of what is written.
             if tally.reported.len() < REPORTED_CHANGES {
+                records.push(change.after.clone());
                 tally.reported.push(change);
+            } else {
+                records.push(change.after);
             }
         }
         self.users

@@ -10,7 +10,6 @@ use super::snapshot::SnapshotMember;
 use crate::run::RunCounts;
 use crate::user::{MakeUserId, StoredUser, UserRecord, UserStatus};
 use chrono::{DateTime, Utc};
-use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
@@ -81,20 +80,18 @@ pub struct SyncPlan {
 }
 
 /// What to write so that the store matches a *complete* snapshot; with `expire_removed`,
-/// also the removed users stored without an expiry.
+/// also the removed users stored without an expiry. Writes come in snapshot order, then the
+/// removals in stored order.
 pub fn plan_changes(
     stored: &[StoredUser],
     snapshot: &[SnapshotMember],
     expire_removed: bool,
 ) -> SyncPlan {
-    let stored_by_id: HashMap<MakeUserId, &StoredUser> =
-        stored.iter().map(|user| (user.user_id, user)).collect();
+    let joined = join_by_id(stored, snapshot);
     let mut plan = SyncPlan::default();
-    let mut present = HashSet::with_capacity(snapshot.len());
     for (index, member) in snapshot.iter().enumerate() {
-        present.insert(member.user_id);
         plan.counts.fetched += 1;
-        let write = match stored_by_id.get(&member.user_id) {
+        let write = match joined.stored_of[index].map(|at| &stored[at]) {
             None => PlannedWrite::Member {
                 index,
                 kind: ChangeKind::Added,
@@ -126,8 +123,8 @@ pub fn plan_changes(
         }
         plan.writes.push(write);
     }
-    for user in stored {
-        if present.contains(&user.user_id) {
+    for (user, present) in stored.iter().zip(&joined.present) {
+        if *present {
             continue;
         }
         if user.removed {
@@ -144,6 +141,52 @@ pub fn plan_changes(
         });
     }
     plan
+}
+
+/// The stored users and the snapshot's members matched by id.
+struct Joined {
+    /// By snapshot position: the position of the stored user with the member's id (the last,
+    /// should the store list an id twice).
+    stored_of: Vec<Option<usize>>,
+    /// By stored position: whether the snapshot has the user's id.
+    present: Vec<bool>,
+}
+
+/// Matches both lists by merging them in id order: no map of every user beside them. Both
+/// usually come sorted by id (the snapshot always does), and are then walked as they are;
+/// a list that does not is walked through its positions sorted by id.
+fn join_by_id(stored: &[StoredUser], snapshot: &[SnapshotMember]) -> Joined {
+    let stored_order = positions_by_id(stored, |user| user.user_id);
+    let snapshot_order = positions_by_id(snapshot, |member| member.user_id);
+    let mut joined = Joined {
+        stored_of: vec![None; snapshot.len()],
+        present: vec![false; stored.len()],
+    };
+    let mut next = 0;
+    for &index in &snapshot_order {
+        let id = snapshot[index].user_id;
+        while next < stored_order.len() && stored[stored_order[next]].user_id < id {
+            next += 1;
+        }
+        // Every stored user with this id (one, unless the store lists it twice); `next` stays
+        // on the first, for a snapshot that has the id twice.
+        let mut same = next;
+        while same < stored_order.len() && stored[stored_order[same]].user_id == id {
+            joined.present[stored_order[same]] = true;
+            joined.stored_of[index] = Some(stored_order[same]);
+            same += 1;
+        }
+    }
+    joined
+}
+
+/// The positions of `items` in ascending order of `id` (equal ids in the order they come).
+fn positions_by_id<T>(items: &[T], id: impl Fn(&T) -> MakeUserId) -> Vec<usize> {
+    let mut positions: Vec<usize> = (0..items.len()).collect();
+    if !items.windows(2).all(|pair| id(&pair[0]) <= id(&pair[1])) {
+        positions.sort_by_key(|&at| id(&items[at]));
+    }
+    positions
 }
 
 /// The record a planned write writes, made at `now` from the snapshot and the stored record
@@ -212,6 +255,7 @@ mod tests {
     use super::*;
     use crate::sync::snapshot::{MemberTeam, RoleLabel};
     use proptest::prelude::*;
+    use std::collections::HashMap;
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
@@ -371,6 +415,74 @@ mod tests {
             members.dedup_by_key(|m| m.user_id);
             members
         })
+    }
+
+    /// The plan as a lookup of every stored user by id makes it (the last of an id listed
+    /// twice): what the merge join must match, in any order.
+    fn plan_by_lookup(stored: &[StoredUser], snapshot: &[SnapshotMember]) -> Vec<PlannedWrite> {
+        let by_id: HashMap<u64, &StoredUser> = stored.iter().map(|u| (u.user_id, u)).collect();
+        let present: std::collections::HashSet<u64> = snapshot.iter().map(|m| m.user_id).collect();
+        let mut writes = Vec::new();
+        for (index, member) in snapshot.iter().enumerate() {
+            writes.push(match by_id.get(&member.user_id) {
+                None => PlannedWrite::Member {
+                    index,
+                    kind: ChangeKind::Added,
+                },
+                Some(u) if u.removed => PlannedWrite::Member {
+                    index,
+                    kind: ChangeKind::Restored,
+                },
+                Some(StoredUser { digest: None, .. }) => PlannedWrite::Compare { index },
+                Some(u) if u.digest != Some(member.digest()) => PlannedWrite::Member {
+                    index,
+                    kind: ChangeKind::Updated,
+                },
+                Some(_) => continue,
+            });
+        }
+        for user in stored.iter().filter(|u| !present.contains(&u.user_id)) {
+            if user.removed {
+                if user.lacks_expiry {
+                    writes.push(PlannedWrite::Expire {
+                        user_id: user.user_id,
+                    });
+                }
+            } else {
+                writes.push(PlannedWrite::Remove {
+                    user_id: user.user_id,
+                });
+            }
+        }
+        writes
+    }
+
+    fn stored_user(member: SnapshotMember, kind: u8) -> StoredUser {
+        StoredUser {
+            user_id: member.user_id,
+            digest: match kind % 3 {
+                0 => None,
+                1 => Some(member.digest()),
+                _ => Some(member.digest() ^ 1),
+            },
+            removed: kind % 4 == 3,
+            lacks_expiry: kind % 5 == 4,
+        }
+    }
+
+    proptest! {
+        /// Joined by merging, in whatever order either list comes and with ids listed twice,
+        /// the plan writes what a lookup by id would, in the same order.
+        #[test]
+        fn the_merge_join_plans_what_a_lookup_by_id_plans(
+            snapshot in prop::collection::vec(arbitrary_member(), 0..30),
+            stored in prop::collection::vec((arbitrary_member(), any::<u8>()), 0..30),
+        ) {
+            let stored: Vec<StoredUser> =
+                stored.into_iter().map(|(m, kind)| stored_user(m, kind)).collect();
+            let plan = plan_changes(&stored, &snapshot, true);
+            prop_assert_eq!(plan.writes, plan_by_lookup(&stored, &snapshot));
+        }
     }
 
     proptest! {

@@ -4,11 +4,11 @@
 //! login from `/users?organizationId`. The organization is read first and alone: it proves the
 //! token (so that a later 401 is read as a missing scope), sets the request budget from the
 //! plan and checks the zone. Then the roles, the member list and the user list are read
-//! concurrently, so a small organization costs two round trips. Once the first `/users` page
-//! shows the list is paged, the pages left are read a few at once: as many as the last
-//! successful sync counted users, or, on a first sync, as the member list's length says when
-//! it is in. A count that is wrong costs a few requests, never a row (every page is checked
-//! against the one before).
+//! concurrently, so a small organization costs two round trips. The `/users` pages are read a
+//! few at once: when the last successful sync counted the users, as many as that count says,
+//! from the first page on; on a first sync, once the first page shows the list is paged, as
+//! many as the member list's length says when it is in. A count that is wrong costs a few
+//! requests, never a row (every page is checked against the one before).
 //!
 //! The member list and the user list must name the same users:
 //!
@@ -242,17 +242,11 @@ async fn read_members(
     expected_users: Option<usize>,
     lookups_left: &mut u32,
 ) -> Result<MemberRead, SyncError> {
-    // How many pages the user list has left to read at once: the last sync's count, known
-    // now, or else the member list's length, as soon as it is in. Waiting for the member list
-    // would hold the pages back by its round trip, the longest of the read on a large
-    // organization.
+    // How many pages the user list holds, to read them a few at once: the last sync's count,
+    // known now, so that they are asked from the start; the member list's length only once
+    // the first page is in and nothing else says (waiting for it would hold the pages back by
+    // its round trip, the longest of the read on a large organization).
     let (members_read, members_known) = tokio::sync::oneshot::channel();
-    let expected = async move {
-        match expected_users {
-            Some(users) => Some(users),
-            None => members_known.await.ok(),
-        }
-    };
     let members = async {
         let members = client.list_members(organization_id).await;
         if let Ok(members) = &members {
@@ -262,7 +256,9 @@ async fn read_members(
     };
     let lists = tokio::try_join!(
         members,
-        client.list_users_expecting(organization_id, expected)
+        client.list_users_expecting(organization_id, expected_users, async {
+            members_known.await.ok()
+        })
     );
     let (mut memberships, mut users) = match lists {
         Ok(lists) => lists,

@@ -50,9 +50,19 @@ pub(crate) struct Shared {
     pub world: Mutex<World>,
     pub seen: Mutex<Vec<SeenRequest>>,
     pub clock: Arc<dyn Clock>,
-    /// By path: requests being answered now, and the most there were at once (a test's
-    /// instrument: whether a client reads pages concurrently).
-    pub in_flight: Mutex<std::collections::HashMap<String, (usize, usize)>>,
+    /// By path: the requests being answered (a test's instrument: whether a client reads
+    /// pages concurrently).
+    pub in_flight: Mutex<std::collections::HashMap<String, InFlight>>,
+}
+
+/// The requests for one path being answered, counted since the log was last cleared.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct InFlight {
+    pub now: usize,
+    /// The most there were at once.
+    pub most: usize,
+    /// How many there were (the answered one included) when the first was answered.
+    pub at_first_answer: Option<usize>,
 }
 
 /// The requests a simulator has served, readable while it runs.
@@ -133,7 +143,19 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(path)
-            .map_or(0, |(_, most)| *most)
+            .map_or(0, |gauge| gauge.most)
+    }
+
+    /// How many requests for `path` were being answered when the first of them was: how
+    /// many a client asked before it had any answer.
+    pub fn in_flight_at_first_answer(&self, path: &str) -> usize {
+        self.shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .and_then(|gauge| gauge.at_first_answer)
+            .unwrap_or(0)
     }
 
     /// Every request served so far.
@@ -156,6 +178,18 @@ impl Simulator {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        for gauge in self
+            .shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            *gauge = InFlight {
+                now: gauge.now,
+                ..InFlight::default()
+            };
+        }
     }
 
     /// Stops the server and waits for it.

@@ -5,7 +5,7 @@
 
 use crate::faults::{Chaos, ListShape};
 use crate::world::{RateWindow, SimMembership, SimOrganization, SimUser, TokenGrant, World};
-use crate::{SeenRequest, Shared};
+use crate::{InFlight, SeenRequest, Shared};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
@@ -84,16 +84,19 @@ async fn handle(
     headers: HeaderMap,
 ) -> Response {
     let path = uri.path().to_string();
-    let gauge = |change: fn(&mut (usize, usize))| {
+    let gauge = |change: fn(&mut InFlight)| {
         let mut in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
         change(in_flight.entry(path.clone()).or_default());
     };
-    gauge(|(now, most)| {
-        *now += 1;
-        *most = (*most).max(*now);
+    gauge(|gauge| {
+        gauge.now += 1;
+        gauge.most = gauge.most.max(gauge.now);
     });
     let response = handle_counted(&shared, method, uri, headers).await;
-    gauge(|(now, _)| *now -= 1);
+    gauge(|gauge| {
+        gauge.at_first_answer.get_or_insert(gauge.now);
+        gauge.now = gauge.now.saturating_sub(1);
+    });
     response
 }
 
