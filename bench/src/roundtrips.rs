@@ -263,11 +263,13 @@ async fn python_twice(
 }
 
 /// The requests a sync of the organization needs, with nothing done to their answers but
-/// reading them, as few round trips as a client that reads the organization first can take:
-/// the organization, then its roles, its member list and /users at once. `count_known` is a
-/// sync that remembers how many users the last one counted: it asks every page at once. A
-/// first sync asks the first page, and as soon as that is in, every other page at once (the
-/// floor is told the count: a real client learns it from the member list, later).
+/// reading them, in as few round trips as the case allows. `count_known` is a sync that
+/// remembers the last one (its count, a token Make took): the organization, its roles, its
+/// member list and every /users page at once, one round trip. A first sync reads the
+/// organization first (to know the token and the plan before anything else), then the roles,
+/// the member list and the first page at once, and as soon as that page is in every other
+/// page at once (the floor is told the count: a real client learns it from the member list,
+/// later).
 async fn network_floor(
     simulator: &Simulator,
     organization: u64,
@@ -293,7 +295,13 @@ async fn network_floor(
         }
     };
     let started = Instant::now();
-    get(format!("/organizations/{organization}")).await?;
+    let organization_read = get(format!("/organizations/{organization}"));
+    let organization_read = if count_known {
+        Some(organization_read)
+    } else {
+        organization_read.await?;
+        None
+    };
     let page = |offset: u64| {
         get(format!(
             "/users?organizationId={organization}&cols[]=id&cols[]=name&cols[]=email&cols[]=lastLogin&pg[sortBy]=id&pg[sortDir]=asc&pg[offset]={offset}&pg[limit]={PAGE}"
@@ -308,6 +316,12 @@ async fn network_floor(
         anyhow::Ok(())
     };
     tokio::try_join!(
+        async {
+            match organization_read {
+                Some(read) => read.await,
+                None => Ok(()),
+            }
+        },
         get(format!("/users/roles?organizationId={organization}")),
         get(format!(
             "/organizations/{organization}/user-organization-roles?cols[]=userId&cols[]=usersRoleId&cols[]=invitation"

@@ -325,19 +325,29 @@ across_api_shapes! {
     }
 
     async fn a_sync_stays_within_its_share_of_the_organization_budget(shape: ApiShape) {
-        // Acme's plan allows 60 requests a minute; makesync takes half.
+        // Acme's plan allows 60 requests a minute; makesync takes half. A first sync reads the
+        // organization first; the later ones, from the connection as stored (it has a count),
+        // read it beside the lists. The windows are counted from when the client sent each
+        // request (its TRACE line), on the clock the budget counts with: the simulator serves
+        // a request only once the test clock has jumped past another request's wait.
+        use makesync::ports::ConnectionStore;
+        let logs = makesync_tests::CapturedLogs::default();
+        let _capture = logs.install_filtered("makesync::make=trace");
         let env = TestEnv::start_shaped(demo_world(), shape, |config| config.page_size = 3).await;
-        let connection = env.connection("eu1.make.com", ACME);
+        let mut connection = env.connection("eu1.make.com", ACME);
         for _ in 0..4 {
             assert_succeeded(&env.sync(&connection).await);
+            connection = env.store.get_connection(&connection.id).await.unwrap().unwrap();
         }
-        let times: Vec<Duration> = env
-            .simulator
-            .requests()
-            .iter()
-            .filter(|r| r.path != "/api/v2/users/roles" && r.path != "/api/v2/users/me")
-            .map(|r| r.at)
+        let mut times: Vec<Duration> = logs
+            .text()
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|line| line["message"] == "sending a Make request")
+            .map(|line| Duration::from_millis(line["sent_at_ms"].as_u64().unwrap()))
             .collect();
+        times.sort();
+        assert_eq!(times.len(), env.simulator.requests().len(), "every request logged");
         assert!(
             times.len() > 60,
             "enough requests to need spacing: {}",
@@ -351,6 +361,46 @@ across_api_shapes! {
                 .count();
             assert!(in_minute <= 30, "{in_minute} requests within one minute");
         }
+    }
+
+    async fn requests_beside_the_organization_wait_for_its_plan_not_for_the_smallest_share(shape: ApiShape) {
+        // makesync takes 10 %: 6 requests a minute until the plan is known, 100 once the
+        // organization says 1000. It answers late, so that the lists are asked before it.
+        let mut world = demo_world();
+        world.add_generated_organization(9001, "eu1.make.com", Some(1000), 40, 3_000_000);
+        world.add_member(9001, 1, 12, None);
+        world
+            .faults
+            .path_latency
+            .insert("/organizations/9001".to_string(), Duration::from_millis(300));
+        let env = TestEnv::start_shaped(world, shape, |config| {
+            config.page_size = 3;
+            config.page_concurrency = 4;
+            config.budget_percent = 10;
+        })
+        .await;
+        let mut connection = env.connection("eu1.make.com", 9001);
+        connection.user_count = Some(41);
+        let report = env.sync(&connection).await;
+        assert_succeeded(&report);
+        assert_eq!(report.run.counts.fetched, 41);
+        assert!(
+            report.run.make_requests > 6,
+            "more requests than the smallest share: {}",
+            report.run.make_requests
+        );
+        let requests = env.simulator.requests();
+        let organization_at = requests
+            .iter()
+            .position(|r| r.path == "/api/v2/organizations/9001")
+            .unwrap();
+        assert!(organization_at > 0, "the lists are asked beside the organization");
+        assert_eq!(
+            env.clock.total_slept(),
+            Duration::ZERO,
+            "no request waited for the smallest share's window: {:?}",
+            env.clock.sleeps()
+        );
     }
 
     async fn a_5xx_burst_is_retried_with_backoff(shape: ApiShape) {
@@ -462,6 +512,56 @@ across_api_shapes! {
 
         let wrong_zone = env.connection("us2.make.com", ACME);
         let error = env.sync(&wrong_zone).await.run.error.unwrap();
+        assert_eq!(error.kind, ErrorKind::InvalidInput);
+        assert!(
+            error.message.contains("connect it with host eu1.make.com"),
+            "{}",
+            error.message
+        );
+    }
+
+    async fn an_organization_synced_before_is_read_beside_its_lists_and_its_errors_still_say_what_to_do(shape: ApiShape) {
+        // The organization answers late, so that the lists answer before it.
+        let mut world = demo_world();
+        world
+            .faults
+            .path_latency
+            .insert(format!("/organizations/{ACME}"), Duration::from_millis(300));
+        let env = TestEnv::start_shaped(world, shape, |_| {}).await;
+        let synced_before = |host: &str| {
+            let mut connection = env.connection(host, ACME);
+            connection.user_count = Some(ACME_MEMBERS);
+            connection
+        };
+        let acme = synced_before("eu1.make.com");
+        assert_succeeded(&env.sync(&acme).await);
+        let requests = env.simulator.requests();
+        let organization_path = format!("/api/v2/organizations/{ACME}");
+        let answered_before: Vec<&str> = requests
+            .iter()
+            .take_while(|r| r.path != organization_path)
+            .map(|r| r.path.as_str())
+            .collect();
+        assert!(
+            answered_before.contains(&"/api/v2/users"),
+            "the lists are asked beside the organization: {answered_before:?}"
+        );
+
+        for me_requires_user_read in [true, false] {
+            env.simulator.world().faults.me_requires_user_read = me_requires_user_read;
+            for (token, kind, says) in [
+                ("sim-token-revoked", ErrorKind::Auth, "invalid, expired or revoked"),
+                ("sim-token-no-user-read", ErrorKind::Permission, "lacks scope user:read"),
+                ("sim-token-no-organizations-read", ErrorKind::Permission, "lacks scope organizations:read"),
+                ("sim-token-outsider", ErrorKind::Permission, "no access to organization 1001"),
+            ] {
+                let error = env.sync_with(&acme, token).await.run.error.unwrap();
+                let case = format!("{token}, /users/me needs user:read: {me_requires_user_read}");
+                assert_eq!(error.kind, kind, "{case}: {}", error.message);
+                assert!(error.message.contains(says), "{case}: {}", error.message);
+            }
+        }
+        let error = env.sync(&synced_before("us2.make.com")).await.run.error.unwrap();
         assert_eq!(error.kind, ErrorKind::InvalidInput);
         assert!(
             error.message.contains("connect it with host eu1.make.com"),

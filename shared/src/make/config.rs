@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `MAKESYNC_EXTRA_HOSTS` | White Label hosts allowed besides Make's zones (comma-separated) | none |
 //! | `MAKESYNC_API_BASE_URL` | send every Make request here instead (simulator, tests); loopback addresses only | unset |
-//! | `MAKESYNC_REQUESTS_PER_MINUTE` | an organization's budget when Make does not report `license.apiLimit` | 60 |
+//! | `MAKESYNC_REQUESTS_PER_MINUTE` | an organization's budget when Make does not report `license.apiLimit`, and until it has answered | 60 |
 //! | `MAKESYNC_BUDGET_PERCENT` | share of the organization's budget one sync may use | 50 |
 //! | `MAKESYNC_PAGE_SIZE` | rows asked for per page | 10000 |
 //! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |

@@ -114,9 +114,13 @@ impl RequestBudget {
         at.saturating_sub(now)
     }
 
-    /// Gives back a reservation that was not used (the request was not sent).
-    pub fn unreserve(&mut self) {
-        self.sent.pop_back();
+    /// Gives back a reservation that was not used (the request was not sent): the one
+    /// [`reserve`](Self::reserve) made at `at` (its `now` plus the wait it said), not whichever
+    /// is last — another request may have reserved after it.
+    pub fn unreserve(&mut self, at: Duration) {
+        if let Some(index) = self.sent.iter().rposition(|sent| *sent == at) {
+            self.sent.remove(index);
+        }
     }
 
     /// Make said the window is spent: send nothing until it resets.
@@ -302,8 +306,9 @@ mod tests {
         for _ in 0..30 {
             assert_eq!(budget.reserve(Duration::ZERO), Duration::ZERO);
         }
-        assert!(budget.reserve(Duration::ZERO) > Duration::ZERO);
-        budget.unreserve();
+        let wait = budget.reserve(Duration::ZERO);
+        assert!(wait > Duration::ZERO);
+        budget.unreserve(wait);
         budget.set_per_minute(40, Duration::from_secs(1));
         for _ in 0..10 {
             assert_eq!(budget.reserve(Duration::from_secs(1)), Duration::ZERO);

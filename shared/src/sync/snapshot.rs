@@ -1,14 +1,18 @@
 //! Reading one complete, consistent snapshot of an organization's members from Make.
 //!
 //! Membership (role, invitation) comes from `user-organization-roles`; name, email and last
-//! login from `/users?organizationId`. The organization is read first and alone: it proves the
-//! token (so that a later 401 is read as a missing scope), sets the request budget from the
-//! plan and checks the zone. Then the roles, the member list and the user list are read
-//! concurrently, so a small organization costs two round trips. The `/users` pages are read a
-//! few at once: when the last successful sync counted the users, as many as that count says,
-//! from the first page on; on a first sync, once the first page shows the list is paged, as
-//! many as the member list's length says when it is in. A count that is wrong costs a few
-//! requests, never a row (every page is checked against the one before).
+//! login from `/users?organizationId`. On a first sync the organization is read first and
+//! alone: it proves the token (so that a later 401 is read as a missing scope), sets the
+//! request budget from the plan and checks the zone; then the roles, the member list and the
+//! user list are read concurrently, so a small organization costs two round trips. An
+//! organization synced before (it has a count) is read beside its lists, in one round trip:
+//! its answer still decides first, and a list that had a 401 before it is read again.
+//!
+//! The `/users` pages are read a few at once: when the last successful sync counted the
+//! users, as many as that count says, from the first page on; on a first sync, once the first
+//! page shows the list is paged, as many as the member list's length says when it is in. A
+//! count that is wrong costs a few requests, never a row (every page is checked against the
+//! one before).
 //!
 //! The member list and the user list must name the same users:
 //!
@@ -179,25 +183,27 @@ pub async fn fetch_snapshot<B: std::future::Future>(
     max_attempts: u32,
     beside: B,
 ) -> Result<(OrganizationSnapshot, B::Output), SyncError> {
-    let organization = client.get_organization(organization_id).await?;
     let mut lookups_left = client.member_lookups();
-    let roles = async {
-        client
-            .list_roles(organization_id)
-            .await
-            .map_err(SyncError::from)
+    let (organization, (roles, mut read, teams), beside) = match expected_users {
+        Some(_) => {
+            read_beside_organization(
+                client,
+                organization_id,
+                expected_users,
+                &mut lookups_left,
+                beside,
+            )
+            .await?
+        }
+        None => {
+            let organization = client.get_organization(organization_id).await?;
+            let (lists, beside) = tokio::try_join!(
+                read_lists(client, organization_id, None, &mut lookups_left),
+                async { Ok::<_, SyncError>(beside.await) }
+            )?;
+            (organization, lists, beside)
+        }
     };
-    let teams = async {
-        read_team_access(client, organization_id)
-            .await
-            .map_err(SyncError::from)
-    };
-    let (roles, mut read, teams, beside) = tokio::try_join!(
-        roles,
-        read_members(client, organization_id, expected_users, &mut lookups_left),
-        teams,
-        async { Ok::<_, SyncError>(beside.await) }
-    )?;
     let mut roles: HashMap<u32, Arc<RoleLabel>> = roles
         .into_iter()
         .map(|role| (role.id, RoleLabel::of(role)))
@@ -232,6 +238,83 @@ pub async fn fetch_snapshot<B: std::future::Future>(
         tracing::info!(attempt, reason = %reason, "members changed while reading; reading again");
         read = read_members(client, organization_id, expected_users, &mut lookups_left).await?;
     }
+}
+
+/// What the lists of one read say: the roles, the members and their team access.
+type Lists = (Vec<OrganizationRole>, MemberRead, TeamAccess);
+
+/// Reads the roles, the member and user lists and team access, concurrently.
+async fn read_lists(
+    client: &MakeClient,
+    organization_id: OrganizationId,
+    expected_users: Option<usize>,
+    lookups_left: &mut u32,
+) -> Result<Lists, SyncError> {
+    let roles = async {
+        client
+            .list_roles(organization_id)
+            .await
+            .map_err(SyncError::from)
+    };
+    let teams = async {
+        read_team_access(client, organization_id)
+            .await
+            .map_err(SyncError::from)
+    };
+    tokio::try_join!(
+        roles,
+        read_members(client, organization_id, expected_users, lookups_left),
+        teams
+    )
+}
+
+/// For an organization synced before (it has a count): the organization is read beside the
+/// lists instead of before them, a round trip less. Its answer still comes first: an error of
+/// it (a token Make refuses, another zone) is the run's error and stops the lists where they
+/// are; `beside` starts only once it has answered. Until it answers, the lists spend from the
+/// share a client starts with (of `MAKESYNC_REQUESTS_PER_MINUTE`, by default the smallest
+/// plan's), and a request that would have to wait for that share waits for the organization's
+/// answer instead: the plan's own share may not make it wait at all.
+async fn read_beside_organization<B: std::future::Future>(
+    client: &MakeClient,
+    organization_id: OrganizationId,
+    expected_users: Option<usize>,
+    lookups_left: &mut u32,
+    beside: B,
+) -> Result<(OrganizationSummary, Lists, B::Output), SyncError> {
+    let (answered, lists) = {
+        let organization = async {
+            let organization = client.get_organization(organization_id).await?;
+            Ok::<_, SyncError>((organization, beside.await))
+        };
+        let lists = read_lists(client, organization_id, expected_users, lookups_left);
+        tokio::pin!(organization, lists);
+        let mut lists_read = None;
+        let answered = loop {
+            tokio::select! {
+                // The organization first: its read marks the plan as being read before any
+                // list reserves its place in the budget.
+                biased;
+                answered = &mut organization => break answered?,
+                read = &mut lists, if lists_read.is_none() => lists_read = Some(read),
+            }
+        };
+        let lists = match lists_read {
+            Some(read) => read,
+            None => lists.await,
+        };
+        (answered, lists)
+    };
+    let lists = match lists {
+        // A 401 answered before the organization proved the token could not be told from a
+        // token Make refuses; now it can: the lists are read again (on this error only).
+        Err(SyncError::Make(MakeError::InvalidToken { .. })) => {
+            read_lists(client, organization_id, expected_users, lookups_left).await?
+        }
+        other => other?,
+    };
+    let (organization, beside) = answered;
+    Ok((organization, lists, beside))
 }
 
 /// Reads the member and user lists once (concurrently), and looks up the members the member
