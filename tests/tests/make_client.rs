@@ -40,14 +40,20 @@ fn removed(users: &[UserRecord]) -> Vec<u64> {
         .collect()
 }
 
-/// A sync of Acme (36 users) in pages of 3 with 50 ms a request; returns the users it
-/// stored, the `/users` requests it made and the most of them Make was answering at once.
+/// A sync of Acme (36 users) in pages of 3 with 50 ms a request, 150 ms a `/users` page (so
+/// that the member list, paged alike in one shape, has answered while pages are left);
+/// returns the users it stored, the `/users` requests it made and the most of them Make was
+/// answering at once.
 async fn sync_acme_in_small_pages(
     shape: ApiShape,
     pages_at_once: u32,
 ) -> (Vec<UserRecord>, usize, usize) {
     let mut world = demo_world();
     world.faults.latency = Duration::from_millis(50);
+    world
+        .faults
+        .path_latency
+        .insert("/users".to_string(), Duration::from_millis(100));
     let env = TestEnv::start_shaped(world, shape, |config| {
         config.page_size = 3;
         config.page_concurrency = pages_at_once;
@@ -100,10 +106,16 @@ across_api_shapes! {
         let env = start_in_pages_of_three(world_with_a_slow_member_list(), shape).await;
         let connection = env.connection("eu1.make.com", ACME);
         assert_succeeded(&env.sync(&connection).await);
+        let requests = env.simulator.requests();
         assert_eq!(
-            user_pages_before_member_list(&env.simulator.requests()),
+            user_pages_before_member_list(&requests),
+            count(&requests, "/users"),
+            "a first sync knows no count: it pages on one by one, not waiting for the member list"
+        );
+        assert_eq!(
+            env.simulator.most_in_flight("/api/v2/users"),
             1,
-            "a first sync knows no count: the pages after the first wait for the member list"
+            "without a count, one page at a time"
         );
 
         use makesync::ports::ConnectionStore;

@@ -744,9 +744,10 @@ impl MakeClient {
     ///
     /// - `remembered` (the last successful sync's count) is known before any page: the pages
     ///   it covers are asked from the start, the first with them;
-    /// - `later` (the member list's length, as it arrives) is awaited only once the first
-    ///   page shows the list is paged and no remembered count is left to go on (none, or the
-    ///   list outgrew it).
+    /// - `later` (the member list's length, as it arrives) is used once the first page has
+    ///   shown the list is paged and no remembered count is left to go on (none, or the list
+    ///   outgrew it): until it answers, the pages are read one after another, and the pages
+    ///   it says are left after the one in flight are then read ahead.
     ///
     /// Each page is still checked against the one before (its anchor row) and taken only
     /// where the walk would have asked it, so a wrong number costs at most a few requests,
@@ -833,32 +834,44 @@ impl MakeClient {
             label: call.label(),
             rows_so_far: 0,
         };
-        let mut later = Some(later);
+        // The count `later` gives, once it has answered. It is waited for only beside a page
+        // the walk asks anyway, and only once an answer has shown the list is paged: the pages
+        // never stand still for it, and an endpoint that ignores pg[] is never read ahead on
+        // its strength.
+        let mut later = std::pin::pin!(later);
+        let mut later_answered = false;
+        let mut counted: Option<usize> = None;
         while let Some(read) = walk.next_request() {
             if let ListRead::Page { offset, limit } = read {
                 // The remembered count is used from the first page on: a list read as paged
                 // last time is most likely paged now, and if the endpoint ignores pg[] after
                 // all, the read-ahead stops at its first answer, having cost at most
-                // page_concurrency - 1 requests. The later count is used only once an answer
-                // has shown the list is paged: waiting for it holds the pages back.
-                let rows = match remembered.take() {
-                    Some(rows) => Some(rows),
-                    None if walk.pages() > 0 && walk.paged_answers() => match later.take() {
-                        Some(later) => later.await,
-                        None => None,
-                    },
-                    None => None,
-                };
-                let reads = rows.map_or_else(Vec::new, |rows| {
-                    reads_ahead(offset, limit, rows, walk.pages_left())
-                });
-                if reads.len() > 1 {
-                    self.read_ahead(&mut listing, &mut walk, &reads).await?;
-                    continue;
+                // page_concurrency - 1 requests.
+                if let Some(rows) = remembered.take().or_else(|| counted.take()) {
+                    let reads = reads_ahead(offset, limit, rows, walk.pages_left());
+                    if reads.len() > 1 {
+                        self.read_ahead(&mut listing, &mut walk, &reads).await?;
+                        continue;
+                    }
                 }
             }
-            let page = self.read_page(&listing, read).await?;
-            self.take_page(&mut listing, &mut walk, page)?;
+            let reading = self.read_page(&listing, read);
+            let page = if !later_answered && walk.pages() > 0 && walk.paged_answers() {
+                tokio::pin!(reading);
+                loop {
+                    tokio::select! {
+                        biased;
+                        page = &mut reading => break page,
+                        rows = &mut later, if !later_answered => {
+                            later_answered = true;
+                            counted = rows;
+                        }
+                    }
+                }
+            } else {
+                reading.await
+            };
+            self.take_page(&mut listing, &mut walk, page?)?;
         }
         tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
         Ok(walk.into_rows())

@@ -9,10 +9,10 @@
 //! its answer still decides first, and a list that had a 401 before it is read again.
 //!
 //! The `/users` pages are read a few at once: when the last successful sync counted the
-//! users, as many as that count says, from the first page on; on a first sync, once the first
-//! page shows the list is paged, as many as the member list's length says when it is in. A
-//! count that is wrong costs a few requests, never a row (every page is checked against the
-//! one before).
+//! users, as many as that count says, from the first page on; on a first sync, one after
+//! another until the member list's length is in, then as many as it says are left. A count
+//! that is wrong costs a few requests, never a row (every page is checked against the one
+//! before).
 //!
 //! The member list and the user list must name the same users:
 //!
@@ -326,9 +326,9 @@ async fn read_members(
     lookups_left: &mut u32,
 ) -> Result<MemberRead, SyncError> {
     // How many pages the user list holds, to read them a few at once: the last sync's count,
-    // known now, so that they are asked from the start; the member list's length only once
-    // the first page is in and nothing else says (waiting for it would hold the pages back by
-    // its round trip, the longest of the read on a large organization).
+    // known now, so that they are asked from the start; else the member list's length, once
+    // it is in (the pages go on one by one meanwhile: it is the longest answer of the read on
+    // a large organization).
     let (members_read, members_known) = tokio::sync::oneshot::channel();
     let members = async {
         let members = client.list_members(organization_id).await;
