@@ -8,6 +8,7 @@
 
 mod cli;
 mod cold_start;
+mod decoding;
 mod erase;
 mod process;
 mod roundtrips;
@@ -68,7 +69,7 @@ fn main() -> anyhow::Result<()> {
         process::launch(&args[1..]);
     }
     let smoke = args.iter().any(|a| a == "--smoke");
-    // `--only cli|roundtrips|worker|scheduler|erase|cold-start` runs one part.
+    // `--only cli|roundtrips|decoding|worker|scheduler|erase|cold-start` runs one part.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -110,6 +111,9 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
     }
     if part("roundtrips") {
         roundtrips::run(&simulator, &roundtrip_orgs).await?;
+    }
+    if part("decoding") {
+        decoding::run(&simulator, &roundtrip_orgs[0], if smoke { 3 } else { 50 }).await?;
     }
     if part("worker") {
         worker::run(&simulator, &batches).await?;

@@ -17,8 +17,8 @@ pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use retry::RetryPolicy;
 pub use wire::{
-    AuthUser, MakeUser, OrganizationListing, OrganizationMember, OrganizationRole,
-    OrganizationSummary, Team, TeamMemberRole,
+    decode_list_rows, AuthUser, MakeUser, OrganizationListing, OrganizationMember,
+    OrganizationRole, OrganizationSummary, Team, TeamMemberRole,
 };
 
 /// Environment variable that points every Make request at another scheme and authority (the
