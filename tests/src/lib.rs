@@ -264,6 +264,7 @@ pub struct CapturedLogs {
 impl CapturedLogs {
     /// Installs the capture for the current thread (a `#[tokio::test]` runs its tasks there).
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        keep_every_callsite_interesting();
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -278,6 +279,7 @@ impl CapturedLogs {
     /// Installs the capture with `tracing_subscriber` filter directives, e.g.
     /// `makesync=trace,warn`.
     pub fn install_filtered(&self, directives: &str) -> tracing::subscriber::DefaultGuard {
+        keep_every_callsite_interesting();
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .json()
@@ -292,6 +294,46 @@ impl CapturedLogs {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buffer.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
     }
+}
+
+/// tracing caches, process-wide, whether each log line's callsite is of interest, and computes
+/// it against whichever subscriber the thread that gets there first has: a test thread with
+/// none (or with a capture filtered to other targets) can cache "never", and another test's
+/// capture then misses lines (`make_client.rs`'s budget test once saw 127 of 132 requests
+/// logged). A global subscriber that is interested in everything and writes nothing keeps
+/// every callsite asked each time; each line still goes to its thread's capture only.
+fn keep_every_callsite_interesting() {
+    static KEEPER: std::sync::Once = std::sync::Once::new();
+    KEEPER.call_once(|| {
+        // Taken already (a test set a global subscriber of its own): that one decides.
+        let _ = tracing::subscriber::set_global_default(InterestKeeper);
+    });
+}
+
+/// Interested in every callsite, records nothing (see [`keep_every_callsite_interesting`]).
+struct InterestKeeper;
+
+impl tracing::Subscriber for InterestKeeper {
+    fn register_callsite(
+        &self,
+        _: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::always()
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 impl Write for CapturedLogs {
