@@ -200,3 +200,131 @@ async fn every_run_is_recorded_with_counts_requests_and_errors(shape: ApiShape) 
     assert_eq!(stored.last_success_at, ok.run.finished_at);
 }
 }
+
+/// A user store that counts write calls, notes whether two ever overlap, and fails the
+/// `fail_on`th write with the store's error.
+struct WritesInTurn {
+    inner: std::sync::Arc<makesync::store::MemoryStore>,
+    fail_on: usize,
+    calls: std::sync::atomic::AtomicUsize,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl UserStore for WritesInTurn {
+    async fn list_users_page(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+        after: Option<makesync::user::MakeUserId>,
+        limit: usize,
+    ) -> Result<Vec<UserRecord>, makesync::ports::StoreError> {
+        self.inner.list_users_page(connection, after, limit).await
+    }
+    async fn list_user_digests(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+    ) -> Result<Vec<makesync::user::StoredUser>, makesync::ports::StoreError> {
+        self.inner.list_user_digests(connection).await
+    }
+    async fn get_users(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+        ids: &[makesync::user::MakeUserId],
+    ) -> Result<Vec<UserRecord>, makesync::ports::StoreError> {
+        self.inner.get_users(connection, ids).await
+    }
+    async fn write_users(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+        stamp: &makesync::ports::WriteStamp,
+        changed: &[UserRecord],
+    ) -> Result<(), makesync::ports::StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let call = self.calls.fetch_add(1, SeqCst) + 1;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most_in_flight.fetch_max(now, SeqCst);
+        // A write that takes a while: the engine resolves the next chunk meanwhile.
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        let written = if call == self.fail_on {
+            Err(makesync::ports::StoreError::Backend("disk full".into()))
+        } else {
+            self.inner.write_users(connection, stamp, changed).await
+        };
+        self.in_flight.fetch_sub(1, SeqCst);
+        written
+    }
+    async fn users_closes(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+    ) -> Result<u64, makesync::ports::StoreError> {
+        self.inner.users_closes(connection).await
+    }
+    async fn close_users(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<(), makesync::ports::StoreError> {
+        self.inner.close_users(connection, at).await
+    }
+    async fn delete_users_page(
+        &self,
+        connection: &makesync::connection::ConnectionId,
+        limit: usize,
+    ) -> Result<usize, makesync::ports::StoreError> {
+        self.inner.delete_users_page(connection, limit).await
+    }
+}
+
+/// A first sync of 1,001 members writes its records a chunk at a time, one write after the
+/// other even though the next chunk is made while one is written; a write that fails ends the
+/// run with the store's error, and the chunk made beside it is never written.
+#[tokio::test]
+async fn chunks_are_written_one_after_another_and_a_failed_write_stops_the_run() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let mut world = makesync_simulator::demo_world();
+    world.add_generated_organization(7001, "eu1.make.com", Some(1000), 1_000, 70_000_000);
+    world.add_member(7001, 1, 12, None);
+    for (fail_on, written) in [(usize::MAX, 1_001), (3, 400)] {
+        let env = TestEnv::start_with(world.clone(), |config| config.page_size = 500).await;
+        let users = std::sync::Arc::new(WritesInTurn {
+            inner: env.store.clone(),
+            fail_on,
+            calls: Default::default(),
+            in_flight: Default::default(),
+            most_in_flight: Default::default(),
+        });
+        let engine = makesync::sync::SyncEngine::new(
+            env.store.clone(),
+            users.clone(),
+            env.store.clone(),
+            env.clock_arc(),
+        );
+        let connection = env.connection("eu1.make.com", 7001);
+        env.ensure_stored(&connection).await;
+        let client = env.client(&connection, makesync_simulator::DEMO_TOKEN);
+        let report = engine
+            .sync(&connection, &client, makesync::run::SyncReason::OnDemand)
+            .await;
+        let stored = env.store.list_users(&connection.id).await.unwrap();
+        assert_eq!(stored.len(), written, "failing on write {fail_on}");
+        assert_eq!(users.most_in_flight.load(SeqCst), 1, "writes never overlap");
+        if fail_on == usize::MAX {
+            assert_eq!(report.run.outcome, RunOutcome::Succeeded);
+            assert_eq!(report.run.counts.added, 1_001);
+            assert_eq!(users.calls.load(SeqCst), 6, "200 records a write");
+        } else {
+            assert_eq!(report.run.outcome, RunOutcome::Failed);
+            let error = report.run.error.expect("the run says why");
+            assert_eq!(error.kind, ErrorKind::Storage);
+            assert!(error.message.contains("disk full"), "{}", error.message);
+            assert_eq!(
+                users.calls.load(SeqCst),
+                fail_on,
+                "no write after the failed one"
+            );
+        }
+    }
+}

@@ -20,6 +20,7 @@ use crate::metrics::{MetricsRecord, MetricsSink, NoMetrics};
 use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
 use crate::run::{RunCounts, RunOutcome, SyncReason, SyncRun};
 use crate::user::{StoredUser, UserRecord};
+use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -349,17 +350,27 @@ impl SyncEngine {
                 .await
                 .map_err(|e| failed(e.into()))?;
         }
+        // One chunk is written while the next is resolved (its stored records read, its
+        // records made): the store's write and the run's own work overlap, and at most two
+        // chunks of records are held at once. Chunks are independent, and a run that fails
+        // stops at the first failed write (the chunk resolved beside it is not written).
+        let mut in_flight: Option<BoxFuture<'_, Result<(), StoreError>>> = None;
         for chunk in chunks {
-            self.write_chunk(
-                connection,
-                &stamp,
-                chunk,
-                &snapshot.members,
-                now,
-                &mut tally,
-            )
-            .await
+            let resolving =
+                self.resolve_chunk(connection, chunk, &snapshot.members, now, &mut tally);
+            let records = match in_flight.take() {
+                Some(written) => {
+                    let (written, records) = tokio::join!(written, resolving);
+                    written.map_err(|e| failed(e.into()))?;
+                    records
+                }
+                None => resolving.await,
+            }
             .map_err(failed)?;
+            in_flight = Some(self.write_records(connection, &stamp, records));
+        }
+        if let Some(written) = in_flight {
+            written.await.map_err(|e| failed(e.into()))?;
         }
         timings.storing += self.clock.monotonic().saturating_sub(writing);
         Ok((organization, tally.counts, tally.reported))
@@ -412,17 +423,30 @@ impl SyncEngine {
         Ok(())
     }
 
+    /// Writes one chunk's records (owned, so that the next chunk is resolved meanwhile).
+    fn write_records<'a>(
+        &'a self,
+        connection: &'a Connection,
+        stamp: &'a WriteStamp,
+        records: Vec<UserRecord>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.users
+                .write_users(&connection.id, stamp, &records)
+                .await
+        })
+    }
+
     /// Resolves one chunk of planned writes against the stored records it needs, counts each
-    /// change, and writes the chunk's records.
-    async fn write_chunk(
+    /// change, and gives back the records to write.
+    async fn resolve_chunk(
         &self,
         connection: &Connection,
-        stamp: &WriteStamp,
         chunk: &[PlannedWrite],
         members: &[SnapshotMember],
         now: chrono::DateTime<chrono::Utc>,
         tally: &mut Tally,
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<UserRecord>, SyncError> {
         let ids: Vec<u64> = chunk
             .iter()
             .filter(|write| write.needs_stored())
@@ -463,10 +487,7 @@ impl SyncEngine {
                 records.push(change.after);
             }
         }
-        self.users
-            .write_users(&connection.id, stamp, &records)
-            .await?;
-        Ok(())
+        Ok(records)
     }
 
     /// Records as failed the connection's earlier runs that never recorded an outcome: their

@@ -1135,8 +1135,9 @@ fn upsert_users(
     connection: &ConnectionId,
     users: &[UserRecord],
 ) -> Result<(), StoreError> {
+    // Cached: a run writes a chunk at a time, each with this statement.
     let mut upsert = tx
-        .prepare(
+        .prepare_cached(
             "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
                 role_name, status, invitation, last_login, first_seen, removed_at,
                 digest, role_identifier, role_management_type, teams)
