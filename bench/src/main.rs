@@ -21,21 +21,64 @@ use std::time::Duration;
 /// Added to every simulator answer.
 const LATENCY: Duration = Duration::from_millis(20);
 
-/// An organization the simulator serves: its id and member count.
+/// A Make plan and the requests a minute it gives an organization (`license.apiLimit`; notes
+/// "Rate limits": Core 60, Pro 120, Teams 240, Enterprise 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub name: &'static str,
+    pub api_limit: u32,
+}
+
+pub const ENTERPRISE: Plan = Plan {
+    name: "Enterprise",
+    api_limit: 1000,
+};
+
+/// Every plan, the smallest budget first.
+pub const PLANS: [Plan; 4] = [
+    Plan {
+        name: "Core",
+        api_limit: 60,
+    },
+    Plan {
+        name: "Pro",
+        api_limit: 120,
+    },
+    Plan {
+        name: "Teams",
+        api_limit: 240,
+    },
+    ENTERPRISE,
+];
+
+/// An organization the simulator serves: its id, member count and plan.
 #[derive(Debug, Clone, Copy)]
 pub struct Organization {
     pub id: u64,
     pub members: u64,
+    pub plan: Plan,
 }
 
 /// Adds a generated organization of `members` users (the demo token's user among them) on
-/// eu1.make.com, with user ids of their own.
+/// eu1.make.com on the Enterprise plan, with user ids of their own.
 pub fn add_organization(world: &mut World, id: u64, members: u64) -> Organization {
-    world.add_generated_organization(id, "eu1.make.com", Some(1000), members, id * 1_000_000);
+    add_organization_on(world, id, members, ENTERPRISE)
+}
+
+/// [`add_organization`] on the given plan.
+pub fn add_organization_on(world: &mut World, id: u64, members: u64, plan: Plan) -> Organization {
+    world.add_generated_organization(
+        id,
+        "eu1.make.com",
+        Some(plan.api_limit),
+        members,
+        id * 1_000_000,
+    );
     world.add_member(id, 1, 12, None);
     Organization {
         id,
         members: members + 1,
+        plan,
     }
 }
 
@@ -61,6 +104,27 @@ pub fn print_table(title: &str, headers: &[&str], rows: &[Vec<String>]) {
     for row in rows {
         println!("| {} |", row.join(" | "));
     }
+}
+
+/// The plans the round trips run on: every one, or the one `MAKESYNC_BENCH_PLAN` names.
+fn roundtrip_plans() -> anyhow::Result<Vec<Plan>> {
+    let Some(name) = std::env::var("MAKESYNC_BENCH_PLAN")
+        .ok()
+        .filter(|n| !n.is_empty())
+    else {
+        return Ok(PLANS.to_vec());
+    };
+    let plan = PLANS
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(&name))
+        .ok_or_else(|| {
+            let names: Vec<&str> = PLANS.iter().map(|p| p.name).collect();
+            anyhow::anyhow!(
+                "MAKESYNC_BENCH_PLAN={name} is not a plan; one of {}",
+                names.join(", ")
+            )
+        })?;
+    Ok(vec![*plan])
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,11 +156,19 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
         .map(|(n, size)| add_organization(&mut world, 9100 + n as u64, *size))
         .collect();
     let roundtrip_sizes: &[u64] = if smoke { &[1_000] } else { &[10_000, 100_000] };
-    let roundtrip_orgs: Vec<Organization> = roundtrip_sizes
-        .iter()
-        .enumerate()
-        .map(|(n, size)| add_organization(&mut world, 9800 + n as u64, *size))
-        .collect();
+    // Each size on each plan, the smallest budget first.
+    let mut roundtrip_orgs = Vec::new();
+    let plans = roundtrip_plans()?;
+    for (n, size) in roundtrip_sizes.iter().enumerate() {
+        for (p, plan) in PLANS.iter().enumerate() {
+            if !plans.contains(plan) {
+                continue;
+            }
+            let id = 9800 + 10 * n as u64 + p as u64;
+            roundtrip_orgs.push(add_organization_on(&mut world, id, *size, *plan));
+        }
+    }
+
     let batches = worker::plan_batches(&mut world, smoke);
     let simulator = Simulator::start(world).await?;
     println!(
