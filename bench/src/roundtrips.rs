@@ -21,7 +21,7 @@ use makesync::organization::OrganizationId;
 use makesync::ports::ConnectionStore;
 use makesync::run::SyncReason;
 use makesync::store::SqliteStore;
-use makesync::sync::{SyncEngine, SyncTimings};
+use makesync::sync::{SyncEngine, SyncTimings, DEFAULT_REMOVED_USER_RETENTION_DAYS};
 use makesync::tenant::TenantId;
 use makesync::token::ApiToken;
 use makesync_simulator::{Simulator, DEMO_TOKEN};
@@ -214,7 +214,10 @@ async fn sync_twice(
         };
         let make = MakeApi::new(config, clock.clone())?;
         let client = make.client(&host, id, ApiToken::parse(DEMO_TOKEN)?)?;
-        let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone());
+        // With the retention of removed users the CLI and the functions apply by default:
+        // every write applies it.
+        let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone())
+            .with_removed_user_retention_days(DEFAULT_REMOVED_USER_RETENTION_DAYS);
         // As the worker does: the connection as stored, with what the last sync recorded.
         let connection = store
             .get_connection(&connection.id)

@@ -101,6 +101,11 @@ CREATE TABLE IF NOT EXISTS sync_runs (
 );
 CREATE INDEX IF NOT EXISTS sync_runs_by_start ON sync_runs (connection_id, started_at);
 CREATE INDEX IF NOT EXISTS connections_by_tenant ON connections (tenant_id);
+-- The removed users of a connection by removal time: the retention rule runs with every write
+-- and reads only these, not every user (at 100,001 users, a scan per 200-row write made a
+-- first sync 6 s instead of under 1 s). Added 2026-12-07; older files gain it when opened.
+CREATE INDEX IF NOT EXISTS users_removed_by_time ON users (connection_id, removed_at)
+    WHERE status = 'removed';
 -- Tokens shared by several connections: the credential as JSON, its version beside it for
 -- the conditional writes.
 CREATE TABLE IF NOT EXISTS credentials (
@@ -962,8 +967,7 @@ impl UserStore for SqliteStore {
             // time order.
             if let Some(keep) = retention {
                 tx.execute(
-                    "DELETE FROM users WHERE connection_id = ?1 AND status = 'removed'
-                        AND removed_at IS NOT NULL AND removed_at <= ?2",
+                    EXPIRE_REMOVED_USERS,
                     params![connection.as_str(), text(run_started_at - keep)],
                 )
                 .map_err(backend)?;
@@ -1130,6 +1134,11 @@ fn check_write_guard(
 }
 
 /// Writes each user whole (its digest with it).
+/// The retention rule: deletes a connection's users removed at or before `?2`. It reads the
+/// index `users_removed_by_time`, so its cost follows the removed users, not all of them.
+const EXPIRE_REMOVED_USERS: &str = "DELETE FROM users WHERE connection_id = ?1
+    AND status = 'removed' AND removed_at IS NOT NULL AND removed_at <= ?2";
+
 fn upsert_users(
     tx: &rusqlite::Connection,
     connection: &ConnectionId,
@@ -1168,4 +1177,44 @@ fn upsert_users(
             .map_err(backend)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every write applies the retention rule. Were it to read every user of the connection,
+    /// a first sync's 500 writes of a 100,000-user organization would read 25 million rows
+    /// (6 s of a 7 s sync, measured 2026-12-07); it reads the removed users only.
+    #[test]
+    fn the_retention_rule_reads_only_removed_users() {
+        let store = SqliteStore::in_memory().unwrap();
+        let db = store.db.lock().unwrap();
+        let mut insert = db
+            .prepare(
+                "INSERT INTO users (connection_id, user_id, name, email, role_id, role_name,
+                    status, first_seen, removed_at) VALUES ('c-1', ?1, 'n', 'e', 1, 'Member', ?2,
+                    '2026-01-01T00:00:00.000000Z', ?3)",
+            )
+            .unwrap();
+        for user in 0..5_000 {
+            insert
+                .execute(params![user, "active", None::<String>])
+                .unwrap();
+        }
+        insert
+            .execute(params![5_000, "removed", "2026-10-01T00:00:00.000000Z"])
+            .unwrap();
+        insert
+            .execute(params![5_001, "removed", "2026-12-01T00:00:00.000000Z"])
+            .unwrap();
+        let mut expire = db.prepare(EXPIRE_REMOVED_USERS).unwrap();
+        let deleted = expire
+            .execute(params!["c-1", "2026-11-07T00:00:00.000000Z"])
+            .unwrap();
+        assert_eq!(deleted, 1, "the user removed before the cut-off");
+        // A scan of the connection's 5,002 users takes several steps a row.
+        let steps = expire.get_status(rusqlite::StatementStatus::VmStep);
+        assert!(steps < 200, "{steps} virtual machine steps");
+    }
 }
