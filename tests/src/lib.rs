@@ -23,6 +23,8 @@ pub use makesync_simulator as simulator;
 pub mod aws;
 pub mod fault_proxy;
 pub mod hooked;
+pub mod hostile_host;
+pub mod make_model;
 pub mod stream;
 pub mod template;
 
@@ -66,7 +68,17 @@ impl ApiShape {
     /// The member list whole but cut: Acme (36 members) loses 11.
     pub const MEMBERS_CUT: ListShape = ListShape::UnpagedCut { at: 25 };
 
-    pub fn new(members: ListShape, missing_scope_status: u16) -> Self {
+    /// Every shape [`across_api_shapes!`] runs a test in.
+    pub const ALL: [ApiShape; 6] = [
+        ApiShape::new(ListShape::Unpaged, 403),
+        ApiShape::new(ListShape::Unpaged, 401),
+        ApiShape::new(ApiShape::MEMBERS_PAGED, 403),
+        ApiShape::new(ApiShape::MEMBERS_PAGED, 401),
+        ApiShape::new(ApiShape::MEMBERS_CUT, 403),
+        ApiShape::new(ApiShape::MEMBERS_CUT, 401),
+    ];
+
+    pub const fn new(members: ListShape, missing_scope_status: u16) -> Self {
         Self {
             members,
             missing_scope_status,

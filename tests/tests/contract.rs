@@ -57,7 +57,7 @@ async fn read(client: &MakeClient, name: &str) -> Result<String, MakeError> {
             format!("{:?}", client.list_roles(listed).await?)
         }
         "users_role.json" => format!("{:?}", client.get_role(42).await?),
-        "user_organization_roles.json" => format!("{:?}", client.list_members(listed).await?),
+        "user_organization_roles.json" => format!("{:?}", client.list_members(listed, None).await?),
         "user_organization_role.json" => format!("{:?}", client.get_member(listed, 111).await?),
         "users.json" => format!("{:?}", client.list_users(listed).await?),
         "organizations.json" => format!("{:?}", client.list_organizations().await?),

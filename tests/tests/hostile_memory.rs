@@ -1,19 +1,368 @@
-//! The review's F4: a hostile host's 20 MB `/users` page whose last row is malformed. Its own
-//! test binary, so that the peak resident memory it reads (`VmHWM`) is this decode's alone.
+//! What a hostile host's answers cost the client in memory: a 20 MB `/users` page whose last
+//! row is malformed (the review's F4), a 15 MB page of every shape (a `pg` echo of any size,
+//! rows past the bound: N3), endless lists of well-formed pages (N6). Its own test binary, its
+//! measurements one at a time, so that the peak resident memory it reads (`VmHWM`, reset
+//! before each) is that read's alone.
 //! `cargo test -p makesync-tests --test hostile_memory -- --nocapture` prints the numbers.
 
+use makesync::clock::SystemClock;
+use makesync::config::make_api_config_from;
+use makesync::host::MakeHost;
+use makesync::make::{MakeApi, MakeClient, MakeError};
+use makesync::organization::OrganizationId;
+use makesync::sync::{read_team_access, TeamAccess, MAX_TEAMS, MAX_TEAM_MEMBERSHIPS};
+use makesync::token::ApiToken;
+use makesync_tests::hostile_host::{
+    endless_page, member_row, pg_array_page, pg_object_page, rows_page, user_row, Asked,
+    HostileHost,
+};
 use makesync_tests::simulator::demo_world;
 use makesync_tests::{TestEnv, ACME};
+use std::sync::Arc;
 
-/// The process's peak resident memory so far, in bytes (Linux).
-fn peak_rss() -> u64 {
+/// A line of `/proc/self/status`, in bytes (Linux).
+fn status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("{field}"));
     let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     kb * 1024
+}
+
+/// The process's peak resident memory so far, in bytes.
+fn peak_rss() -> u64 {
+    status_bytes("VmHWM:")
+}
+
+/// The most a 15 MB answer, or a list at its bound, may add to a 256 MB worker's memory.
+const GROWTH_ALLOWED: u64 = 64 * 1024 * 1024;
+
+const FIFTEEN_MB: usize = 15 * 1024 * 1024;
+
+/// A hostile answer, and the read that meets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hostile {
+    UsersPgList,
+    UsersPgObject,
+    UsersShortRowsPastBound,
+    UsersLongTexts,
+    MembersPgList,
+    MembersShortRowsPastBound,
+    TeamsPastBound,
+    EndlessUsersShortRows,
+    EndlessUsersLongTexts,
+    EndlessMembers,
+    EndlessInstanceOrganizations,
+    EndlessTeamMembers,
+}
+
+impl Hostile {
+    const ALL: [Hostile; 12] = [
+        Hostile::UsersPgList,
+        Hostile::UsersPgObject,
+        Hostile::UsersShortRowsPastBound,
+        Hostile::UsersLongTexts,
+        Hostile::MembersPgList,
+        Hostile::MembersShortRowsPastBound,
+        Hostile::TeamsPastBound,
+        Hostile::EndlessUsersShortRows,
+        Hostile::EndlessUsersLongTexts,
+        Hostile::EndlessMembers,
+        Hostile::EndlessInstanceOrganizations,
+        Hostile::EndlessTeamMembers,
+    ];
+
+    /// The host: a 15 MB answer made now (before the measurement), or an endless list of
+    /// well-formed, anchored, full pages.
+    fn host(self) -> (HostileHost, u32) {
+        let users = "/users";
+        let members = "/organizations/7/user-organization-roles";
+        let team_row = |id: u64| format!(r#"{{"id":{id},"name":"{}"}}"#, "T".repeat(1000));
+        let page = |path: &'static str, body: bytes::Bytes| {
+            HostileHost::new(move |asked: &Asked| (asked.path == path).then(|| body.clone()))
+        };
+        let endless = |path: &'static str, collection: &'static str, row: fn(u64) -> String| {
+            HostileHost::new(move |asked: &Asked| {
+                (asked.path == path).then(|| endless_page(collection, asked, row))
+            })
+        };
+        match self {
+            Hostile::UsersPgList => (page(users, pg_array_page("users", FIFTEEN_MB)), 10_000),
+            Hostile::UsersPgObject => (page(users, pg_object_page("users", FIFTEEN_MB)), 10_000),
+            Hostile::UsersShortRowsPastBound => (
+                page(
+                    users,
+                    rows_page("users", FIFTEEN_MB, 1, |id| user_row(id, 0)),
+                ),
+                10_000,
+            ),
+            Hostile::UsersLongTexts => (
+                page(
+                    users,
+                    rows_page("users", FIFTEEN_MB, 1, |id| user_row(id, 1000)),
+                ),
+                10_000,
+            ),
+            Hostile::MembersPgList => (
+                page(members, pg_array_page("userOrganizationRoles", FIFTEEN_MB)),
+                10_000,
+            ),
+            Hostile::MembersShortRowsPastBound => (
+                page(
+                    members,
+                    rows_page("userOrganizationRoles", FIFTEEN_MB, 1, member_row),
+                ),
+                10_000,
+            ),
+            Hostile::TeamsPastBound => (
+                page("/teams", rows_page("teams", FIFTEEN_MB, 1, team_row)),
+                10_000,
+            ),
+            Hostile::EndlessUsersShortRows => {
+                (endless(users, "users", |id| user_row(id, 0)), 10_000)
+            }
+            Hostile::EndlessUsersLongTexts => {
+                (endless(users, "users", |id| user_row(id, 1000)), 1_000)
+            }
+            Hostile::EndlessMembers => (
+                endless(members, "userOrganizationRoles", member_row),
+                10_000,
+            ),
+            Hostile::EndlessInstanceOrganizations => (
+                endless("/admin/organizations", "organizations", |id| {
+                    format!(r#"{{"id":{id},"name":"O{id}"}}"#)
+                }),
+                10_000,
+            ),
+            Hostile::EndlessTeamMembers => (
+                HostileHost::new(|asked: &Asked| match asked.path.as_str() {
+                    "/teams" => Some(bytes::Bytes::from_static(
+                        br#"{"teams":[{"id":1,"name":"Everyone"}],"pg":{"limit":10000}}"#,
+                    )),
+                    "/teams/1/user-team-roles" => {
+                        Some(endless_page("userTeamRoles", asked, |id| {
+                            format!(r#"{{"userId":{id},"usersRoleId":3,"teamId":1}}"#)
+                        }))
+                    }
+                    _ => None,
+                }),
+                10_000,
+            ),
+        }
+    }
+
+    /// Reads what this host answers, as the sync would: the outcome in words.
+    async fn read(self, client: &MakeClient) -> String {
+        let organization = OrganizationId::new(7).unwrap();
+        match self {
+            Hostile::UsersPgList
+            | Hostile::UsersPgObject
+            | Hostile::UsersShortRowsPastBound
+            | Hostile::UsersLongTexts
+            | Hostile::EndlessUsersShortRows
+            | Hostile::EndlessUsersLongTexts => counted(client.list_users(organization).await),
+            Hostile::MembersPgList
+            | Hostile::MembersShortRowsPastBound
+            | Hostile::EndlessMembers => counted(client.list_members(organization, None).await),
+            Hostile::TeamsPastBound => counted(client.list_teams(organization, MAX_TEAMS).await),
+            Hostile::EndlessInstanceOrganizations => {
+                counted(client.list_instance_organizations().await)
+            }
+            Hostile::EndlessTeamMembers => {
+                format!("{:?}", read_team_access(client, organization).await)
+            }
+        }
+    }
+}
+
+/// A list read, as the rows it holds or the error.
+fn counted<T>(read: Result<Vec<T>, MakeError>) -> String {
+    format!("{:?}", read.map(|rows| rows.len()))
+}
+
+/// A client of `host` configured as in a 256 MB Lambda function (the template's), with
+/// pages of `page_size`.
+fn hostile_client(host: HostileHost, page_size: u32) -> (MakeClient, Arc<HostileHost>) {
+    let mut config = make_api_config_from(|name| {
+        (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "256".to_string())
+    })
+    .expect("the configuration of a 256 MB function");
+    config.page_size = page_size;
+    let host = Arc::new(host);
+    let make = MakeApi::with_transport(config, Arc::new(SystemClock::default()), host.clone());
+    let client = make
+        .client(
+            &MakeHost::parse("eu1.make.com").unwrap(),
+            OrganizationId::new(7).unwrap(),
+            ApiToken::parse("t-hostile").unwrap(),
+        )
+        .unwrap();
+    (client, host)
+}
+
+const CASE_ENV: &str = "MAKESYNC_HOSTILE_CASE";
+
+/// One measurement, in this process (started by [`measure`] for it): the host is made, then
+/// the peak is reset and the read runs. Prints `growth <bytes> requests <n> outcome <text>`.
+#[tokio::test]
+#[ignore = "one measurement, run in a process of its own by the tests below"]
+async fn measure_one() {
+    let Some(case) = std::env::var(CASE_ENV).ok() else {
+        return;
+    };
+    let hostile = Hostile::ALL
+        .into_iter()
+        .find(|h| format!("{h:?}") == case)
+        .expect("a case");
+    let (host, page_size) = hostile.host();
+    let (client, host) = hostile_client(host, page_size);
+    std::fs::write("/proc/self/clear_refs", "5").expect("the peak RSS can be reset");
+    let before = status_bytes("VmRSS:");
+    let outcome = hostile.read(&client).await;
+    let growth = peak_rss().saturating_sub(before);
+    println!(
+        "growth {growth} requests {} outcome {outcome}",
+        host.requests()
+    );
+}
+
+/// What one hostile read cost, measured in a process of its own: memory one measurement
+/// freed is not there for the next to reuse unseen.
+struct Measured {
+    growth: u64,
+    requests: usize,
+    outcome: String,
+}
+
+fn measure(hostile: Hostile) -> Measured {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "measure_one",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env(CASE_ENV, format!("{hostile:?}"))
+        .output()
+        .expect("the test binary runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.split_once("growth ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| {
+            panic!(
+                "{hostile:?}: {text}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    let mut words = line.splitn(4, ' ');
+    let growth = words.next().unwrap().parse().unwrap();
+    let requests = words.nth(1).unwrap().parse().unwrap();
+    let outcome = words
+        .next()
+        .unwrap()
+        .trim_start_matches("outcome ")
+        .to_string();
+    println!(
+        "{hostile:?}: +{} MB after {requests} requests; {outcome}",
+        growth >> 20
+    );
+    Measured {
+        growth,
+        requests,
+        outcome,
+    }
+}
+
+/// N3 and the rows' bound: a 15 MB answer of every shape a list can have — a `pg` echo that
+/// is a list or an object of any size, rows far past what the list may hold, rows of the
+/// longest text — costs a client configured as the 256 MB worker is less than 64 MB above
+/// what it held, and is either an ordinary (empty) page or refused.
+#[test]
+fn a_15_mb_answer_of_any_shape_costs_under_64_mb() {
+    for hostile in &Hostile::ALL[..7] {
+        let measured = measure(*hostile);
+        assert!(
+            measured.growth < GROWTH_ALLOWED,
+            "{hostile:?}: +{} B",
+            measured.growth
+        );
+        match hostile {
+            Hostile::UsersPgList | Hostile::UsersPgObject | Hostile::MembersPgList => {
+                assert_eq!(
+                    measured.outcome, "Ok(0)",
+                    "{hostile:?}: an ordinary empty page"
+                )
+            }
+            Hostile::UsersLongTexts => assert!(measured.outcome.starts_with("Err("), "{hostile:?}"),
+            _ => assert!(
+                measured.outcome.contains("ListTooLong") && measured.outcome.contains("Rows("),
+                "{hostile:?}: {}",
+                measured.outcome
+            ),
+        }
+    }
+}
+
+/// N6: endless lists of well-formed, anchored, full pages stop at their bound while they are
+/// read — `/users` of short rows at the row bound, of 1 KB texts at the byte bound, the member
+/// list, the instance's organizations — within 64 MB; a team's member list at the team
+/// memberships' bound, as team access not read.
+#[test]
+fn an_endless_list_stops_at_its_bound_within_the_function_s_memory() {
+    for hostile in &Hostile::ALL[7..] {
+        let measured = measure(*hostile);
+        assert!(
+            measured.growth < GROWTH_ALLOWED,
+            "{hostile:?}: +{} B",
+            measured.growth
+        );
+        match hostile {
+            Hostile::EndlessTeamMembers => {
+                assert!(
+                    measured.outcome.contains("team memberships"),
+                    "{}",
+                    measured.outcome
+                );
+                // 10,000 rows a page, each from the last row of the one before.
+                assert!(measured.requests <= 2 + MAX_TEAM_MEMBERSHIPS / 9_999);
+            }
+            Hostile::EndlessUsersLongTexts => {
+                assert!(measured.outcome.contains("Bytes("), "{}", measured.outcome)
+            }
+            _ => assert!(
+                measured.outcome.contains("ListTooLong"),
+                "{}",
+                measured.outcome
+            ),
+        }
+    }
+}
+
+/// Past 5,000 teams team access is not read, found at the page that passes them.
+#[tokio::test]
+async fn a_team_list_past_its_bound_is_not_read_from_the_page_that_passes_it() {
+    let host = HostileHost::new(|asked: &Asked| match asked.path.as_str() {
+        "/teams" => Some(endless_page("teams", asked, |id| {
+            format!(r#"{{"id":{id},"name":"T{id}"}}"#)
+        })),
+        _ => None,
+    });
+    let (client, host) = hostile_client(host, 1_000);
+    let access = read_team_access(&client, OrganizationId::new(7).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        matches!(access, TeamAccess::NotRead(ref why) if why.contains("5000 teams")),
+        "{access:?}"
+    );
+    // Pages of 1,000 rows, each from the last row of the one before: 1,000 + 4 × 999 rows
+    // are within the 5,000, the sixth page passes them.
+    assert_eq!(host.requests(), 6);
 }
 
 /// About `bytes` of well-formed `/users` rows, the last one with an email that is a number.

@@ -17,6 +17,7 @@
 
 use crate::host::{HostAllowlist, HostError};
 use crate::make::{MakeApiConfig, API_BASE_URL_ENV};
+use crate::memory_budget::{usable_memory, BYTES_PER_USER};
 use std::time::Duration;
 use thiserror::Error;
 use url::Url;
@@ -76,6 +77,8 @@ pub fn make_api_config_from(
         // At least 2: each page after the first starts on the last row of the page before.
         page_size: number("MAKESYNC_PAGE_SIZE", defaults.page_size, 2, 10_000)?,
         max_pages: number("MAKESYNC_MAX_PAGES", defaults.max_pages, 1, 1_000_000)?,
+        max_list_rows: list_bounds(&lookup, &defaults).0,
+        max_list_bytes: list_bounds(&lookup, &defaults).1,
         member_lookups: number(
             "MAKESYNC_MEMBER_LOOKUPS",
             defaults.member_lookups,
@@ -117,6 +120,27 @@ fn max_response_bytes(
         }
     }
     Ok(u64::from(mb) * 1024 * 1024)
+}
+
+/// The most rows one list may hold, and the most bytes of answers it may be read from. In a
+/// Lambda function they follow its memory, as the worker's memory budget does
+/// ([`crate::memory_budget`]): the rows of the largest organization the usable memory holds at
+/// [`BYTES_PER_USER`] a user (229,288 at 256 MB), and a quarter of the usable memory in
+/// answers (32 MB at 256 MB; a 10,000-row `/users` page is 1–2 MB). Outside Lambda, the
+/// defaults.
+fn list_bounds(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfig) -> (usize, u64) {
+    let memory_mb =
+        lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
+    match memory_mb {
+        Some(memory_mb) => {
+            let usable = usable_memory(memory_mb);
+            (
+                usize::try_from(usable / BYTES_PER_USER).unwrap_or(usize::MAX),
+                usable / 4,
+            )
+        }
+        None => (defaults.max_list_rows, defaults.max_list_bytes),
+    }
 }
 
 /// `MAKESYNC_PAGE_CONCURRENCY`. In a Lambda function, the pages read at once may together

@@ -92,11 +92,18 @@ pub enum MakeError {
     #[error("Make answered {endpoint} with a body makesync cannot read ({detail}) — no user was changed; if this persists, Make's API may have changed")]
     Protocol { endpoint: String, detail: String },
 
-    #[error("the organization's members changed while {endpoint} was being read — no user was changed; the sync will be tried again")]
-    ListChanged { endpoint: String },
+    /// A list moved between two of its pages (the walk's anchor was not where it should be,
+    /// or a page brought only rows already read): the read is not taken for complete.
+    #[error("the list changed while {endpoint} was being read ({detail}) — no user was changed; the sync will be tried again")]
+    ListChanged { endpoint: String, detail: String },
 
     #[error("paging through {endpoint} failed: {detail} — no user was changed")]
     Paging { endpoint: String, detail: String },
+
+    /// A list passed the bound it is read with, found while it was read: its answers are not
+    /// kept past it.
+    #[error("{endpoint} holds more than {bound}, the most makesync reads of one list in this function's memory — no user was changed; if the organization really is that large, give the function more memory (its MemorySize raises the bound)")]
+    ListTooLong { endpoint: String, bound: ListBound },
 
     #[error("the sync ran out of time: {endpoint} would need up to {} s (the wait before it and the request) but {} s are left — no user was changed; the sync will be tried again", needed.as_secs(), left.as_secs())]
     OutOfTime {
@@ -115,6 +122,24 @@ pub enum MakeError {
         status: u16,
         make_message: Option<String>,
     },
+}
+
+/// How far a list may grow while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListBound {
+    /// Its rows, each id once.
+    Rows(usize),
+    /// The bytes of the answers its rows came in.
+    Bytes(u64),
+}
+
+impl std::fmt::Display for ListBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListBound::Rows(rows) => write!(f, "{rows} rows"),
+            ListBound::Bytes(bytes) => write!(f, "{} MB of answers", bytes.div_ceil(1024 * 1024)),
+        }
+    }
 }
 
 fn detail_suffix(message: &Option<String>) -> String {
@@ -153,7 +178,9 @@ impl MakeError {
             | MakeError::Network { .. }
             | MakeError::ListChanged { .. }
             | MakeError::OutOfTime { .. } => ErrorKind::Transient,
-            MakeError::Protocol { .. } | MakeError::Paging { .. } => ErrorKind::Protocol,
+            MakeError::Protocol { .. }
+            | MakeError::Paging { .. }
+            | MakeError::ListTooLong { .. } => ErrorKind::Protocol,
             MakeError::Rejected { .. } | MakeError::Host(_) => ErrorKind::InvalidInput,
         }
     }

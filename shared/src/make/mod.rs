@@ -6,16 +6,22 @@
 mod client;
 pub mod config;
 mod error;
+mod listing;
 mod paging;
 mod rate_limit;
+mod request;
 mod retry;
+mod stats;
+mod transport;
 mod wire;
 
-pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, RequestStats, TEAMS_SCOPE};
-pub use error::MakeError;
+pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, TEAMS_SCOPE};
+pub use error::{ListBound, MakeError};
 pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use retry::RetryPolicy;
+pub use stats::RequestStats;
+pub use transport::{AnswerBody, HttpAnswer, HttpGet, ReqwestTransport, Transport, TransportError};
 pub use wire::{
     decode_list_rows, AuthUser, MakeUser, OrganizationListing, OrganizationMember,
     OrganizationRole, OrganizationSummary, Team, TeamMemberRole,

@@ -16,11 +16,17 @@
 //! row. For paged lists it keeps what makes offset paging safe:
 //!
 //! - each page after the first starts one row early, on the last row of the page before (the
-//!   anchor). If the anchor is not where it should be, the list changed under us and the walk
-//!   fails with [`PagingError::Shifted`] rather than silently skipping a member;
+//!   anchor). If the anchor is not where it should be — another row there, or no row at all
+//!   (rows before it left, and the offset is now past the end) — the list changed under us and
+//!   the walk fails with [`PagingError::Shifted`] rather than silently skipping a member. So a
+//!   list is complete only when its last page starts with its anchor (or is the first page):
+//!   that page proves both that nothing was skipped before it and where the list ends;
 //! - rows are deduplicated by id; a paged answer with nothing new (a server ignoring the
-//!   offset while echoing it) fails with [`PagingError::NotAdvancing`]; more than `max_pages`
-//!   pages fail with [`PagingError::TooManyPages`].
+//!   offset while echoing it, or thousands of rows added in front between two reads) fails
+//!   with [`PagingError::NotAdvancing`]; more than `max_pages` pages fail with
+//!   [`PagingError::TooManyPages`], and more than `max_rows` rows with
+//!   [`PagingError::TooManyRows`] as soon as a page passes it, so that a host's answers cannot
+//!   grow a list past what the function's memory holds.
 //!
 //! A list Make cuts without saying so (no echo, fewer rows than exist) cannot be told from a
 //! whole one here; the snapshot checks the member list against `/users` for that.
@@ -36,12 +42,14 @@ pub trait Keyed {
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum PagingError {
-    #[error("the list changed while it was being read (a row at offset {offset} moved)")]
+    #[error("the page at offset {offset} does not start with the row read last before it")]
     Shifted { offset: u64 },
-    #[error("the page at offset {offset} repeats rows already read (the offset is not advancing)")]
+    #[error("the page at offset {offset} repeats rows already read: the list moved, or Make is not advancing the offset")]
     NotAdvancing { offset: u64 },
     #[error("the list is longer than {max_pages} pages; raise MAKESYNC_MAX_PAGES if this organization really is that large")]
     TooManyPages { max_pages: u32 },
+    #[error("the list holds more than {max_rows} rows")]
+    TooManyRows { max_rows: usize },
     #[error("the page at offset {offset} holds {rows} rows, more than the {asked} asked for")]
     MoreRowsThanAsked {
         offset: u64,
@@ -74,6 +82,8 @@ pub struct PageWalk<T> {
     /// The limit asked on the first read; `None` asks without `pg[]`.
     asked: Option<u32>,
     max_pages: u32,
+    /// The most rows the list may hold: past them the walk fails as soon as a page passes.
+    max_rows: usize,
     pages: u32,
     next: Option<ListRead>,
     anchor: Option<u64>,
@@ -100,6 +110,7 @@ impl<T: Keyed> PageWalk<T> {
         Self {
             asked,
             max_pages: max_pages.max(1),
+            max_rows: usize::MAX,
             pages: 0,
             next: Some(match asked {
                 Some(limit) => ListRead::Page { offset: 0, limit },
@@ -111,6 +122,17 @@ impl<T: Keyed> PageWalk<T> {
             seen: HashSet::new(),
             rows: Vec::new(),
         }
+    }
+
+    /// Fails the walk as soon as the list holds more than `max_rows` distinct rows.
+    pub fn with_max_rows(mut self, max_rows: usize) -> Self {
+        self.max_rows = max_rows;
+        self
+    }
+
+    /// The most rows the list may hold.
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
     }
 
     /// The next read, or `None` once the list is complete.
@@ -143,7 +165,14 @@ impl<T: Keyed> PageWalk<T> {
             }
         }
         if raw_len == 0 {
-            return Ok(());
+            // An empty answer ends the list only where it is the first one. Where the anchor
+            // row is expected, it means rows before the anchor left since the page before was
+            // read and the offset is now past the end: the rows after the anchor, present the
+            // whole time, would be lost if this were taken for the end.
+            return match self.anchor {
+                Some(_) if self.pages > 1 => Err(PagingError::Shifted { offset }),
+                _ => Ok(()),
+            };
         }
         let first_read = self.pages == 1;
         let Some(fresh) = self.past_anchor(page, offset)? else {
@@ -158,6 +187,15 @@ impl<T: Keyed> PageWalk<T> {
         }
         if first_read {
             self.first_key = fresh.first().map(Keyed::key);
+        }
+        let new_rows = fresh
+            .iter()
+            .filter(|row| !self.seen.contains(&row.key()))
+            .count();
+        if self.rows.len().saturating_add(new_rows) > self.max_rows {
+            return Err(PagingError::TooManyRows {
+                max_rows: self.max_rows,
+            });
         }
         let last_key = fresh.last().map(Keyed::key);
         for row in fresh {
@@ -396,6 +434,139 @@ pub(crate) mod tests {
                 Err(other) => proptest::prop_assert!(shifted, "{other} on a list that did not move"),
             }
         }
+
+        /// Any number of rows added or removed before any read: a walk that ends holds every
+        /// row present throughout, no row never present, each once and in order — or fails.
+        /// (An empty page where the anchor was expected, after rows before it left, is the
+        /// case a single change cannot show.)
+        #[test]
+        fn a_walk_never_drops_a_row_present_throughout(
+            len in 0u64..60,
+            asked in 2u32..12,
+            cap in 2u32..16,
+            shape in 0u8..4,
+            changes in proptest::collection::vec((0u32..12, 0u8..3, 0u64..70), 0..12),
+        ) {
+            let initial: Vec<u64> = (1..=len).map(|i| i * 10).collect();
+            let (server, mut walk) = match shape {
+                0 => (Server::Paged { max: cap }, PageWalk::paged(asked, 1000)),
+                // Without an echo, a first answer of exactly the rows asked is told from a
+                // whole list by the next offset bringing it again, which `limit - 1` rows
+                // added in front between the two reads would mimic (9,999 at Make's page
+                // size): the additions below stay under that.
+                1 => (
+                    Server::PagedSilently { max: cap.max(asked).max(3) },
+                    PageWalk::paged(asked.max(3), 1000),
+                ),
+                2 => (Server::Unpaged, PageWalk::paged(asked, 1000)),
+                _ => (Server::Paged { max: cap }, PageWalk::whole(1000)),
+            };
+            let additions_allowed = if shape == 1 { asked.max(3) as usize - 2 } else { usize::MAX };
+            let mut list = initial.clone();
+            let mut ever: std::collections::BTreeSet<u64> = list.iter().copied().collect();
+            let mut touched = std::collections::BTreeSet::new();
+            let mut additions = 0;
+            let mut reads = 0;
+            let result = loop {
+                let Some(read) = walk.next_request() else { break Ok(()) };
+                for (_, kind, at) in changes.iter().filter(|(before, _, _)| *before == reads) {
+                    match kind {
+                        0 if !list.is_empty() => {
+                            let gone = list.remove((*at as usize) % list.len());
+                            touched.insert(gone);
+                        }
+                        1 | 2 if additions < additions_allowed => {
+                            // 1: a new row between two others; 2: a row back at its place.
+                            let id = if *kind == 1 { at * 10 + 5 } else { (at % 60 + 1) * 10 };
+                            let position = list.partition_point(|row| *row < id);
+                            if list.get(position) != Some(&id) {
+                                list.insert(position, id);
+                                ever.insert(id);
+                                touched.insert(id);
+                                additions += 1;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                reads += 1;
+                let (page, echo) = serve(&list, server, read);
+                if let Err(error) = walk.accept(page, echo) {
+                    break Err(error);
+                }
+            };
+            if result.is_ok() {
+                let rows: Vec<u64> = walk.into_rows().into_iter().map(|r| r.0).collect();
+                let mut sorted = rows.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                proptest::prop_assert_eq!(&sorted, &rows, "each row once, in order");
+                let read: std::collections::BTreeSet<u64> = rows.iter().copied().collect();
+                let missing: Vec<&u64> = ever
+                    .iter()
+                    .filter(|id| !touched.contains(*id) && !read.contains(*id))
+                    .collect();
+                proptest::prop_assert!(missing.is_empty(), "rows present throughout missing: {:?}", missing);
+                proptest::prop_assert!(read.is_subset(&ever), "rows never present: {:?}", read.difference(&ever).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    /// The review's N9: an empty page where the anchor row is expected is not the end of the
+    /// list. The list [1..=5] read in pages of 4: after [1, 2, 3, 4], rows 2 and 3 leave; the
+    /// next read (offset 3, expecting row 4) is past the new end and comes back empty. Row 5,
+    /// present throughout, would be lost if the walk ended there.
+    #[test]
+    fn an_empty_page_where_the_anchor_is_expected_is_a_shifted_list() {
+        let echo = Some(PageEcho { limit: Some(4) });
+        let mut walk: PageWalk<Row> = PageWalk::paged(4, 100);
+        walk.accept(vec![Row(1), Row(2), Row(3), Row(4)], echo)
+            .unwrap();
+        assert_eq!(
+            walk.accept(Vec::new(), echo),
+            Err(PagingError::Shifted { offset: 3 })
+        );
+        // Without an echo too: the read after a first answer of exactly the rows asked.
+        let mut walk: PageWalk<Row> = PageWalk::paged(4, 100);
+        walk.accept(vec![Row(1), Row(2), Row(3), Row(4)], None)
+            .unwrap();
+        assert_eq!(
+            walk.accept(Vec::new(), None),
+            Err(PagingError::Shifted { offset: 3 })
+        );
+        // An empty first answer is an empty list.
+        let mut walk: PageWalk<Row> = PageWalk::paged(4, 100);
+        walk.accept(Vec::new(), echo).unwrap();
+        assert_eq!(walk.next_request(), None);
+    }
+
+    #[test]
+    fn a_list_past_its_row_bound_fails_at_the_page_that_passes_it() {
+        let list: Vec<u64> = (1..=30).collect();
+        let mut walk = PageWalk::paged(10, 100).with_max_rows(25);
+        let mut pages = 0;
+        let result = loop {
+            let Some(read) = walk.next_request() else {
+                break Ok(());
+            };
+            pages += 1;
+            let (page, echo) = serve(&list, Server::Paged { max: 10 }, read);
+            if let Err(error) = walk.accept(page, echo) {
+                break Err(error);
+            }
+        };
+        assert_eq!(result, Err(PagingError::TooManyRows { max_rows: 25 }));
+        assert_eq!(pages, 3, "rows 1–10, 10–19, then 19–28 passes 25");
+        // Exactly at the bound is within it.
+        let (rows, _) = {
+            let mut walk = PageWalk::paged(10, 100).with_max_rows(30);
+            while let Some(read) = walk.next_request() {
+                let (page, echo) = serve(&list, Server::Paged { max: 10 }, read);
+                walk.accept(page, echo).unwrap();
+            }
+            (walk.into_rows(), ())
+        };
+        assert_eq!(rows.len(), 30);
     }
 
     #[test]

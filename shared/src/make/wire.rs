@@ -5,12 +5,13 @@
 //! shape fails loudly as a protocol error naming the endpoint instead of being read as "never
 //! logged in".
 
-use super::error::MakeError;
+use super::error::{ListBound, MakeError};
 use super::paging::{Keyed, PageEcho};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use std::cell::Cell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -71,11 +72,11 @@ pub struct OrganizationListing {
     pub id: u64,
     #[serde(deserialize_with = "bounded_text")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_text_or_null")]
     pub zone: Option<String>,
     #[serde(default)]
     pub is_paused: Option<bool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_text_or_null")]
     pub external_id: Option<String>,
     #[serde(default)]
     pub license: Option<License>,
@@ -136,7 +137,7 @@ pub struct OrganizationMember {
     pub users_role_id: u32,
     /// `null` for a member, `"pending"` or `"expired"` for an invitation. Required to be
     /// present: a missing field must not turn an invitee into a member.
-    #[serde(deserialize_with = "required_nullable")]
+    #[serde(deserialize_with = "bounded_text_or_null")]
     pub invitation: Option<String>,
 }
 
@@ -247,6 +248,14 @@ fn bounded_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D:
     Ok(text)
 }
 
+/// A string from Make or `null`, refused past [`MAX_TEXT_BYTES`]. Required to be present unless
+/// the field says `default`.
+fn bounded_text_or_null<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Ok(Option::<BoundedText>::deserialize(deserializer)?.map(|text| text.0))
+}
+
 /// A user id: Make's start at 1. Id 0 is a hostile host's, and would land on the key the
 /// store keeps a connection's write guard under.
 fn positive_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
@@ -255,16 +264,6 @@ fn positive_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
         return Err(serde::de::Error::custom("not a Make id (0)"));
     }
     Ok(id)
-}
-
-/// A field that must be present but may be `null`. (serde reads a missing `Option` as `None`
-/// unless the field has its own deserializer.)
-fn required_nullable<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::deserialize(deserializer)
 }
 
 fn required_timestamp<'de, D>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error>
@@ -312,11 +311,16 @@ impl<'de> Visitor<'de> for NullableTimestamp {
 pub struct ListPage<T> {
     pub rows: Vec<T>,
     pub echo: Option<PageEcho>,
+    /// The size of the body it was read from.
+    pub bytes: usize,
 }
 
-/// Reads a [`ListPage`] whose rows sit under the key `collection`.
+/// Reads a [`ListPage`] whose rows sit under the key `collection`, keeping at most
+/// `max_rows` of them: one more stops the read at once, and `over_bound` says why.
 pub(super) struct ListPageSeed<'a, T> {
     collection: &'a str,
+    max_rows: usize,
+    over_bound: &'a Cell<bool>,
     rows: PhantomData<T>,
 }
 
@@ -340,13 +344,13 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageSeed<'_, T> {
         let mut echo = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == self.collection {
-                rows = Some(map.next_value::<Vec<T>>()?);
+                rows = Some(map.next_value_seed(BoundedRows::<T> {
+                    max_rows: self.max_rows,
+                    over_bound: self.over_bound,
+                    rows: PhantomData,
+                })?);
             } else if key == "pg" {
-                // Its presence marks a paged answer, even if its content does not parse.
-                let pg: serde_json::Value = map.next_value()?;
-                if !pg.is_null() {
-                    echo = Some(serde_json::from_value(pg).unwrap_or_default());
-                }
+                echo = map.next_value_seed(EchoSeed)?;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
@@ -354,7 +358,191 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageSeed<'_, T> {
         let rows = rows.ok_or_else(|| {
             serde::de::Error::custom(format!("the response has no \"{}\" list", self.collection))
         })?;
-        Ok(ListPage { rows, echo })
+        Ok(ListPage {
+            rows,
+            echo,
+            bytes: 0,
+        })
+    }
+}
+
+/// A list's rows, read one at a time up to `max_rows`: one row more stops the read there (and
+/// sets `over_bound`), so that a host's answer never grows past what the list may hold.
+struct BoundedRows<'a, T> {
+    max_rows: usize,
+    over_bound: &'a Cell<bool>,
+    rows: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> DeserializeSeed<'de> for BoundedRows<'_, T> {
+    type Value = Vec<T>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for BoundedRows<'_, T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut rows = Vec::new();
+        while let Some(row) = seq.next_element::<T>()? {
+            if rows.len() == self.max_rows {
+                self.over_bound.set(true);
+                return Err(serde::de::Error::custom("more rows than the list may hold"));
+            }
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+}
+
+/// The `pg` object of an answer, read for its `limit` alone. Everything else in it is skipped
+/// without being built, whatever its size or shape: a hostile host's `pg` of 15 MB costs the
+/// time to read past it, not a tree many times its size. `null` is no echo; anything else
+/// marks the answer as paged (its presence is what tells a page from a whole list), with the
+/// limit where `limit` is a whole number.
+struct EchoSeed;
+
+impl<'de> DeserializeSeed<'de> for EchoSeed {
+    type Value = Option<PageEcho>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for EchoSeed {
+    type Value = Option<PageEcho>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a pg object")
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut echo = PageEcho::default();
+        while let Some(is_limit) = map.next_key_seed(KeyIs("limit"))? {
+            if is_limit {
+                echo.limit = map.next_value_seed(WholeNumber)?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(Some(echo))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Some(PageEcho::default()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some(PageEcho::default()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some(PageEcho::default()))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some(PageEcho::default()))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some(PageEcho::default()))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some(PageEcho::default()))
+    }
+}
+
+/// Whether a map key is `name`, compared where it lies in the body (no copy of it is kept).
+struct KeyIs(&'static str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+/// A whole number that fits a `u32`, or `None` for any other value (skipped unbuilt).
+struct WholeNumber;
+
+impl<'de> DeserializeSeed<'de> for WholeNumber {
+    type Value = Option<u32>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for WholeNumber {
+    type Value = Option<u32>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a number")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(u32::try_from(value).ok())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(u32::try_from(value).ok())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
     }
 }
 
@@ -364,31 +552,52 @@ pub fn decode<T: DeserializeOwned>(endpoint: &str, body: &[u8]) -> Result<T, Mak
     serde_json::from_slice(body).map_err(|e| protocol(endpoint, describe::<T>(None, body, &e)))
 }
 
-/// Reads a list answer: the rows under `collection` and the `pg` echo.
+/// Reads a list answer: the rows under `collection` and the `pg` echo. A list of at most
+/// `max_rows` rows answers at most one more in a page (a page after the first repeats the last
+/// row of the one before); a page with more is [`MakeError::ListTooLong`], found while it is
+/// read.
 pub fn decode_page<T: DeserializeOwned>(
     endpoint: &str,
     collection: &str,
     body: &[u8],
+    max_rows: usize,
 ) -> Result<ListPage<T>, MakeError> {
+    let over_bound = Cell::new(false);
     let seed = ListPageSeed {
         collection,
+        max_rows: max_rows.saturating_add(1),
+        over_bound: &over_bound,
         rows: PhantomData,
     };
     let mut reader = serde_json::Deserializer::from_slice(body);
-    seed.deserialize(&mut reader)
+    match seed
+        .deserialize(&mut reader)
         .and_then(|page| reader.end().map(|()| page))
-        .map_err(|e| protocol(endpoint, describe::<T>(Some(collection), body, &e)))
+    {
+        Ok(page) => Ok(ListPage {
+            bytes: body.len(),
+            ..page
+        }),
+        Err(_) if over_bound.get() => Err(MakeError::ListTooLong {
+            endpoint: endpoint.to_string(),
+            bound: ListBound::Rows(max_rows),
+        }),
+        Err(e) => Err(protocol(
+            endpoint,
+            describe::<T>(Some(collection), body, &e),
+        )),
+    }
 }
 
 /// The rows of one list answer, decoded exactly as the client decodes each page (the
-/// benchmark's decoding part times this; not for other use).
+/// benchmark's decoding part and the memory tests time and measure this; not for other use).
 #[doc(hidden)]
 pub fn decode_list_rows<T: DeserializeOwned>(
     endpoint: &str,
     collection: &str,
     body: &[u8],
 ) -> Result<Vec<T>, MakeError> {
-    decode_page(endpoint, collection, body).map(|page: ListPage<T>| page.rows)
+    decode_page(endpoint, collection, body, usize::MAX).map(|page: ListPage<T>| page.rows)
 }
 
 fn protocol(endpoint: &str, detail: String) -> MakeError {
@@ -554,14 +763,17 @@ mod tests {
             decode::<OrganizationResponse>("GET /organizations/1", body).map(drop),
             decode::<MemberResponse>("GET /organizations/1/user-organization-roles/2", body)
                 .map(drop),
-            decode_page::<OrganizationRole>("GET /users/roles", "usersRoles", body).map(drop),
+            decode_page::<OrganizationRole>("GET /users/roles", "usersRoles", body, usize::MAX)
+                .map(drop),
             decode_page::<OrganizationMember>(
                 "GET /organizations/1/user-organization-roles",
                 "userOrganizationRoles",
                 body,
+                usize::MAX,
             )
             .map(drop),
-            decode_page::<MakeUser>("GET /users?organizationId=1", "users", body).map(drop),
+            decode_page::<MakeUser>("GET /users?organizationId=1", "users", body, usize::MAX)
+                .map(drop),
         ];
         for check in checks {
             if let Err(error) = check {
@@ -598,21 +810,98 @@ mod tests {
         }
     }
 
+    /// The `pg` echo is read for its limit alone, whatever else it holds; its presence, not
+    /// its content, marks a paged answer, and `null` is no echo.
+    #[test]
+    fn the_pg_echo_is_read_for_its_limit_whatever_its_shape() {
+        let echo = |pg: &str| {
+            let body = format!(r#"{{"users":[],"pg":{pg}}}"#);
+            decode_page::<MakeUser>("GET /users", "users", body.as_bytes(), 10)
+                .unwrap()
+                .echo
+        };
+        let limit = |limit| Some(PageEcho { limit });
+        assert_eq!(echo("null"), None);
+        assert_eq!(
+            echo(r#"{"limit":50,"offset":0,"sortBy":"id"}"#),
+            limit(Some(50))
+        );
+        assert_eq!(
+            echo(r#"{"offset":0,"extra":{"deep":[1,{"a":[]}]},"limit":7}"#),
+            limit(Some(7))
+        );
+        for paged_without_a_limit in [
+            "{}",
+            r#"{"limit":"50"}"#,
+            r#"{"limit":-1}"#,
+            r#"{"limit":1.5}"#,
+            r#"{"limit":99999999999}"#,
+            r#"{"limit":[50]}"#,
+            r#"{"limit":{"value":50}}"#,
+            r#"{"limit":null}"#,
+            "[0,0,0]",
+            "0",
+            "true",
+            r#""pg""#,
+        ] {
+            assert_eq!(
+                echo(paged_without_a_limit),
+                limit(None),
+                "{paged_without_a_limit}"
+            );
+        }
+    }
+
+    /// A page past the list's bound is refused at the row that passes it (the bound and the
+    /// anchor row are within), and the refusal says which list and which bound.
+    #[test]
+    fn a_page_past_the_row_bound_is_refused_while_it_is_read() {
+        let rows = |n: u64| {
+            let rows: Vec<String> = (1..=n)
+                .map(|id| format!(r#"{{"id":{id},"name":"A","email":"a@x","lastLogin":null}}"#))
+                .collect();
+            format!(r#"{{"users":[{}]}}"#, rows.join(","))
+        };
+        let page = decode_page::<MakeUser>("GET /users", "users", rows(6).as_bytes(), 5).unwrap();
+        assert_eq!(page.rows.len(), 6, "the bound and the anchor row");
+        let error = decode_page::<MakeUser>("GET /users", "users", rows(7).as_bytes(), 5)
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(
+            error,
+            MakeError::ListTooLong {
+                endpoint: "GET /users".to_string(),
+                bound: ListBound::Rows(5)
+            }
+        );
+        assert!(
+            error
+                .to_string()
+                .contains("GET /users holds more than 5 rows"),
+            "{error}"
+        );
+    }
+
     /// F9: a user or member id 0 (a hostile host's; the store keeps a connection's write
     /// guard under user id 0) is refused.
     #[test]
     fn a_user_or_member_id_0_is_refused() {
         let user = br#"{"users":[{"id":0,"name":"A","email":"a@x","lastLogin":null}]}"#;
-        let error = decode_page::<MakeUser>("GET /users", "users", user)
+        let error = decode_page::<MakeUser>("GET /users", "users", user, usize::MAX)
             .map(drop)
             .unwrap_err()
             .to_string();
         assert!(error.contains("field `users[0].id` is 0"), "{error}");
         let member = br#"{"userOrganizationRoles":[{"userId":0,"usersRoleId":12,"organizationId":1,"invitation":null}]}"#;
-        let error = decode_page::<OrganizationMember>("GET /m", "userOrganizationRoles", member)
-            .map(drop)
-            .unwrap_err()
-            .to_string();
+        let error = decode_page::<OrganizationMember>(
+            "GET /m",
+            "userOrganizationRoles",
+            member,
+            usize::MAX,
+        )
+        .map(drop)
+        .unwrap_err()
+        .to_string();
         assert!(error.contains("userId` is 0"), "{error}");
     }
 
@@ -637,7 +926,7 @@ mod tests {
             ),
         ] {
             let body = format!(r#"{{"users":[{json}]}}"#);
-            let error = decode_page::<MakeUser>("GET /users", "users", body.as_bytes())
+            let error = decode_page::<MakeUser>("GET /users", "users", body.as_bytes(), usize::MAX)
                 .map(drop)
                 .unwrap_err()
                 .to_string();
@@ -649,7 +938,9 @@ mod tests {
             r#"{{"users":[{{"id":1,"name":"{}","email":"a@x","lastLogin":null}}]}}"#,
             "N".repeat(1024)
         );
-        assert!(decode_page::<MakeUser>("GET /users", "users", fits.as_bytes()).is_ok());
+        assert!(
+            decode_page::<MakeUser>("GET /users", "users", fits.as_bytes(), usize::MAX).is_ok()
+        );
     }
 
     /// A row that does not parse is named by its index and field; nothing of its values —
@@ -682,7 +973,7 @@ mod tests {
             (r#"{"users":[{"id":1,"name":"Mallory Quux"#, "not JSON"),
         ];
         for (body, says) in cases {
-            let error = decode_page::<MakeUser>(endpoint, "users", body.as_bytes())
+            let error = decode_page::<MakeUser>(endpoint, "users", body.as_bytes(), usize::MAX)
                 .map(drop)
                 .unwrap_err()
                 .to_string();

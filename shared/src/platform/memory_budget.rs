@@ -25,6 +25,15 @@ pub const USABLE_PERCENT: u64 = 70;
 /// The budget is counted in KiB so that it fits a semaphore's permits.
 const UNIT: u64 = 1024;
 
+/// What a function of `memory_mb` MB may plan with: [`USABLE_PERCENT`] of it, less the
+/// process itself, and never less than one sync's fixed part.
+pub fn usable_memory(memory_mb: u64) -> u64 {
+    let memory = memory_mb.saturating_mul(1024 * 1024);
+    (memory / 100 * USABLE_PERCENT)
+        .saturating_sub(PROCESS_BASELINE)
+        .max(BYTES_PER_SYNC)
+}
+
 #[derive(Debug, Clone)]
 pub struct MemoryBudget {
     permits: Arc<Semaphore>,
@@ -42,10 +51,7 @@ impl MemoryBudget {
     /// The budget of a function with `memory_mb` MB; `assumed_users` stands in for a
     /// connection that has never been synced.
     pub fn for_function(memory_mb: u32, assumed_users: u32) -> Self {
-        let memory = u64::from(memory_mb) * 1024 * 1024;
-        let usable = (memory * USABLE_PERCENT / 100)
-            .saturating_sub(PROCESS_BASELINE)
-            .max(BYTES_PER_SYNC);
+        let usable = usable_memory(u64::from(memory_mb));
         let total_units = u32::try_from(usable / UNIT).unwrap_or(u32::MAX);
         Self {
             permits: Arc::new(Semaphore::new(total_units as usize)),

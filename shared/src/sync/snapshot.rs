@@ -331,7 +331,7 @@ async fn read_members(
     // a large organization).
     let (members_read, members_known) = tokio::sync::oneshot::channel();
     let members = async {
-        let members = client.list_members(organization_id).await;
+        let members = client.list_members(organization_id, expected_users).await;
         if let Ok(members) = &members {
             let _ = members_read.send(members.len());
         }

@@ -15,6 +15,7 @@ use crate::make::{MakeClient, MakeError, Team, TEAMS_SCOPE};
 use crate::organization::OrganizationId;
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// The most teams read of one organization, and the most team memberships in all: past
@@ -47,44 +48,48 @@ pub fn lacks_scope_note() -> String {
     )
 }
 
-/// Reads every team of the organization and its members' team roles.
+/// Reads every team of the organization and its members' team roles. The bounds hold while
+/// the lists are read: the team list stops at its page that passes [`MAX_TEAMS`], and each
+/// team's member list at the memberships left of [`MAX_TEAM_MEMBERSHIPS`] when it is asked.
 pub async fn read_team_access(
     client: &MakeClient,
     organization: OrganizationId,
 ) -> Result<TeamAccess, MakeError> {
-    let teams = match client.list_teams(organization).await {
+    let teams = match client.list_teams(organization, MAX_TEAMS).await {
         Ok(teams) => teams,
+        Err(MakeError::ListTooLong { .. }) => {
+            return Ok(TeamAccess::NotRead(format!(
+            "teams not read: the organization has more than the {MAX_TEAMS} teams makesync reads"
+        )))
+        }
         Err(error) => return not_read(error),
     };
-    if teams.len() > MAX_TEAMS {
-        return Ok(TeamAccess::NotRead(format!(
-            "teams not read: the organization has {} teams, more than the {MAX_TEAMS} makesync reads",
-            teams.len()
-        )));
-    }
     let mut grants: HashMap<u64, Vec<TeamGrant>> = HashMap::new();
-    let mut memberships = 0usize;
+    let read = Arc::new(AtomicUsize::new(0));
     let at_once = client.page_concurrency().max(1) as usize;
     // At most `at_once` teams in flight, the next asked as soon as one answers; in team order.
     // Each future owns its team: a future borrowing from the list is not `Send` to the
     // worker's spawned tasks (the compiler cannot prove it for every lifetime).
     let mut answers = futures_util::stream::iter(teams)
-        .map(|team| async move {
-            let answer = client.list_team_roles(organization, team.id).await;
-            (team, answer)
+        .map(|team| {
+            let read = read.clone();
+            async move {
+                let left = MAX_TEAM_MEMBERSHIPS.saturating_sub(read.load(Ordering::Relaxed));
+                let answer = client.list_team_roles(organization, team.id, left).await;
+                (team, answer)
+            }
         })
         .buffered(at_once);
     while let Some((team, answer)) = answers.next().await {
         match answer {
             Ok(rows) => {
-                memberships += rows.len();
+                let memberships = read.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
                 if memberships > MAX_TEAM_MEMBERSHIPS {
-                    return Ok(TeamAccess::NotRead(format!(
-                        "teams not read: more than {MAX_TEAM_MEMBERSHIPS} team memberships, more than makesync reads"
-                    )));
+                    return Ok(too_many_memberships());
                 }
                 add_grants(&mut grants, &team, rows)
             }
+            Err(MakeError::ListTooLong { .. }) => return Ok(too_many_memberships()),
             // A team the token may not read leaves the rest partial: none is kept.
             Err(error) => return not_read(error),
         }
@@ -93,6 +98,12 @@ pub async fn read_team_access(
         member.sort_unstable_by_key(|grant| grant.team_id);
     }
     Ok(TeamAccess::Read(grants))
+}
+
+fn too_many_memberships() -> TeamAccess {
+    TeamAccess::NotRead(format!(
+        "teams not read: more than {MAX_TEAM_MEMBERSHIPS} team memberships, more than makesync reads"
+    ))
 }
 
 fn add_grants(

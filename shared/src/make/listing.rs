@@ -1,0 +1,297 @@
+//! Reading a whole list from Make: the page walk ([`PageWalk`]) driven over HTTP, pages read
+//! ahead where a count says how many there are, and every list bounded while it is read.
+//!
+//! A list is read through its walk, page by page; where a count of its rows is known, the
+//! pages it covers are asked a few at once (at most `MAKESYNC_PAGE_CONCURRENCY` in flight) and
+//! given to the walk in order, each only where the walk would have asked it. A wrong count
+//! costs a few requests, never a row: the walk checks every page against the one before.
+//!
+//! Bounds, checked as the answers arrive rather than once a list is whole: a page holds at
+//! most the list's row bound (the decoder stops past it), the list at most its row bound of
+//! distinct rows and its byte bound of answers. Past either, the read fails with
+//! [`MakeError::ListTooLong`] and nothing read is kept.
+
+use super::client::{Call, MakeClient};
+use super::error::{ListBound, MakeError};
+use super::paging::{Keyed, ListRead, PageWalk, PagingError};
+use super::wire::ListPage;
+use serde::de::DeserializeOwned;
+
+/// What every read of a list sends, and where its rows are.
+#[derive(Clone, Copy)]
+pub(super) struct ListCall<'a> {
+    pub call: &'a Call,
+    pub collection: &'a str,
+    pub extra: &'a [(&'static str, String)],
+}
+
+/// A list being read, and how far it got.
+struct Listing<'a> {
+    of: ListCall<'a>,
+    label: String,
+    rows_so_far: usize,
+    bytes_so_far: u64,
+    max_bytes: u64,
+}
+
+/// What is known of a list's length before it is read, to read its pages ahead.
+pub(super) struct Expected<F> {
+    /// The count the last successful sync made, known now.
+    pub remembered: Option<usize>,
+    /// Whether `remembered` may set the reads before any answer has shown the list is paged.
+    /// So for `/users`, documented as paged. A list documented whole (the member list) uses
+    /// it from the start only where it asks no read a whole list would not need — a count of
+    /// at most one page — and otherwise once an answer echoes `pg`.
+    pub remembered_from_start: bool,
+    /// A count that arrives while the list is read (the member list's length, for `/users`).
+    pub later: F,
+}
+
+impl Expected<std::future::Ready<Option<usize>>> {
+    /// Nothing is known: the pages are read one after another.
+    pub fn nothing() -> Self {
+        Self {
+            remembered: None,
+            remembered_from_start: false,
+            later: std::future::ready(None),
+        }
+    }
+}
+
+/// The reads a paged list of `rows` rows has left from the page at `offset` on (0 before any
+/// page is read): each page after the first starts on the last row of the one before
+/// (`limit - 1` further on), and the last one is the first that ends past the list. At most
+/// `pages_left`.
+fn reads_ahead(offset: u64, limit: u32, rows: usize, pages_left: u32) -> Vec<ListRead> {
+    let step = u64::from(limit.max(2) - 1);
+    let mut reads = Vec::new();
+    let mut next = offset;
+    while reads.len() < pages_left as usize {
+        reads.push(ListRead::Page {
+            offset: next,
+            limit,
+        });
+        if next + u64::from(limit) > rows as u64 {
+            break;
+        }
+        next += step;
+    }
+    reads
+}
+
+impl MakeClient {
+    /// Reads a whole list through `walk`, one page after another; `extra` is sent with every
+    /// paged read.
+    pub(super) async fn list_all<T: DeserializeOwned + Keyed>(
+        &self,
+        call: &Call,
+        collection: &str,
+        walk: PageWalk<T>,
+        extra: &[(&'static str, String)],
+    ) -> Result<Vec<T>, MakeError> {
+        self.list_all_expecting(call, collection, walk, extra, Expected::nothing())
+            .await
+    }
+
+    /// [`list_all`](Self::list_all), reading pages ahead where a count of the list's rows
+    /// says how many there are (see [`Expected`]).
+    pub(super) async fn list_all_expecting<T: DeserializeOwned + Keyed>(
+        &self,
+        call: &Call,
+        collection: &str,
+        walk: PageWalk<T>,
+        extra: &[(&'static str, String)],
+        expected: Expected<impl std::future::Future<Output = Option<usize>>>,
+    ) -> Result<Vec<T>, MakeError> {
+        let max_rows = walk.max_rows().min(self.config.max_list_rows);
+        let mut walk = walk.with_max_rows(max_rows);
+        let of = ListCall {
+            call,
+            collection,
+            extra,
+        };
+        let mut listing = Listing {
+            of,
+            label: call.label(),
+            rows_so_far: 0,
+            bytes_so_far: 0,
+            max_bytes: self.config.max_list_bytes,
+        };
+        let Expected {
+            mut remembered,
+            remembered_from_start,
+            later,
+        } = expected;
+        // The count `later` gives, once it has answered. It is waited for only beside a page
+        // the walk asks anyway, and only once an answer has shown the list is paged: the pages
+        // never stand still for it, and an endpoint that ignores pg[] is never read ahead on
+        // its strength.
+        let mut later = std::pin::pin!(later);
+        let mut later_answered = false;
+        let mut counted: Option<usize> = None;
+        while let Some(read) = walk.next_request() {
+            if let ListRead::Page { offset, limit } = read {
+                let known = if remembered_from_start || walk.paged_answers() {
+                    remembered.take()
+                } else {
+                    None
+                };
+                if let Some(rows) = known.or_else(|| counted.take()) {
+                    let reads = reads_ahead(offset, limit, rows, walk.pages_left());
+                    if reads.len() > 1 {
+                        self.read_ahead(&mut listing, &mut walk, &reads).await?;
+                        continue;
+                    }
+                }
+            }
+            let reading = self.read_page(of, walk.max_rows(), read);
+            let page = if !later_answered && walk.pages() > 0 && walk.paged_answers() {
+                tokio::pin!(reading);
+                loop {
+                    tokio::select! {
+                        biased;
+                        page = &mut reading => break page,
+                        rows = &mut later, if !later_answered => {
+                            later_answered = true;
+                            counted = rows;
+                        }
+                    }
+                }
+            } else {
+                reading.await
+            };
+            self.take_page(&mut listing, &mut walk, page?)?;
+        }
+        tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
+        Ok(walk.into_rows())
+    }
+
+    /// Reads `reads` with at most [`page_concurrency`](Self::page_concurrency) in flight (the
+    /// next is asked as soon as one answers) and gives each page to the walk in order, while
+    /// the walk asks for exactly that read; the first read it does not ask for ends the
+    /// read-ahead (the rest are dropped unread or unused).
+    async fn read_ahead<T: DeserializeOwned + Keyed>(
+        &self,
+        listing: &mut Listing<'_>,
+        walk: &mut PageWalk<T>,
+        reads: &[ListRead],
+    ) -> Result<(), MakeError> {
+        use futures_util::StreamExt;
+        let of = listing.of;
+        let max_rows = walk.max_rows();
+        let mut pages = futures_util::stream::iter(reads.iter().copied())
+            .map(|read| async move { (read, self.read_page(of, max_rows, read).await) })
+            .buffered(self.page_concurrency().max(1) as usize);
+        while let Some((read, page)) = pages.next().await {
+            if walk.next_request() != Some(read) {
+                return Ok(());
+            }
+            self.take_page(listing, walk, page?)?;
+        }
+        Ok(())
+    }
+
+    /// One read of a list, decoded; the body is not kept past its rows. A page may hold at
+    /// most the list's row bound and the anchor row.
+    async fn read_page<T: DeserializeOwned>(
+        &self,
+        of: ListCall<'_>,
+        max_rows: usize,
+        read: ListRead,
+    ) -> Result<ListPage<T>, MakeError> {
+        let mut paging = Vec::new();
+        if let ListRead::Page { offset, limit } = read {
+            paging.push(("pg[offset]", offset.to_string()));
+            paging.push(("pg[limit]", limit.to_string()));
+            paging.extend_from_slice(of.extra);
+        }
+        let body = self.fetch(of.call, &paging).await?;
+        self.decode_page(of.call, of.collection, &body, max_rows)
+    }
+
+    /// Gives a page to the walk, counts its bytes against the list's bound, and tells the
+    /// observer.
+    fn take_page<T: Keyed>(
+        &self,
+        listing: &mut Listing<'_>,
+        walk: &mut PageWalk<T>,
+        page: ListPage<T>,
+    ) -> Result<(), MakeError> {
+        let ListPage { rows, echo, bytes } = page;
+        listing.rows_so_far += rows.len();
+        listing.bytes_so_far = listing.bytes_so_far.saturating_add(bytes as u64);
+        if listing.bytes_so_far > listing.max_bytes {
+            return Err(MakeError::ListTooLong {
+                endpoint: listing.label.clone(),
+                bound: ListBound::Bytes(listing.max_bytes),
+            });
+        }
+        walk.accept(rows, echo)
+            .map_err(|e| paging_error(&listing.label, e))?;
+        if let Some(observer) = &self.observer {
+            observer.page_read(&listing.label, listing.rows_so_far);
+        }
+        Ok(())
+    }
+}
+
+/// A walk's refusal as the client reports it: a list that moved is [`MakeError::ListChanged`]
+/// (the snapshot reads it again), one past its bound [`MakeError::ListTooLong`].
+fn paging_error(label: &str, error: PagingError) -> MakeError {
+    match error {
+        PagingError::Shifted { .. } | PagingError::NotAdvancing { .. } => MakeError::ListChanged {
+            endpoint: label.to_string(),
+            detail: error.to_string(),
+        },
+        PagingError::TooManyRows { max_rows } => MakeError::ListTooLong {
+            endpoint: label.to_string(),
+            bound: ListBound::Rows(max_rows),
+        },
+        other => MakeError::Paging {
+            endpoint: label.to_string(),
+            detail: other.to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offsets(reads: &[ListRead]) -> Vec<u64> {
+        reads
+            .iter()
+            .map(|read| match read {
+                ListRead::Page { offset, .. } => *offset,
+                ListRead::Whole => u64::MAX,
+            })
+            .collect()
+    }
+
+    /// The reads left after a full first page are those the walk would ask one by one: each
+    /// a row before the end of the one before, until the first that ends past the list.
+    #[test]
+    fn the_reads_ahead_are_the_walk_s_own() {
+        // 100,001 users in pages of 10,000: ten more pages, the last one short.
+        let reads = reads_ahead(9_999, 10_000, 100_001, 1000);
+        assert_eq!(
+            offsets(&reads),
+            (1..=10).map(|n| n * 9_999).collect::<Vec<_>>()
+        );
+        // A list that ends exactly at a page's end: one more read, for its anchor row alone.
+        assert_eq!(offsets(&reads_ahead(9, 10, 19, 1000)), vec![9, 18]);
+        // 10,001 users: one more page.
+        assert_eq!(
+            offsets(&reads_ahead(9_999, 10_000, 10_001, 1000)),
+            vec![9_999]
+        );
+        // A member count smaller than the first page: the read the walk asks next, no more.
+        assert_eq!(offsets(&reads_ahead(9, 10, 3, 1000)), vec![9]);
+        // Never past the pages the walk has left, whatever the count says.
+        assert_eq!(reads_ahead(9, 10, usize::MAX, 5).len(), 5);
+        // From the start, a count of exactly one page: that page and the read of its last
+        // row, which a whole list needs too (to be told from a first page).
+        assert_eq!(offsets(&reads_ahead(0, 10, 10, 1000)), vec![0, 9]);
+        assert_eq!(offsets(&reads_ahead(0, 10, 9, 1000)), vec![0]);
+    }
+}
