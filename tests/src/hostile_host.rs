@@ -2,8 +2,10 @@
 //! function of the test makes of its path and `pg[]`, without sockets — large answers of any
 //! shape, endless lists whose every page is well formed. Not a model of Make: what a White
 //! Label host, someone else's server, may send, and what makesync must survive within the
-//! function's memory. Bodies are made before they are asked for (a test measures the client's
-//! memory, not the host's) and handed out in chunks as a network would.
+//! function's memory. Bodies are made before they are asked for, or a chunk at a time as they
+//! are read (a test measures the client's memory, not the host's), and handed out in chunks as
+//! a network would, each a moment later than the one before, so that answers asked together
+//! are read side by side.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,7 +20,19 @@ pub struct Asked {
     pub limit: usize,
 }
 
-type Answer = Box<dyn Fn(&Asked) -> Option<Bytes> + Send + Sync>;
+/// A body: made already, or made a chunk at a time as it is read.
+pub enum Body {
+    Made(Bytes),
+    Chunked(Box<dyn Iterator<Item = Bytes> + Send>),
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::Made(bytes)
+    }
+}
+
+type Answer = Box<dyn Fn(&Asked) -> Option<Body> + Send + Sync>;
 
 pub struct HostileHost {
     answer: Answer,
@@ -27,9 +41,11 @@ pub struct HostileHost {
 
 impl HostileHost {
     /// A host answering `answer`'s body with 200, or 404 where it gives none.
-    pub fn new(answer: impl Fn(&Asked) -> Option<Bytes> + Send + Sync + 'static) -> Self {
+    pub fn new<B: Into<Body>>(
+        answer: impl Fn(&Asked) -> Option<B> + Send + Sync + 'static,
+    ) -> Self {
         Self {
-            answer: Box::new(answer),
+            answer: Box::new(move |asked| answer(asked).map(Into::into)),
             requests: AtomicUsize::new(0),
         }
     }
@@ -83,17 +99,45 @@ pub fn rows_page(collection: &str, bytes: usize, first: u64, row: impl Fn(u64) -
 
 /// `limit` rows of an endless list from `offset` on (ids `offset + 1`, …), each page starting
 /// on the last row of the one before as the walk expects, with an echo of the limit asked:
-/// every page is well formed and full, and the list never ends.
-pub fn endless_page(collection: &str, asked: &Asked, row: impl Fn(u64) -> String) -> Bytes {
-    let rows: Vec<String> = (asked.offset as u64 + 1..=(asked.offset + asked.limit) as u64)
-        .map(row)
-        .collect();
-    Bytes::from(format!(
-        r#"{{"{collection}":[{}],"pg":{{"limit":{},"offset":{}}}}}"#,
-        rows.join(","),
-        asked.limit,
-        asked.offset
-    ))
+/// every page is well formed and full, and the list never ends. Made as it is read.
+pub fn endless_page(
+    collection: &str,
+    asked: &Asked,
+    row: impl Fn(u64) -> String + Send + 'static,
+) -> Body {
+    let head = format!(r#"{{"{collection}":["#);
+    let tail = format!(
+        r#"],"pg":{{"limit":{},"offset":{}}}}}"#,
+        asked.limit, asked.offset
+    );
+    let first = asked.offset as u64 + 1;
+    let last = (asked.offset + asked.limit) as u64;
+    let mut next = first;
+    let mut parts = std::iter::once(head).chain(std::iter::from_fn(move || {
+        (next <= last).then(|| {
+            let text = if next == first {
+                row(next)
+            } else {
+                format!(",{}", row(next))
+            };
+            next += 1;
+            text
+        })
+    }));
+    let mut tail = Some(tail);
+    Body::Chunked(Box::new(std::iter::from_fn(move || {
+        let mut chunk = String::new();
+        while chunk.len() < CHUNK {
+            match parts.next() {
+                Some(part) => chunk.push_str(&part),
+                None => match tail.take() {
+                    Some(tail) => chunk.push_str(&tail),
+                    None => break,
+                },
+            }
+        }
+        (!chunk.is_empty()).then(|| Bytes::from(chunk))
+    })))
 }
 
 /// A `/users` row with a name and an email of `text` bytes each.
@@ -110,16 +154,18 @@ pub fn member_row(id: u64) -> String {
 
 const CHUNK: usize = 64 * 1024;
 
-struct Chunks(Bytes);
+struct Chunks(Body);
 
 #[async_trait]
 impl AnswerBody for Chunks {
     async fn chunk(&mut self) -> Result<Option<Bytes>, TransportError> {
-        if self.0.is_empty() {
-            return Ok(None);
-        }
-        let take = self.0.len().min(CHUNK);
-        Ok(Some(self.0.split_to(take)))
+        // A moment between chunks, as a network has: answers read together interleave.
+        tokio::task::yield_now().await;
+        Ok(match &mut self.0 {
+            Body::Made(bytes) if bytes.is_empty() => None,
+            Body::Made(bytes) => Some(bytes.split_to(bytes.len().min(CHUNK))),
+            Body::Chunked(chunks) => chunks.next(),
+        })
     }
 }
 
@@ -139,14 +185,22 @@ impl Transport for HostileHost {
             offset: number("pg[offset]").unwrap_or(0),
             limit: number("pg[limit]").unwrap_or(10_000),
         };
+        tokio::task::yield_now().await;
         let (status, body) = match (self.answer)(&asked) {
             Some(body) => (200, body),
-            None => (404, Bytes::from_static(br#"{"message":"Not found"}"#)),
+            None => (
+                404,
+                Body::Made(Bytes::from_static(br#"{"message":"Not found"}"#)),
+            ),
+        };
+        let content_length = match &body {
+            Body::Made(bytes) => Some(bytes.len() as u64),
+            Body::Chunked(_) => None,
         };
         Ok(HttpAnswer {
             status,
             headers: Default::default(),
-            content_length: Some(body.len() as u64),
+            content_length,
             body: Box::new(Chunks(body)),
         })
     }

@@ -240,7 +240,11 @@ async fn two_connections_of_one_organization_never_sync_at_once() {
 #[tokio::test]
 async fn connections_of_one_organization_share_its_rate_budget() {
     // Acme allows 60 requests a minute, makesync takes half: two connections of it synced in
-    // turn stay within 30 a minute together, not 30 each.
+    // turn stay within 30 a minute together, not 30 each. The windows are counted from when
+    // the client sent each request (its TRACE line), on the clock the budget counts with: the
+    // simulator serves a request only once the test clock has jumped past another one's wait.
+    let logs = makesync_tests::CapturedLogs::default();
+    let _capture = logs.install_filtered("makesync::make=trace");
     let env = TestEnv::start_with(demo_world(), |config| config.page_size = 3).await;
     let first = env.connection("eu1.make.com", ACME);
     let mut second = first.clone();
@@ -251,13 +255,19 @@ async fn connections_of_one_organization_share_its_rate_budget() {
             assert_eq!(report.run.outcome, RunOutcome::Succeeded);
         }
     }
-    let times: Vec<Duration> = env
-        .simulator
-        .requests()
-        .iter()
-        .filter(|r| r.path != "/api/v2/users/roles")
-        .map(|r| r.at)
+    let mut times: Vec<Duration> = logs
+        .text()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["message"] == "sending a Make request")
+        .map(|line| Duration::from_millis(line["sent_at_ms"].as_u64().unwrap()))
         .collect();
+    times.sort();
+    assert_eq!(
+        times.len(),
+        env.simulator.requests().len(),
+        "every request logged"
+    );
     assert!(times.len() > 60, "{} requests", times.len());
     for (i, start) in times.iter().enumerate() {
         let in_minute = times[i..]

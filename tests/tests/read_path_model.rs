@@ -409,3 +409,67 @@ async fn leave_before_the_last_page(shape: ApiShape, held: &[&str], leavers: u64
     assert_eq!(calm.run.outcome, RunOutcome::Succeeded, "{what}");
     assert_eq!(stack.stored().await.0, model.members(), "{what}");
 }
+
+/// An unchanged sync reads the member list's reads together where every shape of the list
+/// needs them, and never asks one a shape does not need: with a last count of exactly one
+/// page, its first read and the read after it (which tells a whole list of exactly the rows
+/// asked from a first page) at once; with a larger count, one read when the list answers
+/// whole, and once it has answered as a page, the pages left at once.
+#[test]
+fn an_unchanged_sync_reads_the_member_list_ahead_only_where_no_shape_pays_for_it() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let whole = ApiShape::new(ListShape::Unpaged, 403);
+    let paged = ApiShape::new(ListShape::Paged { max: 100 }, 403);
+    // (shape, members, the member reads asked together at some moment, member reads in all)
+    let cases: [(ApiShape, u64, &[&str], usize); 3] = [
+        (whole, 10, &["@0", "@9"], 2),
+        (whole, 11, &["@0"], 1),
+        (paged, 25, &["@9", "@18"], 3),
+    ];
+    for (shape, members, together, reads) in cases {
+        runtime.block_on(async {
+            let model = MakeModel::new(1..=members, shape, 10);
+            let stack = Stack::new(model.clone(), 10, 4).await;
+            let (first, _) = stack.sync(&[]).await;
+            assert_eq!(first.run.outcome, RunOutcome::Succeeded);
+            let (connection, client) = stack.as_the_worker_syncs().await;
+            model.start_watching();
+            let mut waiting_members = Vec::new();
+            let report = model
+                .drive_with(
+                    stack
+                        .engine
+                        .sync(&connection, &client, SyncReason::Scheduled),
+                    |_, waiting| {
+                        waiting_members.push(
+                            waiting
+                                .iter()
+                                .filter(|w| w.contains("/user-organization-roles"))
+                                .map(|w| w.rsplit_once('@').map_or("", |(_, o)| o).to_string())
+                                .collect::<Vec<_>>(),
+                        );
+                        Some(0)
+                    },
+                )
+                .await;
+            assert_eq!(report.run.outcome, RunOutcome::Succeeded);
+            let what = format!("{shape:?}, {members} members");
+            let together: Vec<String> = together
+                .iter()
+                .map(|offset| offset.trim_start_matches('@').to_string())
+                .collect();
+            assert!(
+                waiting_members.iter().any(|w| w == &together),
+                "{what}: member reads waiting together {waiting_members:?}"
+            );
+            let asked = model
+                .answered()
+                .iter()
+                .filter(|a| a.contains("/user-organization-roles"))
+                .count();
+            assert_eq!(asked, reads, "{what}: member reads {:?}", model.answered());
+        });
+    }
+}

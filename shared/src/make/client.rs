@@ -3,6 +3,7 @@
 //! reading a whole list in `listing.rs`, the HTTP port in `transport.rs`.
 
 use super::error::MakeError;
+use super::in_flight::Allowance;
 use super::listing::Expected;
 use super::paging::PageWalk;
 use super::rate_limit::RequestBudget;
@@ -52,8 +53,13 @@ pub struct MakeApiConfig {
     /// memory.
     pub max_response_bytes: u64,
     /// Pages of one list read at once, once its length is known (`/users`, from the member
-    /// list): each holds a body of up to `max_response_bytes` while it is read.
+    /// list), and team member lists read at once.
     pub page_concurrency: u32,
+    /// The bytes of answers one read holds at once — the pages of a list, or the team lists,
+    /// being read or read and not yet taken: past it, an answer waits for its turn to be read
+    /// (the one taken next always goes on). So many ordinary pages are read at once, and a
+    /// host's largest answers about one at a time.
+    pub bytes_in_flight: u64,
     /// Requests per minute assumed when the organization does not report `license.apiLimit`
     /// (60 is Make's lowest plan).
     pub default_requests_per_minute: u32,
@@ -80,7 +86,8 @@ impl Default for MakeApiConfig {
             // A 10,000-row page is 1–2 MB; 16 MB keeps the body and what is decoded from it
             // (measured: about 4× the body) inside a 256 MB function.
             max_response_bytes: 16 * 1024 * 1024,
-            page_concurrency: 4,
+            page_concurrency: 16,
+            bytes_in_flight: 64 * 1024 * 1024,
             default_requests_per_minute: 60,
             budget_percent: 50,
         }
@@ -376,6 +383,12 @@ impl MakeClient {
         self.config.page_concurrency
     }
 
+    /// The bytes of answers one read may hold at once (see
+    /// [`MakeApiConfig::bytes_in_flight`]).
+    pub fn bytes_in_flight(&self) -> u64 {
+        self.config.bytes_in_flight
+    }
+
     /// How many members one sync may look up one by one (see [`MakeApiConfig::member_lookups`]).
     pub fn member_lookups(&self) -> u32 {
         self.config.member_lookups
@@ -625,13 +638,16 @@ impl MakeClient {
     /// Its documented answer shows no `pg`, though `pg[]` is accepted: `pg[limit]` is sent,
     /// and the answer read whole or page by page, whichever it is. A row about another team
     /// is refused. Scope `teams:read`. At most `max_members` are read, as for
-    /// [`list_teams`](Self::list_teams).
+    /// [`list_teams`](Self::list_teams). Its answers are counted against `allowance` (the
+    /// team lists of one read are taken in order); with the rows, the bytes they held, to be
+    /// given back when the list is taken.
     pub async fn list_team_roles(
         &self,
         organization: OrganizationId,
         team: u64,
         max_members: usize,
-    ) -> Result<Vec<TeamMemberRole>, MakeError> {
+        allowance: Allowance<'_>,
+    ) -> Result<(Vec<TeamMemberRole>, u64), MakeError> {
         let call = Call {
             path: format!("/teams/{team}/user-team-roles"),
             query: Vec::new(),
@@ -640,7 +656,9 @@ impl MakeClient {
         };
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages)
             .with_max_rows(max_members);
-        let rows: Vec<TeamMemberRole> = self.list_all(&call, "userTeamRoles", walk, &[]).await?;
+        let (rows, bytes): (Vec<TeamMemberRole>, u64) = self
+            .list_all_within(&call, "userTeamRoles", walk, &[], allowance)
+            .await?;
         if let Some(stray) = rows.iter().find(|r| r.team_id.is_some_and(|t| t != team)) {
             return Err(MakeError::Protocol {
                 endpoint: call.label(),
@@ -650,7 +668,7 @@ impl MakeClient {
                 ),
             });
         }
-        Ok(rows)
+        Ok((rows, bytes))
     }
 
     /// `GET /organizations/{id}/user-organization-roles/{userId}`: one member, or `None` if

@@ -10,7 +10,7 @@
 //! | `MAKESYNC_MAX_PAGES` | pages per list before the sync fails | 1000 |
 //! | `MAKESYNC_MEMBER_LOOKUPS` | members one sync may look up one by one when the member list is cut | 100 |
 //! | `MAKESYNC_MAX_RESPONSE_MB` | the largest Make response body read | 16 |
-//! | `MAKESYNC_PAGE_CONCURRENCY` | pages of one list in flight at once, once the list's length is known (or remembered) | 4; in Lambda at most what the function's memory allows (2 at 256 MB) |
+//! | `MAKESYNC_PAGE_CONCURRENCY` | pages of one list (or team lists) in flight at once, once the list's length is known (or remembered); what they hold is bounded in bytes, an eighth of a Lambda function's memory | 16 |
 //! | `MAKESYNC_REQUEST_TIMEOUT_SECS` | one Make request | 20 |
 //! | `MAKESYNC_RETRY_MAX_ATTEMPTS` | attempts per Make request, the first included | 5 |
 //! | `MAKESYNC_RETRY_MAX_ELAPSED_SECS` | time one Make request may spend retrying | 90 |
@@ -86,7 +86,13 @@ pub fn make_api_config_from(
             1_000_000,
         )?,
         max_response_bytes: max_response_bytes(&lookup, &defaults)?,
-        page_concurrency: page_concurrency(&lookup, &defaults)?,
+        page_concurrency: number(
+            "MAKESYNC_PAGE_CONCURRENCY",
+            defaults.page_concurrency,
+            1,
+            16,
+        )?,
+        bytes_in_flight: bytes_in_flight(&lookup, &defaults),
         default_requests_per_minute: number(
             "MAKESYNC_REQUESTS_PER_MINUTE",
             defaults.default_requests_per_minute,
@@ -143,35 +149,16 @@ fn list_bounds(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfi
     }
 }
 
-/// `MAKESYNC_PAGE_CONCURRENCY`. In a Lambda function, the pages read at once may together
-/// take at most an eighth of its memory at the largest body allowed: unset, it is lowered to
-/// that (2 at 256 MB with 16 MB bodies); set above it, the setting is refused.
-fn page_concurrency(
-    lookup: &impl Fn(&str) -> Option<String>,
-    defaults: &MakeApiConfig,
-) -> Result<u32, ConfigError> {
-    const VARIABLE: &str = "MAKESYNC_PAGE_CONCURRENCY";
-    let set = lookup(VARIABLE).filter(|v| !v.trim().is_empty());
-    let explicit = set.is_some();
-    let pages = bounded_number(set, VARIABLE, defaults.page_concurrency, 1..=16)?;
-    let memory_mb =
-        lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
-    let Some(memory_mb) = memory_mb else {
-        return Ok(pages);
-    };
-    let body_mb = max_response_bytes(lookup, defaults)? / (1024 * 1024);
-    let fits = u32::try_from((memory_mb / 8 / body_mb.max(1)).max(1)).unwrap_or(u32::MAX);
-    if pages <= fits {
-        return Ok(pages);
-    }
-    if explicit {
-        return Err(ConfigError::Invalid {
-            variable: VARIABLE,
-            value: pages.to_string(),
-            expected: "at most as many pages as an eighth of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE) holds at MAKESYNC_MAX_RESPONSE_MB each — lower it, lower MAKESYNC_MAX_RESPONSE_MB or raise the function's MemorySize",
-        });
-    }
-    Ok(fits)
+/// The bytes of answers one read may hold at once ([`MakeApiConfig::bytes_in_flight`]): in a
+/// Lambda function an eighth of its memory (32 MB at 256 MB: sixteen ordinary 10,000-row
+/// pages of 1–2 MB, or two of the largest answers `MAKESYNC_MAX_RESPONSE_MB` allows), outside
+/// Lambda the default.
+fn bytes_in_flight(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfig) -> u64 {
+    lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .and_then(|m| m.trim().parse::<u64>().ok())
+        .map_or(defaults.bytes_in_flight, |memory_mb| {
+            memory_mb.saturating_mul(1024 * 1024) / 8
+        })
 }
 
 /// Make's zones, and the White Label hosts an operator allows besides them (separated by
@@ -293,27 +280,46 @@ mod tests {
 
     /// The pages read at once hold at most an eighth of a function's memory in bodies.
     #[test]
-    fn the_pages_read_at_once_fit_the_function_s_memory() {
-        let pages = |vars: &[(&str, &str)]| config(vars).map(|c| c.page_concurrency);
-        assert_eq!(pages(&[]), Ok(4), "no function: the default");
-        assert_eq!(pages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]), Ok(2));
-        assert_eq!(pages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]), Ok(4));
+    fn the_answers_read_at_once_fit_the_function_s_memory() {
+        let read = |vars: &[(&str, &str)]| {
+            config(vars).map(|c| (c.page_concurrency, c.bytes_in_flight / (1024 * 1024)))
+        };
+        assert_eq!(read(&[]), Ok((16, 64)), "no function: the defaults");
         assert_eq!(
-            pages(&[
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
-                ("MAKESYNC_MAX_RESPONSE_MB", "4")
-            ]),
-            Ok(4),
-            "smaller bodies, more of them"
+            read(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]),
+            Ok((16, 32)),
+            "pages in flight bounded by an eighth of the memory in bytes, not in number"
         );
-        let error = pages(&[
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
-            ("MAKESYNC_PAGE_CONCURRENCY", "4"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(error.contains("MAKESYNC_PAGE_CONCURRENCY=4"), "{error}");
-        assert!(pages(&[("MAKESYNC_PAGE_CONCURRENCY", "0")]).is_err());
+        assert_eq!(
+            read(&[
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
+                ("MAKESYNC_PAGE_CONCURRENCY", "4")
+            ]),
+            Ok((4, 128))
+        );
+        assert!(read(&[("MAKESYNC_PAGE_CONCURRENCY", "0")]).is_err());
+        assert!(read(&[("MAKESYNC_PAGE_CONCURRENCY", "17")]).is_err());
+    }
+
+    /// In a Lambda function the lists' bounds follow its memory.
+    #[test]
+    fn the_lists_bounds_follow_the_function_s_memory() {
+        let bounds = |vars: &[(&str, &str)]| {
+            config(vars).map(|c| (c.max_list_rows, c.max_list_bytes / (1024 * 1024)))
+        };
+        assert_eq!(
+            bounds(&[]),
+            Ok((1_000_000, 256)),
+            "no function: the defaults"
+        );
+        assert_eq!(
+            bounds(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]),
+            Ok((229_288, 32))
+        );
+        assert_eq!(
+            bounds(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]),
+            Ok((1_168_812, 167))
+        );
     }
 
     #[test]

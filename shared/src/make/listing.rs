@@ -13,6 +13,7 @@
 
 use super::client::{Call, MakeClient};
 use super::error::{ListBound, MakeError};
+use super::in_flight::{Allowance, AnswersInFlight};
 use super::paging::{Keyed, ListRead, PageWalk, PagingError};
 use super::wire::ListPage;
 use serde::de::DeserializeOwned;
@@ -103,6 +104,44 @@ impl MakeClient {
         extra: &[(&'static str, String)],
         expected: Expected<impl std::future::Future<Output = Option<usize>>>,
     ) -> Result<Vec<T>, MakeError> {
+        let (rows, _) = self
+            .read_list(call, collection, walk, extra, expected, None)
+            .await?;
+        Ok(rows)
+    }
+
+    /// [`list_all`](Self::list_all), its answers counted against `allowance` (one of the
+    /// lists a read takes in order); with the bytes its answers held.
+    pub(super) async fn list_all_within<T: DeserializeOwned + Keyed>(
+        &self,
+        call: &Call,
+        collection: &str,
+        walk: PageWalk<T>,
+        extra: &[(&'static str, String)],
+        allowance: Allowance<'_>,
+    ) -> Result<(Vec<T>, u64), MakeError> {
+        self.read_list(
+            call,
+            collection,
+            walk,
+            extra,
+            Expected::nothing(),
+            Some(allowance),
+        )
+        .await
+    }
+
+    /// Reads a list (see [`list_all_expecting`](Self::list_all_expecting) and
+    /// [`list_all_within`](Self::list_all_within)): its rows, and the bytes its answers held.
+    async fn read_list<T: DeserializeOwned + Keyed>(
+        &self,
+        call: &Call,
+        collection: &str,
+        walk: PageWalk<T>,
+        extra: &[(&'static str, String)],
+        expected: Expected<impl std::future::Future<Output = Option<usize>>>,
+        allowance: Option<Allowance<'_>>,
+    ) -> Result<(Vec<T>, u64), MakeError> {
         let max_rows = walk.max_rows().min(self.config.max_list_rows);
         let mut walk = walk.with_max_rows(max_rows);
         let of = ListCall {
@@ -144,7 +183,7 @@ impl MakeClient {
                     }
                 }
             }
-            let reading = self.read_page(of, walk.max_rows(), read);
+            let reading = self.read_page(of, walk.max_rows(), read, allowance);
             let page = if !later_answered && walk.pages() > 0 && walk.paged_answers() {
                 tokio::pin!(reading);
                 loop {
@@ -163,13 +202,15 @@ impl MakeClient {
             self.take_page(&mut listing, &mut walk, page?)?;
         }
         tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
-        Ok(walk.into_rows())
+        Ok((walk.into_rows(), listing.bytes_so_far))
     }
 
     /// Reads `reads` with at most [`page_concurrency`](Self::page_concurrency) in flight (the
     /// next is asked as soon as one answers) and gives each page to the walk in order, while
     /// the walk asks for exactly that read; the first read it does not ask for ends the
-    /// read-ahead (the rest are dropped unread or unused).
+    /// read-ahead (the rest are dropped unread or unused). What the pages hold until the walk
+    /// takes them is bounded in bytes ([`AnswersInFlight`]): past the budget, a page waits for
+    /// its turn to be read.
     async fn read_ahead<T: DeserializeOwned + Keyed>(
         &self,
         listing: &mut Listing<'_>,
@@ -179,25 +220,37 @@ impl MakeClient {
         use futures_util::StreamExt;
         let of = listing.of;
         let max_rows = walk.max_rows();
-        let mut pages = futures_util::stream::iter(reads.iter().copied())
-            .map(|read| async move { (read, self.read_page(of, max_rows, read).await) })
+        let in_flight = AnswersInFlight::new(self.config.bytes_in_flight);
+        let in_flight = &in_flight;
+        let mut pages = futures_util::stream::iter(reads.iter().copied().enumerate())
+            .map(|(item, read)| async move {
+                let page = self
+                    .read_page(of, max_rows, read, Some(in_flight.allowance(item)))
+                    .await;
+                (item, read, page)
+            })
             .buffered(self.page_concurrency().max(1) as usize);
-        while let Some((read, page)) = pages.next().await {
+        while let Some((item, read, page)) = pages.next().await {
             if walk.next_request() != Some(read) {
                 return Ok(());
             }
-            self.take_page(listing, walk, page?)?;
+            let page = page?;
+            in_flight.taken(item, page.bytes as u64);
+            self.take_page(listing, walk, page)?;
         }
         Ok(())
     }
 
     /// One read of a list, decoded; the body is not kept past its rows. A page may hold at
-    /// most the list's row bound and the anchor row.
+    /// most the list's row bound and the anchor row. With an allowance, it is put off while
+    /// its turn has not come and the answers in flight fill the budget, and read again once
+    /// it has.
     async fn read_page<T: DeserializeOwned>(
         &self,
         of: ListCall<'_>,
         max_rows: usize,
         read: ListRead,
+        allowance: Option<Allowance<'_>>,
     ) -> Result<ListPage<T>, MakeError> {
         let mut paging = Vec::new();
         if let ListRead::Page { offset, limit } = read {
@@ -205,8 +258,24 @@ impl MakeClient {
             paging.push(("pg[limit]", limit.to_string()));
             paging.extend_from_slice(of.extra);
         }
-        let body = self.fetch(of.call, &paging).await?;
-        self.decode_page(of.call, of.collection, &body, max_rows)
+        loop {
+            match (
+                self.fetch_within(of.call, &paging, allowance).await?,
+                allowance,
+            ) {
+                (Some(body), _) => {
+                    return self.decode_page(of.call, of.collection, &body, max_rows)
+                }
+                (None, Some(allowance)) => allowance.in_flight.turn_of(allowance.item).await,
+                // Only an answer with an allowance is ever put off.
+                (None, None) => {
+                    return Err(MakeError::Paging {
+                        endpoint: of.call.label(),
+                        detail: "an answer was put off without an allowance".to_string(),
+                    })
+                }
+            }
+        }
     }
 
     /// Gives a page to the walk, counts its bytes against the list's bound, and tells the

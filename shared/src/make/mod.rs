@@ -6,6 +6,7 @@
 mod client;
 pub mod config;
 mod error;
+mod in_flight;
 mod listing;
 mod paging;
 mod rate_limit;
@@ -17,6 +18,7 @@ mod wire;
 
 pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, TEAMS_SCOPE};
 pub use error::{ListBound, MakeError};
+pub use in_flight::{Allowance, AnswersInFlight};
 pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use retry::RetryPolicy;

@@ -4,6 +4,7 @@
 
 use super::client::{Call, MakeClient, ME_PATH};
 use super::error::MakeError;
+use super::in_flight::Allowance;
 use super::rate_limit::RateLimitHeaders;
 use super::transport::{AnswerBody, HttpGet};
 use super::wire::{self, ListPage};
@@ -68,12 +69,27 @@ impl MakeClient {
         call: &Call,
         paging: &[(&'static str, String)],
     ) -> Result<Vec<u8>, MakeError> {
-        let error = match self.get(call, paging).await {
+        // Without an allowance, no answer is put off.
+        Ok(self
+            .fetch_within(call, paging, None)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// [`fetch`](Self::fetch), its body counted against `allowance`: `None` when the body
+    /// would pass the allowance's budget before its turn (read it again then).
+    pub(super) async fn fetch_within(
+        &self,
+        call: &Call,
+        paging: &[(&'static str, String)],
+        allowance: Option<Allowance<'_>>,
+    ) -> Result<Option<Vec<u8>>, MakeError> {
+        let error = match self.get(call, paging, allowance).await {
             Err(MakeError::InvalidToken { endpoint }) => MakeError::InvalidToken { endpoint },
             other => return other,
         };
         let accepted = self.token_accepted.load(Ordering::Relaxed)
-            || (call.path != ME_PATH && self.get(&Self::me_call(), &[]).await.is_ok());
+            || (call.path != ME_PATH && self.get(&Self::me_call(), &[], None).await.is_ok());
         if !accepted {
             return Err(error);
         }
@@ -83,12 +99,14 @@ impl MakeClient {
         })
     }
 
-    /// One GET with retries, spacing and classification; returns the parsed JSON body.
+    /// One GET with retries, spacing and classification; returns the body (`None`: put off,
+    /// see [`fetch_within`](Self::fetch_within)).
     async fn get(
         &self,
         call: &Call,
         paging: &[(&'static str, String)],
-    ) -> Result<Vec<u8>, MakeError> {
+        allowance: Option<Allowance<'_>>,
+    ) -> Result<Option<Vec<u8>>, MakeError> {
         let first_attempt_at = self.clock.monotonic();
         let mut attempts = 0u32;
         loop {
@@ -98,7 +116,7 @@ impl MakeClient {
             if attempts > 1 {
                 self.stats.retries.fetch_add(1, Ordering::Relaxed);
             }
-            let (error, server_hint) = match self.attempt(call, paging, attempts).await {
+            let (error, server_hint) = match self.attempt(call, paging, attempts, allowance).await {
                 Ok(body) => return Ok(body),
                 Err(Attempt::Final(error)) => return Err(error),
                 Err(Attempt::Retry { error, server_hint }) => (error, server_hint),
@@ -182,7 +200,8 @@ impl MakeClient {
         call: &Call,
         paging: &[(&'static str, String)],
         attempts: u32,
-    ) -> Result<Vec<u8>, Attempt> {
+        allowance: Option<Allowance<'_>>,
+    ) -> Result<Option<Vec<u8>>, Attempt> {
         let endpoint = call.label();
         let request = self.request(call, paging)?;
         // When each request leaves, on the clock the budget counts with: what an operator at
@@ -213,15 +232,21 @@ impl MakeClient {
             let body = read_error_body(answer.body.as_mut()).await;
             return Err(self.classify_error(call, status, &limits, &body, attempts));
         }
-        let body = self
-            .read_body(&endpoint, answer.content_length, answer.body.as_mut())
-            .await
-            .map_err(|e| match e {
-                BodyError::Network(detail) => network(detail),
-                BodyError::TooLarge(error) => Attempt::Final(error),
-            })?;
         self.token_accepted.store(true, Ordering::Relaxed);
-        Ok(body)
+        match self
+            .read_body(
+                &endpoint,
+                answer.content_length,
+                answer.body.as_mut(),
+                allowance,
+            )
+            .await
+        {
+            Ok(body) => Ok(Some(body)),
+            Err(BodyError::PutOff) => Ok(None),
+            Err(BodyError::Network(detail)) => Err(network(detail)),
+            Err(BodyError::TooLarge(error)) => Err(Attempt::Final(error)),
+        }
     }
 
     /// The GET for `call`: its URL on this client's base, the token as a sensitive header,
@@ -257,11 +282,34 @@ impl MakeClient {
     /// A success body, read into one buffer sized from Content-Length, up to
     /// `MAKESYNC_MAX_RESPONSE_MB`: collecting the chunks and joining them would hold a large
     /// body twice.
+    /// Counted against `allowance` as it is read: an answer that would pass its budget before
+    /// its turn is put off (what it took is given back).
     async fn read_body(
         &self,
         endpoint: &str,
         content_length: Option<u64>,
         body: &mut dyn AnswerBody,
+        allowance: Option<Allowance<'_>>,
+    ) -> Result<Vec<u8>, BodyError> {
+        let mut counted = CountedBody {
+            allowance,
+            taken: 0,
+        };
+        let read = self
+            .read_body_counted(endpoint, content_length, body, &mut counted)
+            .await;
+        if read.is_err() {
+            counted.give_back();
+        }
+        read
+    }
+
+    async fn read_body_counted(
+        &self,
+        endpoint: &str,
+        content_length: Option<u64>,
+        body: &mut dyn AnswerBody,
+        counted: &mut CountedBody<'_>,
     ) -> Result<Vec<u8>, BodyError> {
         let max = self.config.max_response_bytes;
         let too_large = |size: u64| {
@@ -282,10 +330,16 @@ impl MakeClient {
         if expected > max {
             return Err(too_large(expected));
         }
+        if !counted.could_take(expected) {
+            return Err(BodyError::PutOff);
+        }
         let mut read = Vec::with_capacity(expected as usize);
         while let Some(chunk) = body.chunk().await.map_err(|e| BodyError::Network(e.0))? {
             if (read.len() + chunk.len()) as u64 > max {
                 return Err(too_large(0));
+            }
+            if !counted.take(chunk.len() as u64) {
+                return Err(BodyError::PutOff);
             }
             read.extend_from_slice(&chunk);
         }
@@ -356,8 +410,39 @@ impl MakeClient {
     }
 }
 
+/// What a body being read has taken of its allowance, if it has one.
+struct CountedBody<'a> {
+    allowance: Option<Allowance<'a>>,
+    taken: u64,
+}
+
+impl CountedBody<'_> {
+    fn could_take(&self, bytes: u64) -> bool {
+        self.allowance.is_none_or(|a| a.would_allow(bytes))
+    }
+
+    fn take(&mut self, bytes: u64) -> bool {
+        let Some(allowance) = self.allowance else {
+            return true;
+        };
+        let taken = allowance.take(bytes);
+        if taken {
+            self.taken += bytes;
+        }
+        taken
+    }
+
+    fn give_back(&mut self) {
+        if let Some(allowance) = self.allowance {
+            allowance.give_back(std::mem::take(&mut self.taken));
+        }
+    }
+}
+
 /// Why a success body could not be read.
 enum BodyError {
+    /// It would pass its allowance before its turn: read it again then.
+    PutOff,
     /// The connection broke while reading (described, URL left out).
     Network(String),
     /// Past the bound: final.

@@ -11,7 +11,7 @@
 //! Cost: one request for the teams (10,000 a page) and one per team (10,000 members a page),
 //! `MAKESYNC_PAGE_CONCURRENCY` at a time, all within the organization's request budget.
 
-use crate::make::{MakeClient, MakeError, Team, TEAMS_SCOPE};
+use crate::make::{AnswersInFlight, MakeClient, MakeError, Team, TEAMS_SCOPE};
 use crate::organization::OrganizationId;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -66,23 +66,29 @@ pub async fn read_team_access(
     };
     let mut grants: HashMap<u64, Vec<TeamGrant>> = HashMap::new();
     let read = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AnswersInFlight::new(client.bytes_in_flight()));
     let at_once = client.page_concurrency().max(1) as usize;
-    // At most `at_once` teams in flight, the next asked as soon as one answers; in team order.
-    // Each future owns its team: a future borrowing from the list is not `Send` to the
-    // worker's spawned tasks (the compiler cannot prove it for every lifetime).
-    let mut answers = futures_util::stream::iter(teams)
-        .map(|team| {
+    // At most `at_once` teams in flight, the next asked as soon as one answers, and what they
+    // hold until taken within the bytes a read may hold; in team order. Each future owns its
+    // team: a future borrowing from the list is not `Send` to the worker's spawned tasks (the
+    // compiler cannot prove it for every lifetime).
+    let mut answers = futures_util::stream::iter(teams.into_iter().enumerate())
+        .map(|(item, team)| {
             let read = read.clone();
+            let in_flight = in_flight.clone();
             async move {
                 let left = MAX_TEAM_MEMBERSHIPS.saturating_sub(read.load(Ordering::Relaxed));
-                let answer = client.list_team_roles(organization, team.id, left).await;
-                (team, answer)
+                let answer = client
+                    .list_team_roles(organization, team.id, left, in_flight.allowance(item))
+                    .await;
+                (item, team, answer)
             }
         })
         .buffered(at_once);
-    while let Some((team, answer)) = answers.next().await {
+    while let Some((item, team, answer)) = answers.next().await {
         match answer {
-            Ok(rows) => {
+            Ok((rows, bytes)) => {
+                in_flight.taken(item, bytes);
                 let memberships = read.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
                 if memberships > MAX_TEAM_MEMBERSHIPS {
                     return Ok(too_many_memberships());
