@@ -11,6 +11,7 @@ mod cli;
 mod cold_start;
 mod decoding;
 mod erase;
+mod hostile;
 mod process;
 mod roundtrips;
 mod scheduler;
@@ -146,7 +147,7 @@ fn main() -> anyhow::Result<()> {
         process::launch(&args[1..]);
     }
     let smoke = args.iter().any(|a| a == "--smoke");
-    // `--only cli|roundtrips|decoding|worker|scheduler|erase|cold-start` runs one part.
+    // `--only cli|roundtrips|decoding|worker|scheduler|erase|hostile|cold-start` runs one part.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -211,6 +212,9 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
     }
     if part("erase") {
         erase::run(&simulator, if smoke { 2_000 } else { 100_000 }).await?;
+    }
+    if part("hostile") {
+        hostile::run().await?;
     }
     if part("cold-start") {
         cold_start::run(&simulator, if smoke { 1 } else { 5 }).await?;

@@ -473,3 +473,64 @@ fn an_unchanged_sync_reads_the_member_list_ahead_only_where_no_shape_pays_for_it
         });
     }
 }
+
+/// A first sync knows no count: it pages `/users` one by one until the member list's length
+/// comes, and then asks the pages that length says are left at once — the page in flight when
+/// it comes among them, not asked again.
+#[test]
+fn a_first_sync_reads_the_pages_the_member_count_says_are_left_at_once() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let model = MakeModel::new(1..=25, ApiShape::DOCUMENTED, 4);
+        let stack = Stack::new(model.clone(), 4, 16).await;
+        let (connection, client) = stack.as_the_worker_syncs().await;
+        let mut users_waiting = Vec::new();
+        let report = model
+            .drive_with(
+                stack
+                    .engine
+                    .sync(&connection, &client, SyncReason::Scheduled),
+                |_, waiting| {
+                    users_waiting.push(
+                        waiting
+                            .iter()
+                            .filter(|w| w.starts_with("/api/v2/users@"))
+                            .cloned()
+                            .collect::<Vec<_>>(),
+                    );
+                    // The member list is held until the second /users page is in flight.
+                    let members = waiting.iter().position(|w| w.contains("/user-organization-roles"));
+                    let second_page = waiting.iter().any(|w| w == "/api/v2/users@3");
+                    match (members, second_page) {
+                        (Some(members), true) => Some(members),
+                        _ => waiting
+                            .iter()
+                            .position(|w| !w.contains("/user-organization-roles")),
+                    }
+                },
+            )
+            .await;
+        assert_eq!(report.run.outcome, RunOutcome::Succeeded);
+        assert_eq!(report.run.counts.fetched, 25);
+        let together = users_waiting
+            .iter()
+            .map(Vec::len)
+            .max()
+            .unwrap_or_default();
+        assert!(
+            users_waiting
+                .iter()
+                .any(|w| w.contains(&"/api/v2/users@3".to_string()) && w.len() > 1),
+            "the page in flight and the pages left asked together: {users_waiting:?}"
+        );
+        assert_eq!(together, 8, "pages 3, 6, …, 24 at once: {users_waiting:?}");
+        let user_pages = model
+            .answered()
+            .iter()
+            .filter(|a| a.starts_with("/api/v2/users@"))
+            .count();
+        assert_eq!(user_pages, 9, "no page asked twice: {:?}", model.answered());
+    });
+}

@@ -18,6 +18,20 @@ use super::paging::{Keyed, ListRead, PageWalk, PagingError};
 use super::wire::ListPage;
 use serde::de::DeserializeOwned;
 
+/// A page being read, boxed so that a read already in flight can join a read-ahead.
+type PageRead<'a, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<ListPage<T>, MakeError>> + Send + 'a>,
+>;
+
+/// A read of a read-ahead: its item (the order it is taken in), the read, and the page.
+type ItemRead<'a, T> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = (usize, ListRead, Result<ListPage<T>, MakeError>)>
+            + Send
+            + 'a,
+    >,
+>;
+
 /// What every read of a list sends, and where its rows are.
 #[derive(Clone, Copy)]
 pub(super) struct ListCall<'a> {
@@ -83,7 +97,7 @@ fn reads_ahead(offset: u64, limit: u32, rows: usize, pages_left: u32) -> Vec<Lis
 impl MakeClient {
     /// Reads a whole list through `walk`, one page after another; `extra` is sent with every
     /// paged read.
-    pub(super) async fn list_all<T: DeserializeOwned + Keyed>(
+    pub(super) async fn list_all<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
         collection: &str,
@@ -96,7 +110,7 @@ impl MakeClient {
 
     /// [`list_all`](Self::list_all), reading pages ahead where a count of the list's rows
     /// says how many there are (see [`Expected`]).
-    pub(super) async fn list_all_expecting<T: DeserializeOwned + Keyed>(
+    pub(super) async fn list_all_expecting<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
         collection: &str,
@@ -112,7 +126,7 @@ impl MakeClient {
 
     /// [`list_all`](Self::list_all), its answers counted against `allowance` (one of the
     /// lists a read takes in order); with the bytes its answers held.
-    pub(super) async fn list_all_within<T: DeserializeOwned + Keyed>(
+    pub(super) async fn list_all_within<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
         collection: &str,
@@ -133,7 +147,7 @@ impl MakeClient {
 
     /// Reads a list (see [`list_all_expecting`](Self::list_all_expecting) and
     /// [`list_all_within`](Self::list_all_within)): its rows, and the bytes its answers held.
-    async fn read_list<T: DeserializeOwned + Keyed>(
+    async fn read_list<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
         collection: &str,
@@ -161,13 +175,11 @@ impl MakeClient {
             remembered_from_start,
             later,
         } = expected;
-        // The count `later` gives, once it has answered. It is waited for only beside a page
-        // the walk asks anyway, and only once an answer has shown the list is paged: the pages
-        // never stand still for it, and an endpoint that ignores pg[] is never read ahead on
-        // its strength.
+        // The count `later` gives is waited for only beside a page the walk asks anyway, and
+        // only once an answer has shown the list is paged: the pages never stand still for
+        // it, and an endpoint that ignores pg[] is never read ahead on its strength.
         let mut later = std::pin::pin!(later);
         let mut later_answered = false;
-        let mut counted: Option<usize> = None;
         while let Some(read) = walk.next_request() {
             if let ListRead::Page { offset, limit } = read {
                 let known = if remembered_from_start || walk.paged_answers() {
@@ -175,31 +187,48 @@ impl MakeClient {
                 } else {
                     None
                 };
-                if let Some(rows) = known.or_else(|| counted.take()) {
+                if let Some(rows) = known {
                     let reads = reads_ahead(offset, limit, rows, walk.pages_left());
                     if reads.len() > 1 {
-                        self.read_ahead(&mut listing, &mut walk, &reads).await?;
+                        self.read_ahead(&mut listing, &mut walk, &reads, None)
+                            .await?;
                         continue;
                     }
                 }
             }
-            let reading = self.read_page(of, walk.max_rows(), read, allowance);
-            let page = if !later_answered && walk.pages() > 0 && walk.paged_answers() {
-                tokio::pin!(reading);
-                loop {
-                    tokio::select! {
-                        biased;
-                        page = &mut reading => break page,
-                        rows = &mut later, if !later_answered => {
-                            later_answered = true;
-                            counted = rows;
+            let mut reading: PageRead<'_, T> =
+                Box::pin(self.read_page(of, walk.max_rows(), read, allowance));
+            if !later_answered && walk.pages() > 0 && walk.paged_answers() {
+                // The count may come while this page is in flight: then the pages it says are
+                // left are asked at once, this one (not asked again) the first of them.
+                let answered = tokio::select! {
+                    biased;
+                    page = &mut reading => Ok(page),
+                    rows = &mut later => Err(rows),
+                };
+                match answered {
+                    Ok(page) => {
+                        self.take_page(&mut listing, &mut walk, page?)?;
+                        continue;
+                    }
+                    Err(rows) => {
+                        later_answered = true;
+                        let reads = match (rows, read) {
+                            (Some(rows), ListRead::Page { offset, limit }) => {
+                                reads_ahead(offset, limit, rows, walk.pages_left())
+                            }
+                            _ => Vec::new(),
+                        };
+                        if reads.len() > 1 {
+                            self.read_ahead(&mut listing, &mut walk, &reads, Some(reading))
+                                .await?;
+                            continue;
                         }
                     }
                 }
-            } else {
-                reading.await
-            };
-            self.take_page(&mut listing, &mut walk, page?)?;
+            }
+            let page = reading.await?;
+            self.take_page(&mut listing, &mut walk, page)?;
         }
         tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
         Ok((walk.into_rows(), listing.bytes_so_far))
@@ -211,25 +240,38 @@ impl MakeClient {
     /// read-ahead (the rest are dropped unread or unused). What the pages hold until the walk
     /// takes them is bounded in bytes ([`AnswersInFlight`]): past the budget, a page waits for
     /// its turn to be read.
-    async fn read_ahead<T: DeserializeOwned + Keyed>(
-        &self,
-        listing: &mut Listing<'_>,
+    async fn read_ahead<'a, T: DeserializeOwned + Keyed + Send + 'a>(
+        &'a self,
+        listing: &mut Listing<'a>,
         walk: &mut PageWalk<T>,
         reads: &[ListRead],
+        first: Option<PageRead<'a, T>>,
     ) -> Result<(), MakeError> {
         use futures_util::StreamExt;
         let of = listing.of;
         let max_rows = walk.max_rows();
         let in_flight = AnswersInFlight::new(self.config.bytes_in_flight);
         let in_flight = &in_flight;
-        let mut pages = futures_util::stream::iter(reads.iter().copied().enumerate())
-            .map(|(item, read)| async move {
-                let page = self
-                    .read_page(of, max_rows, read, Some(in_flight.allowance(item)))
-                    .await;
-                (item, read, page)
-            })
-            .buffered(self.page_concurrency().max(1) as usize);
+        // Each read boxed (as its item and read, with the page): a read already in flight
+        // joins as the first, the next to be taken, which may always read on.
+        let mut items: Vec<ItemRead<'_, T>> = Vec::with_capacity(reads.len());
+        let first = first.unwrap_or_else(|| {
+            Box::pin(self.read_page(of, max_rows, reads[0], Some(in_flight.allowance(0))))
+        });
+        let first_read = reads[0];
+        items.push(Box::pin(async move { (0, first_read, first.await) }));
+        for (item, read) in reads.iter().copied().enumerate().skip(1) {
+            items.push(Box::pin(async move {
+                let allowance = Some(in_flight.allowance(item));
+                (
+                    item,
+                    read,
+                    self.read_page(of, max_rows, read, allowance).await,
+                )
+            }));
+        }
+        let mut pages =
+            futures_util::stream::iter(items).buffered(self.page_concurrency().max(1) as usize);
         while let Some((item, read, page)) = pages.next().await {
             if walk.next_request() != Some(read) {
                 return Ok(());
