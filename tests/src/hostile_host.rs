@@ -105,35 +105,45 @@ pub fn endless_page(
     asked: &Asked,
     row: impl Fn(u64) -> String + Send + 'static,
 ) -> Body {
+    finite_page(collection, asked, 0, u64::MAX, row)
+}
+
+/// `asked.limit` rows of a list of `total` rows (ids `base + 1 ..= base + total`) from
+/// `asked.offset` on, echoing the limit asked: an ordinary, well-formed page, made as it is
+/// read.
+pub fn finite_page(
+    collection: &str,
+    asked: &Asked,
+    base: u64,
+    total: u64,
+    row: impl Fn(u64) -> String + Send + 'static,
+) -> Body {
+    let first = asked.offset as u64 + 1;
+    let last = (asked.offset as u64 + asked.limit as u64).min(total);
     let head = format!(r#"{{"{collection}":["#);
     let tail = format!(
         r#"],"pg":{{"limit":{},"offset":{}}}}}"#,
         asked.limit, asked.offset
     );
-    let first = asked.offset as u64 + 1;
-    let last = (asked.offset + asked.limit) as u64;
-    let mut next = first;
-    let mut parts = std::iter::once(head).chain(std::iter::from_fn(move || {
-        (next <= last).then(|| {
-            let text = if next == first {
-                row(next)
-            } else {
-                format!(",{}", row(next))
-            };
-            next += 1;
-            text
-        })
-    }));
-    let mut tail = Some(tail);
+    let rows = (first..=last).map(move |i| {
+        let separator = if i == first { "" } else { "," };
+        format!("{separator}{}", row(base + i))
+    });
+    chunked(
+        std::iter::once(head)
+            .chain(rows)
+            .chain(std::iter::once(tail)),
+    )
+}
+
+/// Parts of a body handed out in chunks of about [`CHUNK`] bytes.
+fn chunked(mut parts: impl Iterator<Item = String> + Send + 'static) -> Body {
     Body::Chunked(Box::new(std::iter::from_fn(move || {
         let mut chunk = String::new();
         while chunk.len() < CHUNK {
             match parts.next() {
                 Some(part) => chunk.push_str(&part),
-                None => match tail.take() {
-                    Some(tail) => chunk.push_str(&tail),
-                    None => break,
-                },
+                None => break,
             }
         }
         (!chunk.is_empty()).then(|| Bytes::from(chunk))

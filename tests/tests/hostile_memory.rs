@@ -9,16 +9,19 @@ use makesync::clock::SystemClock;
 use makesync::config::make_api_config_from;
 use makesync::host::MakeHost;
 use makesync::make::{MakeApi, MakeClient, MakeError};
+use makesync::memory_budget::{MemoryBudget, PROCESS_BASELINE};
 use makesync::organization::OrganizationId;
+use makesync::sync::fetch_snapshot;
 use makesync::sync::{read_team_access, TeamAccess, MAX_TEAMS, MAX_TEAM_MEMBERSHIPS};
 use makesync::token::ApiToken;
 use makesync_tests::hostile_host::{
-    endless_page, member_row, pg_array_page, pg_object_page, rows_page, user_row, Asked, Body,
-    HostileHost,
+    endless_page, finite_page, member_row, pg_array_page, pg_object_page, rows_page, user_row,
+    Asked, Body, HostileHost,
 };
 use makesync_tests::simulator::demo_world;
 use makesync_tests::{TestEnv, ACME};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A line of `/proc/self/status`, in bytes (Linux).
 fn status_bytes(field: &str) -> u64 {
@@ -57,10 +60,13 @@ enum Hostile {
     EndlessInstanceOrganizations,
     EndlessTeamMembers,
     LargePagesReadAhead,
+    TeamAccessAtItsBound,
+    WholeSnapshot,
+    WholeSnapshotInABusyWorker,
 }
 
 impl Hostile {
-    const ALL: [Hostile; 13] = [
+    const ALL: [Hostile; 16] = [
         Hostile::UsersPgList,
         Hostile::UsersPgObject,
         Hostile::UsersShortRowsPastBound,
@@ -74,6 +80,9 @@ impl Hostile {
         Hostile::EndlessInstanceOrganizations,
         Hostile::EndlessTeamMembers,
         Hostile::LargePagesReadAhead,
+        Hostile::TeamAccessAtItsBound,
+        Hostile::WholeSnapshot,
+        Hostile::WholeSnapshotInABusyWorker,
     ];
 
     /// The host: a 15 MB answer made now (before the measurement), or an endless list of
@@ -143,6 +152,12 @@ impl Hostile {
             Hostile::LargePagesReadAhead => {
                 (endless(users, "users", |id| user_row(id, 700)), 10_000)
             }
+            Hostile::TeamAccessAtItsBound => {
+                (HostileHost::new(|asked: &Asked| teams(asked)), 10_000)
+            }
+            Hostile::WholeSnapshot | Hostile::WholeSnapshotInABusyWorker => {
+                (whole_organization(), 10_000)
+            }
             Hostile::EndlessTeamMembers => (
                 HostileHost::new(|asked: &Asked| match asked.path.as_str() {
                     "/teams" => Some(Body::from(bytes::Bytes::from_static(
@@ -185,8 +200,69 @@ impl Hostile {
             Hostile::EndlessTeamMembers => {
                 format!("{:?}", read_team_access(client, organization).await)
             }
+            Hostile::TeamAccessAtItsBound => match read_team_access(client, organization).await {
+                Ok(TeamAccess::Read(grants)) => format!("Read({} memberships)", grants.len()),
+                other => format!("{other:?}"),
+            },
+            Hostile::WholeSnapshot | Hostile::WholeSnapshotInABusyWorker => {
+                // A connection whose last sync counted 160,000 users: both lists read ahead.
+                match fetch_snapshot(client, organization, Some(160_000), 3, async {}).await {
+                    Ok((snapshot, ())) => format!("Ok({} members)", snapshot.members.len()),
+                    Err(error) => format!("Err({error:?})"),
+                }
+            }
         }
     }
+}
+
+/// 50 teams of 10,000 members each, all different users: 500,000 memberships, the most
+/// makesync reads; every team list an ordinary 10,000-row page and the read of its anchor.
+fn teams(asked: &Asked) -> Option<Body> {
+    if asked.path == "/teams" {
+        return Some(finite_page("teams", asked, 0, 50, |id| {
+            format!(r#"{{"id":{id},"name":"T{id}"}}"#)
+        }));
+    }
+    let team: u64 = asked
+        .path
+        .strip_prefix("/teams/")?
+        .strip_suffix("/user-team-roles")?
+        .parse()
+        .ok()?;
+    Some(finite_page(
+        "userTeamRoles",
+        asked,
+        team * 1_000_000,
+        10_000,
+        |id| format!(r#"{{"userId":{id},"usersRoleId":3}}"#),
+    ))
+}
+
+/// A whole organization as a hostile host answers it, every list well formed (the review of
+/// 7 December's case): its plan, its roles, the 50 teams above, and `/users` and the member
+/// list as endless lists of anchored, full pages (15 MB pages of 1.4 KB users; members with a
+/// 1 KB `invitation`).
+fn whole_organization() -> HostileHost {
+    HostileHost::new(|asked: &Asked| {
+        match asked.path.as_str() {
+        "/organizations/7" => Some(Body::from(bytes::Bytes::from_static(
+            br#"{"organization":{"id":7,"name":"A","zone":"eu1.make.com","license":{"apiLimit":2000}}}"#,
+        ))),
+        "/users/roles" => Some(Body::from(bytes::Bytes::from_static(
+            br#"{"usersRoles":[{"id":13,"name":"Member"},{"id":3,"name":"Team Member"}]}"#,
+        ))),
+        "/users" => Some(endless_page("users", asked, |id| user_row(id, 700))),
+        "/organizations/7/user-organization-roles" => {
+            Some(endless_page("userOrganizationRoles", asked, |id| {
+                format!(
+                    r#"{{"userId":{id},"usersRoleId":13,"invitation":"{}"}}"#,
+                    "p".repeat(1000)
+                )
+            }))
+        }
+        _ => teams(asked),
+    }
+    })
 }
 
 /// A list read, as the rows it holds or the error.
@@ -194,14 +270,22 @@ fn counted<T>(read: Result<Vec<T>, MakeError>) -> String {
     format!("{:?}", read.map(|rows| rows.len()))
 }
 
+/// The Make client's configuration in a 256 MB Lambda function (the template's worker).
+fn worker_config() -> makesync::make::MakeApiConfig {
+    make_api_config_from(|name| {
+        (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "256".to_string())
+    })
+    .expect("the configuration of a 256 MB function")
+}
+
 /// A client of `host` configured as in a 256 MB Lambda function (the template's), with
 /// pages of `page_size`.
 fn hostile_client(host: HostileHost, page_size: u32) -> (MakeClient, Arc<HostileHost>) {
-    let mut config = make_api_config_from(|name| {
-        (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "256".to_string())
-    })
-    .expect("the configuration of a 256 MB function");
+    let mut config = worker_config();
     config.page_size = page_size;
+    // The organization's rate budget is not what is measured: no request waits for it.
+    config.default_requests_per_minute = 100_000;
+    config.budget_percent = 100;
     let host = Arc::new(host);
     let make = MakeApi::with_transport(config, Arc::new(SystemClock::default()), host.clone());
     let client = make
@@ -230,6 +314,24 @@ async fn measure_one() {
         .expect("a case");
     let (host, page_size) = hostile.host();
     let (client, host) = hostile_client(host, page_size);
+    // A worker whose memory budget other syncs hold all but 24 MB of: this sync's share is
+    // its 4 MB, and what it can grow into.
+    let memory = MemoryBudget::for_function(256, 20_000);
+    let others = (memory.total_bytes() - 24 * 1024 * 1024) / 600;
+    let _others = memory
+        .reserve(Some(others as u32), Duration::ZERO)
+        .await
+        .expect("the others' share");
+    let client = match hostile {
+        Hostile::WholeSnapshotInABusyWorker => {
+            let share = memory
+                .reserve(Some(0), Duration::ZERO)
+                .await
+                .expect("a share");
+            client.with_memory_share(Arc::new(share))
+        }
+        _ => client,
+    };
     std::fs::write("/proc/self/clear_refs", "5").expect("the peak RSS can be reset");
     let before = status_bytes("VmRSS:");
     let outcome = hostile.read(&client).await;
@@ -321,22 +423,17 @@ fn a_15_mb_answer_of_any_shape_costs_under_64_mb() {
 }
 
 /// N6: endless lists of well-formed, anchored, full pages stop at their bound while they are
-/// read — `/users` of short rows at the row bound, of 1 KB texts at the byte bound, the member
-/// list, the instance's organizations — within 64 MB; a team's member list at the team
-/// memberships' bound, as team access not read. And 15 MB pages that a count says to read 16
-/// at once are held about two at a time (the bytes a read may hold at once).
+/// read — `/users` of short rows at the row bound, of 1 KB texts at the bytes one sync's lists
+/// may hold, the member list, the instance's organizations — and a team's member list at the
+/// team memberships' bound, as team access not read; 15 MB pages that a count says to read 16
+/// at once are read while the sync's read budget lasts. Each within what a 256 MB worker's
+/// sync may hold of its lists (78.7 MB), and a page being decoded.
 #[test]
 fn an_endless_list_stops_at_its_bound_within_the_function_s_memory() {
+    let read_bound = worker_config().max_read_bytes;
     for hostile in &Hostile::ALL[7..] {
         let measured = measure(*hostile);
-        // Pages of 15 MB read ahead: the list's bytes at their bound (32.8 MB), the answers
-        // in flight at theirs (32 MB) and the page being decoded; 16 pages at once would be
-        // past 230 MB.
-        let allowed = if *hostile == Hostile::LargePagesReadAhead {
-            96 * 1024 * 1024
-        } else {
-            GROWTH_ALLOWED
-        };
+        let allowed = read_bound + 16 * 1024 * 1024;
         assert!(
             measured.growth < allowed,
             "{hostile:?}: +{} B",
@@ -351,6 +448,27 @@ fn an_endless_list_stops_at_its_bound_within_the_function_s_memory() {
                 );
                 // 10,000 rows a page, each from the last row of the one before.
                 assert!(measured.requests <= 2 + MAX_TEAM_MEMBERSHIPS / 9_999);
+            }
+            Hostile::TeamAccessAtItsBound => {
+                assert!(
+                    measured.outcome.contains("Read(500000"),
+                    "{}",
+                    measured.outcome
+                );
+                assert!(measured.growth < GROWTH_ALLOWED, "+{} B", measured.growth);
+            }
+            Hostile::WholeSnapshot => {
+                assert!(measured.outcome.starts_with("Err("), "{}", measured.outcome);
+                assert!(measured.growth + PROCESS_BASELINE < 256 * 1024 * 1024);
+            }
+            Hostile::WholeSnapshotInABusyWorker => {
+                // What the others hold is theirs: this sync is refused before it takes it.
+                assert!(
+                    measured.outcome.contains("MemoryTaken"),
+                    "{}",
+                    measured.outcome
+                );
+                assert!(measured.growth < 24 * 1024 * 1024 + 2 * 16 * 1024 * 1024);
             }
             Hostile::EndlessUsersLongTexts | Hostile::LargePagesReadAhead => {
                 assert!(measured.outcome.contains("Bytes("), "{}", measured.outcome)

@@ -501,7 +501,9 @@ fn a_first_sync_reads_the_pages_the_member_count_says_are_left_at_once() {
                             .collect::<Vec<_>>(),
                     );
                     // The member list is held until the second /users page is in flight.
-                    let members = waiting.iter().position(|w| w.contains("/user-organization-roles"));
+                    let members = waiting
+                        .iter()
+                        .position(|w| w.contains("/user-organization-roles"));
                     let second_page = waiting.iter().any(|w| w == "/api/v2/users@3");
                     match (members, second_page) {
                         (Some(members), true) => Some(members),
@@ -514,11 +516,7 @@ fn a_first_sync_reads_the_pages_the_member_count_says_are_left_at_once() {
             .await;
         assert_eq!(report.run.outcome, RunOutcome::Succeeded);
         assert_eq!(report.run.counts.fetched, 25);
-        let together = users_waiting
-            .iter()
-            .map(Vec::len)
-            .max()
-            .unwrap_or_default();
+        let together = users_waiting.iter().map(Vec::len).max().unwrap_or_default();
         assert!(
             users_waiting
                 .iter()

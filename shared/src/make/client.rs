@@ -3,10 +3,10 @@
 //! reading a whole list in `listing.rs`, the HTTP port in `transport.rs`.
 
 use super::error::MakeError;
-use super::in_flight::Allowance;
 use super::listing::Expected;
 use super::paging::PageWalk;
 use super::rate_limit::RequestBudget;
+use super::read_budget::{Allowance, Counted, ReadBudget};
 use super::retry::RetryPolicy;
 use super::stats::RequestStats;
 use super::transport::{ReqwestTransport, Transport};
@@ -17,6 +17,7 @@ use super::wire::{
 };
 use crate::clock::Clock;
 use crate::host::{HostAllowlist, HostError, MakeHost};
+use crate::memory_budget::MemoryShare;
 use crate::organization::OrganizationId;
 use crate::token::ApiToken;
 use std::collections::HashMap;
@@ -43,9 +44,10 @@ pub struct MakeApiConfig {
     /// [`MakeError::ListTooLong`] at the page that passes it, not once it is whole. In a
     /// Lambda function it follows the function's memory ([`crate::config`]).
     pub max_list_rows: usize,
-    /// The most bytes of answers one list may be read from (what its rows' text can hold at
-    /// most), checked page by page like the rows.
-    pub max_list_bytes: u64,
+    /// The most one client's lists may hold at once — one sync's: the answers being read,
+    /// and the rows kept (their answers' bytes and their own size). Checked as each answer
+    /// arrives; in the worker, the sync's share of the function's memory bounds them too.
+    pub max_read_bytes: u64,
     /// Members a sync may look up one by one when the member list lacks users that `/users`
     /// lists (a cut list). Each is one request of the organization's rate budget.
     pub member_lookups: u32,
@@ -53,13 +55,10 @@ pub struct MakeApiConfig {
     /// memory.
     pub max_response_bytes: u64,
     /// Pages of one list read at once, once its length is known (`/users`, from the member
-    /// list), and team member lists read at once.
+    /// list), and team member lists read at once. What they hold is counted on the read
+    /// budget ([`max_read_bytes`](Self::max_read_bytes)): past it, an answer waits for its
+    /// turn to be read.
     pub page_concurrency: u32,
-    /// The bytes of answers one read holds at once — the pages of a list, or the team lists,
-    /// being read or read and not yet taken: past it, an answer waits for its turn to be read
-    /// (the one taken next always goes on). So many ordinary pages are read at once, and a
-    /// host's largest answers about one at a time.
-    pub bytes_in_flight: u64,
     /// Requests per minute assumed when the organization does not report `license.apiLimit`
     /// (60 is Make's lowest plan).
     pub default_requests_per_minute: u32,
@@ -81,13 +80,12 @@ impl Default for MakeApiConfig {
             // Outside Lambda (the CLI, the demo): far above any Make organization seen, and
             // still a bound.
             max_list_rows: 1_000_000,
-            max_list_bytes: 256 * 1024 * 1024,
+            max_read_bytes: 512 * 1024 * 1024,
             member_lookups: 100,
             // A 10,000-row page is 1–2 MB; 16 MB keeps the body and what is decoded from it
             // (measured: about 4× the body) inside a 256 MB function.
             max_response_bytes: 16 * 1024 * 1024,
             page_concurrency: 16,
-            bytes_in_flight: 64 * 1024 * 1024,
             default_requests_per_minute: 60,
             budget_percent: 50,
         }
@@ -221,6 +219,7 @@ impl MakeApi {
             plan_reading: tokio::sync::watch::Sender::new(None),
             deadline: None,
             observer: None,
+            read_budget: Arc::new(ReadBudget::new(self.config.max_read_bytes, None)),
             instance_token: false,
         }
     }
@@ -321,6 +320,8 @@ pub struct MakeClient {
     /// not end by then.
     pub(super) deadline: Option<Duration>,
     pub(super) observer: Option<Arc<dyn PageObserver>>,
+    /// What this client's reads hold: one sync's lists, together.
+    pub(super) read_budget: Arc<ReadBudget>,
     /// The token is a White Label administrator's: a refusal of an organization's data says
     /// that a member's token is needed.
     pub(super) instance_token: bool,
@@ -383,10 +384,16 @@ impl MakeClient {
         self.config.page_concurrency
     }
 
-    /// The bytes of answers one read may hold at once (see
-    /// [`MakeApiConfig::bytes_in_flight`]).
-    pub fn bytes_in_flight(&self) -> u64 {
-        self.config.bytes_in_flight
+    /// What this client's reads hold (see [`MakeApiConfig::max_read_bytes`]).
+    pub fn read_budget(&self) -> &Arc<ReadBudget> {
+        &self.read_budget
+    }
+
+    /// Bounds this client's reads by `share` too, the sync's share of the function's memory,
+    /// which they grow while the budget has memory free. Set before anything is read.
+    pub fn with_memory_share(mut self, share: Arc<MemoryShare>) -> Self {
+        self.read_budget = Arc::new(ReadBudget::new(self.config.max_read_bytes, Some(share)));
+        self
     }
 
     /// How many members one sync may look up one by one (see [`MakeApiConfig::member_lookups`]).
@@ -588,6 +595,18 @@ impl MakeClient {
         organization: OrganizationId,
         remembered: Option<usize>,
     ) -> Result<Vec<OrganizationMember>, MakeError> {
+        let (members, counted) = self.list_members_counted(organization, remembered).await?;
+        counted.keep();
+        Ok(members)
+    }
+
+    /// [`list_members`](Self::list_members), with what the list counts on the read budget:
+    /// given back when dropped (the list is read again), unless kept.
+    pub async fn list_members_counted(
+        &self,
+        organization: OrganizationId,
+        remembered: Option<usize>,
+    ) -> Result<(Vec<OrganizationMember>, Counted), MakeError> {
         let call = Call {
             path: format!("/organizations/{organization}/user-organization-roles"),
             query: vec![
@@ -638,16 +657,15 @@ impl MakeClient {
     /// Its documented answer shows no `pg`, though `pg[]` is accepted: `pg[limit]` is sent,
     /// and the answer read whole or page by page, whichever it is. A row about another team
     /// is refused. Scope `teams:read`. At most `max_members` are read, as for
-    /// [`list_teams`](Self::list_teams). Its answers are counted against `allowance` (the
-    /// team lists of one read are taken in order); with the rows, the bytes they held, to be
-    /// given back when the list is taken.
+    /// [`list_teams`](Self::list_teams). `allowance` says which of the team lists read at
+    /// once (and taken in order) this one is.
     pub async fn list_team_roles(
         &self,
         organization: OrganizationId,
         team: u64,
         max_members: usize,
         allowance: Allowance<'_>,
-    ) -> Result<(Vec<TeamMemberRole>, u64), MakeError> {
+    ) -> Result<Vec<TeamMemberRole>, MakeError> {
         let call = Call {
             path: format!("/teams/{team}/user-team-roles"),
             query: Vec::new(),
@@ -656,7 +674,7 @@ impl MakeClient {
         };
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages)
             .with_max_rows(max_members);
-        let (rows, bytes): (Vec<TeamMemberRole>, u64) = self
+        let rows: Vec<TeamMemberRole> = self
             .list_all_within(&call, "userTeamRoles", walk, &[], allowance)
             .await?;
         if let Some(stray) = rows.iter().find(|r| r.team_id.is_some_and(|t| t != team)) {
@@ -668,7 +686,7 @@ impl MakeClient {
                 ),
             });
         }
-        Ok((rows, bytes))
+        Ok(rows)
     }
 
     /// `GET /organizations/{id}/user-organization-roles/{userId}`: one member, or `None` if
@@ -722,6 +740,21 @@ impl MakeClient {
         remembered: Option<usize>,
         later: impl std::future::Future<Output = Option<usize>>,
     ) -> Result<Vec<MakeUser>, MakeError> {
+        let (users, counted) = self
+            .list_users_counted(organization, remembered, later)
+            .await?;
+        counted.keep();
+        Ok(users)
+    }
+
+    /// [`list_users_expecting`](Self::list_users_expecting), with what the list counts on the
+    /// read budget: given back when dropped (the list is read again), unless kept.
+    pub async fn list_users_counted(
+        &self,
+        organization: OrganizationId,
+        remembered: Option<usize>,
+        later: impl std::future::Future<Output = Option<usize>>,
+    ) -> Result<(Vec<MakeUser>, Counted), MakeError> {
         let call = Self::users_call(organization);
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
         let sort = [

@@ -77,8 +77,8 @@ pub fn make_api_config_from(
         // At least 2: each page after the first starts on the last row of the page before.
         page_size: number("MAKESYNC_PAGE_SIZE", defaults.page_size, 2, 10_000)?,
         max_pages: number("MAKESYNC_MAX_PAGES", defaults.max_pages, 1, 1_000_000)?,
-        max_list_rows: list_bounds(&lookup, &defaults).0,
-        max_list_bytes: list_bounds(&lookup, &defaults).1,
+        max_list_rows: read_bounds(&lookup, &defaults).0,
+        max_read_bytes: read_bounds(&lookup, &defaults).1,
         member_lookups: number(
             "MAKESYNC_MEMBER_LOOKUPS",
             defaults.member_lookups,
@@ -92,7 +92,6 @@ pub fn make_api_config_from(
             1,
             16,
         )?,
-        bytes_in_flight: bytes_in_flight(&lookup, &defaults),
         default_requests_per_minute: number(
             "MAKESYNC_REQUESTS_PER_MINUTE",
             defaults.default_requests_per_minute,
@@ -128,13 +127,14 @@ fn max_response_bytes(
     Ok(u64::from(mb) * 1024 * 1024)
 }
 
-/// The most rows one list may hold, and the most bytes of answers it may be read from. In a
-/// Lambda function they follow its memory, as the worker's memory budget does
-/// ([`crate::memory_budget`]): the rows of the largest organization the usable memory holds at
-/// [`BYTES_PER_USER`] a user (229,288 at 256 MB), and a quarter of the usable memory in
-/// answers (32 MB at 256 MB; a 10,000-row `/users` page is 1–2 MB). Outside Lambda, the
+/// The most rows one list may hold, and the most one client's lists may hold together (one
+/// sync's). In a Lambda function they follow its memory, as the worker's memory budget does
+/// ([`crate::memory_budget`]): the rows of the largest organization the usable memory holds
+/// at [`BYTES_PER_USER`] a user (229,288 at 256 MB), and 60 % of the usable memory for the
+/// lists (78 MB at 256 MB; such an organization's users and members take about 71 MB). In
+/// the worker, the sync's share of the memory bounds the lists too. Outside Lambda, the
 /// defaults.
-fn list_bounds(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfig) -> (usize, u64) {
+fn read_bounds(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfig) -> (usize, u64) {
     let memory_mb =
         lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<u64>().ok());
     match memory_mb {
@@ -142,23 +142,11 @@ fn list_bounds(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfi
             let usable = usable_memory(memory_mb);
             (
                 usize::try_from(usable / BYTES_PER_USER).unwrap_or(usize::MAX),
-                usable / 4,
+                usable / 5 * 3,
             )
         }
-        None => (defaults.max_list_rows, defaults.max_list_bytes),
+        None => (defaults.max_list_rows, defaults.max_read_bytes),
     }
-}
-
-/// The bytes of answers one read may hold at once ([`MakeApiConfig::bytes_in_flight`]): in a
-/// Lambda function an eighth of its memory (32 MB at 256 MB: sixteen ordinary 10,000-row
-/// pages of 1–2 MB, or two of the largest answers `MAKESYNC_MAX_RESPONSE_MB` allows), outside
-/// Lambda the default.
-fn bytes_in_flight(lookup: &impl Fn(&str) -> Option<String>, defaults: &MakeApiConfig) -> u64 {
-    lookup("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        .and_then(|m| m.trim().parse::<u64>().ok())
-        .map_or(defaults.bytes_in_flight, |memory_mb| {
-            memory_mb.saturating_mul(1024 * 1024) / 8
-        })
 }
 
 /// Make's zones, and the White Label hosts an operator allows besides them (separated by
@@ -280,45 +268,37 @@ mod tests {
 
     /// The pages read at once hold at most an eighth of a function's memory in bodies.
     #[test]
-    fn the_answers_read_at_once_fit_the_function_s_memory() {
-        let read = |vars: &[(&str, &str)]| {
-            config(vars).map(|c| (c.page_concurrency, c.bytes_in_flight / (1024 * 1024)))
-        };
-        assert_eq!(read(&[]), Ok((16, 64)), "no function: the defaults");
+    fn the_pages_read_at_once_are_bounded_by_number_and_by_the_read_budget() {
+        let pages = |vars: &[(&str, &str)]| config(vars).map(|c| c.page_concurrency);
+        assert_eq!(pages(&[]), Ok(16));
         assert_eq!(
-            read(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]),
-            Ok((16, 32)),
-            "pages in flight bounded by an eighth of the memory in bytes, not in number"
+            pages(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]),
+            Ok(16),
+            "what they hold is bounded in bytes, not by their number"
         );
-        assert_eq!(
-            read(&[
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
-                ("MAKESYNC_PAGE_CONCURRENCY", "4")
-            ]),
-            Ok((4, 128))
-        );
-        assert!(read(&[("MAKESYNC_PAGE_CONCURRENCY", "0")]).is_err());
-        assert!(read(&[("MAKESYNC_PAGE_CONCURRENCY", "17")]).is_err());
+        assert_eq!(pages(&[("MAKESYNC_PAGE_CONCURRENCY", "4")]), Ok(4));
+        assert!(pages(&[("MAKESYNC_PAGE_CONCURRENCY", "0")]).is_err());
+        assert!(pages(&[("MAKESYNC_PAGE_CONCURRENCY", "17")]).is_err());
     }
 
     /// In a Lambda function the lists' bounds follow its memory.
     #[test]
     fn the_lists_bounds_follow_the_function_s_memory() {
         let bounds = |vars: &[(&str, &str)]| {
-            config(vars).map(|c| (c.max_list_rows, c.max_list_bytes / (1024 * 1024)))
+            config(vars).map(|c| (c.max_list_rows, c.max_read_bytes / (1024 * 1024)))
         };
         assert_eq!(
             bounds(&[]),
-            Ok((1_000_000, 256)),
+            Ok((1_000_000, 512)),
             "no function: the defaults"
         );
         assert_eq!(
             bounds(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")]),
-            Ok((229_288, 32))
+            Ok((229_288, 78))
         );
         assert_eq!(
             bounds(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]),
-            Ok((1_168_812, 167))
+            Ok((1_168_812, 401))
         );
     }
 

@@ -102,8 +102,12 @@ pub enum MakeError {
 
     /// A list passed the bound it is read with, found while it was read: its answers are not
     /// kept past it.
-    #[error("{endpoint} holds more than {bound}, the most makesync reads of one list in this function's memory — no user was changed; if the organization really is that large, give the function more memory (its MemorySize raises the bound)")]
+    #[error("{endpoint} holds more than {bound}, the most makesync reads {of} in this function's memory — no user was changed; if the organization really is that large, give the function more memory (its MemorySize raises the bound)", of = bound.of())]
     ListTooLong { endpoint: String, bound: ListBound },
+
+    /// The worker's memory is held by other syncs: this one's answers do not fit what is free.
+    #[error("{endpoint} was not read: the function's memory is taken by other syncs — no user was changed; the sync will be tried again")]
+    MemoryTaken { endpoint: String },
 
     #[error("the sync ran out of time: {endpoint} would need up to {} s (the wait before it and the request) but {} s are left — no user was changed; the sync will be tried again", needed.as_secs(), left.as_secs())]
     OutOfTime {
@@ -129,15 +133,25 @@ pub enum MakeError {
 pub enum ListBound {
     /// Its rows, each id once.
     Rows(usize),
-    /// The bytes of the answers its rows came in.
+    /// The bytes that one sync's lists hold, together: their answers and their rows.
     Bytes(u64),
+}
+
+impl ListBound {
+    /// What the bound is of.
+    fn of(&self) -> &'static str {
+        match self {
+            ListBound::Rows(_) => "of one list",
+            ListBound::Bytes(_) => "of one sync's lists",
+        }
+    }
 }
 
 impl std::fmt::Display for ListBound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ListBound::Rows(rows) => write!(f, "{rows} rows"),
-            ListBound::Bytes(bytes) => write!(f, "{} MB of answers", bytes.div_ceil(1024 * 1024)),
+            ListBound::Bytes(bytes) => write!(f, "{} MB", bytes.div_ceil(1024 * 1024)),
         }
     }
 }
@@ -177,6 +191,7 @@ impl MakeError {
             MakeError::Server { .. }
             | MakeError::Network { .. }
             | MakeError::ListChanged { .. }
+            | MakeError::MemoryTaken { .. }
             | MakeError::OutOfTime { .. } => ErrorKind::Transient,
             MakeError::Protocol { .. }
             | MakeError::Paging { .. }

@@ -2,35 +2,39 @@
 //! ahead where a count says how many there are, and every list bounded while it is read.
 //!
 //! A list is read through its walk, page by page; where a count of its rows is known, the
-//! pages it covers are asked a few at once (at most `MAKESYNC_PAGE_CONCURRENCY` in flight) and
-//! given to the walk in order, each only where the walk would have asked it. A wrong count
-//! costs a few requests, never a row: the walk checks every page against the one before.
+//! pages it covers are asked at once (at most `MAKESYNC_PAGE_CONCURRENCY` in flight) and given
+//! to the walk in order, each only where the walk would have asked it. A wrong count costs a
+//! few requests, never a row: the walk checks every page against the one before.
 //!
 //! Bounds, checked as the answers arrive rather than once a list is whole: a page holds at
-//! most the list's row bound (the decoder stops past it), the list at most its row bound of
-//! distinct rows and its byte bound of answers. Past either, the read fails with
-//! [`MakeError::ListTooLong`] and nothing read is kept.
+//! most the list's row bound (the decoder stops past it), the list at most that many distinct
+//! rows; and every answer, as it is read, and every row kept are counted on the client's read
+//! budget ([`ReadBudget`](super::read_budget::ReadBudget)), shared by all the lists of one
+//! sync. Past a bound the read fails ([`MakeError::ListTooLong`], or
+//! [`MakeError::MemoryTaken`] when the worker has no memory free) and what it counted is given
+//! back.
 
 use super::client::{Call, MakeClient};
 use super::error::{ListBound, MakeError};
-use super::in_flight::{Allowance, AnswersInFlight};
 use super::paging::{Keyed, ListRead, PageWalk, PagingError};
+use super::read_budget::{Allowance, Counted, Turns};
+use super::request::refused;
 use super::wire::ListPage;
 use serde::de::DeserializeOwned;
 
+/// What a kept row costs besides its fields' text (its answer's bytes count that): its own
+/// size, and its id in the walk's set of ids read.
+const ROW_BOOKKEEPING: u64 = 16;
+
+/// A page read, with the bytes it counted.
+type Read<T> = Result<(ListPage<T>, Counted), MakeError>;
+
 /// A page being read, boxed so that a read already in flight can join a read-ahead.
-type PageRead<'a, T> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<ListPage<T>, MakeError>> + Send + 'a>,
->;
+type PageRead<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Read<T>> + Send + 'a>>;
 
 /// A read of a read-ahead: its item (the order it is taken in), the read, and the page.
-type ItemRead<'a, T> = std::pin::Pin<
-    Box<
-        dyn std::future::Future<Output = (usize, ListRead, Result<ListPage<T>, MakeError>)>
-            + Send
-            + 'a,
-    >,
->;
+type ItemRead<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (usize, ListRead, Read<T>)> + Send + 'a>>;
 
 /// What every read of a list sends, and where its rows are.
 #[derive(Clone, Copy)]
@@ -40,13 +44,12 @@ pub(super) struct ListCall<'a> {
     pub extra: &'a [(&'static str, String)],
 }
 
-/// A list being read, and how far it got.
+/// A list being read: how far it got, and what it counts on the read budget.
 struct Listing<'a> {
     of: ListCall<'a>,
     label: String,
     rows_so_far: usize,
-    bytes_so_far: u64,
-    max_bytes: u64,
+    counted: Counted,
 }
 
 /// What is known of a list's length before it is read, to read its pages ahead.
@@ -96,7 +99,7 @@ fn reads_ahead(offset: u64, limit: u32, rows: usize, pages_left: u32) -> Vec<Lis
 
 impl MakeClient {
     /// Reads a whole list through `walk`, one page after another; `extra` is sent with every
-    /// paged read.
+    /// paged read. Its rows stay counted on the read budget for the client's life.
     pub(super) async fn list_all<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -104,12 +107,16 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
     ) -> Result<Vec<T>, MakeError> {
-        self.list_all_expecting(call, collection, walk, extra, Expected::nothing())
-            .await
+        let (rows, counted) = self
+            .read_list(call, collection, walk, extra, Expected::nothing(), None)
+            .await?;
+        counted.keep();
+        Ok(rows)
     }
 
     /// [`list_all`](Self::list_all), reading pages ahead where a count of the list's rows
-    /// says how many there are (see [`Expected`]).
+    /// says how many there are (see [`Expected`]); with what its rows count on the read
+    /// budget, given back when dropped (a list read again) unless kept.
     pub(super) async fn list_all_expecting<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -117,15 +124,13 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
         expected: Expected<impl std::future::Future<Output = Option<usize>>>,
-    ) -> Result<Vec<T>, MakeError> {
-        let (rows, _) = self
-            .read_list(call, collection, walk, extra, expected, None)
-            .await?;
-        Ok(rows)
+    ) -> Result<(Vec<T>, Counted), MakeError> {
+        self.read_list(call, collection, walk, extra, expected, None)
+            .await
     }
 
-    /// [`list_all`](Self::list_all), its answers counted against `allowance` (one of the
-    /// lists a read takes in order); with the bytes its answers held.
+    /// [`list_all`](Self::list_all), one of several lists read at once and taken in order
+    /// (`allowance` says which); its rows stay counted.
     pub(super) async fn list_all_within<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -133,20 +138,22 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
         allowance: Allowance<'_>,
-    ) -> Result<(Vec<T>, u64), MakeError> {
-        self.read_list(
-            call,
-            collection,
-            walk,
-            extra,
-            Expected::nothing(),
-            Some(allowance),
-        )
-        .await
+    ) -> Result<Vec<T>, MakeError> {
+        let (rows, counted) = self
+            .read_list(
+                call,
+                collection,
+                walk,
+                extra,
+                Expected::nothing(),
+                Some(allowance),
+            )
+            .await?;
+        counted.keep();
+        Ok(rows)
     }
 
-    /// Reads a list (see [`list_all_expecting`](Self::list_all_expecting) and
-    /// [`list_all_within`](Self::list_all_within)): its rows, and the bytes its answers held.
+    /// Reads a list: its rows, and what they count on the read budget.
     async fn read_list<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -155,7 +162,7 @@ impl MakeClient {
         extra: &[(&'static str, String)],
         expected: Expected<impl std::future::Future<Output = Option<usize>>>,
         allowance: Option<Allowance<'_>>,
-    ) -> Result<(Vec<T>, u64), MakeError> {
+    ) -> Result<(Vec<T>, Counted), MakeError> {
         let max_rows = walk.max_rows().min(self.config.max_list_rows);
         let mut walk = walk.with_max_rows(max_rows);
         let of = ListCall {
@@ -167,9 +174,11 @@ impl MakeClient {
             of,
             label: call.label(),
             rows_so_far: 0,
-            bytes_so_far: 0,
-            max_bytes: self.config.max_list_bytes,
+            counted: Counted::none(&self.read_budget),
         };
+        // A page read one after another is always the next to be taken: its turn never moves
+        // on from the first.
+        let turns = Turns::default();
         let Expected {
             mut remembered,
             remembered_from_start,
@@ -196,50 +205,70 @@ impl MakeClient {
                     }
                 }
             }
-            let mut reading: PageRead<'_, T> =
+            let allowance = allowance.unwrap_or(Allowance {
+                budget: &self.read_budget,
+                turns: &turns,
+                item: 0,
+            });
+            let reading: PageRead<'_, T> =
                 Box::pin(self.read_page(of, walk.max_rows(), read, allowance));
             if !later_answered && walk.pages() > 0 && walk.paged_answers() {
-                // The count may come while this page is in flight: then the pages it says are
-                // left are asked at once, this one (not asked again) the first of them.
-                let answered = tokio::select! {
-                    biased;
-                    page = &mut reading => Ok(page),
-                    rows = &mut later => Err(rows),
-                };
-                match answered {
-                    Ok(page) => {
-                        self.take_page(&mut listing, &mut walk, page?)?;
-                        continue;
-                    }
-                    Err(rows) => {
-                        later_answered = true;
-                        let reads = match (rows, read) {
-                            (Some(rows), ListRead::Page { offset, limit }) => {
-                                reads_ahead(offset, limit, rows, walk.pages_left())
-                            }
-                            _ => Vec::new(),
-                        };
-                        if reads.len() > 1 {
-                            self.read_ahead(&mut listing, &mut walk, &reads, Some(reading))
-                                .await?;
-                            continue;
-                        }
-                    }
-                }
+                later_answered = self
+                    .read_beside_count(&mut listing, &mut walk, read, reading, later.as_mut())
+                    .await?;
+                continue;
             }
             let page = reading.await?;
             self.take_page(&mut listing, &mut walk, page)?;
         }
         tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
-        Ok((walk.into_rows(), listing.bytes_so_far))
+        Ok((walk.into_rows(), listing.counted))
+    }
+
+    /// Takes `read`, in flight as `reading`, beside the count `later` gives: if the count comes
+    /// first, the pages it says are left are asked at once, this one (not asked again) the
+    /// first of them. Returns whether the count came.
+    async fn read_beside_count<'a, T: DeserializeOwned + Keyed + Send + 'a>(
+        &'a self,
+        listing: &mut Listing<'a>,
+        walk: &mut PageWalk<T>,
+        read: ListRead,
+        mut reading: PageRead<'a, T>,
+        later: std::pin::Pin<&mut impl std::future::Future<Output = Option<usize>>>,
+    ) -> Result<bool, MakeError> {
+        let answered = tokio::select! {
+            biased;
+            page = &mut reading => Ok(page),
+            rows = later => Err(rows),
+        };
+        let rows = match answered {
+            Ok(page) => {
+                self.take_page(listing, walk, page?)?;
+                return Ok(false);
+            }
+            Err(rows) => rows,
+        };
+        let reads = match (rows, read) {
+            (Some(rows), ListRead::Page { offset, limit }) => {
+                reads_ahead(offset, limit, rows, walk.pages_left())
+            }
+            _ => Vec::new(),
+        };
+        if reads.len() > 1 {
+            self.read_ahead(listing, walk, &reads, Some(reading))
+                .await?;
+        } else {
+            let page = reading.await?;
+            self.take_page(listing, walk, page)?;
+        }
+        Ok(true)
     }
 
     /// Reads `reads` with at most [`page_concurrency`](Self::page_concurrency) in flight (the
     /// next is asked as soon as one answers) and gives each page to the walk in order, while
     /// the walk asks for exactly that read; the first read it does not ask for ends the
-    /// read-ahead (the rest are dropped unread or unused). What the pages hold until the walk
-    /// takes them is bounded in bytes ([`AnswersInFlight`]): past the budget, a page waits for
-    /// its turn to be read.
+    /// read-ahead (the rest are dropped unread or unused, and what they counted given back).
+    /// Past the read budget, a page waits for its turn to be read ([`Turns`]).
     async fn read_ahead<'a, T: DeserializeOwned + Keyed + Send + 'a>(
         &'a self,
         listing: &mut Listing<'a>,
@@ -250,19 +279,23 @@ impl MakeClient {
         use futures_util::StreamExt;
         let of = listing.of;
         let max_rows = walk.max_rows();
-        let in_flight = AnswersInFlight::new(self.config.bytes_in_flight);
-        let in_flight = &in_flight;
+        let turns = Turns::default();
+        let turns = &turns;
+        let allowance = |item| Allowance {
+            budget: &self.read_budget,
+            turns,
+            item,
+        };
         // Each read boxed (as its item and read, with the page): a read already in flight
-        // joins as the first, the next to be taken, which may always read on.
+        // joins as the first, the next to be taken.
         let mut items: Vec<ItemRead<'_, T>> = Vec::with_capacity(reads.len());
-        let first = first.unwrap_or_else(|| {
-            Box::pin(self.read_page(of, max_rows, reads[0], Some(in_flight.allowance(0))))
-        });
+        let first =
+            first.unwrap_or_else(|| Box::pin(self.read_page(of, max_rows, reads[0], allowance(0))));
         let first_read = reads[0];
         items.push(Box::pin(async move { (0, first_read, first.await) }));
         for (item, read) in reads.iter().copied().enumerate().skip(1) {
+            let allowance = allowance(item);
             items.push(Box::pin(async move {
-                let allowance = Some(in_flight.allowance(item));
                 (
                     item,
                     read,
@@ -276,24 +309,22 @@ impl MakeClient {
             if walk.next_request() != Some(read) {
                 return Ok(());
             }
-            let page = page?;
-            in_flight.taken(item, page.bytes as u64);
-            self.take_page(listing, walk, page)?;
+            self.take_page(listing, walk, page?)?;
+            turns.taken(item);
         }
         Ok(())
     }
 
     /// One read of a list, decoded; the body is not kept past its rows. A page may hold at
-    /// most the list's row bound and the anchor row. With an allowance, it is put off while
-    /// its turn has not come and the answers in flight fill the budget, and read again once
-    /// it has.
+    /// most the list's row bound and the anchor row. Its body is counted as it is read: past
+    /// the read budget, it is put off while its turn has not come and read again once it has.
     async fn read_page<T: DeserializeOwned>(
         &self,
         of: ListCall<'_>,
         max_rows: usize,
         read: ListRead,
-        allowance: Option<Allowance<'_>>,
-    ) -> Result<ListPage<T>, MakeError> {
+        allowance: Allowance<'_>,
+    ) -> Read<T> {
         let mut paging = Vec::new();
         if let ListRead::Page { offset, limit } = read {
             paging.push(("pg[offset]", offset.to_string()));
@@ -301,42 +332,32 @@ impl MakeClient {
             paging.extend_from_slice(of.extra);
         }
         loop {
-            match (
-                self.fetch_within(of.call, &paging, allowance).await?,
-                allowance,
-            ) {
-                (Some(body), _) => {
-                    return self.decode_page(of.call, of.collection, &body, max_rows)
-                }
-                (None, Some(allowance)) => allowance.in_flight.turn_of(allowance.item).await,
-                // Only an answer with an allowance is ever put off.
-                (None, None) => {
-                    return Err(MakeError::Paging {
-                        endpoint: of.call.label(),
-                        detail: "an answer was put off without an allowance".to_string(),
-                    })
-                }
+            if let Some((body, counted)) =
+                self.fetch_within(of.call, &paging, Some(allowance)).await?
+            {
+                let page = self.decode_page(of.call, of.collection, &body, max_rows)?;
+                return Ok((page, counted));
             }
+            allowance.turns.turn_of(allowance.item).await;
         }
     }
 
-    /// Gives a page to the walk, counts its bytes against the list's bound, and tells the
-    /// observer.
+    /// Gives a page to the walk and its count to the list's (with what its rows cost besides
+    /// their answer's bytes), and tells the observer.
     fn take_page<T: Keyed>(
         &self,
         listing: &mut Listing<'_>,
         walk: &mut PageWalk<T>,
-        page: ListPage<T>,
+        (page, counted): (ListPage<T>, Counted),
     ) -> Result<(), MakeError> {
-        let ListPage { rows, echo, bytes } = page;
+        let ListPage { rows, echo, .. } = page;
+        listing.counted.join(counted);
+        let row_cost = std::mem::size_of::<T>() as u64 + ROW_BOOKKEEPING;
+        listing
+            .counted
+            .take(rows.len() as u64 * row_cost)
+            .map_err(|refusal| refused(listing.label.clone(), refusal))?;
         listing.rows_so_far += rows.len();
-        listing.bytes_so_far = listing.bytes_so_far.saturating_add(bytes as u64);
-        if listing.bytes_so_far > listing.max_bytes {
-            return Err(MakeError::ListTooLong {
-                endpoint: listing.label.clone(),
-                bound: ListBound::Bytes(listing.max_bytes),
-            });
-        }
         walk.accept(rows, echo)
             .map_err(|e| paging_error(&listing.label, e))?;
         if let Some(observer) = &self.observer {

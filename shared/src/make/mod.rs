@@ -6,10 +6,10 @@
 mod client;
 pub mod config;
 mod error;
-mod in_flight;
 mod listing;
 mod paging;
 mod rate_limit;
+mod read_budget;
 mod request;
 mod retry;
 mod stats;
@@ -18,9 +18,9 @@ mod wire;
 
 pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, TEAMS_SCOPE};
 pub use error::{ListBound, MakeError};
-pub use in_flight::{Allowance, AnswersInFlight};
 pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
+pub use read_budget::{Allowance, Claim, Counted, ReadBudget, Refusal, Turns};
 pub use retry::RetryPolicy;
 pub use stats::RequestStats;
 pub use transport::{AnswerBody, HttpAnswer, HttpGet, ReqwestTransport, Transport, TransportError};

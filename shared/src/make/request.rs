@@ -3,9 +3,10 @@
 //! its body read within `MAKESYNC_MAX_RESPONSE_MB` and decoded without quoting a value of it.
 
 use super::client::{Call, MakeClient, ME_PATH};
+use super::error::ListBound;
 use super::error::MakeError;
-use super::in_flight::Allowance;
 use super::rate_limit::RateLimitHeaders;
+use super::read_budget::{Allowance, Claim, Counted, Refusal};
 use super::transport::{AnswerBody, HttpGet};
 use super::wire::{self, ListPage};
 use reqwest::header::HeaderValue;
@@ -69,21 +70,23 @@ impl MakeClient {
         call: &Call,
         paging: &[(&'static str, String)],
     ) -> Result<Vec<u8>, MakeError> {
-        // Without an allowance, no answer is put off.
+        // Without an allowance, nothing is counted and no answer is put off.
         Ok(self
             .fetch_within(call, paging, None)
             .await?
+            .map(|(body, _)| body)
             .unwrap_or_default())
     }
 
-    /// [`fetch`](Self::fetch), its body counted against `allowance`: `None` when the body
-    /// would pass the allowance's budget before its turn (read it again then).
+    /// [`fetch`](Self::fetch), its body counted against `allowance` as it is read: with the
+    /// count, or `None` when the body would pass the client's read budget before its turn
+    /// (read it again then). The one next to be taken is refused instead, with an error.
     pub(super) async fn fetch_within(
         &self,
         call: &Call,
         paging: &[(&'static str, String)],
         allowance: Option<Allowance<'_>>,
-    ) -> Result<Option<Vec<u8>>, MakeError> {
+    ) -> Result<Option<(Vec<u8>, Counted)>, MakeError> {
         let error = match self.get(call, paging, allowance).await {
             Err(MakeError::InvalidToken { endpoint }) => MakeError::InvalidToken { endpoint },
             other => return other,
@@ -106,7 +109,7 @@ impl MakeClient {
         call: &Call,
         paging: &[(&'static str, String)],
         allowance: Option<Allowance<'_>>,
-    ) -> Result<Option<Vec<u8>>, MakeError> {
+    ) -> Result<Option<(Vec<u8>, Counted)>, MakeError> {
         let first_attempt_at = self.clock.monotonic();
         let mut attempts = 0u32;
         loop {
@@ -201,7 +204,7 @@ impl MakeClient {
         paging: &[(&'static str, String)],
         attempts: u32,
         allowance: Option<Allowance<'_>>,
-    ) -> Result<Option<Vec<u8>>, Attempt> {
+    ) -> Result<Option<(Vec<u8>, Counted)>, Attempt> {
         let endpoint = call.label();
         let request = self.request(call, paging)?;
         // When each request leaves, on the clock the budget counts with: what an operator at
@@ -246,6 +249,9 @@ impl MakeClient {
             Err(BodyError::PutOff) => Ok(None),
             Err(BodyError::Network(detail)) => Err(network(detail)),
             Err(BodyError::TooLarge(error)) => Err(Attempt::Final(error)),
+            Err(BodyError::Refused(refusal)) => {
+                Err(Attempt::Final(refused(endpoint.clone(), refusal)))
+            }
         }
     }
 
@@ -281,36 +287,16 @@ impl MakeClient {
 
     /// A success body, read into one buffer sized from Content-Length, up to
     /// `MAKESYNC_MAX_RESPONSE_MB`: collecting the chunks and joining them would hold a large
-    /// body twice.
-    /// Counted against `allowance` as it is read: an answer that would pass its budget before
-    /// its turn is put off (what it took is given back).
+    /// body twice. With an allowance, each chunk is counted on the client's read budget as it
+    /// arrives; past it, the body is put off (not the next to be taken) or refused, and what
+    /// it counted is given back.
     async fn read_body(
         &self,
         endpoint: &str,
         content_length: Option<u64>,
         body: &mut dyn AnswerBody,
         allowance: Option<Allowance<'_>>,
-    ) -> Result<Vec<u8>, BodyError> {
-        let mut counted = CountedBody {
-            allowance,
-            taken: 0,
-        };
-        let read = self
-            .read_body_counted(endpoint, content_length, body, &mut counted)
-            .await;
-        if read.is_err() {
-            counted.give_back();
-        }
-        read
-    }
-
-    async fn read_body_counted(
-        &self,
-        endpoint: &str,
-        content_length: Option<u64>,
-        body: &mut dyn AnswerBody,
-        counted: &mut CountedBody<'_>,
-    ) -> Result<Vec<u8>, BodyError> {
+    ) -> Result<(Vec<u8>, Counted), BodyError> {
         let max = self.config.max_response_bytes;
         let too_large = |size: u64| {
             BodyError::TooLarge(MakeError::Protocol {
@@ -330,20 +316,23 @@ impl MakeClient {
         if expected > max {
             return Err(too_large(expected));
         }
-        if !counted.could_take(expected) {
-            return Err(BodyError::PutOff);
-        }
+        // Dropped on any error: what was counted is given back.
+        let mut counted = Counted::none(&self.read_budget);
         let mut read = Vec::with_capacity(expected as usize);
         while let Some(chunk) = body.chunk().await.map_err(|e| BodyError::Network(e.0))? {
             if (read.len() + chunk.len()) as u64 > max {
                 return Err(too_large(0));
             }
-            if !counted.take(chunk.len() as u64) {
-                return Err(BodyError::PutOff);
+            if let Some(allowance) = allowance {
+                match allowance.claim(&mut counted, chunk.len() as u64) {
+                    Claim::Taken => {}
+                    Claim::PutOff => return Err(BodyError::PutOff),
+                    Claim::Refused(refusal) => return Err(BodyError::Refused(refusal)),
+                }
             }
             read.extend_from_slice(&chunk);
         }
-        Ok(read)
+        Ok((read, counted))
     }
 
     /// What a status other than 2xx means, and whether it is worth another attempt.
@@ -410,43 +399,27 @@ impl MakeClient {
     }
 }
 
-/// What a body being read has taken of its allowance, if it has one.
-struct CountedBody<'a> {
-    allowance: Option<Allowance<'a>>,
-    taken: u64,
-}
-
-impl CountedBody<'_> {
-    fn could_take(&self, bytes: u64) -> bool {
-        self.allowance.is_none_or(|a| a.would_allow(bytes))
-    }
-
-    fn take(&mut self, bytes: u64) -> bool {
-        let Some(allowance) = self.allowance else {
-            return true;
-        };
-        let taken = allowance.take(bytes);
-        if taken {
-            self.taken += bytes;
-        }
-        taken
-    }
-
-    fn give_back(&mut self) {
-        if let Some(allowance) = self.allowance {
-            allowance.give_back(std::mem::take(&mut self.taken));
-        }
-    }
-}
-
 /// Why a success body could not be read.
 enum BodyError {
-    /// It would pass its allowance before its turn: read it again then.
+    /// It would pass the read budget before its turn: read it again then.
     PutOff,
+    /// It would pass the read budget, and it is the next to be taken: final.
+    Refused(Refusal),
     /// The connection broke while reading (described, URL left out).
     Network(String),
     /// Past the bound: final.
     TooLarge(MakeError),
+}
+
+/// The error of an answer the read budget refused.
+pub(super) fn refused(endpoint: String, refusal: Refusal) -> MakeError {
+    match refusal {
+        Refusal::PastBound(bytes) => MakeError::ListTooLong {
+            endpoint,
+            bound: ListBound::Bytes(bytes),
+        },
+        Refusal::NoMemoryFree => MakeError::MemoryTaken { endpoint },
+    }
 }
 
 /// An error body, read only as far as its message can be: a host that answers errors of many

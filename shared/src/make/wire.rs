@@ -311,8 +311,6 @@ impl<'de> Visitor<'de> for NullableTimestamp {
 pub struct ListPage<T> {
     pub rows: Vec<T>,
     pub echo: Option<PageEcho>,
-    /// The size of the body it was read from.
-    pub bytes: usize,
 }
 
 /// Reads a [`ListPage`] whose rows sit under the key `collection`, keeping at most
@@ -358,11 +356,7 @@ impl<'de, T: Deserialize<'de>> Visitor<'de> for ListPageSeed<'_, T> {
         let rows = rows.ok_or_else(|| {
             serde::de::Error::custom(format!("the response has no \"{}\" list", self.collection))
         })?;
-        Ok(ListPage {
-            rows,
-            echo,
-            bytes: 0,
-        })
+        Ok(ListPage { rows, echo })
     }
 }
 
@@ -574,10 +568,7 @@ pub fn decode_page<T: DeserializeOwned>(
         .deserialize(&mut reader)
         .and_then(|page| reader.end().map(|()| page))
     {
-        Ok(page) => Ok(ListPage {
-            bytes: body.len(),
-            ..page
-        }),
+        Ok(page) => Ok(page),
         Err(_) if over_bound.get() => Err(MakeError::ListTooLong {
             endpoint: endpoint.to_string(),
             bound: ListBound::Rows(max_rows),

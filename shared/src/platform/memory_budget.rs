@@ -4,7 +4,10 @@
 //! small organizations again with the large one. So the worker gives each sync a share of a
 //! budget taken from the function's memory size, sized from how many users the connection
 //! held last time (unknown: assumed large), and a sync that does not fit waits for others to
-//! finish.
+//! finish. A sync whose answers turn out larger than its share grows it while the budget has
+//! memory free ([`MemoryShare::try_grow`]), and is refused more when it has none: an
+//! organization that grew, or a host that answers far more than it should, takes memory from
+//! the budget like any sync, never past it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +47,48 @@ pub struct MemoryBudget {
 /// A sync's share of the budget, given back when dropped.
 #[derive(Debug)]
 pub struct MemoryShare {
-    _permit: Option<OwnedSemaphorePermit>,
+    /// The budget it is taken from; `None` when there is none (outside Lambda).
+    budget: Option<Arc<Semaphore>>,
+    permit: std::sync::Mutex<Option<OwnedSemaphorePermit>>,
+}
+
+impl MemoryShare {
+    /// The bytes the share holds; `u64::MAX` for a share of no budget.
+    pub fn bytes(&self) -> u64 {
+        match &self.budget {
+            None => u64::MAX,
+            Some(_) => self
+                .lock()
+                .as_ref()
+                .map_or(0, |p| p.num_permits() as u64 * UNIT),
+        }
+    }
+
+    /// Takes `bytes` more from the budget at once, if it has them free (no waiting: a sync
+    /// that waited for memory while holding some could wait on another doing the same).
+    pub fn try_grow(&self, bytes: u64) -> bool {
+        let Some(budget) = &self.budget else {
+            return true;
+        };
+        let units = u32::try_from(bytes.div_ceil(UNIT))
+            .unwrap_or(u32::MAX)
+            .max(1);
+        match budget.clone().try_acquire_many_owned(units) {
+            Ok(more) => {
+                let mut held = self.lock();
+                match held.as_mut() {
+                    Some(permit) => permit.merge(more),
+                    None => *held = Some(more),
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<OwnedSemaphorePermit>> {
+        self.permit.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl MemoryBudget {
@@ -79,7 +123,8 @@ impl MemoryBudget {
         let acquire = self.permits.clone().acquire_many_owned(units.max(1));
         match tokio::time::timeout(patience, acquire).await {
             Ok(Ok(permit)) => Some(MemoryShare {
-                _permit: Some(permit),
+                budget: Some(self.permits.clone()),
+                permit: std::sync::Mutex::new(Some(permit)),
             }),
             _ => None,
         }
@@ -87,7 +132,10 @@ impl MemoryBudget {
 
     /// A share that reserves nothing (no budget is set, outside Lambda).
     pub fn unlimited() -> MemoryShare {
-        MemoryShare { _permit: None }
+        MemoryShare {
+            budget: None,
+            permit: std::sync::Mutex::new(None),
+        }
     }
 }
 
@@ -108,6 +156,28 @@ mod tests {
             "unknown is assumed large"
         );
         assert_eq!(small.cost_bytes(Some(10_000_000)), small.total_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_share_grows_while_the_budget_has_memory_free_and_gives_it_all_back() {
+        let budget = MemoryBudget::for_function(256, 20_000);
+        let total = budget.total_bytes();
+        let share = budget.reserve(Some(0), Duration::ZERO).await.unwrap();
+        assert_eq!(share.bytes(), BYTES_PER_SYNC);
+        assert!(share.try_grow(total / 2));
+        assert!(!share.try_grow(total), "never past the budget");
+        let other = budget.reserve(Some(0), Duration::ZERO).await;
+        assert!(other.is_some(), "what is left is others'");
+        drop(other);
+        drop(share);
+        assert!(
+            budget
+                .reserve(Some(u32::MAX), Duration::ZERO)
+                .await
+                .is_some(),
+            "all of it given back"
+        );
+        assert!(MemoryBudget::unlimited().try_grow(u64::MAX));
     }
 
     #[tokio::test]

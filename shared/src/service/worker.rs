@@ -256,10 +256,10 @@ impl Worker {
     ) -> Result<WorkOutcome, WorkOutcome> {
         admit(connection)?;
         let patience = self.patience(deadline)?;
-        let _memory = self.reserve_memory(connection, patience).await?;
+        let memory = Arc::new(self.reserve_memory(connection, patience).await?);
         self.take_leases(connection, reason, deadline).await?;
         let report = self
-            .run_sync(connection, reason, deadline, closes_seen)
+            .run_sync(connection, reason, deadline, closes_seen, memory)
             .await;
         self.release_leases(connection, true).await;
         Ok(self.conclude(connection, report).await)
@@ -388,15 +388,19 @@ impl Worker {
 
     /// The sync itself, with its token and within the deadline; a token that cannot be had
     /// is a run recorded as failed.
+    /// The sync itself, its Make client's reads bounded by the sync's `memory` share (grown
+    /// while the budget has memory free).
     async fn run_sync(
         &self,
         connection: &Connection,
         reason: SyncReason,
         deadline: Option<Deadline>,
         closes_seen: u64,
+        memory: Arc<MemoryShare>,
     ) -> SyncReport {
         match self.prepare_client(connection, reason).await {
             Ok(client) => {
+                let client = client.with_memory_share(memory);
                 let client = match deadline {
                     Some(deadline) => {
                         client.with_deadline(deadline.monotonic.saturating_sub(DEADLINE_MARGIN))

@@ -14,5 +14,6 @@ pub use error::SyncError;
 pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
 pub use snapshot::{fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember};
 pub use teams::{
-    lacks_scope_note, read_team_access, TeamAccess, TeamGrant, MAX_TEAMS, MAX_TEAM_MEMBERSHIPS,
+    lacks_scope_note, read_team_access, MemberGrants, TeamAccess, TeamGrant, MAX_TEAMS,
+    MAX_TEAM_MEMBERSHIPS,
 };

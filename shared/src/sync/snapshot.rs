@@ -331,25 +331,30 @@ async fn read_members(
     // a large organization).
     let (members_read, members_known) = tokio::sync::oneshot::channel();
     let members = async {
-        let members = client.list_members(organization_id, expected_users).await;
-        if let Ok(members) = &members {
+        let members = client
+            .list_members_counted(organization_id, expected_users)
+            .await;
+        if let Ok((members, _)) = &members {
             let _ = members_read.send(members.len());
         }
         members
     };
     let lists = tokio::try_join!(
         members,
-        client.list_users_expecting(organization_id, expected_users, async {
+        client.list_users_counted(organization_id, expected_users, async {
             members_known.await.ok()
         })
     );
-    let (mut memberships, mut users) = match lists {
+    // What the two lists hold stays counted on the client's read budget while they are the
+    // snapshot's, and is given back if they are read again.
+    let ((mut memberships, mut counted), (mut users, users_counted)) = match lists {
         Ok(lists) => lists,
         Err(changed @ MakeError::ListChanged { .. }) => {
             return Ok(MemberRead::Unsettled(changed.into()))
         }
         Err(other) => return Err(other.into()),
     };
+    counted.join(users_counted);
     // Both lists by id, so that they are compared and joined by merging: no map of every
     // user beside the lists.
     memberships.sort_unstable_by_key(|m| m.user_id);
@@ -387,7 +392,11 @@ async fn read_members(
         }
         memberships.sort_unstable_by_key(|m| m.user_id);
     }
-    join(organization_id, memberships, users)
+    let read = join(organization_id, memberships, users)?;
+    if matches!(read, MemberRead::Settled(_)) {
+        counted.keep();
+    }
+    Ok(read)
 }
 
 /// Joins the memberships and the users (both sorted by id) into members. Any user without a
@@ -416,10 +425,10 @@ fn join(
                 endpoint: format!(
                     "GET /organizations/{organization_id}/user-organization-roles"
                 ),
+                // Not quoted: the value is a host's, and errors end up in records and logs.
                 detail: format!(
-                    "user {} has an invitation state {:?} makesync does not know (expected null, \"pending\" or \"expired\")",
-                    membership.user_id,
-                    membership.invitation.as_deref().unwrap_or_default()
+                    "user {} has an invitation state makesync does not know (expected null, \"pending\" or \"expired\")",
+                    membership.user_id
                 ),
             }
         })?;
@@ -470,7 +479,7 @@ async fn look_up_unlisted_roles(
     roles: &mut HashMap<u32, Arc<RoleLabel>>,
 ) {
     let team_roles: Vec<u32> = match teams {
-        TeamAccess::Read(grants) => grants.values().flatten().map(|g| g.role_id).collect(),
+        TeamAccess::Read(grants) => grants.all().map(|g| g.role_id).collect(),
         TeamAccess::NotRead(_) => Vec::new(),
     };
     let mut unlisted: Vec<u32> = members
@@ -521,8 +530,7 @@ fn give_teams(
         role: roles.get(&grant.role_id).unwrap_or(&unknown).clone(),
     };
     for member in members {
-        let held = grants.get(&member.user_id).map_or(&[][..], Vec::as_slice);
-        member.teams = Some(held.iter().map(name).collect());
+        member.teams = Some(grants.of(member.user_id).map(name).collect());
     }
     None
 }

@@ -11,10 +11,9 @@
 //! Cost: one request for the teams (10,000 a page) and one per team (10,000 members a page),
 //! `MAKESYNC_PAGE_CONCURRENCY` at a time, all within the organization's request budget.
 
-use crate::make::{AnswersInFlight, MakeClient, MakeError, Team, TEAMS_SCOPE};
+use crate::make::{Allowance, ListBound, MakeClient, MakeError, Team, Turns, TEAMS_SCOPE};
 use crate::organization::OrganizationId;
 use futures_util::StreamExt;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -35,10 +34,47 @@ pub struct TeamGrant {
 /// What a run learnt of team access.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TeamAccess {
-    /// Every team's members: by user id, their grants by team id.
-    Read(HashMap<u64, Vec<TeamGrant>>),
+    /// Every team's members.
+    Read(MemberGrants),
     /// Not read, and why (for the run record).
     NotRead(String),
+}
+
+/// Every team role of every member, by user id and then team id: a list rather than a map of
+/// lists, so that each membership costs its 40 bytes and no more (a map of lists costs some
+/// 230 bytes a membership when every member is in one team).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemberGrants {
+    grants: Vec<(u64, TeamGrant)>,
+}
+
+impl MemberGrants {
+    fn new(mut grants: Vec<(u64, TeamGrant)>) -> Self {
+        grants.sort_unstable_by_key(|(user, grant)| (*user, grant.team_id));
+        Self { grants }
+    }
+
+    /// The team roles of user `user`, by team id.
+    pub fn of(&self, user: u64) -> impl Iterator<Item = &TeamGrant> {
+        let start = self.grants.partition_point(|(u, _)| *u < user);
+        self.grants[start..]
+            .iter()
+            .take_while(move |(u, _)| *u == user)
+            .map(|(_, grant)| grant)
+    }
+
+    /// Every team role held.
+    pub fn all(&self) -> impl Iterator<Item = &TeamGrant> {
+        self.grants.iter().map(|(_, grant)| grant)
+    }
+
+    pub fn len(&self) -> usize {
+        self.grants.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.grants.is_empty()
+    }
 }
 
 /// What the run record says when the token cannot read teams.
@@ -50,60 +86,61 @@ pub fn lacks_scope_note() -> String {
 
 /// Reads every team of the organization and its members' team roles. The bounds hold while
 /// the lists are read: the team list stops at its page that passes [`MAX_TEAMS`], and each
-/// team's member list at the memberships left of [`MAX_TEAM_MEMBERSHIPS`] when it is asked.
+/// team's member list at the memberships left of [`MAX_TEAM_MEMBERSHIPS`] when it is asked;
+/// and what the lists hold is counted on the client's read budget with the sync's other
+/// lists. Past a bound, team access is not read this run.
 pub async fn read_team_access(
     client: &MakeClient,
     organization: OrganizationId,
 ) -> Result<TeamAccess, MakeError> {
     let teams = match client.list_teams(organization, MAX_TEAMS).await {
         Ok(teams) => teams,
-        Err(MakeError::ListTooLong { .. }) => {
-            return Ok(TeamAccess::NotRead(format!(
-            "teams not read: the organization has more than the {MAX_TEAMS} teams makesync reads"
-        )))
-        }
         Err(error) => return not_read(error),
     };
-    let mut grants: HashMap<u64, Vec<TeamGrant>> = HashMap::new();
+    let mut grants = Vec::new();
     let read = Arc::new(AtomicUsize::new(0));
-    let in_flight = Arc::new(AnswersInFlight::new(client.bytes_in_flight()));
+    let turns = Arc::new(Turns::default());
     let at_once = client.page_concurrency().max(1) as usize;
-    // At most `at_once` teams in flight, the next asked as soon as one answers, and what they
-    // hold until taken within the bytes a read may hold; in team order. Each future owns its
-    // team: a future borrowing from the list is not `Send` to the worker's spawned tasks (the
+    // At most `at_once` teams in flight, the next asked as soon as one answers, taken in team
+    // order (past the read budget, a team waits for its turn). Each future owns its team: a
+    // future borrowing from the list is not `Send` to the worker's spawned tasks (the
     // compiler cannot prove it for every lifetime).
     let mut answers = futures_util::stream::iter(teams.into_iter().enumerate())
         .map(|(item, team)| {
             let read = read.clone();
-            let in_flight = in_flight.clone();
+            let turns = turns.clone();
             async move {
                 let left = MAX_TEAM_MEMBERSHIPS.saturating_sub(read.load(Ordering::Relaxed));
+                let allowance = Allowance {
+                    budget: client.read_budget(),
+                    turns: &turns,
+                    item,
+                };
                 let answer = client
-                    .list_team_roles(organization, team.id, left, in_flight.allowance(item))
+                    .list_team_roles(organization, team.id, left, allowance)
                     .await;
                 (item, team, answer)
             }
         })
         .buffered(at_once);
     while let Some((item, team, answer)) = answers.next().await {
-        match answer {
-            Ok((rows, bytes)) => {
-                in_flight.taken(item, bytes);
-                let memberships = read.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
-                if memberships > MAX_TEAM_MEMBERSHIPS {
-                    return Ok(too_many_memberships());
-                }
-                add_grants(&mut grants, &team, rows)
-            }
-            Err(MakeError::ListTooLong { .. }) => return Ok(too_many_memberships()),
+        let rows = match answer {
+            Ok(rows) => rows,
+            Err(MakeError::ListTooLong {
+                bound: ListBound::Rows(_),
+                ..
+            }) => return Ok(too_many_memberships()),
             // A team the token may not read leaves the rest partial: none is kept.
             Err(error) => return not_read(error),
+        };
+        turns.taken(item);
+        let memberships = read.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
+        if memberships > MAX_TEAM_MEMBERSHIPS {
+            return Ok(too_many_memberships());
         }
+        add_grants(&mut grants, &team, rows);
     }
-    for member in grants.values_mut() {
-        member.sort_unstable_by_key(|grant| grant.team_id);
-    }
-    Ok(TeamAccess::Read(grants))
+    Ok(TeamAccess::Read(MemberGrants::new(grants)))
 }
 
 fn too_many_memberships() -> TeamAccess {
@@ -113,22 +150,24 @@ fn too_many_memberships() -> TeamAccess {
 }
 
 fn add_grants(
-    grants: &mut HashMap<u64, Vec<TeamGrant>>,
+    grants: &mut Vec<(u64, TeamGrant)>,
     team: &Team,
     rows: Vec<crate::make::TeamMemberRole>,
 ) {
     let name: Arc<str> = Arc::from(team.name.as_str());
-    for row in rows {
-        grants.entry(row.user_id).or_default().push(TeamGrant {
+    grants.extend(rows.into_iter().map(|row| {
+        let grant = TeamGrant {
             team_id: team.id,
             team_name: name.clone(),
             role_id: row.users_role_id,
-        });
-    }
+        };
+        (row.user_id, grant)
+    }));
 }
 
 /// Team access not read when Make refused it for want of `teams:read` (403, or 401 once the
-/// token was accepted) or refused a White Label administrator's token for it; any other
+/// token was accepted) or refused a White Label administrator's token for it, or when its
+/// lists pass a bound (the teams', or what one sync's lists may hold in memory); any other
 /// failure fails the run.
 fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
     match error {
@@ -138,6 +177,15 @@ fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
         MakeError::InstanceTokenRefused { .. } => {
             Ok(TeamAccess::NotRead(format!("teams not read: {error}")))
         }
+        MakeError::ListTooLong {
+            bound: ListBound::Rows(_),
+            ..
+        } => Ok(TeamAccess::NotRead(format!(
+            "teams not read: the organization has more than the {MAX_TEAMS} teams makesync reads"
+        ))),
+        MakeError::ListTooLong { .. } | MakeError::MemoryTaken { .. } => Ok(TeamAccess::NotRead(
+            "teams not read: with the users and members, the teams' lists need more memory than this sync may hold — give the function more memory (its MemorySize)".to_string(),
+        )),
         other => Err(other),
     }
 }
