@@ -317,20 +317,15 @@ async fn measure_one() {
     // A worker whose memory budget other syncs hold all but 24 MB of: this sync's share is
     // its 4 MB, and what it can grow into.
     let memory = MemoryBudget::for_function(256, 20_000);
-    let others = (memory.total_bytes() - 24 * 1024 * 1024) / 600;
-    let _others = memory
-        .reserve(Some(others as u32), Duration::ZERO)
-        .await
-        .expect("the others' share");
-    let client = match hostile {
+    let (client, _others) = match hostile {
         Hostile::WholeSnapshotInABusyWorker => {
-            let share = memory
-                .reserve(Some(0), Duration::ZERO)
-                .await
-                .expect("a share");
-            client.with_memory_share(Arc::new(share))
+            let others = (memory.total_bytes() - 24 * 1024 * 1024) / 600;
+            let others = memory.reserve(Some(others as u32), Duration::ZERO).await;
+            let share = memory.reserve(Some(0), Duration::ZERO).await;
+            let share = share.expect("a share of what is left");
+            (client.with_memory_share(Arc::new(share)), others)
         }
-        _ => client,
+        _ => (client, None),
     };
     std::fs::write("/proc/self/clear_refs", "5").expect("the peak RSS can be reset");
     let before = status_bytes("VmRSS:");
