@@ -29,47 +29,47 @@ use std::time::Duration;
 
 /// The organization synced: 1,000 members, 5 teams, on eu1.make.com.
 const ORGANIZATION: u64 = 9700;
-const BODY: usize = 15 * 1024 * 1024;
 
-/// Each hostile answer: what it is, the path it answers, its body.
-fn shapes() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+/// Each hostile answer of about `body` bytes: what it is, the path it answers, its
+/// body.
+fn shapes(body: usize) -> Vec<(&'static str, &'static str, Vec<u8>)> {
     let users = "/api/v2/users";
     let members = "/api/v2/organizations/9700/user-organization-roles";
     vec![
         (
             "/users: pg a list of zeros",
             users,
-            pg_array_page("users", BODY).to_vec(),
+            pg_array_page("users", body).to_vec(),
         ),
         (
             "/users: pg an object of many keys",
             users,
-            pg_object_page("users", BODY).to_vec(),
+            pg_object_page("users", body).to_vec(),
         ),
         (
             "/users: short rows past the bound",
             users,
-            rows_page("users", BODY, 1, |id| user_row(id, 0)).to_vec(),
+            rows_page("users", body, 1, |id| user_row(id, 0)).to_vec(),
         ),
         (
             "/users: rows of 1 KB texts",
             users,
-            rows_page("users", BODY, 1, |id| user_row(id, 1000)).to_vec(),
+            rows_page("users", body, 1, |id| user_row(id, 1000)).to_vec(),
         ),
         (
             "member list: pg a list of zeros",
             members,
-            pg_array_page("userOrganizationRoles", BODY).to_vec(),
+            pg_array_page("userOrganizationRoles", body).to_vec(),
         ),
         (
             "member list: short rows past the bound",
             members,
-            rows_page("userOrganizationRoles", BODY, 1, member_row).to_vec(),
+            rows_page("userOrganizationRoles", body, 1, member_row).to_vec(),
         ),
         (
             "/teams: 1 KB names past the bound",
             "/api/v2/teams",
-            rows_page("teams", BODY, 1, |id| {
+            rows_page("teams", body, 1, |id| {
                 format!(r#"{{"id":{id},"name":"{}"}}"#, "T".repeat(1000))
             })
             .to_vec(),
@@ -77,7 +77,13 @@ fn shapes() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     ]
 }
 
-pub async fn run() -> anyhow::Result<()> {
+/// Every shape at 15 MB; `--smoke`: the first two at 1 MB, to show the part runs.
+pub async fn run(smoke: bool) -> anyhow::Result<()> {
+    let body_mb = if smoke { 1 } else { 15 };
+    let mut shapes = shapes(body_mb * 1024 * 1024);
+    if smoke {
+        shapes.truncate(2);
+    }
     let sdk = moto_sdk_config().await;
     let endpoint = std::env::var(makesync_tests::aws::MOTO_ENDPOINT_ENV)?;
     let (baseline_kib, calm) = sync_once(&sdk, &endpoint, None).await?;
@@ -87,7 +93,7 @@ pub async fn run() -> anyhow::Result<()> {
         "—".to_string(),
         calm,
     ]];
-    for (shape, path, body) in shapes() {
+    for (shape, path, body) in shapes {
         let (peak_kib, outcome) = sync_once(&sdk, &endpoint, Some((path, body))).await?;
         rows.push(vec![
             shape.to_string(),
@@ -97,7 +103,7 @@ pub async fn run() -> anyhow::Result<()> {
         ]);
     }
     print_table(
-        "A hostile host's 15 MB answer against the worker (release binary, 256 MB, one sync of 1,000 members with team access)",
+        &format!("A hostile host's {body_mb} MB answer against the worker (the built binary, 256 MB, one sync of 1,000 members with team access)"),
         &["the answer", "worker's peak RSS", "above the baseline", "the run"],
         &rows,
     );

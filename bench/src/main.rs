@@ -214,7 +214,7 @@ async fn bench(smoke: bool, only: Option<String>) -> anyhow::Result<()> {
         erase::run(&simulator, if smoke { 2_000 } else { 100_000 }).await?;
     }
     if part("hostile") {
-        hostile::run().await?;
+        hostile::run(smoke).await?;
     }
     if part("cold-start") {
         cold_start::run(&simulator, if smoke { 1 } else { 5 }).await?;
