@@ -25,6 +25,7 @@ pub mod fault_proxy;
 pub mod hooked;
 pub mod hostile_host;
 pub mod make_model;
+pub mod measure;
 pub mod stream;
 pub mod template;
 

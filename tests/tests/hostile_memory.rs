@@ -18,21 +18,11 @@ use makesync_tests::hostile_host::{
     endless_page, finite_page, member_row, pg_array_page, pg_object_page, rows_page, user_row,
     Asked, Body, HostileHost,
 };
+use makesync_tests::measure::{measure_peak, run_measured, status_bytes};
 use makesync_tests::simulator::demo_world;
 use makesync_tests::{TestEnv, ACME};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A line of `/proc/self/status`, in bytes (Linux).
-fn status_bytes(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .unwrap_or_else(|| panic!("{field}"));
-    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kb * 1024
-}
 
 /// The process's peak resident memory so far, in bytes.
 fn peak_rss() -> u64 {
@@ -327,10 +317,7 @@ async fn measure_one() {
         }
         _ => (client, None),
     };
-    std::fs::write("/proc/self/clear_refs", "5").expect("the peak RSS can be reset");
-    let before = status_bytes("VmRSS:");
-    let outcome = hostile.read(&client).await;
-    let growth = peak_rss().saturating_sub(before);
+    let (outcome, growth) = measure_peak(hostile.read(&client)).await;
     println!(
         "growth {growth} requests {} outcome {outcome}",
         host.requests()
@@ -346,28 +333,7 @@ struct Measured {
 }
 
 fn measure(hostile: Hostile) -> Measured {
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "measure_one",
-            "--ignored",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CASE_ENV, format!("{hostile:?}"))
-        .output()
-        .expect("the test binary runs");
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text
-        .lines()
-        .find_map(|l| l.split_once("growth ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| {
-            panic!(
-                "{hostile:?}: {text}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
+    let line = run_measured("measure_one", CASE_ENV, &format!("{hostile:?}"));
     let mut words = line.splitn(4, ' ');
     let growth = words.next().unwrap().parse().unwrap();
     let requests = words.nth(1).unwrap().parse().unwrap();

@@ -658,14 +658,15 @@ impl MakeClient {
     /// and the answer read whole or page by page, whichever it is. A row about another team
     /// is refused. Scope `teams:read`. At most `max_members` are read, as for
     /// [`list_teams`](Self::list_teams). `allowance` says which of the team lists read at
-    /// once (and taken in order) this one is.
+    /// once (and taken in order) this one is; with the rows comes what they count on the read
+    /// budget, given back when dropped.
     pub async fn list_team_roles(
         &self,
         organization: OrganizationId,
         team: u64,
         max_members: usize,
         allowance: Allowance<'_>,
-    ) -> Result<Vec<TeamMemberRole>, MakeError> {
+    ) -> Result<(Vec<TeamMemberRole>, Counted), MakeError> {
         let call = Call {
             path: format!("/teams/{team}/user-team-roles"),
             query: Vec::new(),
@@ -674,7 +675,7 @@ impl MakeClient {
         };
         let walk = PageWalk::paged(self.config.page_size, self.config.max_pages)
             .with_max_rows(max_members);
-        let rows: Vec<TeamMemberRole> = self
+        let (rows, counted): (Vec<TeamMemberRole>, Counted) = self
             .list_all_within(&call, "userTeamRoles", walk, &[], allowance)
             .await?;
         if let Some(stray) = rows.iter().find(|r| r.team_id.is_some_and(|t| t != team)) {
@@ -686,7 +687,7 @@ impl MakeClient {
                 ),
             });
         }
-        Ok(rows)
+        Ok((rows, counted))
     }
 
     /// `GET /organizations/{id}/user-organization-roles/{userId}`: one member, or `None` if

@@ -130,7 +130,8 @@ impl MakeClient {
     }
 
     /// [`list_all`](Self::list_all), one of several lists read at once and taken in order
-    /// (`allowance` says which); its rows stay counted.
+    /// (`allowance` says which); with what its rows count on the read budget, given back when
+    /// dropped unless kept.
     pub(super) async fn list_all_within<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -138,19 +139,16 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
         allowance: Allowance<'_>,
-    ) -> Result<Vec<T>, MakeError> {
-        let (rows, counted) = self
-            .read_list(
-                call,
-                collection,
-                walk,
-                extra,
-                Expected::nothing(),
-                Some(allowance),
-            )
-            .await?;
-        counted.keep();
-        Ok(rows)
+    ) -> Result<(Vec<T>, Counted), MakeError> {
+        self.read_list(
+            call,
+            collection,
+            walk,
+            extra,
+            Expected::nothing(),
+            Some(allowance),
+        )
+        .await
     }
 
     /// Reads a list: its rows, and what they count on the read budget.

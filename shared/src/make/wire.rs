@@ -107,9 +107,9 @@ pub struct OrganizationRole {
     pub id: u32,
     #[serde(deserialize_with = "bounded_text")]
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_text_or_null")]
     pub identifier: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bounded_text_or_null")]
     pub management_type: Option<String>,
 }
 

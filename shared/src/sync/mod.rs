@@ -12,7 +12,9 @@ pub use engine::{
 };
 pub use error::SyncError;
 pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
-pub use snapshot::{fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember};
+pub use snapshot::{
+    fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember, MAX_MEMBER_TEAM_BYTES,
+};
 pub use teams::{
     lacks_scope_note, read_team_access, MemberGrants, TeamAccess, TeamGrant, MAX_TEAMS,
     MAX_TEAM_MEMBERSHIPS,

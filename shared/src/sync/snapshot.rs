@@ -42,6 +42,15 @@ use std::sync::Arc;
 /// Roles a run looks up one by one when the roles list does not name them.
 const ROLE_LOOKUPS: usize = 20;
 
+/// The most a member's team roles may take, their team and role names and the rest of each
+/// role as stored (ids, field names): a user's record holds them, its change event holds them
+/// twice (before and after), and the events bus takes 256 KB a request. Ordinary names fit
+/// some 600 teams; 1 KB names, 30.
+pub const MAX_MEMBER_TEAM_BYTES: usize = 64 * 1024;
+
+/// What one team role of a member takes besides its two names.
+const TEAM_ROLE_BYTES: usize = 64;
+
 /// One member as Make reports them, role name resolved. The one record a sync holds per
 /// member, so it is compact: role names are shared, not copied, and Make's `invitation` is
 /// not kept beside the status it maps to one to one.
@@ -512,7 +521,9 @@ async fn look_up_unlisted_roles(
 
 /// Gives each member their team roles, named (an id no source named is [`UNKNOWN_ROLE`]);
 /// users in a team who are not members of the organization are left out. Returns why team
-/// access was not read, when it was not.
+/// access was not read, when it was not — also when a member's team roles would take more
+/// than [`MAX_MEMBER_TEAM_BYTES`]: every record carries its member's, and one record (and
+/// its event) must stay far within what the store and the events bus take.
 fn give_teams(
     members: &mut [SnapshotMember],
     teams: &TeamAccess,
@@ -523,14 +534,32 @@ fn give_teams(
         TeamAccess::NotRead(why) => return Some(why.clone()),
     };
     let unknown = RoleLabel::named(UNKNOWN_ROLE);
-    let name = |grant: &TeamGrant| MemberTeam {
-        team_id: grant.team_id,
-        team_name: grant.team_name.clone(),
-        role_id: grant.role_id,
-        role: roles.get(&grant.role_id).unwrap_or(&unknown).clone(),
-    };
+    let role = |grant: &TeamGrant| roles.get(&grant.role_id).unwrap_or(&unknown).clone();
+    let too_many = members.iter().any(|member| {
+        let bytes: usize = grants
+            .of(member.user_id)
+            .map(|grant| TEAM_ROLE_BYTES + grant.team_name.len() + role(grant).name.len())
+            .sum();
+        bytes > MAX_MEMBER_TEAM_BYTES
+    });
+    if too_many {
+        return Some(format!(
+            "teams not read: a member holds more team roles than makesync keeps of one member (their names take more than {} KB)",
+            MAX_MEMBER_TEAM_BYTES / 1024
+        ));
+    }
     for member in members {
-        member.teams = Some(grants.of(member.user_id).map(name).collect());
+        member.teams = Some(
+            grants
+                .of(member.user_id)
+                .map(|grant| MemberTeam {
+                    team_id: grant.team_id,
+                    team_name: grant.team_name.clone(),
+                    role_id: grant.role_id,
+                    role: role(grant),
+                })
+                .collect(),
+        );
     }
     None
 }

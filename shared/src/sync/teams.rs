@@ -11,7 +11,9 @@
 //! Cost: one request for the teams (10,000 a page) and one per team (10,000 members a page),
 //! `MAKESYNC_PAGE_CONCURRENCY` at a time, all within the organization's request budget.
 
-use crate::make::{Allowance, ListBound, MakeClient, MakeError, Team, Turns, TEAMS_SCOPE};
+use crate::make::{
+    Allowance, Counted, ListBound, MakeClient, MakeError, Refusal, Team, Turns, TEAMS_SCOPE,
+};
 use crate::organization::OrganizationId;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -123,9 +125,12 @@ pub async fn read_team_access(
             }
         })
         .buffered(at_once);
+    // What the grants hold, counted on the read budget in place of the lists they are made
+    // of (each given back once made into grants); kept only if team access is read.
+    let mut counted = Counted::none(client.read_budget());
     while let Some((item, team, answer)) = answers.next().await {
-        let rows = match answer {
-            Ok(rows) => rows,
+        let (rows, list_counted) = match answer {
+            Ok(read) => read,
             Err(MakeError::ListTooLong {
                 bound: ListBound::Rows(_),
                 ..
@@ -138,9 +143,30 @@ pub async fn read_team_access(
         if memberships > MAX_TEAM_MEMBERSHIPS {
             return Ok(too_many_memberships());
         }
+        // Each grant, and the team's name once (its grants share it).
+        let grant_bytes = std::mem::size_of::<(u64, TeamGrant)>() as u64;
+        if let Err(refusal) = counted.take(rows.len() as u64 * grant_bytes + team.name.len() as u64)
+        {
+            return not_read(refused_memory(refusal));
+        }
         add_grants(&mut grants, &team, rows);
+        // The list is made into grants: what it counted is given back.
+        drop(list_counted);
     }
+    counted.keep();
     Ok(TeamAccess::Read(MemberGrants::new(grants)))
+}
+
+/// The error a refused count of team roles stands for (see [`not_read`]).
+fn refused_memory(refusal: Refusal) -> MakeError {
+    let endpoint = "GET /teams/{teamId}/user-team-roles".to_string();
+    match refusal {
+        Refusal::PastBound(bytes) => MakeError::ListTooLong {
+            endpoint,
+            bound: ListBound::Bytes(bytes),
+        },
+        Refusal::NoMemoryFree => MakeError::MemoryTaken { endpoint },
+    }
 }
 
 fn too_many_memberships() -> TeamAccess {
