@@ -9,8 +9,16 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use makesync::make::{AnswerBody, HttpAnswer, HttpGet, Transport, TransportError};
+use makesync::clock::SystemClock;
+use makesync::config::make_api_config_from;
+use makesync::host::MakeHost;
+use makesync::make::{
+    AnswerBody, HttpAnswer, HttpGet, MakeApi, MakeApiConfig, MakeClient, Transport, TransportError,
+};
+use makesync::organization::OrganizationId;
+use makesync::token::ApiToken;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// What a request asks: its path (below `/api/v2`) and `pg[offset]`, `pg[limit]`.
 #[derive(Debug, Clone)]
@@ -148,6 +156,52 @@ fn chunked(mut parts: impl Iterator<Item = String> + Send + 'static) -> Body {
         }
         (!chunk.is_empty()).then(|| Bytes::from(chunk))
     })))
+}
+
+/// The Make client's configuration in a 256 MB Lambda function (the template's worker), with
+/// no request waiting for the organization's rate budget (not what a memory test measures).
+pub fn worker_config() -> MakeApiConfig {
+    let mut config = make_api_config_from(|name| {
+        (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "256".to_string())
+    })
+    .expect("the configuration of a 256 MB function");
+    config.default_requests_per_minute = 100_000;
+    config.budget_percent = 100;
+    config
+}
+
+/// A client configured as `config` that reads organization 7 on eu1.make.com from `host`.
+pub fn client_of(host: Arc<dyn Transport>, config: MakeApiConfig) -> MakeClient {
+    MakeApi::with_transport(config, Arc::new(SystemClock::default()), host)
+        .client(
+            &MakeHost::parse("eu1.make.com").expect("a Make zone"),
+            OrganizationId::new(7).expect("an organization id"),
+            ApiToken::parse("t-hostile").expect("a token"),
+        )
+        .expect("a host on the allowlist")
+}
+
+/// `/teams` of `teams` teams, and each team's member list: 10,000 members, each a user of
+/// no other team, in ordinary pages (10,000 rows and the read of the anchor).
+pub fn teams_of_distinct_members(asked: &Asked, teams: u64) -> Option<Body> {
+    if asked.path == "/teams" {
+        return Some(finite_page("teams", asked, 0, teams, |id| {
+            format!(r#"{{"id":{id},"name":"T{id}"}}"#)
+        }));
+    }
+    let team: u64 = asked
+        .path
+        .strip_prefix("/teams/")?
+        .strip_suffix("/user-team-roles")?
+        .parse()
+        .ok()?;
+    Some(finite_page(
+        "userTeamRoles",
+        asked,
+        team * 1_000_000,
+        10_000,
+        |id| format!(r#"{{"userId":{id},"usersRoleId":3}}"#),
+    ))
 }
 
 /// A `/users` row with a name and an email of `text` bytes each.

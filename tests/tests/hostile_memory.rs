@@ -5,18 +5,14 @@
 //! before each) is that read's alone.
 //! `cargo test -p makesync-tests --test hostile_memory -- --nocapture` prints the numbers.
 
-use makesync::clock::SystemClock;
-use makesync::config::make_api_config_from;
-use makesync::host::MakeHost;
-use makesync::make::{MakeApi, MakeClient, MakeError};
+use makesync::make::{MakeClient, MakeError};
 use makesync::memory_budget::{MemoryBudget, PROCESS_BASELINE};
 use makesync::organization::OrganizationId;
 use makesync::sync::fetch_snapshot;
 use makesync::sync::{read_team_access, TeamAccess, MAX_TEAMS, MAX_TEAM_MEMBERSHIPS};
-use makesync::token::ApiToken;
 use makesync_tests::hostile_host::{
-    endless_page, finite_page, member_row, pg_array_page, pg_object_page, rows_page, user_row,
-    Asked, Body, HostileHost,
+    client_of, endless_page, member_row, pg_array_page, pg_object_page, rows_page,
+    teams_of_distinct_members, user_row, worker_config, Asked, Body, HostileHost,
 };
 use makesync_tests::measure::{measure_peak, run_measured, status_bytes};
 use makesync_tests::simulator::demo_world;
@@ -206,26 +202,9 @@ impl Hostile {
 }
 
 /// 50 teams of 10,000 members each, all different users: 500,000 memberships, the most
-/// makesync reads; every team list an ordinary 10,000-row page and the read of its anchor.
+/// makesync reads.
 fn teams(asked: &Asked) -> Option<Body> {
-    if asked.path == "/teams" {
-        return Some(finite_page("teams", asked, 0, 50, |id| {
-            format!(r#"{{"id":{id},"name":"T{id}"}}"#)
-        }));
-    }
-    let team: u64 = asked
-        .path
-        .strip_prefix("/teams/")?
-        .strip_suffix("/user-team-roles")?
-        .parse()
-        .ok()?;
-    Some(finite_page(
-        "userTeamRoles",
-        asked,
-        team * 1_000_000,
-        10_000,
-        |id| format!(r#"{{"userId":{id},"usersRoleId":3}}"#),
-    ))
+    teams_of_distinct_members(asked, 50)
 }
 
 /// A whole organization as a hostile host answers it, every list well formed (the review of
@@ -260,32 +239,13 @@ fn counted<T>(read: Result<Vec<T>, MakeError>) -> String {
     format!("{:?}", read.map(|rows| rows.len()))
 }
 
-/// The Make client's configuration in a 256 MB Lambda function (the template's worker).
-fn worker_config() -> makesync::make::MakeApiConfig {
-    make_api_config_from(|name| {
-        (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "256".to_string())
-    })
-    .expect("the configuration of a 256 MB function")
-}
-
 /// A client of `host` configured as in a 256 MB Lambda function (the template's), with
 /// pages of `page_size`.
 fn hostile_client(host: HostileHost, page_size: u32) -> (MakeClient, Arc<HostileHost>) {
     let mut config = worker_config();
     config.page_size = page_size;
-    // The organization's rate budget is not what is measured: no request waits for it.
-    config.default_requests_per_minute = 100_000;
-    config.budget_percent = 100;
     let host = Arc::new(host);
-    let make = MakeApi::with_transport(config, Arc::new(SystemClock::default()), host.clone());
-    let client = make
-        .client(
-            &MakeHost::parse("eu1.make.com").unwrap(),
-            OrganizationId::new(7).unwrap(),
-            ApiToken::parse("t-hostile").unwrap(),
-        )
-        .unwrap();
-    (client, host)
+    (client_of(host.clone(), config), host)
 }
 
 const CASE_ENV: &str = "MAKESYNC_HOSTILE_CASE";

@@ -9,44 +9,22 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use makesync::clock::{Clock, SystemClock};
-use makesync::config::make_api_config_from;
 use makesync::connection::{Connection, ConnectionId};
 use makesync::host::MakeHost;
-use makesync::make::{MakeApi, MakeClient, Transport};
+use makesync::make::MakeClient;
 use makesync::memory_budget::PROCESS_BASELINE;
 use makesync::organization::OrganizationId;
 use makesync::ports::{StoreError, UserStore, WriteStamp};
 use makesync::run::SyncReason;
 use makesync::store::MemoryStore;
 use makesync::sync::{fetch_snapshot, SyncEngine};
-use makesync::token::ApiToken;
 use makesync::user::{MakeUserId, StoredUser, UserRecord};
-use makesync_tests::hostile_host::{finite_page, member_row, user_row, Asked, Body, HostileHost};
+use makesync_tests::hostile_host::{
+    client_of, finite_page, member_row, teams_of_distinct_members, user_row, worker_config, Asked,
+    Body, HostileHost,
+};
 use makesync_tests::measure::{measure_peak, run_measured};
 use std::sync::Arc;
-
-fn worker_config() -> makesync::make::MakeApiConfig {
-    make_api_config_from(|name| {
-        (name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE").then(|| "256".to_string())
-    })
-    .expect("the configuration of a 256 MB function")
-}
-
-fn api(transport: Arc<dyn Transport>) -> MakeApi {
-    let mut config = worker_config();
-    config.default_requests_per_minute = 100_000;
-    config.budget_percent = 100;
-    MakeApi::with_transport(config, Arc::new(SystemClock::default()), transport)
-}
-
-fn client_of(make: &MakeApi) -> MakeClient {
-    make.client(
-        &MakeHost::parse("eu1.make.com").unwrap(),
-        OrganizationId::new(7).unwrap(),
-        ApiToken::parse("t-hostile").unwrap(),
-    )
-    .unwrap()
-}
 
 const ORGANIZATION: &[u8] =
     br#"{"organization":{"id":7,"name":"A","zone":"eu1.make.com","license":{"apiLimit":100000}}}"#;
@@ -250,8 +228,7 @@ async fn measure_case() {
     .find(|c| format!("{c:?}") == name)
     .unwrap();
     let host = Arc::new(host(case));
-    let make = api(host.clone());
-    let client = client_of(&make);
+    let client = client_of(host.clone(), worker_config());
     let (outcome, growth) = measure_peak(run(case, &client)).await;
     println!(
         "growth {growth} counted {} requests {} outcome {outcome}",
@@ -342,31 +319,14 @@ fn large_organization(with_teams: bool) -> HostileHost {
             USERS,
             member_row,
         )),
-        "/teams" if with_teams => Some(finite_page("teams", asked, 0, TEAMS, |id| {
-            format!(r#"{{"id":{id},"name":"T{id}"}}"#)
-        })),
-        "/teams" => made(br#"{"teams":[],"pg":{"limit":10000}}"#),
-        path if with_teams && path.starts_with("/teams/") => {
-            let team: u64 = path
-                .strip_prefix("/teams/")?
-                .strip_suffix("/user-team-roles")?
-                .parse()
-                .ok()?;
-            Some(finite_page(
-                "userTeamRoles",
-                asked,
-                team * 1_000_000,
-                10_000,
-                |id| format!(r#"{{"userId":{id},"usersRoleId":3}}"#),
-            ))
-        }
+        "/teams" if !with_teams => made(br#"{"teams":[],"pg":{"limit":10000}}"#),
+        path if path.starts_with("/teams") => teams_of_distinct_members(asked, TEAMS),
         _ => None,
     })
 }
 
 async fn snapshot_of(with_teams: bool) -> (String, u64) {
-    let make = api(Arc::new(large_organization(with_teams)));
-    let client = client_of(&make);
+    let client = client_of(Arc::new(large_organization(with_teams)), worker_config());
     let outcome =
         match fetch_snapshot(&client, OrganizationId::new(7).unwrap(), None, 3, async {}).await {
             Ok((snapshot, ())) => format!(
@@ -407,8 +367,7 @@ async fn team_access_not_read_gives_its_count_back_to_the_users_and_members() {
 /// and nothing of it should stay counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn team_lists_not_read_give_back_what_they_counted() {
-    let make = api(Arc::new(large_organization(true)));
-    let client = client_of(&make);
+    let client = client_of(Arc::new(large_organization(true)), worker_config());
     let access = makesync::sync::read_team_access(&client, OrganizationId::new(7).unwrap())
         .await
         .unwrap();
@@ -436,8 +395,7 @@ async fn one_answer_does_not_cost_its_size_again_for_every_member() {
         "/teams" => made(br#"{"teams":[],"pg":{"limit":10000}}"#),
         _ => people(asked, 200, |_| 13),
     });
-    let make = api(Arc::new(host));
-    let client = client_of(&make);
+    let client = client_of(Arc::new(host), worker_config());
     let started = std::time::Instant::now();
     let read = fetch_snapshot(
         &client,
