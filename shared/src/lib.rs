@@ -10,7 +10,7 @@
 //! | [`make`] | the Make API client: endpoints, paging, retries, the rate budget, typed errors, and its [`config`] from the environment | the domain, the platform |
 //! | [`ports`] | the traits the engine and services talk to: connections, credentials, users, runs, secrets, the sync queue | the domain |
 //! | [`sync`] | the sync engine: one run of one connection, snapshot, plan, writes | the ports, the Make client |
-//! | [`service`] | what the functions and the CLI wrap: [`connect`] (and [`discover`]), [`worker`], [`schedule`] (with [`instance`] following), [`events`] | the engine, the ports, the Make client |
+//! | [`service`] | what the functions and the CLI wrap: [`connect`] (and [`discover`]), [`worker`], [`schedule`] (with [`instance`] following), [`events`] and [`lifecycle`] events | the engine, the ports, the Make client |
 //! | [`adapters`] | the ports' implementations: [`store`] (memory, SQLite, the in-process queue), [`secret_cache`], and `aws` (DynamoDB, Secrets Manager, SQS, EventBridge; feature `aws`) | the ports, the domain, the platform |
 //!
 //! Nothing depends on an adapter but the code that wires one in (the functions, the CLI, the
@@ -37,4 +37,4 @@ pub use domain::{
 };
 pub use make::config;
 pub use platform::{clock, memory_budget, metrics, telemetry};
-pub use service::{connect, discover, events, instance, schedule, worker};
+pub use service::{connect, discover, events, instance, lifecycle, schedule, worker};

@@ -142,6 +142,20 @@ impl AwsTestEnv {
             .expect("connect service")
     }
 
+    /// The connection as stored now (it must be).
+    pub async fn stored_connection(
+        &self,
+        id: &makesync::connection::ConnectionId,
+    ) -> makesync::connection::Connection {
+        use makesync::ports::ConnectionStore;
+        self.backend
+            .store
+            .get_connection(id)
+            .await
+            .expect("the store answers")
+            .expect("the connection is stored")
+    }
+
     /// Takes every message off the queue, as the SQS event source hands them to the worker.
     /// Each batch is deleted as it is received (moto's receive slows down with every message
     /// in flight), so a message is taken once.
@@ -386,8 +400,9 @@ async fn create_table(
                     .expect("index"),
             );
     }
-    if name.contains("-users-") {
-        // As in the template: the users table's stream feeds the events function.
+    if name.contains("-users-") || name.contains("-connections-") {
+        // As in the template: the users and connections tables' streams feed the events
+        // function.
         request = request.stream_specification(
             StreamSpecification::builder()
                 .stream_enabled(true)

@@ -96,13 +96,7 @@ async fn connecting_checks_with_make_then_stores_the_token_and_queues_a_sync() {
     assert!(!item.contains(DEMO_TOKEN));
     assert!(!response.to_string().contains(DEMO_TOKEN));
 
-    let connection = env
-        .backend
-        .store
-        .get_connection(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = env.stored_connection(&id).await;
     assert_eq!(connection.host.as_str(), "eu1.make.com");
     assert_eq!(connection.organization_id.get(), ACME);
     assert_eq!(connection.status, ConnectionStatus::Active);
@@ -165,7 +159,7 @@ async fn a_refused_connection_stores_nothing_and_says_why() {
         ),
         (
             connect_payload("us2.make.com", ACME, DEMO_TOKEN),
-            "invalid_input",
+            "not_found",
             "connect it with host eu1.make.com",
         ),
         (
@@ -434,13 +428,7 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
     let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
     env.take_messages().await;
     // The customer revokes the token in Make after connecting.
-    env.make
-        .simulator
-        .world()
-        .tokens
-        .get_mut(DEMO_TOKEN)
-        .unwrap()
-        .revoked = true;
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, true);
 
     for attempt in 1..=3 {
         makesync_scheduler::handle(&env.scheduler()).await.unwrap();
@@ -452,13 +440,7 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
             "an invalid token is not retried"
         );
     }
-    let connection = env
-        .backend
-        .store
-        .get_connection(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = env.stored_connection(&id).await;
     assert_eq!(connection.status, ConnectionStatus::Paused);
     let reason = connection.status_reason.unwrap();
     assert_eq!(reason.kind.as_str(), "auth");
@@ -468,39 +450,236 @@ async fn repeated_failures_pause_the_connection_and_the_scheduler_skips_it() {
         reason.message
     );
 
+    assert!(
+        reason
+            .message
+            .contains("resume it with {\"action\": \"resume\"}"),
+        "{}",
+        reason.message
+    );
+
     let summary = makesync_scheduler::handle(&env.scheduler()).await.unwrap();
     assert_eq!((summary.enqueued, summary.skipped_paused), (0, 1));
     assert!(env.take_messages().await.is_empty());
+    let resume = json!({"action": "resume", "tenantId": "tenant-7", "connectionId": id.as_str()});
     let refused = makesync_connect::handle(
         &env.connect_service(),
         json!({"action": "sync", "tenantId": "tenant-7", "connectionId": id.as_str()}),
     )
     .await;
-    assert!(refused["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("connect it again with a token"));
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("is paused ("), "{message}");
+    assert!(message.contains("{\"action\": \"resume\"}"), "{message}");
+
+    // Resuming while Make still refuses the token answers as connect does, and changes nothing.
+    let still_refused = makesync_connect::handle(&env.connect_service(), resume.clone()).await;
+    assert_eq!(still_refused["error"]["kind"], "auth", "{still_refused}");
+    let refused_connect = connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await;
+    assert_eq!(
+        still_refused["error"]["message"], refused_connect["error"]["message"],
+        "resume and connect refuse in the same words"
+    );
+    let connection = env.stored_connection(&id).await;
+    assert_eq!(connection.status, ConnectionStatus::Paused);
+    assert!(env.take_messages().await.is_empty());
+
+    // Once the customer fixes it in Make, resume works with the token already stored.
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, false);
+    let resumed = makesync_connect::handle(&env.connect_service(), resume.clone()).await;
+    assert_eq!(resumed["status"], "active", "{resumed}");
+    assert_eq!(resumed["syncEnqueued"], true, "{resumed}");
+    let connection = env.stored_connection(&id).await;
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    assert_eq!(connection.consecutive_failures, 0);
+    assert!(connection.status_reason.is_none());
+    let messages = env.take_messages().await;
+    assert_eq!(messages.len(), 1);
+    let response = makesync_worker::handle(&env.worker(), sqs_event(messages), None).await;
+    assert!(response.batch_item_failures.is_empty());
+    let connection = env.stored_connection(&id).await;
+    assert_eq!(connection.consecutive_failures, 0);
+    assert!(connection.last_error.is_none());
+
+    // Another tenant cannot resume it: the same answer as an id nobody holds.
+    let mut foreign = resume.clone();
+    foreign["tenantId"] = json!("tenant-8");
+    let foreign = makesync_connect::handle(&env.connect_service(), foreign).await;
+    let mut unknown = resume;
+    unknown["connectionId"] = json!("no-such-connection");
+    let unknown = makesync_connect::handle(&env.connect_service(), unknown).await;
+    assert_eq!(foreign, unknown);
+    assert_eq!(foreign["error"]["kind"], "not_found");
+
+    // Pause it again, then a reconnect with a working token resumes it too.
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, true);
+    for _ in 1..=3 {
+        makesync_scheduler::handle(&env.scheduler()).await.unwrap();
+        let messages = env.take_messages().await;
+        makesync_worker::handle(&env.worker(), sqs_event(messages), None).await;
+    }
+    let connection = env.stored_connection(&id).await;
+    assert_eq!(connection.status, ConnectionStatus::Paused);
 
     // Reconnecting with a working token resumes it.
-    env.make
-        .simulator
-        .world()
-        .tokens
-        .get_mut(DEMO_TOKEN)
-        .unwrap()
-        .revoked = false;
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, false);
     let mut again = connect_payload("eu1.make.com", ACME, DEMO_TOKEN);
     again["connectionId"] = json!(id.as_str());
     connect(&env, again).await;
-    let connection = env
-        .backend
-        .store
-        .get_connection(&id)
-        .await
-        .unwrap()
-        .unwrap();
+    let connection = env.stored_connection(&id).await;
     assert_eq!(connection.status, ConnectionStatus::Active);
     assert_eq!(connection.consecutive_failures, 0);
+}
+
+#[tokio::test]
+async fn make_failing_every_delivery_never_pauses_and_the_sync_succeeds_once_make_is_back() {
+    let env = AwsTestEnv::start_with(&[
+        ("MAKESYNC_PAUSE_AFTER_FAILURES", "2"),
+        ("MAKESYNC_FAILING_STREAK_ALERT", "4"),
+    ])
+    .await;
+    let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    makesync_worker::handle(&env.worker(), sqs_event(env.take_messages().await), None).await;
+    let synced = env.backend.store.list_users(&id).await.unwrap().len();
+    assert_eq!(synced, member_count(&env, ACME));
+
+    // Make answers 503 to everything, for longer than SQS delivers one message (MaxReceiveCount
+    // 5): every delivery fails, is given back to SQS, and nothing pauses the connection.
+    env.make.simulator.world().faults.server_errors = u32::MAX;
+    makesync_scheduler::handle(&env.scheduler()).await.unwrap();
+    let messages = env.take_messages().await;
+    assert_eq!(messages.len(), 1);
+    for delivery in 1..=6 {
+        let response =
+            makesync_worker::handle(&env.worker(), sqs_event(messages.clone()), None).await;
+        assert_eq!(
+            response.batch_item_failures.len(),
+            1,
+            "delivery {delivery} goes back to SQS, to reach the dead-letter queue at last"
+        );
+        let connection = env.stored_connection(&id).await;
+        assert_eq!(
+            connection.status,
+            ConnectionStatus::Active,
+            "delivery {delivery}"
+        );
+        assert_eq!(connection.consecutive_failures, delivery);
+        assert_eq!(connection.last_error.unwrap().kind.as_str(), "transient");
+    }
+    // The scheduler still sends it, and the product can still ask for a sync.
+    let summary = makesync_scheduler::handle(&env.scheduler()).await.unwrap();
+    assert_eq!((summary.enqueued, summary.skipped_paused), (1, 0));
+    env.take_messages().await;
+    let asked = makesync_connect::handle(
+        &env.connect_service(),
+        json!({"action": "sync", "tenantId": "tenant-7", "connectionId": id.as_str()}),
+    )
+    .await;
+    assert_eq!(asked["syncEnqueued"], true, "{asked}");
+
+    // Make is back: the next delivery succeeds with the token stored, none given.
+    env.make.simulator.world().faults.server_errors = 0;
+    let response =
+        makesync_worker::handle(&env.worker(), sqs_event(env.take_messages().await), None).await;
+    assert!(response.batch_item_failures.is_empty());
+    let connection = env.stored_connection(&id).await;
+    assert_eq!(connection.status, ConnectionStatus::Active);
+    assert_eq!(connection.consecutive_failures, 0);
+    assert!(connection.last_error.is_none());
+    assert_eq!(
+        env.backend.store.list_users(&id).await.unwrap().len(),
+        synced
+    );
+}
+
+#[tokio::test]
+async fn the_same_connect_twice_answers_one_connection_with_one_secret_and_one_set_of_users() {
+    let env = AwsTestEnv::start().await;
+    let first = connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await;
+    // The backend timed out and sends the same request again.
+    let again = connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await;
+    let id = connection_id(&first);
+    assert_eq!(connection_id(&again), id, "{first} / {again}");
+    assert_eq!(
+        env.secret_names().await.len(),
+        1,
+        "the first token version is deleted"
+    );
+    let tenant = makesync::tenant::TenantId::parse("tenant-7").unwrap();
+    let connections = env
+        .backend
+        .store
+        .list_tenant_connections(&tenant)
+        .await
+        .unwrap();
+    assert_eq!(connections.len(), 1);
+
+    // Each connect queued its sync; they run one after the other, on the one connection.
+    let messages = env.take_messages().await;
+    assert_eq!(messages.len(), 2);
+    for message in messages {
+        let response = makesync_worker::handle(&env.worker(), sqs_event(vec![message]), None).await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    assert_eq!(
+        env.backend.store.list_users(&id).await.unwrap().len(),
+        member_count(&env, ACME)
+    );
+
+    // A disconnected connection (its users kept) is the one a new connect takes up again.
+    let disconnected = makesync_connect::handle(
+        &env.connect_service(),
+        json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": id.as_str()}),
+    )
+    .await;
+    assert_eq!(disconnected["status"], "disconnected", "{disconnected}");
+    assert!(env.secret_names().await.is_empty());
+    let back = connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await;
+    assert_eq!(connection_id(&back), id, "{back}");
+    assert_eq!(back["status"], "active");
+    assert_eq!(env.secret_names().await.len(), 1);
+    // Another organization is another connection.
+    let globex = connect(&env, connect_payload("us2.make.com", GLOBEX, DEMO_TOKEN)).await;
+    assert_ne!(connection_id(&globex), id);
+}
+
+#[tokio::test]
+async fn a_connect_answers_before_its_functions_timeout_however_long_make_asks_to_wait() {
+    let env = AwsTestEnv::start().await;
+    let clock = env.clock();
+    for retry_after in [3600, 30] {
+        {
+            let mut world = env.make.simulator.world();
+            world.faults.rate_limited = u32::MAX;
+            world.faults.rate_limited_retry_after = retry_after;
+        }
+        // The connect function's timeout is 60 s.
+        let started = clock.monotonic();
+        let deadline = makesync::worker::Deadline::at(
+            clock.wall() + ChronoDuration::seconds(60),
+            clock.as_ref(),
+        );
+        let answer = makesync_connect::handle_until(
+            &env.connect_service(),
+            connect_payload("eu1.make.com", ACME, DEMO_TOKEN),
+            Some(deadline),
+        )
+        .await;
+        let spent = clock.monotonic() - started;
+        assert!(
+            spent < std::time::Duration::from_secs(50),
+            "Retry-After {retry_after}: answered after {spent:?}"
+        );
+        let error = &answer["error"];
+        assert!(
+            matches!(error["kind"].as_str(), Some("rate_limited" | "transient")),
+            "Retry-After {retry_after}: {answer}"
+        );
+        let message = error["message"].as_str().unwrap();
+        assert!(message.contains("nothing was stored"), "{message}");
+        assert!(!message.contains("the sync will be tried"), "{message}");
+        assert!(env.secret_names().await.is_empty());
+        assert!(env.take_messages().await.is_empty());
+    }
 }
 
 #[tokio::test]

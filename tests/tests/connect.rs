@@ -340,3 +340,160 @@ fn every_sample_connect_event_parses() {
     }
     assert_eq!(seen, 4);
 }
+
+#[tokio::test]
+async fn status_and_list_answer_the_tenants_connections_and_nobody_elses() {
+    let c = connect_env(ApiShape::DOCUMENTED).await;
+    let connected = c.connect(DEMO_TOKEN).await;
+    let acme = connected["connectionId"].as_str().unwrap().to_string();
+    let ask = |payload: Value| {
+        let service = c.service.clone();
+        async move { response_json(&service.handle_payload(&payload).await) }
+    };
+    let status =
+        ask(json!({"action": "status", "tenantId": "tenant-a", "connectionId": acme})).await;
+    assert_eq!(status["connectionId"], acme.as_str(), "{status}");
+    assert_eq!(status["status"], "active");
+    assert_eq!(status["host"], "eu1.make.com");
+    assert_eq!(status["organizationId"], ACME);
+    assert_eq!(status["organizationName"], "Acme Robotics");
+    assert_eq!(status["consecutiveFailures"], 0);
+    assert!(status["lastSuccessAt"].is_null() && status["userCount"].is_null());
+
+    // Another tenant's id is answered exactly as an id nobody holds.
+    let foreign =
+        ask(json!({"action": "status", "tenantId": "tenant-b", "connectionId": acme})).await;
+    let unknown =
+        ask(json!({"action": "status", "tenantId": "tenant-a", "connectionId": "nobody"})).await;
+    assert_eq!(foreign, unknown);
+    assert_eq!(foreign["error"]["kind"], "not_found");
+
+    // Five connections of tenant-a and one of tenant-b, listed two at a time.
+    for organization in [7001u64, 7002, 7003, 7004] {
+        let mut connection = c.env.connection("eu1.make.com", organization);
+        connection.tenant_id = makesync::tenant::TenantId::parse("tenant-a").unwrap();
+        c.store.create_connection(&connection).await.unwrap();
+    }
+    let mut other = c.env.connection("eu1.make.com", 7005);
+    other.tenant_id = makesync::tenant::TenantId::parse("tenant-b").unwrap();
+    c.store.create_connection(&other).await.unwrap();
+    let mut seen = Vec::new();
+    let mut cursor = Value::Null;
+    for page in 0.. {
+        let listed =
+            ask(json!({"action": "list", "tenantId": "tenant-a", "limit": 2, "cursor": cursor}))
+                .await;
+        let connections = listed["connections"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{listed}"));
+        assert!(connections.len() <= 2, "{listed}");
+        assert!(connections.iter().all(|c| c.get("lastRun").is_none()));
+        seen.extend(
+            connections
+                .iter()
+                .map(|c| c["organizationId"].as_u64().unwrap()),
+        );
+        cursor = listed["cursor"].clone();
+        if cursor.is_null() {
+            assert_eq!(page, 2);
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, vec![ACME, 7001, 7002, 7003, 7004]);
+
+    for (payload, says) in [
+        (
+            json!({"action": "list", "tenantId": "tenant-a", "limit": 0}),
+            "\"limit\" must be",
+        ),
+        (
+            json!({"action": "list", "tenantId": "tenant-a", "limit": 1001}),
+            "\"limit\" must be",
+        ),
+        (
+            json!({"action": "list", "tenantId": "tenant-a", "cursor": "a b"}),
+            "\"cursor\" is not",
+        ),
+        (json!({"action": "list"}), "tenantId"),
+        (
+            json!({"action": "status", "tenantId": "tenant-a"}),
+            "connectionId",
+        ),
+    ] {
+        let refused = ask(payload.clone()).await;
+        assert_eq!(
+            refused["error"]["kind"], "invalid_input",
+            "{payload} → {refused}"
+        );
+        assert!(
+            refused["error"]["message"].as_str().unwrap().contains(says),
+            "{refused}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_pages_a_ten_thousand_user_connection_under_lambdas_answer_limit() {
+    let mut world = makesync_simulator::demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(1000), 10_000, 1_000_000);
+    world.add_member(9001, 1, 12, None);
+    let env = TestEnv::start_with(world, |config| config.page_size = 10_000).await;
+    let connection = env.connection("eu1.make.com", 9001);
+    let report = env.sync(&connection).await;
+    assert!(report.run.error.is_none(), "{:?}", report.run.error);
+    // One member leaves: a removed user is in the pages too, with `removedAt`.
+    env.simulator.world().remove_member(9001, 1_000_000);
+    assert_eq!(env.sync(&connection).await.run.counts.removed, 1);
+    let service = ConnectService::new(
+        env.store.clone(),
+        env.store.clone(),
+        Arc::new(MemorySecrets::default()),
+        Arc::new(MemoryQueue::default()),
+        env.make.clone(),
+        env.clock_arc(),
+    );
+    let mut cursor = Value::Null;
+    let mut ids = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = response_json(
+            &service
+                .handle_payload(
+                    &json!({"action": "users", "tenantId": connection.tenant_id.as_str(),
+                                        "connectionId": connection.id.as_str(), "cursor": cursor}),
+                )
+                .await,
+        );
+        let size = page.to_string().len();
+        assert!(
+            size < makesync::connect::MAX_USERS_PAGE_BYTES,
+            "{size} bytes"
+        );
+        let users = page["users"].as_array().unwrap_or_else(|| panic!("{page}"));
+        assert!(users.len() <= 1000);
+        pages += 1;
+        for user in users {
+            let id = user["userId"].as_u64().unwrap();
+            assert_eq!(user["removedAt"].is_null(), id != 1_000_000, "{user}");
+            ids.push(id);
+        }
+        cursor = page["cursor"].clone();
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(pages, 11);
+    let mut expected: Vec<u64> = (1_000_000..1_010_000).collect();
+    expected.insert(0, 1);
+    assert_eq!(ids, expected, "every stored user once, by id");
+
+    // Another tenant reads nothing of it.
+    let foreign = response_json(
+        &service
+            .handle_payload(&json!({"action": "users", "tenantId": "tenant-z",
+                                    "connectionId": connection.id.as_str()}))
+            .await,
+    );
+    assert_eq!(foreign["error"]["kind"], "not_found", "{foreign}");
+}

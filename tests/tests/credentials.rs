@@ -155,13 +155,7 @@ async fn one_token_for_three_organizations_is_one_secret_rotated_once_and_delete
     let after = env.secret_names().await;
     assert_eq!(after.len(), 1, "{after:?}");
     assert_ne!(after, secrets, "a new version");
-    env.make
-        .simulator
-        .world()
-        .tokens
-        .get_mut(DEMO_TOKEN)
-        .unwrap()
-        .revoked = true;
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, true);
     assert_eq!(work(&env).await, 3, "each synced with the new token");
 
     // A connection of the credential cannot be given a token of its own.

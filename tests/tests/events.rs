@@ -178,3 +178,135 @@ async fn users_make_exactly_their_events(carry: EventDetail) {
         .collect();
     assert_eq!(kinds, vec![("Make user added", 11)]);
 }
+
+/// A connection's lifecycle on moto: the connections table's stream through the events
+/// function to the bus, one event per state change and none for a run that changes none.
+#[tokio::test]
+async fn each_state_change_of_a_connection_is_announced_once() {
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_PAUSE_AFTER_FAILURES", "2")]).await;
+    let (bus, queue) = bus_to_queue(&env).await;
+    let settings = makesync::aws::AwsSettings {
+        event_bus: Some(bus),
+        ..env.settings.clone()
+    };
+    let backend = makesync::aws::AwsBackend::new(&moto_sdk_config().await, settings, env.clock());
+    let announcer = makesync_events::announcer_for(&backend).unwrap();
+    let mut connections =
+        StreamReader::new(&moto_sdk_config().await, &env.settings.connections_table);
+    let connect = env.connect_service();
+    let connected = makesync_connect::handle(
+        &connect,
+        serde_json::json!({"host": "eu1.make.com", "organizationId": ACME,
+                           "token": makesync_simulator::DEMO_TOKEN, "tenantId": "tenant-7"}),
+    )
+    .await;
+    let id = connected["connectionId"].as_str().unwrap().to_string();
+    let worker = env.worker();
+    let request = SyncRequest::new(
+        ConnectionId::parse(&id).unwrap(),
+        SyncReason::Scheduled,
+        Utc::now(),
+    );
+    let kinds = |events: &[(String, serde_json::Value)]| -> Vec<String> {
+        events.iter().map(|(kind, _)| kind.clone()).collect()
+    };
+
+    // Created and synced the first time: announced by its users (the summary), not here; a
+    // second success changes no state.
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    assert!(announced(&announcer, &mut connections, &env, &queue)
+        .await
+        .is_empty());
+
+    // Make fails three times: one event, for the first.
+    env.make.simulator.world().faults.server_errors = u32::MAX;
+    for _ in 0..3 {
+        assert!(worker.handle(&request).await.should_retry());
+    }
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(kinds(&events), vec!["Make connection sync failed"]);
+    let failed = &events[0].1;
+    assert_eq!(failed["kind"], "transient", "{failed}");
+    assert_eq!(failed["tenantId"], "tenant-7");
+    assert_eq!(failed["connectionId"], id.as_str());
+    assert!(failed["runId"].is_string(), "{failed}");
+    // Back: one event, the first success after failures.
+    env.make.simulator.world().faults.server_errors = 0;
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(kinds(&events), vec!["Make connection synced"]);
+    assert_eq!(events[0].1["users"], 36);
+
+    // The token is revoked: failed, then paused; resumed once it works again.
+    let revoke = |revoked: bool| {
+        env.make
+            .simulator
+            .world()
+            .set_revoked(makesync_simulator::DEMO_TOKEN, revoked);
+    };
+    revoke(true);
+    worker.handle(&request).await;
+    worker.handle(&request).await;
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(
+        kinds(&events),
+        vec!["Make connection sync failed", "Make connection paused"]
+    );
+    assert_eq!(
+        events[1].1["statusReason"]["kind"], "auth",
+        "{:?}",
+        events[1]
+    );
+    revoke(false);
+    let resumed = makesync_connect::handle(
+        &connect,
+        serde_json::json!({"action": "resume", "tenantId": "tenant-7", "connectionId": id}),
+    )
+    .await;
+    assert_eq!(resumed["status"], "active", "{resumed}");
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(kinds(&events), vec!["Make connection resumed"]);
+
+    // Erased: one event when the erase job finishes.
+    let erase = makesync_connect::handle(
+        &connect,
+        serde_json::json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": id, "purge": true}),
+    )
+    .await;
+    assert_eq!(erase["status"], "erasing", "{erase}");
+    let job = SyncRequest::new(
+        ConnectionId::parse(&id).unwrap(),
+        SyncReason::Erase,
+        Utc::now(),
+    );
+    worker.handle(&job).await;
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(kinds(&events), vec!["Make connection erased"]);
+    assert_eq!(events[0].1["erasedUsers"], 36, "{:?}", events[0]);
+}
+
+/// What the events function announces of the stream's newest records.
+async fn announced(
+    announcer: &makesync::events::ChangeAnnouncer,
+    stream: &mut StreamReader,
+    env: &AwsTestEnv,
+    queue: &str,
+) -> Vec<(String, serde_json::Value)> {
+    let response = makesync_events::handle(announcer, stream.next_event().await).await;
+    assert!(response.batch_item_failures.is_empty());
+    delivered(env, queue).await
+}

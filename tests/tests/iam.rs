@@ -42,6 +42,10 @@ fn lambda_calls(function: &str) -> Vec<Grant> {
             ("dynamodb:GetRecords", "UsersTable.StreamArn"),
             ("dynamodb:GetShardIterator", "UsersTable.StreamArn"),
             ("dynamodb:ListStreams", "UsersTable.StreamArn"),
+            ("dynamodb:DescribeStream", "ConnectionsTable.StreamArn"),
+            ("dynamodb:GetRecords", "ConnectionsTable.StreamArn"),
+            ("dynamodb:GetShardIterator", "ConnectionsTable.StreamArn"),
+            ("dynamodb:ListStreams", "ConnectionsTable.StreamArn"),
             ("sqs:SendMessage", "FailureQueue"),
         ],
         _ => &[],
@@ -148,7 +152,7 @@ fn connection_id(answer: &Value) -> ConnectionId {
 
 /// Runs every flow of the four functions; returns each function's calls as grants.
 async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
-    let env = AwsTestEnv::start().await;
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_PAUSE_AFTER_FAILURES", "1")]).await;
     let (bus, _bus_queue) = bus_to_queue(&env).await;
     let settings = makesync::aws::AwsSettings {
         event_bus: Some(bus.clone()),
@@ -250,6 +254,31 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         .faults
         .unavailable_organizations
         .clear();
+    // A refused token pauses the connection (after one failure here); resume reads the stored
+    // token to check it with Make; status reads the newest run; list reads the tenant's.
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, true);
+    call(json!({"action": "sync", "tenantId": "tenant-1", "connectionId": acme.as_str()})).await;
+    work(&worker).await;
+    env.make.simulator.world().set_revoked(DEMO_TOKEN, false);
+    let resumed =
+        call(json!({"action": "resume", "tenantId": "tenant-1", "connectionId": acme.as_str()}))
+            .await;
+    assert_eq!(resumed["status"], "active", "{resumed}");
+    work(&worker).await;
+    let status =
+        call(json!({"action": "status", "tenantId": "tenant-1", "connectionId": acme.as_str()}))
+            .await;
+    assert_eq!(status["lastRun"]["outcome"], "succeeded", "{status}");
+    let listed = call(json!({"action": "list", "tenantId": "tenant-1"})).await;
+    assert_eq!(
+        listed["connections"][0]["connectionId"],
+        acme.as_str(),
+        "{listed}"
+    );
+    let users = call(json!({"action": "users", "tenantId": "tenant-1",
+        "connectionId": acme.as_str(), "limit": 10}))
+    .await;
+    assert_eq!(users["users"].as_array().map(Vec::len), Some(10), "{users}");
     // An erasure with no sync in flight; one with a sync in flight, which the erase job waits
     // out; both run by the worker from the queue, the second cut off by its deadline and
     // continued in a new message.

@@ -530,7 +530,7 @@ across_api_shapes! {
 
         let wrong_zone = env.connection("us2.make.com", ACME);
         let error = env.sync(&wrong_zone).await.run.error.unwrap();
-        assert_eq!(error.kind, ErrorKind::InvalidInput);
+        assert_eq!(error.kind, ErrorKind::NotFound);
         assert!(
             error.message.contains("connect it with host eu1.make.com"),
             "{}",
@@ -580,7 +580,7 @@ across_api_shapes! {
             }
         }
         let error = env.sync(&synced_before("us2.make.com")).await.run.error.unwrap();
-        assert_eq!(error.kind, ErrorKind::InvalidInput);
+        assert_eq!(error.kind, ErrorKind::NotFound);
         assert!(
             error.message.contains("connect it with host eu1.make.com"),
             "{}",

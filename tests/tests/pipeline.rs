@@ -149,6 +149,57 @@ async fn transient_failures_are_retried_permanent_ones_are_not_and_repeated_ones
 }
 
 #[tokio::test]
+async fn failures_the_customer_did_not_cause_never_pause_and_a_long_streak_is_the_operators() {
+    let p = pipeline().await;
+    let metrics = Arc::new(makesync::metrics::EmfMemory::default());
+    let worker = p
+        .worker
+        .clone()
+        .with_failing_streak_alert(4)
+        .with_metrics(metrics.clone());
+    let acme = p.connect("eu1.make.com", ACME, DEMO_TOKEN).await;
+    let failing_long = || {
+        metrics
+            .lines()
+            .iter()
+            .filter(|l| l.contains("\"ConnectionsFailingLong\":1"))
+            .count()
+    };
+    // Make down (5xx), its rate limit (429 that never clears) and answers it cannot read:
+    // ten failed runs in a row of each, and the connection stays active.
+    type Fault = fn(&mut makesync_simulator::Faults);
+    let faults: [(&str, Fault); 3] = [
+        ("5xx", |f| f.server_errors = u32::MAX),
+        ("rate limit", |f| f.rate_limited = u32::MAX),
+        ("unreadable", |f| f.malformed_pages = u32::MAX),
+    ];
+    let mut failures = 0;
+    for (name, fault) in faults {
+        let before = p.env.simulator.world().faults.clone();
+        fault(&mut p.env.simulator.world().faults);
+        for _ in 0..10 {
+            let outcome = worker.handle(&request(&acme)).await;
+            let report = outcome.report().expect("a run");
+            let error = report.run.error.as_ref().expect("a failed run");
+            assert!(!error.kind.needs_customer(), "{name}: {error}");
+            assert!(outcome.should_retry(), "{name}: {error}");
+            failures += 1;
+            let stored = p.store.get_connection(&acme.id).await.unwrap().unwrap();
+            assert_eq!(stored.status, ConnectionStatus::Active, "{name}: {error}");
+            assert_eq!(stored.consecutive_failures, failures);
+            // From the fourth failure in a row on, each one counts on the operator's alarm.
+            assert_eq!(failing_long(), failures.saturating_sub(3) as usize);
+        }
+        p.env.simulator.world().faults = before;
+    }
+    let outcome = worker.handle(&request(&acme)).await;
+    assert!(matches!(outcome, WorkOutcome::Synced(_)), "{outcome:?}");
+    let stored = p.store.get_connection(&acme.id).await.unwrap().unwrap();
+    assert_eq!(stored.consecutive_failures, 0);
+    assert_eq!(failing_long(), 27, "a success ends the streak");
+}
+
+#[tokio::test]
 async fn a_connection_without_a_token_or_with_a_refused_host_fails_without_calling_make() {
     let p = pipeline().await;
     let no_token = p.env.connection("eu1.make.com", ACME);

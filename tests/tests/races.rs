@@ -710,3 +710,85 @@ async fn an_erase_job_cut_off_by_its_deadline_is_finished_by_a_later_delivery() 
     let reconnect = s.call(Service::reconnect(&id, DEMO_TOKEN)).await;
     assert_eq!(reconnect["error"]["kind"], "invalid_input", "{reconnect}");
 }
+
+/// Both connects have looked for the tenant's connection of the organization (and found none)
+/// before either stores one.
+struct BothLookFirst {
+    barrier: tokio::sync::Barrier,
+    looked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl ConnectionHook for BothLookFirst {
+    async fn after(&self, call: ConnectionCall, _: Option<&ConnectionId>) {
+        if call == ConnectionCall::ListTenantConnections
+            && self.looked.fetch_add(1, Ordering::SeqCst) < 2
+        {
+            self.barrier.wait().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_identical_connects_at_once_make_one_connection_with_one_secret() {
+    let env = TestEnv::start_with(demo_world(), |_| {}).await;
+    let store = Arc::new(MemoryStore::new());
+    let connections = Arc::new(HookedConnections::new(
+        store.clone(),
+        Arc::new(BothLookFirst {
+            barrier: tokio::sync::Barrier::new(2),
+            looked: std::sync::atomic::AtomicUsize::new(0),
+        }),
+    ));
+    let secrets = Arc::new(MemorySecrets::default());
+    let queue = Arc::new(makesync::store::MemoryQueue::default());
+    let connect = makesync::connect::ConnectService::new(
+        connections,
+        store.clone(),
+        secrets.clone(),
+        queue.clone(),
+        env.make.clone(),
+        env.clock_arc(),
+    );
+    let payload = serde_json::json!({"host": "eu1.make.com", "organizationId": ACME,
+        "token": DEMO_TOKEN, "tenantId": "tenant-1"});
+    let (first, second) = tokio::join!(
+        connect.handle_payload(&payload),
+        connect.handle_payload(&payload)
+    );
+    let first = makesync::connect::response_json(&first);
+    let second = makesync::connect::response_json(&second);
+    assert_eq!(
+        first["connectionId"], second["connectionId"],
+        "{first} / {second}"
+    );
+    assert_eq!(first["status"], "active", "{first}");
+    assert_eq!(second["status"], "active", "{second}");
+    let tenant = makesync::tenant::TenantId::parse("tenant-1").unwrap();
+    let stored = store.list_tenant_connections(&tenant).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(
+        secrets.len(),
+        1,
+        "one token version is left, the one the item names"
+    );
+    let id = &stored[0].id;
+    assert!(
+        secrets.get_token(&stored[0].token_ref()).await.is_ok(),
+        "{id}"
+    );
+
+    // Erased, the organization is connected again as a new connection, under the next id.
+    let erase = makesync::connect::response_json(
+        &connect
+            .handle_payload(
+                &serde_json::json!({"action": "disconnect", "tenantId": "tenant-1",
+                "connectionId": id.as_str(), "purge": true}),
+            )
+            .await,
+    );
+    assert_eq!(erase["status"], "erasing", "{erase}");
+    let again = makesync::connect::response_json(&connect.handle_payload(&payload).await);
+    assert_ne!(again["connectionId"], id.as_str(), "{again}");
+    assert_eq!(again["status"], "active", "{again}");
+}

@@ -34,15 +34,36 @@ pub fn service_for(
     // Straight to Secrets Manager, not through a cache: connect writes tokens.
     Ok(ConnectService::new(
         store.clone(),
-        store,
+        store.clone(),
         backend.secrets.clone(),
         queue,
         make,
         clock,
-    ))
+    )
+    .with_runs(store))
 }
 
+/// Time kept after Make's part of a request, for storing what Make confirmed and answering.
+pub const ANSWER_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub async fn handle(service: &ConnectService, payload: Value) -> Value {
+    handle_until(service, payload, None).await
+}
+
+/// [`handle`] within an invocation's deadline: Make is given until [`ANSWER_MARGIN`] before it.
+pub async fn handle_until(
+    service: &ConnectService,
+    payload: Value,
+    deadline: Option<makesync::worker::Deadline>,
+) -> Value {
+    let bounded;
+    let service = match deadline {
+        Some(deadline) => {
+            bounded = service.with_make_deadline(deadline.monotonic.saturating_sub(ANSWER_MARGIN));
+            &bounded
+        }
+        None => service,
+    };
     let result = service.handle_payload(&payload).await;
     if let Err(error) = &result {
         tracing::warn!(error_kind = error.kind().as_str(), error = %error, "connect request refused");

@@ -47,6 +47,7 @@ pub fn worker_for(
         .with_removed_user_retention_days(backend.settings.removed_user_retention_days);
     let mut worker = Worker::new(store, backend.cached_secrets.clone(), engine, make)
         .with_pause_after_failures(backend.settings.pause_after_failures)
+        .with_failing_streak_alert(backend.settings.failing_streak_alert)
         .with_lease(backend.settings.sync_lease)
         .with_metrics(metrics);
     // An erase job cut off by its deadline continues through the sync queue.

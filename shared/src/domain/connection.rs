@@ -54,6 +54,21 @@ impl ConnectionId {
         }
     }
 
+    /// The id a tenant's connection of `organization` on `host` is created under: always the
+    /// same for the same three, so that two identical connects racing each other meet on one
+    /// id (the store writes a new connection only if its id is free) instead of making two.
+    /// `generation` counts the connections of that organization whose users were erased
+    /// before: an erased connection keeps its id, and the next one takes the next id.
+    pub fn for_tenant_organization(
+        tenant: &crate::tenant::TenantId,
+        host: &MakeHost,
+        organization_id: OrganizationId,
+        generation: u32,
+    ) -> Self {
+        let name = format!("{tenant}\u{0}{host}\u{0}{organization_id}\u{0}{generation}");
+        Self(uuid::Uuid::new_v5(&CONNECTION_IDS, name.as_bytes()).to_string())
+    }
+
     /// The id the CLI uses for a host and organization, so that `makesync sync`, `users` and
     /// `runs` find the same connection without the user naming it.
     pub fn for_organization(host: &MakeHost, organization_id: OrganizationId) -> Self {
@@ -64,6 +79,9 @@ impl ConnectionId {
         &self.0
     }
 }
+
+/// The namespace of the ids derived for a tenant's organization (a random UUID, fixed once).
+const CONNECTION_IDS: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_2d3e_8a47_4b59_9c0d_5e7f_a1b2_c3d4);
 
 impl fmt::Display for ConnectionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -42,6 +42,16 @@ impl ErrorKind {
         )
     }
 
+    /// Whether only the customer can make the work succeed: a new token (`auth`), a scope or
+    /// an access granted in Make (`permission`), an organization that is gone or moved
+    /// (`not_found`). Only these pause a connection; every other failure is tried again.
+    pub fn needs_customer(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Auth | ErrorKind::Permission | ErrorKind::NotFound
+        )
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Auth => "auth",
@@ -119,5 +129,22 @@ mod tests {
         assert!(!ErrorKind::Permission.is_retryable());
         assert!(!ErrorKind::NotFound.is_retryable());
         assert!(!ErrorKind::InvalidInput.is_retryable());
+    }
+
+    #[test]
+    fn only_what_the_customer_must_fix_needs_the_customer() {
+        for kind in [ErrorKind::Auth, ErrorKind::Permission, ErrorKind::NotFound] {
+            assert!(kind.needs_customer(), "{kind}");
+        }
+        for kind in [
+            ErrorKind::RateLimited,
+            ErrorKind::Transient,
+            ErrorKind::InvalidInput,
+            ErrorKind::Protocol,
+            ErrorKind::Stale,
+            ErrorKind::Storage,
+        ] {
+            assert!(!kind.needs_customer(), "{kind}");
+        }
     }
 }

@@ -33,6 +33,20 @@ impl EventDetail {
     }
 }
 
+/// The event that announces a connection's first sync, and its first success after failures.
+pub const CONNECTION_SYNCED: &str = "Make connection synced";
+
+/// One change of a table's item (users or connections), as the table's stream reports it: the item before and
+/// after (absent when it did not exist), in DynamoDB's attribute names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemChange {
+    /// The stream record's sequence number: what a failure reports back.
+    pub sequence: String,
+    pub old: Option<Value>,
+    pub new: Option<Value>,
+    pub at: DateTime<Utc>,
+}
+
 /// An event to put on the bus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChangeEvent {

@@ -119,6 +119,8 @@ pub struct MakeApi {
     /// Make's rate limit is per organization, so two syncs of one organization — one after
     /// the other, or two connections of it at once — draw on one budget, not one each.
     budgets: Arc<Mutex<HashMap<(MakeHost, OrganizationId), SharedBudget>>>,
+    /// The deadline every client it makes works within (see [`MakeClient::with_deadline`]).
+    deadline: Option<Duration>,
 }
 
 impl MakeApi {
@@ -146,6 +148,16 @@ impl MakeApi {
             config: Arc::new(config),
             clock,
             budgets: Arc::new(Mutex::new(HashMap::new())),
+            deadline: None,
+        }
+    }
+
+    /// The same API whose clients all work within `deadline` (on the clock's monotonic
+    /// scale): what one invocation of a function that answers its caller may spend on Make.
+    pub fn with_deadline(&self, deadline: Duration) -> Self {
+        Self {
+            deadline: Some(deadline),
+            ..self.clone()
         }
     }
 
@@ -217,7 +229,7 @@ impl MakeApi {
             stats: RequestStats::default(),
             token_accepted: AtomicBool::new(false),
             plan_reading: tokio::sync::watch::Sender::new(None),
-            deadline: None,
+            deadline: self.deadline,
             observer: None,
             read_budget: Arc::new(ReadBudget::new(self.config.max_read_bytes, None)),
             instance_token: false,

@@ -185,8 +185,10 @@ impl MakeError {
             | MakeError::MissingScope { .. }
             | MakeError::InstanceAccessDenied { .. }
             | MakeError::InstanceTokenRefused { .. } => ErrorKind::Permission,
-            MakeError::OrganizationNotFound { .. } => ErrorKind::NotFound,
-            MakeError::WrongZone { .. } => ErrorKind::InvalidInput,
+            // Moved to another zone, the organization is not where the connection looks for it.
+            MakeError::OrganizationNotFound { .. } | MakeError::WrongZone { .. } => {
+                ErrorKind::NotFound
+            }
             MakeError::RateLimited { .. } | MakeError::WaitTooLong { .. } => ErrorKind::RateLimited,
             MakeError::Server { .. }
             | MakeError::Network { .. }

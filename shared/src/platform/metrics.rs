@@ -81,6 +81,19 @@ impl MetricsRecord {
         }
     }
 
+    /// A connection whose runs have failed `failures` times in a row, past the operator's
+    /// threshold: one count per such run, so the alarm stays on while the streak lasts.
+    pub fn for_failing_streak(failures: u32, at: DateTime<Utc>) -> Self {
+        Self {
+            at,
+            outcome: None,
+            values: vec![
+                ("ConnectionsFailingLong", 1.0, Unit::Count),
+                ("ConsecutiveFailures", f64::from(failures), Unit::Count),
+            ],
+        }
+    }
+
     /// What one worker invocation did with its batch.
     pub fn for_batch(records: usize, returned: usize, at: DateTime<Utc>) -> Self {
         Self {

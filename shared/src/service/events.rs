@@ -7,14 +7,15 @@
 //! the connection's guard item carries that number, and its users carry `firstSync`. Later
 //! runs announce each user, whatever their number. A change of last login alone is not
 //! announced (it changes daily for every active user; it is in the table). Items deleted by a
-//! purge on disconnect are not Make's changes and are not announced either.
+//! purge on disconnect are not Make's changes and are not announced either. The connections
+//! table's stream comes through here too: its items make the [`crate::lifecycle`] events.
 
 use crate::connection::{Connection, ConnectionId};
 pub use crate::domain::event::{ChangeEvent, EventDetail, SOURCE};
 use crate::ports::ConnectionStore;
 pub use crate::ports::{EventError, EventPublisher};
 use crate::user::UserStatus;
-use chrono::{DateTime, Utc};
+
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 pub const USER_ADDED: &str = "Make user added";
 pub const USER_REMOVED: &str = "Make user removed";
 pub const USER_CHANGED: &str = "Make user changed";
-pub const CONNECTION_SYNCED: &str = "Make connection synced";
+pub use crate::domain::event::{ItemChange, CONNECTION_SYNCED};
 /// Events put per call (EventBridge's `PutEvents` takes at most 10).
 const PUBLISH_BATCH: usize = 10;
 /// EventBridge takes at most 256 KB per `PutEvents` request, its entries added up; a batch is
@@ -32,17 +33,6 @@ const PUBLISH_BATCH_BYTES: usize = 240 * 1024;
 /// whatever let it in — cannot make its event, and every event after it in the stream,
 /// fail to publish.
 const MAX_DETAIL_STRING_BYTES: usize = 1024;
-
-/// One change of a users-table item, as the table's stream reports it: the item before and
-/// after (absent when it did not exist), in DynamoDB's attribute names.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ItemChange {
-    /// The stream record's sequence number: what a failure reports back.
-    pub sequence: String,
-    pub old: Option<Value>,
-    pub new: Option<Value>,
-    pub at: DateTime<Utc>,
-}
 
 /// The fields of a user item an event reports.
 struct UserImage<'a>(&'a Value);
@@ -245,6 +235,20 @@ impl ChangeAnnouncer {
         let mut connections: HashMap<ConnectionId, Option<Connection>> = HashMap::new();
         let mut pending: Vec<(String, ChangeEvent)> = Vec::new();
         for change in changes {
+            if crate::lifecycle::is_connection_item(change) {
+                match crate::lifecycle::lifecycle_events(change) {
+                    Ok(events) => pending.extend(
+                        events
+                            .into_iter()
+                            .map(|event| (change.sequence.clone(), event)),
+                    ),
+                    Err(error) => {
+                        self.publish(&pending).await?;
+                        return Err((change.sequence.clone(), error));
+                    }
+                }
+                continue;
+            }
             let made = async {
                 let Some(id) = connection_of(change)? else {
                     return Ok(None);
@@ -346,6 +350,7 @@ fn bounded(event: &ChangeEvent) -> ChangeEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     /// F14: an oversized value cannot make a `PutEvents` request too large: it is cut, and
     /// batches stay under EventBridge's 256 KB whatever their events weigh.

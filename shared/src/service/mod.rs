@@ -5,5 +5,6 @@ pub mod connect;
 pub mod discover;
 pub mod events;
 pub mod instance;
+pub mod lifecycle;
 pub mod schedule;
 pub mod worker;

@@ -103,6 +103,7 @@ pub struct Worker {
     engine: SyncEngine,
     make: MakeApi,
     pause_after_failures: u32,
+    failing_streak_alert: u32,
     lease: std::time::Duration,
     memory: Option<MemoryBudget>,
     metrics: Arc<dyn MetricsSink>,
@@ -130,6 +131,7 @@ impl Worker {
             engine,
             make,
             pause_after_failures: 5,
+            failing_streak_alert: 24,
             lease: std::time::Duration::from_secs(15 * 60),
             memory: None,
             metrics: Arc::new(NoMetrics),
@@ -184,9 +186,17 @@ impl Worker {
         self
     }
 
-    /// Pauses a connection after this many failed runs in a row (0 never pauses).
+    /// Pauses a connection after this many failed runs in a row, the last of them for a reason
+    /// only the customer can fix (0 never pauses).
     pub fn with_pause_after_failures(mut self, failures: u32) -> Self {
         self.pause_after_failures = failures;
+        self
+    }
+
+    /// Reports a connection on the operator's metric (`ConnectionsFailingLong`) once this many
+    /// runs in a row failed, whatever the reason.
+    pub fn with_failing_streak_alert(mut self, failures: u32) -> Self {
+        self.failing_streak_alert = failures.max(1);
         self
     }
 
@@ -633,25 +643,34 @@ impl Worker {
         }
     }
 
-    /// After too many failed runs in a row, stop scheduling the connection until it is
-    /// reconnected. Returns whether it is now paused.
+    /// After too many failed runs in a row for a reason only the customer can fix (a refused
+    /// token, a missing scope or access, an organization gone or moved), stop scheduling the
+    /// connection until it is resumed or connected again. Any other failure — Make down or
+    /// slow, its rate limit, an answer makesync cannot read, time or memory given back, a
+    /// store's error — never pauses: SQS and the schedule try again, and a long streak of
+    /// them is the operator's ([`MetricsRecord::for_failing_streak`]). Returns whether the
+    /// connection is now paused.
     async fn pause_if_failing(&self, id: &ConnectionId, error: &ErrorReport) -> bool {
-        if self.pause_after_failures == 0 || error.kind == ErrorKind::Stale {
-            return false;
-        }
         let connection = match self.connections.get_connection(id).await {
             Ok(Some(connection)) => connection,
             _ => return false,
         };
-        if connection.consecutive_failures < self.pause_after_failures {
+        if connection.consecutive_failures >= self.failing_streak_alert {
+            tracing::warn!(connection_id = %id, failures = connection.consecutive_failures, kind = %error.kind, "connection failing for long");
+            self.metrics.emit(&MetricsRecord::for_failing_streak(
+                connection.consecutive_failures,
+                self.engine.clock().wall(),
+            ));
+        }
+        if self.pause_after_failures == 0
+            || !error.kind.needs_customer()
+            || connection.consecutive_failures < self.pause_after_failures
+        {
             return false;
         }
         let reason = ErrorReport::new(
             error.kind,
-            format!(
-                "paused after {} failed syncs in a row; last error: {} — fix the cause and reconnect",
-                connection.consecutive_failures, error.message
-            ),
+            pause_reason(&error.message, connection.consecutive_failures),
         );
         // Only an active connection is paused: a reconnect or disconnect that landed since
         // the run ended is kept.
@@ -677,6 +696,13 @@ impl Worker {
             }
         }
     }
+}
+
+/// Why a connection is paused: the last refusal, which says what to fix, then how to resume.
+pub fn pause_reason(refusal: &str, failures: u32) -> String {
+    format!(
+        "{refusal} — paused after {failures} failed syncs in a row; once it is fixed in Make, resume it with {{\"action\": \"resume\"}} (or, with a new token, connect it again)"
+    )
 }
 
 /// Whether the connection is one to sync: owned by a tenant, and active.

@@ -333,6 +333,15 @@ impl World {
         self
     }
 
+    /// Revokes the token in Make (`true`), or takes the revocation back (`false`): every
+    /// request with it answers 401 while it is revoked.
+    pub fn set_revoked(&mut self, token: &str, revoked: bool) -> &mut Self {
+        if let Some(grant) = self.tokens.get_mut(token) {
+            grant.revoked = revoked;
+        }
+        self
+    }
+
     pub fn remove_member(&mut self, organization: u64, user: u64) -> &mut Self {
         self.organization_mut(organization).members.remove(&user);
         self

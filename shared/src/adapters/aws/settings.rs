@@ -14,7 +14,8 @@
 //! | `MAKESYNC_RUN_RETENTION_DAYS` | sync runs expire (TTL) after this many days | 90 |
 //! | `MAKESYNC_REMOVED_USER_RETENTION_DAYS` | a user marked removed expires (TTL) this many days after its removal; 0 keeps it | 30 |
 //! | `MAKESYNC_SECRET_CACHE_SECS` | a warm worker reuses a token this long | 300 |
-//! | `MAKESYNC_PAUSE_AFTER_FAILURES` | failed runs in a row before a connection is paused (0: never) | 5 |
+//! | `MAKESYNC_PAUSE_AFTER_FAILURES` | failed runs in a row, the last refused for a reason only the customer can fix (auth, permission, not found), before a connection is paused (0: never) | 5 |
+//! | `MAKESYNC_FAILING_STREAK_ALERT` | failed runs in a row, for any reason, from which each further failure counts on the `ConnectionsFailingLong` metric | 10 |
 //! | `MAKESYNC_SYNC_LEASE_SECS` | how long a sync holds its connection when no deadline is known | 900 |
 //! | `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` | set by Lambda: the worker's memory budget follows it | unset: no budget |
 //! | `MAKESYNC_ASSUMED_USERS` | users a never-synced connection is assumed to have, for the budget | 20000 |
@@ -39,6 +40,7 @@ pub struct AwsSettings {
     pub removed_user_retention_days: u32,
     pub secret_cache_ttl: Duration,
     pub pause_after_failures: u32,
+    pub failing_streak_alert: u32,
     pub sync_lease: Duration,
     /// The function's memory in MB, when running in Lambda.
     pub function_memory_mb: Option<u32>,
@@ -114,6 +116,8 @@ impl AwsSettings {
             )? as u32,
             secret_cache_ttl: Duration::from_secs(number("MAKESYNC_SECRET_CACHE_SECS", 300, 3600)?),
             pause_after_failures: number("MAKESYNC_PAUSE_AFTER_FAILURES", 5, 1000)? as u32,
+            failing_streak_alert: number("MAKESYNC_FAILING_STREAK_ALERT", 10, 100_000)?.max(1)
+                as u32,
             sync_lease: Duration::from_secs(
                 number("MAKESYNC_SYNC_LEASE_SECS", 900, 12 * 3600)?.max(60),
             ),
