@@ -624,6 +624,25 @@ async fn the_same_connect_twice_answers_one_connection_with_one_secret_and_one_s
         env.backend.store.list_users(&id).await.unwrap().len(),
         member_count(&env, ACME)
     );
+    // Each answer named the run its sync was recorded under.
+    let runs = env.backend.store.list_runs(&id, 10).await.unwrap();
+    let recorded: Vec<String> = runs.iter().map(|r| r.run_id.to_string()).collect();
+    for answer in [&first, &again] {
+        let run_id = answer["runId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"));
+        assert!(
+            recorded.iter().any(|r| r == run_id),
+            "{run_id} in {recorded:?}"
+        );
+    }
+    let status = makesync_connect::handle(
+        &env.connect_service(),
+        json!({"action": "status", "tenantId": "tenant-7", "connectionId": id.as_str()}),
+    )
+    .await;
+    assert_eq!(status["lastRun"]["runId"], again["runId"], "{status}");
+    assert_eq!(status["lastRun"]["outcome"], "succeeded", "{status}");
 
     // A disconnected connection (its users kept) is the one a new connect takes up again.
     let disconnected = makesync_connect::handle(

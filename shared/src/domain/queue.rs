@@ -2,7 +2,7 @@
 //! [`crate::ports::SyncQueue`]: SQS in AWS, [`crate::store::MemoryQueue`] locally.
 
 use crate::connection::ConnectionId;
-use crate::run::SyncReason;
+use crate::run::{RunId, SyncReason, SyncRun};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -14,10 +14,15 @@ pub struct SyncRequest {
     pub connection_id: ConnectionId,
     pub reason: SyncReason,
     pub requested_at: DateTime<Utc>,
+    /// The run this request starts, when its caller was answered the run's id (connect,
+    /// sync, resume): the run record is found under it. Each delivery of the message runs
+    /// under the same id, so the record is the last delivery's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
-#[error("malformed sync message: {0} — expected {{\"connectionId\": \"…\", \"reason\": \"scheduled\" | \"connected\" | \"on_demand\", \"requestedAt\": \"RFC 3339 time\"}}")]
+#[error("malformed sync message: {0} — expected {{\"connectionId\": \"…\", \"reason\": \"scheduled\" | \"connected\" | \"on_demand\", \"requestedAt\": \"RFC 3339 time\", \"runId\"?: \"…\"}}")]
 pub struct MalformedMessage(pub String);
 
 impl SyncRequest {
@@ -30,7 +35,23 @@ impl SyncRequest {
             connection_id,
             reason,
             requested_at,
+            run_id: None,
         }
+    }
+
+    /// The same request, its run to be recorded under `run_id`.
+    pub fn with_run_id(mut self, run_id: RunId) -> Self {
+        self.run_id = Some(run_id);
+        self
+    }
+
+    /// The run this request starts at `at`: under its own id when it names one.
+    pub fn start_run(&self, at: DateTime<Utc>) -> SyncRun {
+        let mut run = SyncRun::start(self.connection_id.clone(), self.reason, at);
+        if let Some(run_id) = self.run_id {
+            run.run_id = run_id;
+        }
+        run
     }
 
     pub fn parse(body: &str) -> Result<Self, MalformedMessage> {

@@ -248,7 +248,7 @@ impl Worker {
             return self.erase(&connection, deadline).await;
         }
         match self
-            .sync_admitted(&connection, request.reason, deadline, closes_seen)
+            .sync_admitted(&connection, request, deadline, closes_seen)
             .await
         {
             Ok(outcome) | Err(outcome) => outcome,
@@ -260,16 +260,17 @@ impl Worker {
     async fn sync_admitted(
         &self,
         connection: &Connection,
-        reason: SyncReason,
+        request: &SyncRequest,
         deadline: Option<Deadline>,
         closes_seen: u64,
     ) -> Result<WorkOutcome, WorkOutcome> {
         admit(connection)?;
         let patience = self.patience(deadline)?;
         let memory = Arc::new(self.reserve_memory(connection, patience).await?);
-        self.take_leases(connection, reason, deadline).await?;
+        self.take_leases(connection, request.reason, deadline)
+            .await?;
         let report = self
-            .run_sync(connection, reason, deadline, closes_seen, memory)
+            .run_sync(connection, request, deadline, closes_seen, memory)
             .await;
         self.release_leases(connection, true).await;
         Ok(self.conclude(connection, report).await)
@@ -396,19 +397,19 @@ impl Worker {
         }
     }
 
-    /// The sync itself, with its token and within the deadline; a token that cannot be had
-    /// is a run recorded as failed.
-    /// The sync itself, its Make client's reads bounded by the sync's `memory` share (grown
-    /// while the budget has memory free).
+    /// The sync itself, with its token and within the deadline, its Make client's reads
+    /// bounded by the sync's `memory` share (grown while the budget has memory free); a token
+    /// that cannot be had is a run recorded as failed. The run is the request's.
     async fn run_sync(
         &self,
         connection: &Connection,
-        reason: SyncReason,
+        request: &SyncRequest,
         deadline: Option<Deadline>,
         closes_seen: u64,
         memory: Arc<MemoryShare>,
     ) -> SyncReport {
-        match self.prepare_client(connection, reason).await {
+        let run = request.start_run(self.engine.clock().wall());
+        match self.prepare_client(connection, request.reason).await {
             Ok(client) => {
                 let client = client.with_memory_share(memory);
                 let client = match deadline {
@@ -418,10 +419,10 @@ impl Worker {
                     None => client,
                 };
                 self.engine
-                    .sync_seen(connection, &client, reason, closes_seen)
+                    .sync_seen(connection, &client, run, closes_seen)
                     .await
             }
-            Err(error) => self.engine.record_failure(connection, reason, &error).await,
+            Err(error) => self.engine.record_failure(connection, run, &error).await,
         }
     }
 

@@ -139,14 +139,14 @@ impl SyncEngine {
     /// [`sync`](Self::sync), for a connection read after its users' close count was read as
     /// `closes_seen` ([`UserStore::users_closes`]): a disconnect stores its status, then
     /// closes, so a close this run did not see was made after the status it was admitted on.
+    /// The run is started by the caller (under the id a request names, if it names one).
     pub async fn sync_seen(
         &self,
         connection: &Connection,
         client: &MakeClient,
-        reason: SyncReason,
+        run: SyncRun,
         closes_seen: u64,
     ) -> SyncReport {
-        let run = SyncRun::start(connection.id.clone(), reason, self.clock.wall());
         self.sync_run_seen(connection, client, run, closes_seen)
             .await
     }
@@ -161,10 +161,7 @@ impl SyncEngine {
     ) -> SyncReport {
         match self.users.users_closes(&connection.id).await {
             Ok(closes) => self.sync_run_seen(connection, client, run, closes).await,
-            Err(error) => {
-                self.record_failure(connection, run.reason, &error.into())
-                    .await
-            }
+            Err(error) => self.record_failure(connection, run, &error.into()).await,
         }
     }
 
@@ -262,14 +259,13 @@ impl SyncEngine {
         }
     }
 
-    /// Records a run that failed before it could talk to Make (no token, refused host).
+    /// Records `run` as failed before it could talk to Make (no token, refused host).
     pub async fn record_failure(
         &self,
         connection: &Connection,
-        reason: SyncReason,
+        mut run: SyncRun,
         error: &SyncError,
     ) -> SyncReport {
-        let mut run = SyncRun::start(connection.id.clone(), reason, self.clock.wall());
         let span =
             tracing::info_span!("sync", connection_id = %connection.id, run_id = %run.run_id);
         self.close_interrupted_runs(connection, &run)

@@ -6,6 +6,7 @@ use super::read::{ConnectionPage, ConnectionView, UserPage};
 use super::ConnectError;
 use crate::connection::{Connection, ConnectionId, ConnectionStatus};
 use crate::discover::DiscoveredOrganization;
+use crate::run::RunId;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -21,6 +22,9 @@ pub struct ConnectResponse {
     pub zone: Option<String>,
     /// Whether a sync is on the queue now.
     pub sync_enqueued: bool,
+    /// The id the queued sync's run is recorded under (`status`'s `lastRun`, the events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
     /// Why the sync could not be queued; the connection is stored and the schedule will
     /// sync it, or the caller may ask `{"action": "sync"}` again.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +50,7 @@ impl ConnectResponse {
             organization_name: connection.organization_name.clone(),
             zone: connection.zone.clone(),
             sync_enqueued: false,
+            run_id: None,
             sync_error: None,
             users_purged: None,
             purge_queued: None,

@@ -10,7 +10,7 @@ use crate::host::MakeHost;
 use crate::make::{MakeError, OrganizationSummary};
 use crate::organization::OrganizationId;
 use crate::ports::SecretError;
-use crate::run::SyncReason;
+use crate::run::{RunId, SyncReason};
 use crate::tenant::TenantId;
 use crate::token::ApiToken;
 use serde::Serialize;
@@ -73,6 +73,9 @@ pub struct OrganizationResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub organization_name: Option<String>,
     pub sync_enqueued: bool,
+    /// The id the queued sync's run is recorded under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<RunId>,
     /// Why it is not connected (or not synced), and what to do.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorReport>,
@@ -87,11 +90,22 @@ impl OrganizationResult {
             status: None,
             organization_name: None,
             sync_enqueued: false,
+            run_id: None,
             error: Some(error),
         }
     }
 
-    pub(crate) fn connected(connection: &Connection, enqueued: Result<(), String>) -> Self {
+    /// A connection of the credential as it stands, no sync queued for it.
+    pub(crate) fn listed(connection: &Connection) -> Self {
+        Self {
+            sync_enqueued: false,
+            run_id: None,
+            error: None,
+            ..Self::connected(connection, Err(String::new()))
+        }
+    }
+
+    pub(crate) fn connected(connection: &Connection, enqueued: Result<RunId, String>) -> Self {
         Self {
             organization_id: connection.organization_id.get(),
             host: connection.host.to_string(),
@@ -99,6 +113,7 @@ impl OrganizationResult {
             status: Some(connection.status),
             organization_name: connection.organization_name.clone(),
             sync_enqueued: enqueued.is_ok(),
+            run_id: enqueued.as_ref().ok().copied(),
             error: enqueued
                 .err()
                 .map(|message| ErrorReport::new(ErrorKind::Transient, message)),
@@ -497,14 +512,7 @@ impl ConnectService {
         let ids: Vec<ConnectionId> = credential.connections.iter().cloned().collect();
         let mut connections = self.connections.get_connections(&ids).await?;
         connections.sort_by_key(|c| c.organization_id.get());
-        let organizations = connections
-            .iter()
-            .map(|connection| {
-                let mut result = OrganizationResult::connected(connection, Ok(()));
-                result.sync_enqueued = false;
-                result
-            })
-            .collect();
+        let organizations = connections.iter().map(OrganizationResult::listed).collect();
         let follow = credential.instance.clone().unwrap_or_default();
         Ok(CredentialResponse {
             credential_id: Some(credential.id.clone()),
@@ -541,8 +549,7 @@ impl ConnectService {
                 Err(error) => return Err(error),
             };
             if let Some(connection) = self.connections.get_connection(&connection_id).await? {
-                let mut result = OrganizationResult::connected(&connection, Ok(()));
-                result.sync_enqueued = false;
+                let mut result = OrganizationResult::listed(&connection);
                 result.status = Some(answer.status);
                 organizations.push(result);
             }

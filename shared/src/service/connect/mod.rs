@@ -53,7 +53,7 @@ use crate::ports::{
     ConnectionStore, QueueError, SecretError, SecretStore, SyncQueue, SyncRunStore, UserStore,
 };
 use crate::queue::SyncRequest;
-use crate::run::SyncReason;
+use crate::run::{RunId, SyncReason};
 use crate::tenant::TenantId;
 use crate::token::ApiToken;
 use serde_json::Value;
@@ -302,6 +302,7 @@ impl ConnectService {
         let enqueued = self.enqueue(&id, SyncReason::Connected).await;
         Ok(ConnectResponse {
             sync_enqueued: enqueued.is_ok(),
+            run_id: enqueued.as_ref().ok().copied(),
             sync_error: enqueued.err(),
             optional_scopes: scopes,
             ..ConnectResponse::of(&connection)
@@ -375,11 +376,13 @@ impl ConnectService {
                 reason: connection.status_reason.map(|r| r.message),
             });
         }
-        self.enqueue(id, SyncReason::OnDemand)
+        let run_id = self
+            .enqueue(id, SyncReason::OnDemand)
             .await
             .map_err(|error| ConnectError::Queue(QueueError::Unavailable(error)))?;
         Ok(ConnectResponse {
             sync_enqueued: true,
+            run_id: Some(run_id),
             ..ConnectResponse::of(&connection)
         })
     }
@@ -519,11 +522,13 @@ impl ConnectService {
         }
     }
 
-    /// Queues one sync; the error says what happened and what the caller can do.
-    async fn enqueue(&self, id: &ConnectionId, reason: SyncReason) -> Result<(), String> {
-        let request = SyncRequest::new(id.clone(), reason, self.clock.wall());
+    /// Queues one sync and answers the id its run will be recorded under; the error says
+    /// what happened and what the caller can do.
+    async fn enqueue(&self, id: &ConnectionId, reason: SyncReason) -> Result<RunId, String> {
+        let run_id = RunId::generate();
+        let request = SyncRequest::new(id.clone(), reason, self.clock.wall()).with_run_id(run_id);
         let error = match self.queue.enqueue(std::slice::from_ref(&request)).await {
-            Ok(failures) if failures.is_empty() => return Ok(()),
+            Ok(failures) if failures.is_empty() => return Ok(run_id),
             Ok(failures) => failures
                 .into_iter()
                 .next()

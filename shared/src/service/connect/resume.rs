@@ -56,6 +56,7 @@ impl ConnectService {
         let enqueued = self.enqueue(id, SyncReason::OnDemand).await;
         Ok(ConnectResponse {
             sync_enqueued: enqueued.is_ok(),
+            run_id: enqueued.as_ref().ok().copied(),
             sync_error: enqueued.err(),
             ..ConnectResponse::of(&connection)
         })
