@@ -792,3 +792,104 @@ async fn two_identical_connects_at_once_make_one_connection_with_one_secret() {
     assert_ne!(again["connectionId"], id.as_str(), "{again}");
     assert_eq!(again["status"], "active", "{again}");
 }
+
+/// A connect of several organizations asked again — after the first, or at the same time —
+/// answers the same connections: one credential, one secret.
+#[tokio::test]
+async fn a_connect_of_several_asked_twice_or_at_once_makes_one_credential() {
+    let env = TestEnv::start_with(demo_world(), |_| {}).await;
+    let store = Arc::new(MemoryStore::new());
+    let connections = Arc::new(HookedConnections::new(
+        store.clone(),
+        Arc::new(BothLookFirst {
+            barrier: tokio::sync::Barrier::new(2),
+            looked: std::sync::atomic::AtomicUsize::new(0),
+        }),
+    ));
+    let secrets = Arc::new(MemorySecrets::default());
+    let connect = makesync::connect::ConnectService::new(
+        connections,
+        store.clone(),
+        secrets.clone(),
+        Arc::new(makesync::store::MemoryQueue::default()),
+        env.make.clone(),
+        env.clock_arc(),
+    );
+    let payload = serde_json::json!({"tenantId": "tenant-1", "token": DEMO_TOKEN, "organizations": [
+        {"organizationId": ACME, "host": "eu1.make.com"},
+        {"organizationId": makesync_tests::GLOBEX, "host": "us2.make.com"}]});
+    let ask =
+        || async { makesync::connect::response_json(&connect.handle_payload(&payload).await) };
+    let ids = |answer: &serde_json::Value| -> Vec<String> {
+        answer["organizations"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .iter()
+            .map(|o| {
+                o["connectionId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{answer}"))
+                    .to_string()
+            })
+            .collect()
+    };
+    // At once: both looked for the tenant's connections before either stored one.
+    let (first, second) = tokio::join!(ask(), ask());
+    assert_eq!(ids(&first), ids(&second), "{first} / {second}");
+    assert_eq!(
+        first["credentialId"], second["credentialId"],
+        "{first} / {second}"
+    );
+    let tenant = makesync::tenant::TenantId::parse("tenant-1").unwrap();
+    assert_eq!(
+        store.list_tenant_connections(&tenant).await.unwrap().len(),
+        2
+    );
+    assert_eq!(
+        secrets.len(),
+        1,
+        "the credential that lost the race went with its secret"
+    );
+    // Again, after: the same connections and credential.
+    let third = ask().await;
+    assert_eq!(ids(&third), ids(&first), "{third}");
+    let credential = store.list_tenant_connections(&tenant).await.unwrap()[0]
+        .credential_id
+        .clone()
+        .unwrap();
+    assert_eq!(third["credentialId"], credential.as_str(), "{third}");
+    assert!(third["organizations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|o| o["syncEnqueued"] == true));
+    assert_eq!(secrets.len(), 1);
+    // One organization connected on its own is answered as that connection, not connected
+    // again on a credential.
+    let single = makesync::connect::response_json(
+        &connect
+            .handle_payload(&serde_json::json!({"host": "eu1.make.celonis.com",
+                "organizationId": makesync_tests::CELONIS, "token": DEMO_TOKEN, "tenantId": "tenant-1"}))
+            .await,
+    );
+    let mut with_single = payload.clone();
+    with_single["organizations"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"organizationId": makesync_tests::CELONIS, "host": "eu1.make.celonis.com"}));
+    let fourth = makesync::connect::response_json(&connect.handle_payload(&with_single).await);
+    assert_eq!(
+        ids(&fourth)[2],
+        single["connectionId"].as_str().unwrap(),
+        "{fourth}"
+    );
+    assert_eq!(
+        store.list_tenant_connections(&tenant).await.unwrap().len(),
+        3
+    );
+    assert_eq!(
+        secrets.len(),
+        2,
+        "the credential's and the single connection's"
+    );
+}

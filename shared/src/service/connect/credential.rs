@@ -32,7 +32,7 @@ fn write_backoff(attempt: u32) -> std::time::Duration {
 }
 
 /// An organization Make confirmed: its place in the request, host, id and summary.
-type Confirmed = (usize, MakeHost, OrganizationId, OrganizationSummary);
+pub(super) type Confirmed = (usize, MakeHost, OrganizationId, OrganizationSummary);
 
 /// The answer to connecting several organizations, a rotation or following an instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,9 +145,15 @@ impl ConnectService {
         organizations: &[(String, OrganizationId)],
     ) -> Result<CredentialResponse, ConnectError> {
         let (mut results, confirmed) = self.confirm_each(&token, organizations).await;
+        // An organization the tenant has a connection of is answered as that connection.
+        let (taken_up, answered_credential, confirmed) =
+            self.take_up_connected(tenant, &token, confirmed).await?;
+        for (index, result) in taken_up {
+            results[index] = Some(result);
+        }
         let Some(first_host) = confirmed.first().map(|(_, host, _, _)| host.clone()) else {
             return Ok(CredentialResponse {
-                credential_id: None,
+                credential_id: answered_credential,
                 organizations: results.into_iter().flatten().collect(),
                 auto_connect: None,
                 available: None,
@@ -157,7 +163,10 @@ impl ConnectService {
         };
 
         let credential_id = CredentialId::generate();
-        let ids: Vec<ConnectionId> = confirmed.iter().map(|_| ConnectionId::generate()).collect();
+        let mut ids = Vec::with_capacity(confirmed.len());
+        for (_, host, organization, _) in &confirmed {
+            ids.push(self.new_connection_id(tenant, host, *organization).await?);
+        }
         let secret = credential_id.new_token_version();
         self.secrets.put_token(&secret, &token).await?;
         let mut credential = Credential::new(
@@ -179,34 +188,27 @@ impl ConnectService {
                 return Err(e.into());
             }
         }
+        let mut answered_credentials = std::collections::BTreeSet::new();
         for ((index, host, organization, summary), id) in confirmed.into_iter().zip(ids) {
             let mut connection =
                 Connection::new(id, tenant.clone(), host, organization, self.clock.wall());
             connection.credential_id = Some(credential_id.clone());
             connection.organization_name = Some(summary.name.clone());
             connection.zone = summary.zone.clone();
-            let stored = self.connections.create_connection(&connection).await;
-            results[index] = Some(match stored {
-                Ok(true) => {
-                    tracing::info!(connection_id = %connection.id, credential_id = %credential_id, tenant_id = %tenant, host = %connection.host, organization_id = %organization, "connection stored");
-                    let enqueued = self.enqueue(&connection.id, SyncReason::Connected).await;
-                    OrganizationResult::connected(&connection, enqueued)
-                }
-                Ok(false) | Err(_) => {
-                    if let Err(error) = self.leave_credential(&credential_id, &connection).await {
-                        tracing::error!(credential_id = %credential_id, connection_id = %connection.id, error = %error, "could not take the connection that was not stored off its credential");
-                    }
-                    OrganizationResult::refused(
-                        connection.host.as_str(),
-                        organization,
-                        ErrorReport::new(
-                            ErrorKind::Transient,
-                            "the connection could not be stored — send the request again for this organization",
-                        ),
-                    )
-                }
-            });
+            let (result, of_credential) = self
+                .create_of_credential(&credential_id, &connection, &token, &summary)
+                .await;
+            answered_credentials.extend(of_credential);
+            results[index] = Some(result);
         }
+        // The request that lost a race for every organization answers the winner's credential
+        // (its own went with its last connection).
+        let credential_id = match answered_credentials.len() {
+            1 if !answered_credentials.contains(&credential_id) => {
+                answered_credentials.pop_first().unwrap_or(credential_id)
+            }
+            _ => credential_id,
+        };
         Ok(CredentialResponse {
             credential_id: Some(credential_id),
             organizations: results.into_iter().flatten().collect(),
@@ -215,6 +217,50 @@ impl ConnectService {
             excluded: None,
             note: None,
         })
+    }
+
+    /// Stores `connection`, one of a new credential, and queues its first sync. When its id
+    /// is taken — an identical request stored it first — it comes off the credential and the
+    /// connection that holds the id is answered instead. Returns the answer and the
+    /// credential of the connection answered.
+    async fn create_of_credential(
+        &self,
+        credential_id: &CredentialId,
+        connection: &Connection,
+        token: &ApiToken,
+        summary: &OrganizationSummary,
+    ) -> (OrganizationResult, Option<CredentialId>) {
+        let stored = self.connections.create_connection(connection).await;
+        if let Ok(true) = stored {
+            tracing::info!(connection_id = %connection.id, credential_id = %credential_id, tenant_id = %connection.tenant_id, host = %connection.host, organization_id = %connection.organization_id, "connection stored");
+            let enqueued = self.enqueue(&connection.id, SyncReason::Connected).await;
+            return (
+                OrganizationResult::connected(connection, enqueued),
+                Some(credential_id.clone()),
+            );
+        }
+        if let Err(error) = self.leave_credential(credential_id, connection).await {
+            tracing::error!(credential_id = %credential_id, connection_id = %connection.id, error = %error, "could not take the connection that was not stored off its credential");
+        }
+        if let Ok(false) = stored {
+            let taken = self
+                .connections
+                .get_tenant_connection(&connection.tenant_id, &connection.id)
+                .await;
+            if let Ok(Some(taken)) = taken {
+                let result = self.take_up(&taken, token, summary).await;
+                return (result, taken.credential_id);
+            }
+        }
+        let refused = OrganizationResult::refused(
+            connection.host.as_str(),
+            connection.organization_id,
+            ErrorReport::new(
+                ErrorKind::Transient,
+                "the connection could not be stored — send the request again for this organization",
+            ),
+        );
+        (refused, None)
     }
 
     /// Checks each organization with Make on its own host: the results of those refused (in

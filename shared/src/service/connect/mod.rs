@@ -462,30 +462,16 @@ impl ConnectService {
     }
 
     /// The tenant's connection of `organization` on `host` that a new connect takes up:
-    /// active, paused or disconnected (not one whose users were erased, nor one of a credential,
-    /// whose token is changed with `rotate`), the oldest if there are several.
+    /// active, paused or disconnected (not one whose users were erased), the oldest if there
+    /// are several.
     async fn connection_of(
         &self,
         tenant: &TenantId,
         host: &crate::host::MakeHost,
         organization: OrganizationId,
     ) -> Result<Option<Connection>, ConnectError> {
-        let mut connections: Vec<Connection> = self
-            .connections
-            .list_tenant_connections(tenant)
-            .await?
-            .into_iter()
-            .filter(|c| {
-                &c.host == host
-                    && c.organization_id == organization
-                    && !matches!(
-                        c.status,
-                        ConnectionStatus::Erasing | ConnectionStatus::Erased
-                    )
-            })
-            .collect();
-        connections.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(connections.into_iter().next())
+        let connections = self.connections.list_tenant_connections(tenant).await?;
+        Ok(store::oldest_of(&connections, host, organization).cloned())
     }
 
     /// The tenant's stored connection. One of another tenant is answered exactly like one

@@ -1,11 +1,25 @@
 //! Storing what a connect confirmed with Make, so that a connect asked twice — one after the
 //! other, or both at once — leaves one connection with one token.
 
+use super::credential::{Confirmed, OrganizationResult};
 use super::{ConnectError, ConnectInput, ConnectService};
 use crate::connection::{Connection, ConnectionId, ConnectionStatus, TokenRef};
+use crate::credential::CredentialId;
 use crate::host::MakeHost;
 use crate::make::OrganizationSummary;
+use crate::organization::OrganizationId;
+use crate::run::SyncReason;
+use crate::tenant::TenantId;
 use crate::token::ApiToken;
+use std::collections::BTreeSet;
+
+/// What a connect of several finds connected already: the answers by the request's index, the
+/// one credential they belong to, and the organizations left to connect.
+pub(super) type TakenUp = (
+    Vec<(usize, OrganizationResult)>,
+    Option<CredentialId>,
+    Vec<Confirmed>,
+);
 
 /// Ids tried for a tenant's organization: one per connection of it whose users were erased.
 const ID_GENERATIONS: u32 = 16;
@@ -95,4 +109,121 @@ impl ConnectService {
             }
         }
     }
+
+    /// Of the organizations a connect of several confirmed, those the tenant has a connection
+    /// of already are answered as that connection — one of its own gets this token, as a
+    /// connect of it would; one of a credential keeps its credential's (`rotate` changes it) —
+    /// and each is queued for a sync. Returns their answers (by the request's index), the
+    /// credential they all belong to if they do (what the request asked again answers as its
+    /// `credentialId`), and the organizations left to connect.
+    pub(super) async fn take_up_connected(
+        &self,
+        tenant: &TenantId,
+        token: &ApiToken,
+        confirmed: Vec<Confirmed>,
+    ) -> Result<TakenUp, ConnectError> {
+        let connections = self.connections.list_tenant_connections(tenant).await?;
+        let mut answered = Vec::new();
+        let mut credentials = BTreeSet::new();
+        let mut left = Vec::new();
+        for (index, host, organization, summary) in confirmed {
+            match oldest_of(&connections, &host, organization) {
+                Some(existing) => {
+                    credentials.insert(existing.credential_id.clone());
+                    let result = self.take_up(existing, token, &summary).await;
+                    answered.push((index, result));
+                }
+                None => left.push((index, host, organization, summary)),
+            }
+        }
+        let credential = match credentials.len() {
+            1 => credentials.into_iter().next().flatten(),
+            _ => None,
+        };
+        Ok((answered, credential, left))
+    }
+
+    /// `existing` answered to a connect of several that named its organization again.
+    pub(super) async fn take_up(
+        &self,
+        existing: &Connection,
+        token: &ApiToken,
+        organization: &OrganizationSummary,
+    ) -> OrganizationResult {
+        let connection = if existing.credential_id.is_some() {
+            existing.clone()
+        } else {
+            match self.replace_token(existing, token, organization).await {
+                Ok(connection) => {
+                    self.forget_token(&existing.token_ref()).await;
+                    connection
+                }
+                Err(error) => {
+                    return OrganizationResult::refused(
+                        existing.host.as_str(),
+                        existing.organization_id,
+                        error.report(),
+                    )
+                }
+            }
+        };
+        let enqueued = if connection.status == ConnectionStatus::Active {
+            self.enqueue(&connection.id, SyncReason::Connected).await
+        } else {
+            Err(format!(
+                "connection {} is {}",
+                connection.id,
+                connection.status.as_str()
+            ))
+        };
+        OrganizationResult::connected(&connection, enqueued)
+    }
+
+    /// The id a new connection of the tenant's organization is created under: the derived id
+    /// of the first generation no erased connection holds.
+    pub(super) async fn new_connection_id(
+        &self,
+        tenant: &TenantId,
+        host: &MakeHost,
+        organization: OrganizationId,
+    ) -> Result<ConnectionId, ConnectError> {
+        let mut last = None;
+        for generation in 0..ID_GENERATIONS {
+            let id = ConnectionId::for_tenant_organization(tenant, host, organization, generation);
+            match self.connections.get_tenant_connection(tenant, &id).await? {
+                Some(erased)
+                    if matches!(
+                        erased.status,
+                        ConnectionStatus::Erasing | ConnectionStatus::Erased
+                    ) =>
+                {
+                    last = Some(id);
+                }
+                _ => return Ok(id),
+            }
+        }
+        Err(ConnectError::Conflict {
+            id: last.unwrap_or_else(ConnectionId::generate),
+        })
+    }
+}
+
+/// The tenant's oldest connection of `organization` on `host` that a connect takes up:
+/// active, paused or disconnected, not one whose users were erased.
+pub(super) fn oldest_of<'a>(
+    connections: &'a [Connection],
+    host: &MakeHost,
+    organization: OrganizationId,
+) -> Option<&'a Connection> {
+    connections
+        .iter()
+        .filter(|c| {
+            &c.host == host
+                && c.organization_id == organization
+                && !matches!(
+                    c.status,
+                    ConnectionStatus::Erasing | ConnectionStatus::Erased
+                )
+        })
+        .min_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
 }
