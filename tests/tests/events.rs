@@ -310,3 +310,48 @@ async fn announced(
     assert!(response.batch_item_failures.is_empty());
     delivered(env, queue).await
 }
+
+/// A first sync after a disconnect that came before any user was written is announced like
+/// any first sync: one summary.
+#[tokio::test]
+async fn a_first_sync_after_a_disconnect_is_announced_like_any_first_sync() {
+    let env = AwsTestEnv::start().await;
+    let (bus, queue) = bus_to_queue(&env).await;
+    let settings = makesync::aws::AwsSettings {
+        event_bus: Some(bus),
+        ..env.settings.clone()
+    };
+    let backend = makesync::aws::AwsBackend::new(&moto_sdk_config().await, settings, env.clock());
+    let announcer = makesync_events::announcer_for(&backend).unwrap();
+    let mut users = StreamReader::new(&moto_sdk_config().await, &env.settings.users_table);
+    let connect = env.connect_service();
+    let payload = serde_json::json!({"host": "eu1.make.com", "organizationId": ACME,
+        "token": makesync_simulator::DEMO_TOKEN, "tenantId": "tenant-7"});
+    let connected = makesync_connect::handle(&connect, payload.clone()).await;
+    let id = connected["connectionId"].as_str().unwrap().to_string();
+    // Disconnected before its first sync wrote anything; connected again.
+    let disconnected = makesync_connect::handle(
+        &connect,
+        serde_json::json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": id}),
+    )
+    .await;
+    assert_eq!(disconnected["status"], "disconnected", "{disconnected}");
+    let again = makesync_connect::handle(&connect, payload).await;
+    assert_eq!(again["connectionId"], id.as_str(), "{again}");
+    env.take_messages().await;
+    let request = SyncRequest::new(
+        ConnectionId::parse(&id).unwrap(),
+        SyncReason::Connected,
+        Utc::now(),
+    );
+    assert!(matches!(
+        env.worker().handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    let response = makesync_events::handle(&announcer, users.next_event().await).await;
+    assert!(response.batch_item_failures.is_empty());
+    let events = delivered(&env, &queue).await;
+    let kinds: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(kinds, vec!["Make connection synced"], "{events:?}");
+    assert_eq!(events[0].1["users"], 36);
+}

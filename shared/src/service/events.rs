@@ -125,8 +125,13 @@ pub fn event_for(
         "time": change.at,
     });
     if user_id == 0 {
-        // The guard item: created by a first sync, which it announces.
-        return Ok(match (&change.old, number(new, "firstSyncUsers")) {
+        // The guard item: a first sync claims it (creates it, or — when a disconnect closed
+        // the users before any was written — sets its count on it), which announces the sync.
+        let claimed_before = change
+            .old
+            .as_ref()
+            .and_then(|old| number(old, "firstSyncUsers"));
+        return Ok(match (claimed_before, number(new, "firstSyncUsers")) {
             (None, Some(users)) => Some(ChangeEvent {
                 detail_type: CONNECTION_SYNCED,
                 detail: merged(context, json!({ "users": users })),
@@ -456,7 +461,23 @@ mod tests {
             .unwrap();
         assert_eq!(synced.detail_type, CONNECTION_SYNCED);
         assert_eq!(synced.detail["users"], 36);
-        assert_eq!(kind(&change(Some(guard.clone()), Some(guard))), None);
+        assert_eq!(
+            kind(&change(Some(guard.clone()), Some(guard.clone()))),
+            None
+        );
+        // A first sync after a disconnect that closed the users before any was written: the
+        // guard was there (its close count), the sync's claim is announced all the same.
+        let closed = json!({"connectionId": "c-1", "userId": 0, "userCloses": 1});
+        let mut claimed = guard.clone();
+        claimed["userCloses"] = json!(1);
+        assert_eq!(
+            kind(&change(Some(closed), Some(claimed))),
+            Some(CONNECTION_SYNCED)
+        );
+        // A later sync writing the guard again announces nothing.
+        let mut later = guard.clone();
+        later["usersWrittenBy"] = json!(2);
+        assert_eq!(kind(&change(Some(guard), Some(later))), None);
     }
 
     /// A team role granted, changed or revoked is a `Make user changed` whose `before` and
