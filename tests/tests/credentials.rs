@@ -408,3 +408,56 @@ async fn a_schedule_reads_an_instance_s_connections_a_hundred_at_a_time() {
     assert_eq!(count("dynamodb:BatchGetItem"), 3 + 3);
     assert_eq!(count("dynamodb:GetItem"), 0);
 }
+
+/// A connection that left its credential (disconnected) is reached again by a connect of its
+/// organization: the same connection, on a token of its own; one still on its credential is
+/// told to rotate.
+#[tokio::test]
+async fn a_connection_that_left_its_credential_is_connected_again_on_a_token_of_its_own() {
+    let env = AwsTestEnv::start().await;
+    let several = call(
+        &env,
+        json!({"tenantId": "tenant-7", "token": DEMO_TOKEN, "organizations": [
+            {"organizationId": ACME, "host": "eu1.make.com"},
+            {"organizationId": GLOBEX, "host": "us2.make.com"}]}),
+    )
+    .await;
+    let [acme, _globex] = ids(&several).try_into().unwrap();
+    work(&env).await;
+    let single = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+                        "tenantId": "tenant-7"});
+    let refused = call(&env, single.clone()).await;
+    assert_eq!(refused["error"]["kind"], "invalid_input", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rotate"),
+        "{refused}"
+    );
+
+    let left = call(
+        &env,
+        json!({"action": "disconnect", "tenantId": "tenant-7", "connectionId": acme.as_str()}),
+    )
+    .await;
+    assert_eq!(left["status"], "disconnected", "{left}");
+    let again = call(&env, single).await;
+    assert_eq!(again["connectionId"], acme.as_str(), "{again}");
+    assert_eq!(again["status"], "active", "{again}");
+    let stored = env.stored_connection(&acme).await;
+    assert_eq!(stored.credential_id, None);
+    assert!(env
+        .secret_names()
+        .await
+        .iter()
+        .any(|name| name.contains(&format!("{acme}/"))));
+    assert_eq!(work(&env).await, 1);
+    let status = call(
+        &env,
+        json!({"action": "status", "tenantId": "tenant-7", "connectionId": acme.as_str()}),
+    )
+    .await;
+    assert_eq!(status["lastRun"]["outcome"], "succeeded", "{status}");
+    assert!(status.get("credentialId").is_none(), "{status}");
+}

@@ -270,6 +270,9 @@ pub struct ConnectionUpdate {
     pub organization_name: Option<String>,
     /// Kept when `None`.
     pub zone: Option<String>,
+    /// The connection no longer uses a credential's token: a connection that left its
+    /// credential (disconnected) gets a token of its own when connected again.
+    pub detach_credential: bool,
 }
 
 impl ConnectionUpdate {
@@ -287,6 +290,20 @@ impl ConnectionUpdate {
             reset_failures: true,
             organization_name,
             zone,
+            detach_credential: false,
+        }
+    }
+
+    /// A reconnect of a connection that left its credential: from now on on a token of its
+    /// own, stored under `token_version`.
+    pub fn reconnect_detached(
+        token_version: Option<String>,
+        organization_name: Option<String>,
+        zone: Option<String>,
+    ) -> Self {
+        Self {
+            detach_credential: true,
+            ..Self::reconnect(token_version, organization_name, zone)
         }
     }
 
@@ -307,6 +324,7 @@ impl ConnectionUpdate {
             reset_failures: false,
             organization_name: None,
             zone: None,
+            detach_credential: false,
         }
     }
 }
@@ -430,6 +448,9 @@ impl Connection {
         }
         if update.zone.is_some() {
             self.zone = update.zone.clone();
+        }
+        if update.detach_credential {
+            self.credential_id = None;
         }
         self.version += 1;
     }

@@ -560,6 +560,7 @@ impl InstanceFollower {
                 reset_failures: false,
                 organization_name: None,
                 zone: None,
+                detach_credential: false,
             }
         } else if paused_for_it {
             ConnectionUpdate::reconnect(None, None, None)

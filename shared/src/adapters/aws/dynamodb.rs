@@ -506,6 +506,9 @@ impl ConnectionStore for DynamoStore {
             }
             None => remove.push("tokenVersion"),
         }
+        if update.detach_credential {
+            remove.push("credentialId");
+        }
         if update.reset_failures {
             set.push("consecutiveFailures = :zero");
             remove.push("lastError");

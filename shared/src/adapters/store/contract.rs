@@ -541,6 +541,16 @@ async fn check_credentials(store: &dyn Store) {
     assert!(store.create_connection(&member).await.unwrap());
     let read = store.get_connection(&member.id).await.unwrap().unwrap();
     assert_eq!(read.credential_id, Some(id));
+    // Connected again after it left its credential: on a token of its own from then on.
+    let own =
+        crate::connection::ConnectionUpdate::reconnect_detached(Some("v9".into()), None, None);
+    assert!(store
+        .update_connection(&member.id, read.version, &own)
+        .await
+        .unwrap());
+    let detached = store.get_connection(&member.id).await.unwrap().unwrap();
+    assert_eq!(detached.credential_id, None);
+    assert_eq!(detached.token_version.as_deref(), Some("v9"));
 }
 
 /// A connection is read and listed for its own tenant only; the unowned sentinel lists

@@ -491,6 +491,7 @@ impl ConnectionStore for SqliteStore {
                         last_error_message = CASE WHEN ?7 THEN NULL ELSE last_error_message END,
                         organization_name = coalesce(?8, organization_name),
                         zone = coalesce(?9, zone),
+                        credential_id = CASE WHEN ?10 THEN NULL ELSE credential_id END,
                         version = version + 1
                      WHERE id = ?1 AND version = ?2",
                     params![
@@ -503,6 +504,7 @@ impl ConnectionStore for SqliteStore {
                         u.reset_failures,
                         u.organization_name,
                         u.zone,
+                        u.detach_credential,
                     ],
                 )
                 .map_err(backend)?;

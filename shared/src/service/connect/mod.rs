@@ -267,7 +267,12 @@ impl ConnectService {
                     status: existing.status.as_str(),
                 });
             }
-            if let Some(credential) = &existing.credential_id {
+            // A connection still on its credential changes token with it (`rotate`); one that
+            // left it (disconnected) is connected again on a token of its own.
+            if let (Some(credential), true) = (
+                &existing.credential_id,
+                existing.status != ConnectionStatus::Disconnected,
+            ) {
                 return Err(ConnectError::SharedToken {
                     id: existing.id.clone(),
                     credential: credential.clone(),
@@ -336,15 +341,19 @@ impl ConnectService {
         Ok(connection)
     }
 
-    /// Points an existing connection at a new token and resumes it, if nothing changed it
-    /// since it was read.
+    /// Points an existing connection at a new token of its own (one that left its credential
+    /// no longer uses the credential's) and resumes it, if nothing changed it since it was
+    /// read.
     async fn reconnect(
         &self,
         existing: &Connection,
         secret: &TokenRef,
         organization: &crate::make::OrganizationSummary,
     ) -> Result<Connection, ConnectError> {
-        let update = ConnectionUpdate::reconnect(
+        let update = match existing.credential_id {
+            Some(_) => ConnectionUpdate::reconnect_detached,
+            None => ConnectionUpdate::reconnect,
+        }(
             secret.version.clone(),
             Some(organization.name.clone()),
             organization.zone.clone(),

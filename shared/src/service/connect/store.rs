@@ -76,7 +76,7 @@ impl ConnectService {
                 {
                     id = Some(derived);
                 }
-                Some(taken) if taken.credential_id.is_none() => {
+                Some(taken) if own_token_allowed(&taken) => {
                     let connection = self
                         .replace_token(&taken, &input.token, organization)
                         .await?;
@@ -150,7 +150,7 @@ impl ConnectService {
         token: &ApiToken,
         organization: &OrganizationSummary,
     ) -> OrganizationResult {
-        let connection = if existing.credential_id.is_some() {
+        let connection = if !own_token_allowed(existing) {
             existing.clone()
         } else {
             match self.replace_token(existing, token, organization).await {
@@ -206,6 +206,12 @@ impl ConnectService {
             id: last.unwrap_or_else(ConnectionId::generate),
         })
     }
+}
+
+/// Whether a connect may give `connection` a token of its own: it has one, or it left its
+/// credential (disconnected); one still on a credential changes token with it (`rotate`).
+fn own_token_allowed(connection: &Connection) -> bool {
+    connection.credential_id.is_none() || connection.status == ConnectionStatus::Disconnected
 }
 
 /// The tenant's oldest connection of `organization` on `host` that a connect takes up:
