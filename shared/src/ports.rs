@@ -342,7 +342,8 @@ pub enum SecretError {
     Unavailable(String),
     #[error("the stored secret for connection {} cannot be read — reconnect it with a token", .0.connection_id)]
     Malformed(TokenRef),
-    #[error("the secret store refused the request: {0}")]
+    /// Refused by the deployment (its role, its KMS key), not by Make: the operator's to fix.
+    #[error("the secret store refused the request: {0} — the deployment's permissions or key refuse it, not Make: tell the operator")]
     Refused(String),
 }
 
@@ -351,7 +352,8 @@ impl SecretError {
         match self {
             SecretError::NotFound(_) | SecretError::Malformed(_) => ErrorKind::Auth,
             SecretError::Unavailable(_) => ErrorKind::Transient,
-            SecretError::Refused(_) => ErrorKind::Permission,
+            // Not the customer's: their token is fine, the deployment refuses to read it.
+            SecretError::Refused(_) => ErrorKind::Storage,
         }
     }
 }

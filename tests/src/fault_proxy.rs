@@ -24,6 +24,8 @@ struct ProxyState {
     rate: f64,
     injected: BTreeMap<String, u32>,
     calls: Vec<AwsCall>,
+    /// Calls (by `X-Amz-Target`) answered 400 with this error type, every time.
+    refusals: BTreeMap<String, String>,
 }
 
 /// One call an SDK client made: its IAM action (`dynamodb:PutItem`) and the resources its
@@ -113,6 +115,7 @@ impl FaultProxy {
                 rate: 0.0,
                 injected: BTreeMap::new(),
                 calls: Vec::new(),
+                refusals: BTreeMap::new(),
             }),
         });
         let app = Router::new().fallback(forward).with_state(shared.clone());
@@ -134,6 +137,17 @@ impl FaultProxy {
     /// The chance of a fault per call (0 turns faults off).
     pub fn set_rate(&self, rate: f64) {
         self.lock().rate = rate;
+    }
+
+    /// Answers every call of `target` (`secretsmanager.GetSecretValue`) with a 400 of
+    /// `error_type` (`AccessDeniedException`), as AWS refuses what a role or a key does not
+    /// allow; `None` forwards them again.
+    pub fn refuse(&self, target: &str, error_type: Option<&str>) {
+        let mut state = self.lock();
+        match error_type {
+            Some(error_type) => state.refusals.insert(target.into(), error_type.into()),
+            None => state.refusals.remove(target),
+        };
     }
 
     /// Every call sent through the proxy so far, in order.
@@ -237,6 +251,9 @@ async fn forward(
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(call) = AwsCall::read(&target, &body) {
             state.calls.push(call);
+        }
+        if let Some(error_type) = state.refusals.get(&target) {
+            return aws_error(StatusCode::BAD_REQUEST, error_type);
         }
         if let Some((kind, response)) = fault(&mut state, &target, &body) {
             *state.injected.entry(kind).or_default() += 1;

@@ -702,6 +702,47 @@ async fn a_connect_answers_before_its_functions_timeout_however_long_make_asks_t
 }
 
 #[tokio::test]
+async fn an_aws_refusal_of_the_token_s_secret_never_pauses_a_connection() {
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_PAUSE_AFTER_FAILURES", "2")]).await;
+    let id = connection_id(&connect(&env, connect_payload("eu1.make.com", ACME, DEMO_TOKEN)).await);
+    // The worker's Secrets Manager refuses to read it: the operator's KMS key disabled, or a
+    // role changed — nothing the customer did or can fix.
+    let (backend, proxy) = env.recorded_backend(&env.settings).await;
+    proxy.refuse(
+        "secretsmanager.GetSecretValue",
+        Some("AccessDeniedException"),
+    );
+    let worker = makesync_worker::worker_for(
+        &backend,
+        env.make.make.clone(),
+        env.clock(),
+        env.metrics.clone(),
+    );
+    for attempt in 1..=4 {
+        let request = SyncRequest::new(id.clone(), SyncReason::Scheduled, chrono::Utc::now());
+        let outcome = worker.handle(&request).await;
+        let stored = env.stored_connection(&id).await;
+        assert_eq!(
+            stored.status,
+            ConnectionStatus::Active,
+            "attempt {attempt}: paused for an AWS refusal: {:?}",
+            stored.status_reason
+        );
+        assert!(
+            outcome.should_retry(),
+            "attempt {attempt}: given back to SQS"
+        );
+        let error = stored.last_error.unwrap();
+        assert_eq!(error.kind.as_str(), "storage", "{}", error.message);
+        assert!(
+            error.message.contains("tell the operator"),
+            "{}",
+            error.message
+        );
+    }
+}
+
+#[tokio::test]
 async fn disconnecting_deletes_the_token_and_keeps_users_unless_purged() {
     let env = AwsTestEnv::start().await;
     let worker = env.worker();

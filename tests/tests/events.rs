@@ -355,3 +355,71 @@ async fn a_first_sync_after_a_disconnect_is_announced_like_any_first_sync() {
     assert_eq!(kinds, vec!["Make connection synced"], "{events:?}");
     assert_eq!(events[0].1["users"], 36);
 }
+
+/// "Make connection synced: … the first success after failed syncs." The customer answers a
+/// `sync failed` (auth) the way api.md says — connects again with a token that works — and the
+/// next sync succeeds.
+#[tokio::test]
+async fn a_success_after_failed_syncs_is_announced_when_the_customer_reconnected_in_between() {
+    let env = AwsTestEnv::start_with(&[("MAKESYNC_PAUSE_AFTER_FAILURES", "5")]).await;
+    let (bus, queue) = bus_to_queue(&env).await;
+    let settings = makesync::aws::AwsSettings {
+        event_bus: Some(bus),
+        ..env.settings.clone()
+    };
+    let backend = makesync::aws::AwsBackend::new(&moto_sdk_config().await, settings, env.clock());
+    let announcer = makesync_events::announcer_for(&backend).unwrap();
+    let mut connections =
+        StreamReader::new(&moto_sdk_config().await, &env.settings.connections_table);
+    let connect = env.connect_service();
+    let payload = serde_json::json!({"host": "eu1.make.com", "organizationId": ACME,
+                       "token": makesync_simulator::DEMO_TOKEN, "tenantId": "tenant-7"});
+    let connected = makesync_connect::handle(&connect, payload.clone()).await;
+    let id = connected["connectionId"].as_str().unwrap().to_string();
+    let worker = env.worker();
+    let request = SyncRequest::new(
+        ConnectionId::parse(&id).unwrap(),
+        SyncReason::Scheduled,
+        Utc::now(),
+    );
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    let kinds = |events: &[(String, serde_json::Value)]| -> Vec<String> {
+        events.iter().map(|(kind, _)| kind.clone()).collect()
+    };
+    let _ = announced(&announcer, &mut connections, &env, &queue).await;
+
+    // The token is revoked: two failed syncs, one `sync failed` event.
+    let revoke = |revoked: bool| {
+        env.make
+            .simulator
+            .world()
+            .set_revoked(makesync_simulator::DEMO_TOKEN, revoked);
+    };
+    revoke(true);
+    worker.handle(&request).await;
+    worker.handle(&request).await;
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(kinds(&events), vec!["Make connection sync failed"]);
+
+    // The customer fixes it: connect again with a token Make takes (as api.md says).
+    revoke(false);
+    let again = makesync_connect::handle(&connect, payload).await;
+    assert_eq!(again["connectionId"], id.as_str(), "{again}");
+    assert!(matches!(
+        worker.handle(&request).await,
+        WorkOutcome::Synced(_)
+    ));
+    let events = announced(&announcer, &mut connections, &env, &queue).await;
+    assert_eq!(
+        kinds(&events),
+        vec!["Make connection synced"],
+        "the product saw `sync failed` and never hears that the connection syncs again: {events:?}"
+    );
+}

@@ -264,7 +264,8 @@ pub struct ConnectionUpdate {
     pub status_reason: Option<ErrorReport>,
     /// The token's secret from now on; `None` when the token is being deleted.
     pub token_version: Option<String>,
-    /// A reconnect starts the count of failed runs afresh and clears the last error.
+    /// A reconnect starts the count of failed runs afresh; the last error stays until a sync
+    /// succeeds (it says what failed, and that the next success is one after failures).
     pub reset_failures: bool,
     /// Kept when `None`.
     pub organization_name: Option<String>,
@@ -441,7 +442,6 @@ impl Connection {
         self.token_version = update.token_version.clone();
         if update.reset_failures {
             self.consecutive_failures = 0;
-            self.last_error = None;
         }
         if update.organization_name.is_some() {
             self.organization_name = update.organization_name.clone();

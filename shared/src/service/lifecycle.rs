@@ -2,7 +2,8 @@
 //! (its stream), at state changes only — so an event costs nothing at any schedule, and one
 //! that was written is announced even if the function that wrote it died right after:
 //!
-//! - `Make connection synced`: the first success after failed syncs (the first sync of all is
+//! - `Make connection synced`: the first success after failed syncs, a resume or a reconnect
+//!   between them included (the first sync of all is
 //!   announced from the users it writes, by the users' events);
 //! - `Make connection sync failed`: the first failure after a success (or after a resume);
 //! - `Make connection paused`, `Make connection resumed`, `Make connection erased`.
@@ -88,7 +89,10 @@ pub fn lifecycle_events(change: &ItemChange) -> Result<Vec<ChangeEvent>, EventEr
         });
     };
     let succeeded = new.last_success_at.is_some() && new.last_success_at != old.last_success_at;
-    if succeeded && old.consecutive_failures > 0 && old.last_success_at.is_some() {
+    // After failures: the last error stays until a success (a resume or a reconnect starts
+    // the count afresh, not the error).
+    let after_failures = old.consecutive_failures > 0 || old.last_error.is_some();
+    if succeeded && after_failures && old.last_success_at.is_some() {
         event(CONNECTION_SYNCED, json!({"users": new.user_count}), true);
     }
     if old.consecutive_failures == 0 && new.consecutive_failures > 0 {
@@ -175,8 +179,15 @@ mod tests {
             types(json!({"consecutiveFailures": 5}), paused.clone()),
             vec![CONNECTION_PAUSED]
         );
-        // Resumed: the failures start afresh, but nothing synced yet.
+        // Resumed: the failures start afresh, but nothing synced yet; the first success after
+        // it is one after failures (the last error stayed).
         assert_eq!(types(paused, json!({})), vec![CONNECTION_RESUMED]);
+        let resumed =
+            json!({"lastError": {"kind": "auth", "message": "Make rejected the API token"}});
+        assert_eq!(
+            types(resumed, json!({"lastSuccessAt": "2026-12-03T00:00:00Z"})),
+            vec![CONNECTION_SYNCED]
+        );
         assert_eq!(
             types(
                 json!({"status": "erasing"}),

@@ -135,6 +135,15 @@ pub async fn read_team_access(
                 bound: ListBound::Rows(_),
                 ..
             }) => return Ok(too_many_memberships()),
+            // The organization was just read: a 404 for one of its teams is the team deleted
+            // since the list of teams was read — not the organization gone. The rest would be
+            // partial: none is kept this time.
+            Err(MakeError::OrganizationNotFound { .. }) => {
+                return Ok(TeamAccess::NotRead(format!(
+                    "teams not read: team {} was deleted while the teams were read — they are read again at the next sync",
+                    team.id
+                )))
+            }
             // A team the token may not read leaves the rest partial: none is kept.
             Err(error) => return not_read(error),
         };

@@ -511,7 +511,6 @@ impl ConnectionStore for DynamoStore {
         }
         if update.reset_failures {
             set.push("consecutiveFailures = :zero");
-            remove.push("lastError");
             request = request.expression_attribute_values(":zero", number(0));
         }
         request = set_organization(request, &mut set, &update.organization_name, &update.zone);

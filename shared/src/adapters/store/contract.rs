@@ -645,7 +645,10 @@ async fn check_connection_writes_cannot_race(store: &dyn Store) {
     assert_eq!(stored.version, 2);
     assert_eq!(stored.token_version.as_deref(), Some("v2"));
     assert_eq!(stored.consecutive_failures, 0);
-    assert_eq!(stored.last_error, None);
+    assert_eq!(
+        stored.last_error, leased.last_error,
+        "the last error stays until a sync succeeds"
+    );
     assert_eq!(stored.zone, leased.zone, "kept when the update has none");
     assert_eq!(
         stored.lease_until, leased.lease_until,

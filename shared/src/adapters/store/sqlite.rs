@@ -487,8 +487,6 @@ impl ConnectionStore for SqliteStore {
                     "UPDATE connections SET status = ?3, status_reason_kind = ?4,
                         status_reason_message = ?5, token_version = ?6,
                         consecutive_failures = CASE WHEN ?7 THEN 0 ELSE consecutive_failures END,
-                        last_error_kind = CASE WHEN ?7 THEN NULL ELSE last_error_kind END,
-                        last_error_message = CASE WHEN ?7 THEN NULL ELSE last_error_message END,
                         organization_name = coalesce(?8, organization_name),
                         zone = coalesce(?9, zone),
                         credential_id = CASE WHEN ?10 THEN NULL ELSE credential_id END,

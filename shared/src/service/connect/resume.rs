@@ -6,6 +6,7 @@ use super::{ConnectError, ConnectResponse, ConnectService};
 use crate::connection::{Connection, ConnectionId, ConnectionStatus, ConnectionUpdate};
 use crate::run::SyncReason;
 use crate::tenant::TenantId;
+use crate::token::ApiToken;
 
 impl ConnectService {
     /// Checks the stored token with Make as connect checks a new one (the organization, its
@@ -37,21 +38,35 @@ impl ConnectService {
                 })
             }
         }
-        let organization = self.confirm_stored_token(&connection).await?;
-        let update = ConnectionUpdate::reconnect(
-            connection.token_version.clone(),
-            Some(organization.name.clone()),
-            organization.zone.clone(),
-        );
-        if !self
-            .connections
-            .update_connection(id, connection.version, &update)
-            .await?
-        {
-            return Err(ConnectError::Conflict { id: id.clone() });
-        }
-        let mut connection = connection;
-        connection.apply_update(&update);
+        let (organization, token) = self.confirm_stored_token(&connection).await?;
+        let connection = match token {
+            // Its own token goes under a new version, as a connect's would: a disconnect that
+            // deleted the one read meanwhile cannot leave it active on a token that is gone.
+            Some(token) => {
+                let resumed = self
+                    .replace_token(&connection, &token, &organization)
+                    .await?;
+                self.forget_token(&connection.token_ref()).await;
+                resumed
+            }
+            None => {
+                let update = ConnectionUpdate::reconnect(
+                    connection.token_version.clone(),
+                    Some(organization.name.clone()),
+                    organization.zone.clone(),
+                );
+                if !self
+                    .connections
+                    .update_connection(id, connection.version, &update)
+                    .await?
+                {
+                    return Err(ConnectError::Conflict { id: id.clone() });
+                }
+                let mut connection = connection;
+                connection.apply_update(&update);
+                connection
+            }
+        };
         tracing::info!(connection_id = %id, tenant_id = %tenant, "connection resumed");
         let enqueued = self.enqueue(id, SyncReason::OnDemand).await;
         Ok(ConnectResponse {
@@ -62,12 +77,13 @@ impl ConnectService {
         })
     }
 
-    /// What Make says of the connection's stored token — its own, or its credential's, which
-    /// serves only the connections it lists.
+    /// What Make says of the connection's stored token — its own (returned, to be stored
+    /// again under a new version), or its credential's, which serves only the connections it
+    /// lists.
     async fn confirm_stored_token(
         &self,
         connection: &Connection,
-    ) -> Result<crate::make::OrganizationSummary, ConnectError> {
+    ) -> Result<(crate::make::OrganizationSummary, Option<ApiToken>), ConnectError> {
         let (secret, instance) = match &connection.credential_id {
             None => (connection.token_ref(), false),
             Some(credential_id) => {
@@ -81,9 +97,9 @@ impl ConnectService {
             }
         };
         let token = self.secrets.get_token(&secret).await?;
-        let client = self
-            .make
-            .client(&connection.host, connection.organization_id, token)?;
+        let client =
+            self.make
+                .client(&connection.host, connection.organization_id, token.clone())?;
         let client = if instance {
             client.with_instance_token()
         } else {
@@ -91,6 +107,7 @@ impl ConnectService {
         };
         let organization = client.get_organization(connection.organization_id).await?;
         client.check_user_access(connection.organization_id).await?;
-        Ok(organization)
+        let own = connection.credential_id.is_none().then_some(token);
+        Ok((organization, own))
     }
 }

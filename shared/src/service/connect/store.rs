@@ -21,7 +21,8 @@ pub(super) type TakenUp = (
     Vec<Confirmed>,
 );
 
-/// Ids tried for a tenant's organization: one per connection of it whose users were erased.
+/// Derived ids tried for a tenant's organization, one per connection of it whose users were
+/// erased; past them, a random id.
 const ID_GENERATIONS: u32 = 16;
 
 impl ConnectService {
@@ -43,7 +44,6 @@ impl ConnectService {
                 .await?;
             return Ok((connection, Some(existing.token_ref())));
         }
-        let mut id = None;
         for generation in 0..ID_GENERATIONS {
             let derived = ConnectionId::for_tenant_organization(
                 &input.tenant_id,
@@ -74,7 +74,7 @@ impl ConnectService {
                         ConnectionStatus::Erasing | ConnectionStatus::Erased
                     ) =>
                 {
-                    id = Some(derived);
+                    continue;
                 }
                 Some(taken) if own_token_allowed(&taken) => {
                     let connection = self
@@ -85,14 +85,23 @@ impl ConnectService {
                 _ => return Err(ConnectError::Conflict { id: derived }),
             }
         }
-        Err(ConnectError::Conflict {
-            id: id.unwrap_or_else(ConnectionId::generate),
-        })
+        // An organization erased that many times: a random id, as before ids were derived (a
+        // connect asked twice at once may then make two).
+        let random = ConnectionId::generate();
+        let secret = TokenRef::new_version(&random);
+        self.secrets.put_token(&secret, &input.token).await?;
+        match self.create(input, host, &secret, organization).await {
+            Ok(connection) => Ok((connection, None)),
+            Err(error) => {
+                self.forget_token(&secret).await;
+                Err(error)
+            }
+        }
     }
 
     /// `connection` on `token`, stored under a new version, and active again — only if
     /// nothing changed the connection since it was read; otherwise the new version goes.
-    async fn replace_token(
+    pub(super) async fn replace_token(
         &self,
         connection: &Connection,
         token: &ApiToken,
@@ -187,7 +196,6 @@ impl ConnectService {
         host: &MakeHost,
         organization: OrganizationId,
     ) -> Result<ConnectionId, ConnectError> {
-        let mut last = None;
         for generation in 0..ID_GENERATIONS {
             let id = ConnectionId::for_tenant_organization(tenant, host, organization, generation);
             match self.connections.get_tenant_connection(tenant, &id).await? {
@@ -197,14 +205,13 @@ impl ConnectService {
                         ConnectionStatus::Erasing | ConnectionStatus::Erased
                     ) =>
                 {
-                    last = Some(id);
+                    continue;
                 }
                 _ => return Ok(id),
             }
         }
-        Err(ConnectError::Conflict {
-            id: last.unwrap_or_else(ConnectionId::generate),
-        })
+        // An organization erased that many times: a random id.
+        Ok(ConnectionId::generate())
     }
 }
 
