@@ -423,3 +423,81 @@ async fn a_success_after_failed_syncs_is_announced_when_the_customer_reconnected
         "the product saw `sync failed` and never hears that the connection syncs again: {events:?}"
     );
 }
+
+/// What `PutEvents` takes: a request of at most 256 KB, its entries added up.
+#[derive(Default)]
+struct EventBridgeLike {
+    requests: std::sync::Mutex<Vec<(usize, usize)>>,
+}
+
+#[async_trait]
+impl makesync::events::EventPublisher for EventBridgeLike {
+    async fn publish(
+        &self,
+        events: &[makesync::events::ChangeEvent],
+    ) -> Result<Vec<bool>, makesync::events::EventError> {
+        let size: usize = events
+            .iter()
+            .map(|e| e.detail.to_string().len() + e.detail_type.len() + 20)
+            .sum();
+        self.requests.lock().unwrap().push((events.len(), size));
+        if size > 256 * 1024 {
+            return Err(makesync::events::EventError::Publish(format!(
+                "request of {size} bytes is over 256 KB"
+            )));
+        }
+        Ok(vec![true; events.len()])
+    }
+}
+
+/// A member whose team roles changed in 130 teams of 1 KB names makes an event past the bus's
+/// limit: it goes out without its team roles (and says so), and the next tenant's event in
+/// the same batch goes out too.
+#[tokio::test]
+async fn an_event_too_large_for_the_bus_goes_out_without_its_team_roles() {
+    let user = |connection: &str, user_id: u64, teams: usize, role: u32| {
+        let teams: Vec<_> = (0..teams)
+            .map(|t| {
+                serde_json::json!({"teamId": 1000 + t, "teamName": "T".repeat(1024),
+                                        "roleId": role, "roleName": "Team Member"})
+            })
+            .collect();
+        serde_json::json!({"connectionId": connection, "userId": user_id, "name": "Zoë",
+            "email": "z@example.com", "roleId": 13, "roleName": "Member", "status": "active",
+            "runId": "r-1", "lastLogin": null, "teams": teams})
+    };
+    let bus = Arc::new(EventBridgeLike::default());
+    let announcer = makesync::events::ChangeAnnouncer::new(
+        Arc::new(makesync::store::MemoryStore::new()),
+        bus.clone(),
+    );
+    let at = Utc::now();
+    let mut changed = user("conn-b", 8, 0, 3);
+    changed["roleId"] = serde_json::json!(12);
+    let changes = vec![
+        makesync::events::ItemChange {
+            sequence: "1".into(),
+            old: Some(user("conn-a", 7, 130, 3)),
+            new: Some(user("conn-a", 7, 130, 1)),
+            at,
+        },
+        makesync::events::ItemChange {
+            sequence: "2".into(),
+            old: Some(user("conn-b", 8, 0, 3)),
+            new: Some(changed),
+            at,
+        },
+    ];
+    let result = announcer.announce(&changes).await;
+    let requests = bus.requests.lock().unwrap().clone();
+    assert!(result.is_ok(), "{result:?}; requests {requests:?}");
+    assert!(
+        requests.iter().all(|(_, bytes)| *bytes <= 256 * 1024),
+        "{requests:?}"
+    );
+    assert_eq!(
+        requests.iter().map(|(n, _)| n).sum::<usize>(),
+        2,
+        "both events went out"
+    );
+}

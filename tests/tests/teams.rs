@@ -2,6 +2,7 @@
 //! team lists may have (paged with an echo, paged without one, whole) × every member-list and
 //! missing-scope shape (`across_api_shapes!`); a token without `teams:read`.
 
+use makesync::clock::Clock;
 use makesync::ports::UserStore;
 use makesync::run::RunOutcome;
 use makesync::sync::lacks_scope_note;
@@ -210,4 +211,68 @@ async fn more_teams_than_makesync_reads_are_not_read_and_the_run_says_so() {
     assert_eq!(team_reads, 1, "the list only");
     let users = env.store.list_users(&connection.id).await.unwrap();
     assert!(users.iter().all(|u| u.teams.is_none()));
+}
+
+/// An organization with more teams than its API budget allows within one run (200 teams on a
+/// Core plan: a sync's share is 30 requests a minute, a worker's run under 5 minutes) syncs
+/// every user, and the run says why team access was not read — no team roles asked at all.
+#[tokio::test]
+async fn more_teams_than_the_plan_affords_in_a_run_leave_the_users_synced() {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(60), 50, 700_000);
+    world.add_member(9001, 1, 12, None);
+    world.add_generated_teams(9001, 200, 900_000);
+    let env = TestEnv::start_with(world, |_| {}).await;
+    let connection = env.connection("eu1.make.com", 9001);
+    env.ensure_stored(&connection).await;
+    // The worker's deadline: a 300 s invocation less its margin.
+    let client = env
+        .client(&connection, DEMO_TEAMS_TOKEN)
+        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+    let report = env
+        .engine
+        .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
+        .await;
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
+    let why = report.run.teams_not_read.expect("teams not read");
+    assert!(why.contains("teams need a request each"), "{why}");
+    let role_reads = env
+        .simulator
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/user-team-roles"))
+        .count();
+    assert_eq!(role_reads, 0, "the teams' list only, no team's roles");
+    assert_eq!(
+        env.store.list_users(&connection.id).await.unwrap().len(),
+        51
+    );
+
+    // On an Enterprise plan the same teams are read.
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(1000), 50, 700_000);
+    world.add_member(9001, 1, 12, None);
+    world.add_generated_teams(9001, 200, 900_000);
+    let env = TestEnv::start_with(world, |_| {}).await;
+    let connection = env.connection("eu1.make.com", 9001);
+    env.ensure_stored(&connection).await;
+    let client = env
+        .client(&connection, DEMO_TEAMS_TOKEN)
+        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+    let report = env
+        .engine
+        .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
+        .await;
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
+    assert_eq!(report.run.teams_not_read, None);
 }

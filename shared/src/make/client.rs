@@ -364,6 +364,19 @@ impl MakeClient {
         self.deadline
     }
 
+    /// How many more requests this client could send before its deadline within the
+    /// organization's share, counting at most `at_most`; `None` without a deadline. Asked
+    /// while the organization's plan is being read, it waits for that answer: the share a
+    /// client starts with is the smallest plan's.
+    pub async fn requests_affordable(&self, at_most: u64) -> Option<u64> {
+        let deadline = self.deadline?;
+        let mut plan = self.plan_reading.subscribe();
+        let _ = plan.wait_for(Option::is_none).await;
+        let until = deadline.saturating_sub(self.config.request_timeout);
+        let budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
+        Some(budget.sendable_before(self.clock.monotonic(), until, at_most))
+    }
+
     /// Fails if waiting `wait` and then sending a request could run past the deadline.
     pub(super) fn check_deadline(&self, call: &Call, wait: Duration) -> Result<(), MakeError> {
         let Some(deadline) = self.deadline else {

@@ -330,7 +330,18 @@ fn entry_bytes(event: &ChangeEvent) -> usize {
     event.detail.to_string().len() + event.detail_type.len() + 64
 }
 
-/// The event with every string of its detail cut to [`MAX_DETAIL_STRING_BYTES`].
+/// The most one event may take of a `PutEvents` request: what its batch holds, less room
+/// for its type, source and time. Past it, its team roles are left out (see [`bounded`]).
+const MAX_EVENT_BYTES: usize = PUBLISH_BATCH_BYTES - 1024;
+
+/// Said in place of team roles an event cannot carry.
+const TEAMS_LEFT_OUT: &str =
+    "left out: too many to announce — read the user's teams with the connect function's users action";
+
+/// The event with every string of its detail cut to [`MAX_DETAIL_STRING_BYTES`]; one still
+/// larger than [`MAX_EVENT_BYTES`] (a member in hundreds of teams) goes without its team
+/// roles, which it says, rather than fail its batch and hold back the events after it —
+/// another tenant's among them.
 fn bounded(event: &ChangeEvent) -> ChangeEvent {
     fn cut(value: &mut Value) {
         match value {
@@ -347,8 +358,20 @@ fn bounded(event: &ChangeEvent) -> ChangeEvent {
             _ => {}
         }
     }
+    fn leave_out_teams(value: &mut Value) {
+        if let Value::Object(fields) = value {
+            if fields.contains_key("teams") {
+                fields.insert("teams".into(), Value::String(TEAMS_LEFT_OUT.into()));
+            }
+            fields.values_mut().for_each(leave_out_teams);
+        }
+    }
     let mut event = event.clone();
     cut(&mut event.detail);
+    if entry_bytes(&event) > MAX_EVENT_BYTES {
+        leave_out_teams(&mut event.detail);
+        event.detail["teamsLeftOut"] = Value::Bool(true);
+    }
     event
 }
 

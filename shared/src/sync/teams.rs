@@ -99,6 +99,9 @@ pub async fn read_team_access(
         Ok(teams) => teams,
         Err(error) => return not_read(error),
     };
+    if let Some(note) = unaffordable(client, teams.len()).await {
+        return Ok(TeamAccess::NotRead(note));
+    }
     let mut grants = Vec::new();
     let read = Arc::new(AtomicUsize::new(0));
     let turns = Arc::new(Turns::default());
@@ -164,6 +167,24 @@ pub async fn read_team_access(
     }
     counted.keep();
     Ok(TeamAccess::Read(MemberGrants::new(grants)))
+}
+
+/// Requests kept for the member and user lists (their pages, a re-read, retries) when the team
+/// reads are weighed against what the run can afford.
+const KEPT_FOR_USERS: u64 = 20;
+
+/// Why team access is not read this run when its teams need more requests — one each — than
+/// the organization's share allows before the run's deadline, with the users' lists first:
+/// team access never costs the users their sync.
+async fn unaffordable(client: &MakeClient, teams: usize) -> Option<String> {
+    let needed = teams as u64 + KEPT_FOR_USERS;
+    let affordable = client.requests_affordable(needed).await?;
+    (affordable < needed).then(|| {
+        format!(
+            "teams not read: the organization's {teams} teams need a request each, more than its API budget allows within this run ({} requests left for teams) — users and organization roles were synced",
+            affordable.saturating_sub(KEPT_FOR_USERS)
+        )
+    })
 }
 
 /// The error a refused count of team roles stands for (see [`not_read`]).
