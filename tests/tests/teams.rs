@@ -276,3 +276,81 @@ async fn more_teams_than_the_plan_affords_in_a_run_leave_the_users_synced() {
     );
     assert_eq!(report.run.teams_not_read, None);
 }
+
+/// A token connect found without `teams:read` costs no team request at any run: a 10,000-user
+/// organization syncs in 6 requests, and its status says which scopes the token has.
+#[tokio::test]
+async fn a_token_known_to_lack_teams_read_is_not_asked_for_teams() {
+    let mut world = demo_world();
+    world.add_generated_organization(7100, "eu1.make.com", Some(1000), 9_999, 71_000_000);
+    // The token's own user is the 10,000th member.
+    world.add_member(7100, 1, 12, None);
+    world.add_generated_teams(7100, 10, 710_000);
+    let env = TestEnv::start_with(world, |config| {
+        config.page_size = makesync::make::MakeApiConfig::default().page_size
+    })
+    .await;
+    let secrets = std::sync::Arc::new(makesync::store::MemorySecrets::default());
+    let queue = std::sync::Arc::new(makesync::store::MemoryQueue::default());
+    let connect = makesync::connect::ConnectService::new(
+        env.store.clone(),
+        env.store.clone(),
+        secrets.clone(),
+        queue.clone(),
+        env.make.clone(),
+        env.clock_arc(),
+    );
+    let connected = makesync::connect::response_json(
+        &connect
+            .handle_payload(
+                &serde_json::json!({"host": "eu1.make.com", "organizationId": 7100,
+                "token": makesync_simulator::DEMO_TOKEN, "tenantId": "tenant-1"}),
+            )
+            .await,
+    );
+    assert_eq!(
+        connected["optionalScopes"]["teams:read"], false,
+        "{connected}"
+    );
+    let id = makesync::connection::ConnectionId::parse(connected["connectionId"].as_str().unwrap())
+        .unwrap();
+    let worker = makesync::worker::Worker::new(
+        env.store.clone(),
+        secrets,
+        env.engine.clone(),
+        env.make.clone(),
+    );
+    let before = team_requests(&env);
+    for reason in [
+        makesync::run::SyncReason::Connected,
+        makesync::run::SyncReason::Scheduled,
+    ] {
+        let request = makesync::queue::SyncRequest::new(id.clone(), reason, env.clock.wall());
+        let outcome = worker.handle(&request).await;
+        let run = &outcome.report().expect("a run").run;
+        assert_eq!(run.outcome, RunOutcome::Succeeded, "{:?}", run.error);
+        assert!(
+            run.make_requests <= 6,
+            "{reason:?}: {} requests",
+            run.make_requests
+        );
+        assert_eq!(
+            run.teams_not_read.as_deref(),
+            Some(lacks_scope_note().as_str())
+        );
+    }
+    assert_eq!(team_requests(&env), before, "no team request");
+    let status = makesync::connect::response_json(
+        &connect
+            .handle_payload(
+                &serde_json::json!({"action": "status", "tenantId": "tenant-1",
+                "connectionId": id.as_str()}),
+            )
+            .await,
+    );
+    assert_eq!(
+        status["optionalScopes"],
+        serde_json::json!({"teams:read": false}),
+        "{status}"
+    );
+}

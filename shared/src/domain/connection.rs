@@ -274,6 +274,9 @@ pub struct ConnectionUpdate {
     /// The connection no longer uses a credential's token: a connection that left its
     /// credential (disconnected) gets a token of its own when connected again.
     pub detach_credential: bool,
+    /// Whether the new token has `teams:read` (`Some(None)`: Make did not say); kept when
+    /// `None` (the token did not change).
+    pub teams_readable: Option<Option<bool>>,
 }
 
 impl ConnectionUpdate {
@@ -292,6 +295,7 @@ impl ConnectionUpdate {
             organization_name,
             zone,
             detach_credential: false,
+            teams_readable: None,
         }
     }
 
@@ -326,6 +330,7 @@ impl ConnectionUpdate {
             organization_name: None,
             zone: None,
             detach_credential: false,
+            teams_readable: None,
         }
     }
 }
@@ -384,9 +389,14 @@ pub struct Connection {
     #[serde(default)]
     pub erased_users: u64,
     /// The credential whose token it uses, when one token serves several connections; `None`
-    /// when the token is the connection's own. Set when it is created, never changed.
+    /// when the token is the connection's own. Set when it is created; cleared only when a
+    /// connection that left its credential is connected again on a token of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<CredentialId>,
+    /// Whether its token has `teams:read`, as Make said when the token was given (connect);
+    /// `None` when Make did not say. A token known to lack it is not asked for teams.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teams_readable: Option<bool>,
 }
 
 impl Connection {
@@ -417,6 +427,7 @@ impl Connection {
             lease_until: None,
             erased_users: 0,
             credential_id: None,
+            teams_readable: None,
         }
     }
 
@@ -451,6 +462,9 @@ impl Connection {
         }
         if update.detach_credential {
             self.credential_id = None;
+        }
+        if let Some(readable) = update.teams_readable {
+            self.teams_readable = readable;
         }
         self.version += 1;
     }

@@ -233,6 +233,7 @@ impl MakeApi {
             observer: None,
             read_budget: Arc::new(ReadBudget::new(self.config.max_read_bytes, None)),
             instance_token: false,
+            teams_unreadable: false,
         }
     }
 
@@ -337,6 +338,8 @@ pub struct MakeClient {
     /// The token is a White Label administrator's: a refusal of an organization's data says
     /// that a member's token is needed.
     pub(super) instance_token: bool,
+    /// Known to lack `teams:read` (connect asked Make): team access is not asked for.
+    pub(super) teams_unreadable: bool,
 }
 
 impl MakeClient {
@@ -345,6 +348,17 @@ impl MakeClient {
     pub fn with_instance_token(mut self) -> Self {
         self.instance_token = true;
         self
+    }
+
+    /// Marks the token as known to lack `teams:read`: team access costs no request.
+    pub fn with_teams_unreadable(mut self) -> Self {
+        self.teams_unreadable = true;
+        self
+    }
+
+    /// Whether the token is known to lack `teams:read`.
+    pub fn teams_unreadable(&self) -> bool {
+        self.teams_unreadable
     }
 
     pub fn with_observer(mut self, observer: Arc<dyn PageObserver>) -> Self {

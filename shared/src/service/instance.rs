@@ -561,6 +561,7 @@ impl InstanceFollower {
                 organization_name: None,
                 zone: None,
                 detach_credential: false,
+                teams_readable: None,
             }
         } else if paused_for_it {
             ConnectionUpdate::reconnect(None, None, None)

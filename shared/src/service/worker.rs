@@ -610,14 +610,18 @@ impl Worker {
             SyncReason::Connected => self.secrets.get_fresh_token(&secret).await?,
             _ => self.secrets.get_token(&secret).await?,
         };
-        let client = self
+        let mut client = self
             .make
             .client(&connection.host, connection.organization_id, token)?;
-        Ok(if instance_token {
-            client.with_instance_token()
-        } else {
-            client
-        })
+        if instance_token {
+            client = client.with_instance_token();
+        }
+        // Connect asked Make which scopes this token has: one without `teams:read` is not
+        // asked for teams at every run only to be refused.
+        if connection.teams_readable == Some(false) {
+            client = client.with_teams_unreadable();
+        }
+        Ok(client)
     }
 
     /// Where the connection's token is now, and whether it is a White Label administrator's:

@@ -95,6 +95,9 @@ pub async fn read_team_access(
     client: &MakeClient,
     organization: OrganizationId,
 ) -> Result<TeamAccess, MakeError> {
+    if client.teams_unreadable() {
+        return Ok(TeamAccess::NotRead(lacks_scope_note()));
+    }
     let teams = match client.list_teams(organization, MAX_TEAMS).await {
         Ok(teams) => teams,
         Err(error) => return not_read(error),

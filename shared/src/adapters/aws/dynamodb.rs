@@ -509,6 +509,15 @@ impl ConnectionStore for DynamoStore {
         if update.detach_credential {
             remove.push("credentialId");
         }
+        match update.teams_readable {
+            Some(Some(readable)) => {
+                set.push("teamsReadable = :teams");
+                request =
+                    request.expression_attribute_values(":teams", AttributeValue::Bool(readable));
+            }
+            Some(None) => remove.push("teamsReadable"),
+            None => {}
+        }
         if update.reset_failures {
             set.push("consecutiveFailures = :zero");
             request = request.expression_attribute_values(":zero", number(0));

@@ -538,6 +538,7 @@ async fn check_credentials(store: &dyn Store) {
 
     let mut member = connection("k-1");
     member.credential_id = Some(id.clone());
+    member.teams_readable = Some(false);
     assert!(store.create_connection(&member).await.unwrap());
     let read = store.get_connection(&member.id).await.unwrap().unwrap();
     assert_eq!(read.credential_id, Some(id));
@@ -551,6 +552,29 @@ async fn check_credentials(store: &dyn Store) {
     let detached = store.get_connection(&member.id).await.unwrap().unwrap();
     assert_eq!(detached.credential_id, None);
     assert_eq!(detached.token_version.as_deref(), Some("v9"));
+    assert_eq!(
+        detached.teams_readable,
+        Some(false),
+        "kept: the update did not say"
+    );
+    // A new token Make said nothing of: its scopes are unknown again.
+    let mut unknown =
+        crate::connection::ConnectionUpdate::reconnect(Some("v10".into()), None, None);
+    unknown.teams_readable = Some(None);
+    assert!(store
+        .update_connection(&member.id, detached.version, &unknown)
+        .await
+        .unwrap());
+    let stored = store.get_connection(&member.id).await.unwrap().unwrap();
+    assert_eq!(stored.teams_readable, None);
+    let mut known = crate::connection::ConnectionUpdate::reconnect(Some("v11".into()), None, None);
+    known.teams_readable = Some(Some(true));
+    assert!(store
+        .update_connection(&member.id, stored.version, &known)
+        .await
+        .unwrap());
+    let stored = store.get_connection(&member.id).await.unwrap().unwrap();
+    assert_eq!(stored.teams_readable, Some(true));
 }
 
 /// A connection is read and listed for its own tenant only; the unowned sentinel lists

@@ -180,6 +180,7 @@ impl SqliteStore {
             "INTEGER NOT NULL DEFAULT 0",
         )?;
         add_column_if_missing(&db, "connections", "credential_id", "TEXT")?;
+        add_column_if_missing(&db, "connections", "teams_readable", "INTEGER")?;
         Ok(Self {
             db: Arc::new(Mutex::new(db)),
         })
@@ -353,6 +354,7 @@ fn connection_from_row(row: &Row<'_>) -> Result<Connection, StoreError> {
                     .ok_or_else(|| StoreError::Corrupt("connection credential_id".into()))
             })
             .transpose()?,
+        teams_readable: row.get("teams_readable").map_err(get)?,
     })
 }
 
@@ -439,9 +441,9 @@ impl ConnectionStore for SqliteStore {
                     status_reason_kind, status_reason_message, organization_name, zone, created_at,
                     last_success_at, last_run_id, last_error_kind, last_error_message,
                     consecutive_failures, lease_until, user_count, version, token_version,
-                    erased_users, credential_id)
+                    erased_users, credential_id, teams_readable)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,
-                    ?17, ?18, ?19, ?20, ?21)
+                    ?17, ?18, ?19, ?20, ?21, ?22)
                  ON CONFLICT (id) DO NOTHING",
                     params![
                         c.id.as_str(),
@@ -465,6 +467,7 @@ impl ConnectionStore for SqliteStore {
                         c.token_version,
                         c.erased_users as i64,
                         c.credential_id.as_ref().map(|id| id.to_string()),
+                        c.teams_readable,
                     ],
                 )
                 .map_err(backend)?;
@@ -490,6 +493,7 @@ impl ConnectionStore for SqliteStore {
                         organization_name = coalesce(?8, organization_name),
                         zone = coalesce(?9, zone),
                         credential_id = CASE WHEN ?10 THEN NULL ELSE credential_id END,
+                        teams_readable = CASE WHEN ?11 THEN ?12 ELSE teams_readable END,
                         version = version + 1
                      WHERE id = ?1 AND version = ?2",
                     params![
@@ -503,6 +507,8 @@ impl ConnectionStore for SqliteStore {
                         u.organization_name,
                         u.zone,
                         u.detach_credential,
+                        u.teams_readable.is_some(),
+                        u.teams_readable.flatten(),
                     ],
                 )
                 .map_err(backend)?;

@@ -246,7 +246,7 @@ impl ConnectService {
         })
     }
 
-    pub async fn connect(&self, input: ConnectInput) -> Result<ConnectResponse, ConnectError> {
+    pub async fn connect(&self, mut input: ConnectInput) -> Result<ConnectResponse, ConnectError> {
         let host = self.make.allowlist().admit(&input.host)?;
         let existing = match &input.connection_id {
             Some(id) => Some(self.existing(&input.tenant_id, id).await?),
@@ -294,6 +294,9 @@ impl ConnectService {
         let organization = client.get_organization(input.organization_id).await?;
         client.check_user_access(input.organization_id).await?;
         let scopes = optional_scopes(&client).await;
+        input.teams_readable = scopes
+            .as_ref()
+            .and_then(|scopes| scopes.get(crate::make::TEAMS_SCOPE).copied());
 
         let (connection, replaced) = self
             .store_connection(&input, &host, &organization, existing.as_ref())
@@ -332,6 +335,7 @@ impl ConnectService {
         connection.token_version = secret.version.clone();
         connection.organization_name = Some(organization.name.clone());
         connection.zone = organization.zone.clone();
+        connection.teams_readable = input.teams_readable;
         if !self.connections.create_connection(&connection).await? {
             // 122 random bits collided, or a store replayed a write: never overwrite.
             return Err(ConnectError::Conflict {
@@ -349,8 +353,9 @@ impl ConnectService {
         existing: &Connection,
         secret: &TokenRef,
         organization: &crate::make::OrganizationSummary,
+        teams_readable: Option<Option<bool>>,
     ) -> Result<Connection, ConnectError> {
-        let update = match existing.credential_id {
+        let mut update = match existing.credential_id {
             Some(_) => ConnectionUpdate::reconnect_detached,
             None => ConnectionUpdate::reconnect,
         }(
@@ -358,6 +363,7 @@ impl ConnectService {
             Some(organization.name.clone()),
             organization.zone.clone(),
         );
+        update.teams_readable = teams_readable;
         if !self
             .connections
             .update_connection(&existing.id, existing.version, &update)

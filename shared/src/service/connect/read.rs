@@ -47,6 +47,9 @@ pub struct ConnectionView {
     pub last_error: Option<ErrorReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credential_id: Option<CredentialId>,
+    /// Each optional scope and whether the token has it, as Make said when it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub optional_scopes: Option<super::OptionalScopes>,
     /// `status` only: the newest run, running or finished.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_run: Option<SyncRun>,
@@ -68,6 +71,9 @@ impl ConnectionView {
             consecutive_failures: connection.consecutive_failures,
             last_error: connection.last_error.clone(),
             credential_id: connection.credential_id.clone(),
+            optional_scopes: connection.teams_readable.map(|readable| {
+                super::OptionalScopes::from([(crate::make::TEAMS_SCOPE.to_string(), readable)])
+            }),
             last_run: None,
         }
     }

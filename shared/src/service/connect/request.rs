@@ -104,6 +104,8 @@ pub struct ConnectInput {
     /// Given to update an existing connection of the tenant (a new token); a new
     /// connection's id is minted.
     pub connection_id: Option<ConnectionId>,
+    /// Whether the token has `teams:read`, once Make said (not part of the request).
+    pub teams_readable: Option<bool>,
 }
 
 const EXPECTED: &str = "expected {\"tenantId\", \"host\", \"organizationId\", \"token\", \"connectionId\"?}, {\"action\": \"sync\" | \"resume\" | \"status\", \"tenantId\", \"connectionId\"}, {\"action\": \"list\", \"tenantId\", \"cursor\"?, \"limit\"?}, {\"action\": \"users\", \"tenantId\", \"connectionId\", \"cursor\"?, \"limit\"?}, {\"action\": \"disconnect\", \"tenantId\", \"connectionId\", \"purge\"?} or {\"action\": \"discover\", \"tenantId\", \"host\", \"token\", \"instance\"?}";
@@ -274,6 +276,7 @@ fn parse_connect(payload: &Value) -> Result<ConnectCommand, ConnectError> {
         token,
         tenant_id,
         connection_id,
+        teams_readable: None,
     }))
 }
 

@@ -44,7 +44,7 @@ impl ConnectService {
             // deleted the one read meanwhile cannot leave it active on a token that is gone.
             Some(token) => {
                 let resumed = self
-                    .replace_token(&connection, &token, &organization)
+                    .replace_token(&connection, &token, &organization, None)
                     .await?;
                 self.forget_token(&connection.token_ref()).await;
                 resumed

@@ -40,7 +40,12 @@ impl ConnectService {
     ) -> Result<(Connection, Option<TokenRef>), ConnectError> {
         if let Some(existing) = existing {
             let connection = self
-                .replace_token(existing, &input.token, organization)
+                .replace_token(
+                    existing,
+                    &input.token,
+                    organization,
+                    Some(input.teams_readable),
+                )
                 .await?;
             return Ok((connection, Some(existing.token_ref())));
         }
@@ -78,7 +83,12 @@ impl ConnectService {
                 }
                 Some(taken) if own_token_allowed(&taken) => {
                     let connection = self
-                        .replace_token(&taken, &input.token, organization)
+                        .replace_token(
+                            &taken,
+                            &input.token,
+                            organization,
+                            Some(input.teams_readable),
+                        )
                         .await?;
                     return Ok((connection, Some(taken.token_ref())));
                 }
@@ -106,10 +116,14 @@ impl ConnectService {
         connection: &Connection,
         token: &ApiToken,
         organization: &OrganizationSummary,
+        teams_readable: Option<Option<bool>>,
     ) -> Result<Connection, ConnectError> {
         let secret = TokenRef::new_version(&connection.id);
         self.secrets.put_token(&secret, token).await?;
-        match self.reconnect(connection, &secret, organization).await {
+        match self
+            .reconnect(connection, &secret, organization, teams_readable)
+            .await
+        {
             Ok(connection) => Ok(connection),
             Err(error) => {
                 // A token nobody can find would only be a liability.
@@ -162,7 +176,10 @@ impl ConnectService {
         let connection = if !own_token_allowed(existing) {
             existing.clone()
         } else {
-            match self.replace_token(existing, token, organization).await {
+            match self
+                .replace_token(existing, token, organization, Some(None))
+                .await
+            {
                 Ok(connection) => {
                     self.forget_token(&existing.token_ref()).await;
                     connection
