@@ -26,6 +26,9 @@ struct ProxyState {
     calls: Vec<AwsCall>,
     /// Calls (by `X-Amz-Target`) answered 400 with this error type, every time.
     refusals: BTreeMap<String, String>,
+    /// `(action, resource, error type)`: the next call of that action naming that resource is
+    /// answered 400 with that error type, once.
+    fail_next: Vec<(String, String, String)>,
 }
 
 /// One call an SDK client made: its IAM action (`dynamodb:PutItem`) and the resources its
@@ -116,6 +119,7 @@ impl FaultProxy {
                 injected: BTreeMap::new(),
                 calls: Vec::new(),
                 refusals: BTreeMap::new(),
+                fail_next: Vec::new(),
             }),
         });
         let app = Router::new().fallback(forward).with_state(shared.clone());
@@ -148,6 +152,15 @@ impl FaultProxy {
             Some(error_type) => state.refusals.insert(target.into(), error_type.into()),
             None => state.refusals.remove(target),
         };
+    }
+
+    /// Answers the next call of `action` (`dynamodb:PutItem`) that names `resource` (a table's
+    /// name) with a 400 of `error_type` (`ConditionalCheckFailedException`: a conditional
+    /// write lost to another writer), once.
+    pub fn fail_next(&self, action: &str, resource: &str, error_type: &str) {
+        self.lock()
+            .fail_next
+            .push((action.into(), resource.into(), error_type.into()));
     }
 
     /// Every call sent through the proxy so far, in order.
@@ -250,7 +263,14 @@ async fn forward(
     {
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(call) = AwsCall::read(&target, &body) {
+            let planned = state.fail_next.iter().position(|(action, resource, _)| {
+                *action == call.action && call.resources.contains(resource)
+            });
             state.calls.push(call);
+            if let Some(index) = planned {
+                let (_, _, error_type) = state.fail_next.remove(index);
+                return aws_error(StatusCode::BAD_REQUEST, &error_type);
+            }
         }
         if let Some(error_type) = state.refusals.get(&target) {
             return aws_error(StatusCode::BAD_REQUEST, error_type);

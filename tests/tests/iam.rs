@@ -385,6 +385,26 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
         );
         world.delete_in_instance(5001);
     }
+    // The follow loses its conditional writes: the new organization's connection is there
+    // already (a follow that failed part-way made it), and another writer changed the
+    // credential first. It reads what won (GetItem) and goes on from it.
+    let credential_id =
+        makesync::credential::CredentialId::parse(instance["credentialId"].as_str().unwrap())
+            .unwrap();
+    let mut made = makesync::connection::Connection::new(
+        credential_id.connection_for(makesync::organization::OrganizationId::new(5005).unwrap()),
+        makesync::tenant::TenantId::parse("tenant-1").unwrap(),
+        makesync::host::MakeHost::parse(makesync_tests::simulator::DEMO_INSTANCE_HOST).unwrap(),
+        makesync::organization::OrganizationId::new(5005).unwrap(),
+        clock.wall(),
+    );
+    made.credential_id = Some(credential_id);
+    assert!(env.backend.store.create_connection(&made).await.unwrap());
+    scheduler_proxy.fail_next(
+        "dynamodb:PutItem",
+        &env.settings.credentials_table,
+        "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
+    );
     makesync_scheduler::handle(&scheduler).await.unwrap();
     work(&worker).await;
 
