@@ -337,3 +337,57 @@ async fn a_token_without_admin_read_cannot_follow_an_instance() {
         .unwrap()
         .is_empty());
 }
+
+/// The 5,000-organization bound counts the organizations the instance has, not the deleted
+/// ones Make lists for good; what the credential remembers having seen is the instance's own.
+#[tokio::test]
+async fn deleted_organizations_do_not_count_toward_the_instance_bound() {
+    let i = instance(true, ListShape::Paged { max: 10_000 }).await;
+    {
+        let mut world = i.env.simulator.world();
+        // The demo instance has 4 organizations (one deleted): 4,997 more live ones make
+        // 5,000 live, and 10 deleted ones past the bound.
+        for k in 0..4_997u64 {
+            world.add_organization(600_000 + k, "Live", DEMO_INSTANCE_HOST, Some(60));
+        }
+        for k in 0..10u64 {
+            world.add_organization(700_000 + k, "Deleted", DEMO_INSTANCE_HOST, Some(60));
+            world.delete_in_instance(700_000 + k);
+        }
+    }
+    let followed = i
+        .ask(
+            json!({"action": "connect-instance", "tenantId": "tenant-wl",
+                    "host": DEMO_INSTANCE_HOST, "token": DEMO_INSTANCE_TOKEN}),
+        )
+        .await;
+    assert!(followed.get("error").is_none(), "{followed}");
+    let credential = CredentialId::parse(followed["credentialId"].as_str().unwrap()).unwrap();
+    let stored = i.store.get_credential(&credential).await.unwrap().unwrap();
+    let follow = stored.instance.unwrap();
+    let listed: BTreeSet<u64> = i
+        .env
+        .simulator
+        .world()
+        .organizations
+        .values()
+        .filter(|o| o.zone == DEMO_INSTANCE_HOST)
+        .map(|o| o.id)
+        .collect();
+    assert!(
+        follow.seen.is_subset(&listed),
+        "only the instance's own ids"
+    );
+    // One live organization more is past the bound: refused, nothing changed.
+    i.env
+        .simulator
+        .world()
+        .add_organization(800_000, "One too many", DEMO_INSTANCE_HOST, Some(60));
+    let summary = i.scheduler.fan_out().await.unwrap();
+    assert_eq!(summary.instances, 0, "the follow is refused past the bound");
+    let after = i.store.get_credential(&credential).await.unwrap().unwrap();
+    assert!(
+        after.instance.unwrap().attempted_at.is_some(),
+        "the failed attempt is recorded: the instance waits its turn next time"
+    );
+}

@@ -41,6 +41,18 @@ pub struct InstanceFollow {
     /// When the instance was last discovered.
     #[serde(default)]
     pub discovered_at: Option<DateTime<Utc>>,
+    /// When a follow of the instance was last tried, whether it succeeded or not: follows go
+    /// by it, the least recently tried first, so a failing one does not go first every time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempted_at: Option<DateTime<Utc>>,
+}
+
+impl InstanceFollow {
+    /// When a follow was last tried (or, for a credential from before attempts were kept,
+    /// when it last succeeded).
+    pub fn last_attempt(&self) -> Option<DateTime<Utc>> {
+        self.attempted_at.or(self.discovered_at)
+    }
 }
 
 /// The most organizations one followed instance may have. The credential's item lists its

@@ -49,6 +49,22 @@ pub const FOLLOW_BUDGET: Duration = Duration::from_secs(120);
 /// A follow is not started with less time than this left before the invocation's deadline.
 const MIN_FOLLOW_TIME: Duration = Duration::from_secs(30);
 
+/// What following one instance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowOutcome {
+    /// Followed; the connections it made, to be synced in this schedule.
+    Followed(Vec<ConnectionId>),
+    Failed,
+    /// Not started: too little of the invocation was left.
+    NotReached,
+}
+
+/// The credentials in the order they are followed: the least recently tried first (never
+/// tried, first of all).
+pub fn order_by_last_attempt(credentials: &mut [Credential]) {
+    credentials.sort_by_key(|c| c.instance.as_ref().and_then(InstanceFollow::last_attempt));
+}
+
 /// What following every instance of one schedule did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FollowSummary {
@@ -182,38 +198,60 @@ impl InstanceFollower {
         mut credentials: Vec<Credential>,
         deadline: Option<Duration>,
     ) -> FollowSummary {
-        credentials.sort_by_key(|c| c.instance.as_ref().and_then(|i| i.discovered_at));
+        order_by_last_attempt(&mut credentials);
         let mut summary = FollowSummary::default();
         for credential in credentials {
-            let now = self.clock.monotonic();
-            let mut until = now + FOLLOW_BUDGET;
-            if let Some(deadline) = deadline {
-                if deadline.saturating_sub(now) < MIN_FOLLOW_TIME {
-                    summary.not_reached += 1;
-                    continue;
-                }
-                until = until.min(deadline);
-            }
-            match self.follow_until(&credential, Some(until)).await {
-                Ok(changes) => {
+            match self.follow_one(&credential, deadline).await {
+                FollowOutcome::Followed(connected) => {
                     summary.followed += 1;
-                    summary
-                        .connected
-                        .extend(changes.connected.into_iter().map(|(_, id)| id));
+                    summary.connected.extend(connected);
                 }
-                Err(error) => {
-                    summary.failed += 1;
-                    tracing::error!(credential_id = %credential.id, error_kind = error.kind().as_str(), error = %error, "could not discover the White Label instance")
-                }
+                FollowOutcome::Failed => summary.failed += 1,
+                FollowOutcome::NotReached => summary.not_reached += 1,
             }
-        }
-        if summary.not_reached > 0 {
-            tracing::warn!(
-                not_reached = summary.not_reached,
-                "White Label instances not followed in this invocation's time; they go first next time"
-            );
         }
         summary
+    }
+
+    /// Follows one instance within [`FOLLOW_BUDGET`] and before `deadline`; not at all when
+    /// too little is left (it goes first next time). A failure is logged, and the attempt
+    /// recorded so that the instance waits its turn behind the others next time.
+    pub async fn follow_one(
+        &self,
+        credential: &Credential,
+        deadline: Option<Duration>,
+    ) -> FollowOutcome {
+        let now = self.clock.monotonic();
+        let mut until = now + FOLLOW_BUDGET;
+        if let Some(deadline) = deadline {
+            if deadline.saturating_sub(now) < MIN_FOLLOW_TIME {
+                tracing::warn!(credential_id = %credential.id, "White Label instance not followed in this invocation's time; it goes first next time");
+                return FollowOutcome::NotReached;
+            }
+            until = until.min(deadline);
+        }
+        match self.follow_until(credential, Some(until)).await {
+            Ok(changes) => {
+                FollowOutcome::Followed(changes.connected.into_iter().map(|(_, id)| id).collect())
+            }
+            Err(error) => {
+                tracing::error!(credential_id = %credential.id, error_kind = error.kind().as_str(), error = %error, "could not discover the White Label instance");
+                self.record_attempt(credential).await;
+                FollowOutcome::Failed
+            }
+        }
+    }
+
+    /// Notes on the credential that a follow was tried now (best effort: a lost write only
+    /// means the instance may go first again).
+    async fn record_attempt(&self, credential: &Credential) {
+        let mut next = credential.clone();
+        next.instance
+            .get_or_insert_with(InstanceFollow::default)
+            .attempted_at = Some(self.clock.wall());
+        if let Err(error) = self.connections.replace_credential(&next).await {
+            tracing::warn!(credential_id = %credential.id, error = %error, "could not record the follow's attempt");
+        }
     }
 
     /// Discovers the instance `credential` follows and brings its connections in line.
@@ -253,8 +291,10 @@ impl InstanceFollower {
             // Only the instance's own organizations: a zone elsewhere is not this instance.
             .filter(|o| o.host.as_deref() == Some(credential.host.as_str()))
             .collect();
-        if own.len() > MAX_INSTANCE_ORGANIZATIONS {
-            return Err(InstanceError::TooManyOrganizations { listed: own.len() });
+        // Make lists deleted organizations for good: only those that are not count.
+        let live = own.iter().filter(|o| o.deleted != Some(true)).count();
+        if live > MAX_INSTANCE_ORGANIZATIONS {
+            return Err(InstanceError::TooManyOrganizations { listed: live });
         }
         let now = self.clock.wall();
         let mut by_organization = self.connections_by_organization(credential).await?;
@@ -308,7 +348,12 @@ impl InstanceFollower {
                 None => changes.available.push(id),
             }
         }
-        self.record(&credential, &listed, &left, &paused_now, &changes)
+        let own_ids: Vec<u64> = listed
+            .iter()
+            .filter(|o| o.host.as_deref() == Some(credential.host.as_str()))
+            .map(|o| o.id)
+            .collect();
+        self.record(&credential, &own_ids, &left, &paused_now, &changes)
             .await?;
         log_changes(&credential, &changes);
         self.announce(&credential, &changes, now).await;
@@ -579,7 +624,7 @@ impl InstanceFollower {
     async fn record(
         &self,
         credential: &Credential,
-        listed: &[DiscoveredOrganization],
+        own: &[u64],
         left: &BTreeSet<ConnectionId>,
         paused: &BTreeSet<u64>,
         changes: &InstanceChanges,
@@ -588,10 +633,13 @@ impl InstanceFollower {
         for _ in 0..WRITE_ATTEMPTS {
             let mut next = current.clone();
             let follow = next.instance.get_or_insert_with(InstanceFollow::default);
-            follow.seen.extend(listed.iter().map(|o| o.id));
+            // What the instance lists now, its own organizations only: another host's ids are
+            // not this instance's (and would grow the item with every follow).
+            follow.seen = own.iter().copied().collect();
             follow.available = changes.available.iter().copied().collect();
             follow.paused = paused.clone();
             follow.discovered_at = Some(self.clock.wall());
+            follow.attempted_at = follow.discovered_at;
             for id in left {
                 next.connections.remove(id);
             }

@@ -8,7 +8,7 @@ use crate::ports::{ConnectionStore, QueueError, StoreError, SyncQueue};
 use crate::queue::SyncRequest;
 use crate::run::SyncReason;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use thiserror::Error;
 
@@ -156,13 +156,22 @@ impl Scheduler {
         let followed: BTreeSet<CredentialId> = credentials.iter().map(|c| c.id.clone()).collect();
         let mut deferred = self.enqueue_stored(&followed, &mut summary).await?;
         if let Some(instances) = &self.instances {
-            if !credentials.is_empty() {
-                let follows = instances.follow_each(credentials, deadline).await;
-                summary.instances = follows.followed;
-                deferred.extend(follows.connected);
+            // Each instance's connections go as soon as its own follow ends.
+            let mut credentials = credentials;
+            crate::instance::order_by_last_attempt(&mut credentials);
+            for credential in credentials {
+                let mut ids = deferred.remove(&credential.id).unwrap_or_default();
+                let outcome = instances.follow_one(&credential, deadline).await;
+                if let crate::instance::FollowOutcome::Followed(connected) = outcome {
+                    summary.instances += 1;
+                    ids.extend(connected);
+                }
+                self.enqueue_deferred(ids, &mut summary).await?;
             }
         }
-        self.enqueue_deferred(deferred, &mut summary).await?;
+        for (_, ids) in deferred {
+            self.enqueue_deferred(ids, &mut summary).await?;
+        }
         tracing::info!(
             seen = summary.seen,
             enqueued = summary.enqueued,
@@ -184,13 +193,14 @@ impl Scheduler {
     }
 
     /// One request per stored active connection with no sync in flight; those of a followed
-    /// instance are returned instead, to be enqueued once their instance was followed.
+    /// instance are returned instead, by credential, to be enqueued once their instance was
+    /// followed.
     async fn enqueue_stored(
         &self,
         followed: &BTreeSet<CredentialId>,
         summary: &mut ScheduleSummary,
-    ) -> Result<Vec<ConnectionId>, ScheduleError> {
-        let mut deferred = Vec::new();
+    ) -> Result<BTreeMap<CredentialId, Vec<ConnectionId>>, ScheduleError> {
+        let mut deferred: BTreeMap<CredentialId, Vec<ConnectionId>> = BTreeMap::new();
         let mut cursor = None;
         loop {
             let page = self
@@ -207,13 +217,15 @@ impl Scheduler {
                     connection.status,
                     ConnectionStatus::Active | ConnectionStatus::Paused
                 );
-                if may_sync
-                    && connection
-                        .credential_id
-                        .as_ref()
-                        .is_some_and(|c| followed.contains(c))
+                if let Some(credential) = connection
+                    .credential_id
+                    .as_ref()
+                    .filter(|c| may_sync && followed.contains(*c))
                 {
-                    deferred.push(connection.id.clone());
+                    deferred
+                        .entry(credential.clone())
+                        .or_default()
+                        .push(connection.id.clone());
                     continue;
                 }
                 summary.seen += 1;
