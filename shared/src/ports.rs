@@ -334,6 +334,29 @@ pub trait SyncRunStore: Send + Sync {
     ) -> Result<Vec<SyncRun>, StoreError>;
 }
 
+/// The answers given to requests that named a `requestId`, kept for a day, so that the same
+/// request sent again answers as the first did. Keyed by tenant: a tenant never reads
+/// another's.
+#[async_trait]
+pub trait RequestLog: Send + Sync {
+    /// The answer kept for `request` of `tenant` (JSON), if one is and has not expired.
+    async fn answer_of(
+        &self,
+        tenant: &TenantId,
+        request: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+    /// Keeps `answer` for `request` of `tenant` until `expires_at`; the first answer kept
+    /// stays.
+    async fn keep_answer(
+        &self,
+        tenant: &TenantId,
+        request: &str,
+        answer: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+}
+
 #[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum SecretError {
     #[error("no Make token is stored for connection {} — reconnect it with a token", .0.connection_id)]

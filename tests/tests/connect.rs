@@ -497,3 +497,46 @@ async fn users_pages_a_ten_thousand_user_connection_under_lambdas_answer_limit()
     );
     assert_eq!(foreign["error"]["kind"], "not_found", "{foreign}");
 }
+
+#[tokio::test]
+async fn a_request_sent_again_with_its_request_id_answers_as_the_first_did() {
+    let c = connect_env(ApiShape::DOCUMENTED).await;
+    let service = c.service.clone().with_request_log(c.store.clone());
+    let ask = |payload: Value| {
+        let service = service.clone();
+        async move { response_json(&service.handle_payload(&payload).await) }
+    };
+    let connect = json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+                         "tenantId": "tenant-a", "requestId": "req-1"});
+    // Make is down at the first try: a refusal is not kept, the retry acts.
+    c.env.simulator.world().faults.server_errors = u32::MAX;
+    let refused = ask(connect.clone()).await;
+    assert_eq!(refused["error"]["kind"], "transient", "{refused}");
+    c.env.simulator.world().faults.server_errors = 0;
+    let first = ask(connect.clone()).await;
+    assert_eq!(first["status"], "active", "{first}");
+    assert_eq!(c.queue.len(), 1);
+    // Sent again: the same answer (its runId included), nothing done twice.
+    let again = ask(connect.clone()).await;
+    assert_eq!(again, first);
+    assert_eq!(c.queue.len(), 1, "no second sync queued");
+    let sync = json!({"action": "sync", "tenantId": "tenant-a", "requestId": "req-2",
+                      "connectionId": first["connectionId"]});
+    let synced = ask(sync.clone()).await;
+    assert_eq!(ask(sync).await, synced);
+    assert_eq!(c.queue.len(), 2);
+    // Another tenant's request of the same id is its own.
+    let mut other = connect.clone();
+    other["tenantId"] = json!("tenant-b");
+    let theirs = ask(other).await;
+    assert_ne!(theirs["connectionId"], first["connectionId"], "{theirs}");
+    // A token in requestId is refused without being quoted.
+    let mut pasted = connect.clone();
+    pasted["requestId"] = json!(DEMO_TOKEN);
+    let refused = ask(pasted).await;
+    assert_eq!(refused["error"]["kind"], "invalid_input", "{refused}");
+    assert!(!refused.to_string().contains(DEMO_TOKEN));
+    let mut bad = connect;
+    bad["requestId"] = json!("a b");
+    assert_eq!(ask(bad).await["error"]["kind"], "invalid_input");
+}

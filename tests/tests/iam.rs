@@ -260,9 +260,9 @@ async fn calls_by_function() -> BTreeMap<String, BTreeSet<Grant>> {
     call(json!({"action": "sync", "tenantId": "tenant-1", "connectionId": acme.as_str()})).await;
     work(&worker).await;
     env.make.simulator.world().set_revoked(DEMO_TOKEN, false);
-    let resumed =
-        call(json!({"action": "resume", "tenantId": "tenant-1", "connectionId": acme.as_str()}))
-            .await;
+    let resumed = call(json!({"action": "resume", "tenantId": "tenant-1",
+        "connectionId": acme.as_str(), "requestId": "resume-1"}))
+    .await;
     assert_eq!(resumed["status"], "active", "{resumed}");
     work(&worker).await;
     let status =

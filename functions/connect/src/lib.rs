@@ -40,7 +40,8 @@ pub fn service_for(
         make,
         clock,
     )
-    .with_runs(store))
+    .with_runs(store.clone())
+    .with_request_log(store))
 }
 
 /// Time kept after Make's part of a request, for storing what Make confirmed and answering.

@@ -12,14 +12,14 @@ use crate::credential::{Credential, CredentialId};
 use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
-use crate::ports::{ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp};
+use crate::ports::{ConnectionStore, RequestLog, StoreError, SyncRunStore, UserStore, WriteStamp};
 use crate::run::{RunCounts, SyncReason, SyncRun};
 use crate::tenant::TenantId;
 use crate::user::{TeamRole, UserRecord, UserStatus};
 use chrono::{DateTime, Duration, Utc};
 
-pub trait Store: ConnectionStore + UserStore + SyncRunStore {}
-impl<T: ConnectionStore + UserStore + SyncRunStore> Store for T {}
+pub trait Store: ConnectionStore + UserStore + SyncRunStore + RequestLog {}
+impl<T: ConnectionStore + UserStore + SyncRunStore + RequestLog> Store for T {}
 
 fn at(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
@@ -94,6 +94,45 @@ pub async fn check_store_contract(store: &dyn Store) {
     check_users(store, &first).await;
     check_runs(store, &first).await;
     check_connections_read_together(store).await;
+    check_request_answers(store).await;
+}
+
+/// A request's answer is kept for its tenant only, the first one stays, and it is gone once
+/// it expires.
+async fn check_request_answers(store: &dyn Store) {
+    let (a, b) = (
+        TenantId::parse("tenant-a#x").unwrap(),
+        TenantId::parse("tenant-b").unwrap(),
+    );
+    let now = at("2026-12-01T00:00:00Z");
+    let expires = now + Duration::hours(24);
+    assert_eq!(store.answer_of(&a, "r-1", now).await.unwrap(), None);
+    store
+        .keep_answer(&a, "r-1", r#"{"n":1}"#, expires)
+        .await
+        .unwrap();
+    store
+        .keep_answer(&a, "r-1", r#"{"n":2}"#, expires)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.answer_of(&a, "r-1", now).await.unwrap().as_deref(),
+        Some(r#"{"n":1}"#),
+        "the first answer stays"
+    );
+    assert_eq!(store.answer_of(&b, "r-1", now).await.unwrap(), None);
+    // No other tenant and request meet on one key ("tenant-a#x" with "r-1" is not
+    // "tenant-a" with "x#r-1" nor the reverse).
+    let other = TenantId::parse("tenant-a").unwrap();
+    assert_eq!(store.answer_of(&other, "r-1", now).await.unwrap(), None);
+    assert_eq!(
+        store
+            .answer_of(&a, "r-1", expires + Duration::seconds(1))
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
 }
 
 /// Many connections read at once: exactly those that exist, as stored, the newest write

@@ -8,8 +8,8 @@ use crate::error::ErrorReport;
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::ports::{
-    ConnectionPage, ConnectionStore, SecretError, SecretStore, StoreError, SyncRunStore, UserStore,
-    WriteStamp,
+    ConnectionPage, ConnectionStore, RequestLog, SecretError, SecretStore, StoreError,
+    SyncRunStore, UserStore, WriteStamp,
 };
 use crate::run::SyncRun;
 use crate::tenant::TenantId;
@@ -32,6 +32,8 @@ struct State {
     runs: HashMap<ConnectionId, Vec<SyncRun>>,
     user_writes: usize,
     organization_leases: HashMap<(MakeHost, OrganizationId), (ConnectionId, DateTime<Utc>)>,
+    /// Answers kept for requests that named a `requestId`, by tenant and id.
+    answers: HashMap<(TenantId, String), (String, DateTime<Utc>)>,
 }
 
 /// Connections, users and runs in memory.
@@ -412,6 +414,37 @@ impl UserStore for MemoryStore {
             users.remove(id);
         }
         Ok(ids.len())
+    }
+}
+
+#[async_trait]
+impl RequestLog for MemoryStore {
+    async fn answer_of(
+        &self,
+        tenant: &TenantId,
+        request: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .answers
+            .get(&(tenant.clone(), request.to_string()))
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(answer, _)| answer.clone()))
+    }
+
+    async fn keep_answer(
+        &self,
+        tenant: &TenantId,
+        request: &str,
+        answer: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .answers
+            .entry((tenant.clone(), request.to_string()))
+            .or_insert_with(|| (answer.to_string(), expires_at));
+        Ok(())
     }
 }
 

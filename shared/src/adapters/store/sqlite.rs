@@ -11,7 +11,7 @@ use crate::error::{ErrorKind, ErrorReport};
 use crate::host::MakeHost;
 use crate::organization::OrganizationId;
 use crate::ports::{
-    ConnectionPage, ConnectionStore, StoreError, SyncRunStore, UserStore, WriteStamp,
+    ConnectionPage, ConnectionStore, RequestLog, StoreError, SyncRunStore, UserStore, WriteStamp,
 };
 use crate::run::{RunCounts, RunId, RunOutcome, SyncReason, SyncRun};
 use crate::tenant::TenantId;
@@ -100,6 +100,14 @@ CREATE TABLE IF NOT EXISTS sync_runs (
     PRIMARY KEY (connection_id, run_id)
 );
 CREATE INDEX IF NOT EXISTS sync_runs_by_start ON sync_runs (connection_id, started_at);
+-- Answers to requests that named a requestId, kept a day.
+CREATE TABLE IF NOT EXISTS request_answers (
+    tenant_id  TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    answer     TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (tenant_id, request_id)
+);
 CREATE INDEX IF NOT EXISTS connections_by_tenant ON connections (tenant_id);
 -- The removed users of a connection by removal time: the retention rule runs with every write
 -- and reads only these, not every user (at 100,001 users, a scan per 200-row write made a
@@ -1025,6 +1033,51 @@ impl UserStore for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(deleted)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RequestLog for SqliteStore {
+    async fn answer_of(
+        &self,
+        tenant: &TenantId,
+        request: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let (tenant, request) = (tenant.to_string(), request.to_string());
+        self.with_db(move |db| {
+            db.query_row(
+                "SELECT answer FROM request_answers
+                 WHERE tenant_id = ?1 AND request_id = ?2 AND expires_at > ?3",
+                params![tenant, request, text(now)],
+                |row| row.get::<_, String>(0),
+            )
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn keep_answer(
+        &self,
+        tenant: &TenantId,
+        request: &str,
+        answer: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (tenant, request, answer) =
+            (tenant.to_string(), request.to_string(), answer.to_string());
+        self.with_db(move |db| {
+            // The first answer of a request stays (an expired one is not read).
+            db.execute(
+                "INSERT OR IGNORE INTO request_answers (tenant_id, request_id, answer, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![tenant, request, answer, text(expires_at)],
+            )
+            .map_err(backend)?;
+            Ok(())
         })
         .await
     }

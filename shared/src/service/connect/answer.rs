@@ -99,6 +99,8 @@ pub enum ConnectAnswer {
     Status(Box<ConnectionView>),
     List(ConnectionPage),
     Users(UserPage),
+    /// The answer a request with the same `requestId` got first, as it was.
+    Replayed(Value),
     Discovery(DiscoveryResponse),
     Credential(CredentialResponse),
 }

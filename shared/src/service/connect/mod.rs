@@ -26,6 +26,7 @@ mod answer;
 mod credential;
 mod error;
 mod read;
+mod replay;
 mod request;
 mod resume;
 mod store;
@@ -50,7 +51,8 @@ use crate::discover::{discover, DiscoveryScope};
 use crate::make::MakeApi;
 use crate::organization::OrganizationId;
 use crate::ports::{
-    ConnectionStore, QueueError, SecretError, SecretStore, SyncQueue, SyncRunStore, UserStore,
+    ConnectionStore, QueueError, RequestLog, SecretError, SecretStore, SyncQueue, SyncRunStore,
+    UserStore,
 };
 use crate::queue::SyncRequest;
 use crate::run::{RunId, SyncReason};
@@ -68,6 +70,8 @@ pub struct ConnectService {
     users: Arc<dyn UserStore>,
     /// Where `status` reads a connection's newest run; without it, `status` has no `lastRun`.
     runs: Option<Arc<dyn SyncRunStore>>,
+    /// Where answers to requests with a `requestId` are kept; without it, none is.
+    requests: Option<Arc<dyn RequestLog>>,
     secrets: Arc<dyn SecretStore>,
     queue: Arc<dyn SyncQueue>,
     make: MakeApi,
@@ -87,6 +91,7 @@ impl ConnectService {
             connections,
             users,
             runs: None,
+            requests: None,
             secrets,
             queue,
             make,
@@ -102,8 +107,18 @@ impl ConnectService {
 
     /// Parses and runs one invocation payload; the result's JSON is [`response_json`].
     pub async fn handle_payload(&self, payload: &Value) -> Result<ConnectAnswer, ConnectError> {
-        let command = ConnectCommand::parse(payload)?;
-        self.handle(command).await.map_err(ConnectError::for_caller)
+        let (request, payload) = replay::split_request_id(payload)?;
+        let command = ConnectCommand::parse(&payload)?;
+        self.handle_once(command, request)
+            .await
+            .map_err(ConnectError::for_caller)
+    }
+
+    /// Where the answers of requests that name a `requestId` are kept, so that the same
+    /// request sent again answers as the first did.
+    pub fn with_request_log(mut self, requests: Arc<dyn RequestLog>) -> Self {
+        self.requests = Some(requests);
+        self
     }
 
     /// The same service, its requests to Make bounded by `deadline` (on the clock's monotonic
