@@ -575,12 +575,18 @@ async fn check_credentials(store: &dyn Store) {
     assert!(store.delete_credential(&id, 3).await.unwrap());
     assert_eq!(store.get_credential(&id).await.unwrap(), None);
 
+    check_credential_connection(store, &id).await;
+}
+
+/// A connection of a credential: it names it; connected again after it left the credential,
+/// on a token of its own; what Make said of its token's scopes kept until a new token's.
+async fn check_credential_connection(store: &dyn Store, id: &CredentialId) {
     let mut member = connection("k-1");
     member.credential_id = Some(id.clone());
     member.teams_readable = Some(false);
     assert!(store.create_connection(&member).await.unwrap());
     let read = store.get_connection(&member.id).await.unwrap().unwrap();
-    assert_eq!(read.credential_id, Some(id));
+    assert_eq!(read.credential_id.as_ref(), Some(id));
     // Connected again after it left its credential: on a token of its own from then on.
     let own =
         crate::connection::ConnectionUpdate::reconnect_detached(Some("v9".into()), None, None);
