@@ -347,12 +347,13 @@ pub trait RequestLog: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
     /// Keeps `answer` for `request` of `tenant` until `expires_at`; the first answer kept
-    /// stays.
+    /// stays until it expires (by `now`), then a new one takes its place.
     async fn keep_answer(
         &self,
         tenant: &TenantId,
         request: &str,
         answer: &str,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 }

@@ -540,3 +540,152 @@ async fn a_request_sent_again_with_its_request_id_answers_as_the_first_did() {
     bad["requestId"] = json!("a b");
     assert_eq!(ask(bad).await["error"]["kind"], "invalid_input");
 }
+
+// ---------------------------------------------------------------- requestId at its edges
+
+/// A request log that remembers every key it was asked to keep an answer under.
+struct RecordingLog {
+    inner: Arc<MemoryStore>,
+    keys: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl makesync::ports::RequestLog for RecordingLog {
+    async fn answer_of(
+        &self,
+        tenant: &makesync::tenant::TenantId,
+        request: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<String>, makesync::ports::StoreError> {
+        self.inner.answer_of(tenant, request, now).await
+    }
+    async fn keep_answer(
+        &self,
+        tenant: &makesync::tenant::TenantId,
+        request: &str,
+        answer: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), makesync::ports::StoreError> {
+        self.keys.lock().unwrap().push(request.to_string());
+        self.inner
+            .keep_answer(tenant, request, answer, now, expires_at)
+            .await
+    }
+}
+
+/// A token in `requestId` — as it is beside the token with the newline a file gives it
+/// (connect trims it), or inside a longer id — is refused: it would be kept as a key and
+/// logged.
+#[tokio::test]
+async fn a_token_in_request_id_is_refused_however_it_is_written() {
+    let c = connect_env(ApiShape::DOCUMENTED).await;
+    let log = Arc::new(RecordingLog {
+        inner: c.store.clone(),
+        keys: Default::default(),
+    });
+    let service = c.service.clone().with_request_log(log.clone());
+    for (token, request_id) in [
+        (DEMO_TOKEN.to_string(), format!("{DEMO_TOKEN}:retry-1")),
+        (format!("{DEMO_TOKEN}\n"), DEMO_TOKEN.to_string()),
+    ] {
+        let payload = json!({"host": "eu1.make.com", "organizationId": ACME, "token": token,
+                             "tenantId": "tenant-a", "requestId": request_id});
+        let answer = response_json(&service.handle_payload(&payload).await);
+        let keys = log.keys.lock().unwrap().clone();
+        assert!(
+            !keys.iter().any(|k| k.contains(DEMO_TOKEN)),
+            "the token was kept as a requestId: keys {keys:?}; answer {answer}"
+        );
+    }
+}
+
+/// A connect of several where Make is down for one organization answers that one "send the
+/// request again"; sent again with the same requestId, it is carried out, not replayed.
+#[tokio::test]
+async fn an_organization_refused_because_make_was_down_is_tried_again_when_sent_again() {
+    let c = connect_env(ApiShape::DOCUMENTED).await;
+    let service = c.service.clone().with_request_log(c.store.clone());
+    let payload = json!({"tenantId": "tenant-a", "token": DEMO_TOKEN, "requestId": "req-several",
+        "organizations": [{"organizationId": ACME, "host": "eu1.make.com"},
+                          {"organizationId": makesync_tests::GLOBEX, "host": "us2.make.com"}]});
+    // Every attempt of the first organization's check answers 503 (5 attempts), then Make is
+    // back for the second.
+    c.env.simulator.world().faults.server_errors = 5;
+    let first = response_json(&service.handle_payload(&payload).await);
+    let results = first["organizations"].as_array().unwrap();
+    assert_eq!(results[0]["error"]["kind"], "transient", "{first}");
+    assert_eq!(results[1]["status"], "active", "{first}");
+    c.env.simulator.world().faults.server_errors = 0;
+    // Sent again, as the refusal says, with the retry's requestId.
+    let again = response_json(&service.handle_payload(&payload).await);
+    assert_eq!(
+        again["organizations"][0]["status"], "active",
+        "Make is up again, yet the first organization's transient refusal was replayed: {again}"
+    );
+}
+
+fn service_with_secrets(c: &Connect) -> (ConnectService, Arc<MemorySecrets>) {
+    let secrets = Arc::new(MemorySecrets::default());
+    let service = ConnectService::new(
+        c.store.clone(),
+        c.store.clone(),
+        secrets.clone(),
+        c.queue.clone(),
+        c.env.make.clone(),
+        c.env.clock_arc(),
+    )
+    .with_request_log(c.store.clone());
+    (service, secrets)
+}
+
+/// A disconnect sent with a requestId the backend used before for another request (a connect)
+/// is refused, not answered with the connect's answer (which would leave the token stored).
+#[tokio::test]
+async fn a_request_id_given_to_another_request_is_refused() {
+    let c = connect_env(ApiShape::DOCUMENTED).await;
+    let (service, secrets) = service_with_secrets(&c);
+    let connected = response_json(
+        &service
+            .handle_payload(&json!({"host": "eu1.make.com", "organizationId": ACME,
+                "token": DEMO_TOKEN, "tenantId": "tenant-a", "requestId": "op-42"}))
+            .await,
+    );
+    assert_eq!(connected["status"], "active", "{connected}");
+    let disconnect = json!({"action": "disconnect", "tenantId": "tenant-a",
+        "connectionId": connected["connectionId"], "requestId": "op-42"});
+    let answer = response_json(&service.handle_payload(&disconnect).await);
+    let id = makesync::connection::ConnectionId::parse(connected["connectionId"].as_str().unwrap())
+        .unwrap();
+    let stored = c.store.get_connection(&id).await.unwrap().unwrap();
+    assert!(
+        answer.get("error").is_some() || stored.status.as_str() == "disconnected",
+        "a disconnect answered {answer} without an error, yet the connection is {} and {} token(s) remain",
+        stored.status.as_str(),
+        secrets.len()
+    );
+}
+
+/// A requestId sent again after its day is a new request and acts once; its answer takes the
+/// expired one's place, so a further retry is answered with it.
+#[tokio::test]
+async fn a_request_id_is_kept_a_day_then_answers_anew() {
+    let c = connect_env(ApiShape::DOCUMENTED).await;
+    let connected = c.connect(DEMO_TOKEN).await;
+    let service = c.service.clone().with_request_log(c.store.clone());
+    let sync = json!({"action": "sync", "tenantId": "tenant-a", "requestId": "job-7",
+                      "connectionId": connected["connectionId"]});
+    let before = c.queue.len();
+    let _first = response_json(&service.handle_payload(&sync).await);
+    c.env
+        .clock
+        .advance(std::time::Duration::from_secs(25 * 3600));
+    let next_day = response_json(&service.handle_payload(&sync).await);
+    let again = response_json(&service.handle_payload(&sync).await);
+    assert_eq!(
+        c.queue.len() - before,
+        2,
+        "one sync the first day, one the next: next day {next_day}, sent again {again}"
+    );
+    assert_eq!(again, next_day, "the next day's answer is replayed");
+}

@@ -461,3 +461,161 @@ async fn a_connection_that_left_its_credential_is_connected_again_on_a_token_of_
     assert_eq!(status["lastRun"]["outcome"], "succeeded", "{status}");
     assert!(status.get("credentialId").is_none(), "{status}");
 }
+
+// ---------------------------------------------------------------- requestId and instance bounds on DynamoDB
+
+#[tokio::test]
+async fn an_instance_followed_with_a_request_id_answers_the_same_when_sent_again() {
+    let env = AwsTestEnv::start().await;
+    {
+        let mut world = env.make.simulator.world();
+        for k in 0..3u64 {
+            let name = format!("{k:04}{}", "N".repeat(10));
+            world.add_organization(
+                880_000 + k,
+                &name,
+                makesync_tests::simulator::DEMO_INSTANCE_HOST,
+                Some(60),
+            );
+        }
+    }
+    let follow = json!({"action": "connect-instance", "tenantId": "tenant-wl",
+        "host": DEMO_INSTANCE_HOST, "token": DEMO_INSTANCE_TOKEN, "autoConnect": true,
+        "requestId": "follow-1"});
+    let first = call(&env, follow.clone()).await;
+    assert!(first.get("error").is_none(), "{first}");
+    eprintln!(
+        "first answer: {} bytes, {} organizations",
+        first.to_string().len(),
+        first["organizations"].as_array().map_or(0, Vec::len)
+    );
+    let again = call(&env, follow).await;
+    assert!(
+        again == first,
+        "sent again with its requestId, answered differently: note {}, runId of the first organization {} (first: {})",
+        again["note"],
+        again["organizations"][0]["runId"],
+        first["organizations"][0]["runId"]
+    );
+}
+
+/// On DynamoDB: a requestId sent again after its day acts once (a new request), and its
+/// answer takes the expired item's place (DynamoDB's TTL deletes it only some time after).
+#[tokio::test]
+async fn on_dynamodb_a_request_id_is_kept_a_day_then_answers_anew() {
+    let env = AwsTestEnv::start().await;
+    let connected = call(
+        &env,
+        json!({"host": "eu1.make.com", "organizationId": ACME, "token": DEMO_TOKEN,
+               "tenantId": "tenant-7"}),
+    )
+    .await;
+    assert_eq!(connected["status"], "active", "{connected}");
+    env.take_messages().await;
+    let sync = json!({"action": "sync", "tenantId": "tenant-7", "requestId": "job-7",
+                      "connectionId": connected["connectionId"]});
+    call(&env, sync.clone()).await;
+    env.make
+        .clock
+        .advance(std::time::Duration::from_secs(25 * 3600));
+    let next_day = call(&env, sync.clone()).await;
+    let again = call(&env, sync).await;
+    let queued = env.take_messages().await.len();
+    assert_eq!(
+        queued, 2,
+        "one sync the first day, one the next: next day {next_day}, sent again {again}"
+    );
+}
+
+/// On DynamoDB: a token pasted into `requestId` never becomes a key of the runs table.
+#[tokio::test]
+async fn on_dynamodb_no_token_is_a_runs_table_key() {
+    let env = AwsTestEnv::start().await;
+    let connected = call(
+        &env,
+        json!({"host": "eu1.make.com", "organizationId": ACME,
+               "token": format!("{DEMO_TOKEN}\n"), "requestId": DEMO_TOKEN,
+               "tenantId": "tenant-7"}),
+    )
+    .await;
+    let items = env
+        .dynamodb
+        .scan()
+        .table_name(&env.settings.runs_table)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = items
+        .items()
+        .iter()
+        .filter_map(|item| item.get("connectionId")?.as_s().ok().cloned())
+        .collect();
+    assert!(
+        !keys.iter().any(|k| k.contains(DEMO_TOKEN)),
+        "the token is a key of the runs table: {keys:?} (answered {connected})"
+    );
+}
+
+/// Deleted organizations, which Make lists for good, are not written into the credential's
+/// `seen`: an instance of 5,000 live organizations and 35,000 deleted ones is still followed
+/// (its credential item stays within what DynamoDB takes).
+#[tokio::test]
+async fn deleted_organizations_do_not_grow_the_credential_past_an_item() {
+    use makesync::ports::ConnectionStore;
+    let env = AwsTestEnv::start().await;
+    let host = env.make.make.allowlist().admit(DEMO_INSTANCE_HOST).unwrap();
+    let tenant = makesync::tenant::TenantId::parse("tenant-wl").unwrap();
+    let id = CredentialId::generate();
+    let secret = id.new_token_version();
+    let mut credential = makesync::credential::Credential::new(
+        tenant,
+        host.clone(),
+        &secret,
+        id.clone(),
+        env.clock().wall(),
+    );
+    let auto_connect = true;
+    credential.instance = Some(makesync::credential::InstanceFollow {
+        auto_connect,
+        ..Default::default()
+    });
+    assert!(env
+        .backend
+        .store
+        .create_credential(&credential)
+        .await
+        .unwrap());
+    let follower = makesync::instance::InstanceFollower::new(
+        env.backend.store.clone(),
+        env.backend.store.clone(),
+        env.backend.secrets.clone(),
+        env.make.make.clone(),
+        env.clock(),
+    );
+    // Passes with 15,000 deleted; fails with 35,000 (with autoConnect off: passes with 45,000,
+    // fails with 60,000).
+    let deleted: u64 = 35_000;
+    let org = |id: u64, deleted: bool| makesync::discover::DiscoveredOrganization {
+        id,
+        name: format!("Org {id}"),
+        host: Some(host.to_string()),
+        zone: None,
+        host_allowed: true,
+        host_note: None,
+        paused: Some(false),
+        deleted: deleted.then_some(true),
+        api_limit: Some(60),
+        external_id: None,
+        connection_id: None,
+    };
+    let listed: Vec<_> = (0..5_000u64)
+        .map(|k| org(1_000_000 + k, false))
+        .chain((0..deleted).map(|k| org(2_000_000 + k, true)))
+        .collect();
+    let followed = follower.apply(&credential, listed).await;
+    assert!(
+        followed.is_ok(),
+        "5,000 live organizations and {deleted} deleted: {:?}",
+        followed.err()
+    );
+}

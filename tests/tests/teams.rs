@@ -354,3 +354,146 @@ async fn a_token_known_to_lack_teams_read_is_not_asked_for_teams() {
         "{status}"
     );
 }
+
+// ---------------------------------------------------------------- team access within a run's budget
+
+/// On a Core plan, in an organization whose users' lists need a hundred requests, team access
+/// never takes the share the lists need: the users sync at every run.
+#[tokio::test]
+async fn teams_read_never_cost_the_users_their_sync() {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(60), 999, 700_000);
+    world.add_member(9001, 1, 12, None);
+    world.add_generated_teams(9001, 100, 900_000);
+    // The teams list whole, in one answer (a shape the documentation leaves open).
+    world.faults.teams_list = ListShape::Unpaged;
+    let env = TestEnv::start_with(world, |_| {}).await;
+    let connection = env.connection("eu1.make.com", 9001);
+    env.ensure_stored(&connection).await;
+    // Control: the same organization with a token without `teams:read` syncs within the run.
+    let client = env
+        .client(&connection, makesync_simulator::DEMO_TOKEN)
+        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+    let report = env
+        .engine
+        .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
+        .await;
+    assert_eq!(
+        report.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        report.run.error
+    );
+    eprintln!("control: {} requests", report.run.make_requests);
+    env.clock.advance(std::time::Duration::from_secs(600));
+    for run in 0..2 {
+        let client = env
+            .client(&connection, DEMO_TEAMS_TOKEN)
+            .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+        let report = env
+            .engine
+            .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
+            .await;
+        assert_eq!(
+            report.run.outcome,
+            RunOutcome::Succeeded,
+            "run {run}: {:?} (teams not read: {:?}, {} requests)",
+            report.run.error,
+            report.run.teams_not_read,
+            report.run.make_requests
+        );
+        eprintln!(
+            "run {run}: teams_not_read {:?}, {} requests",
+            report.run.teams_not_read, report.run.make_requests
+        );
+        env.clock.advance(std::time::Duration::from_secs(600));
+    }
+    assert_eq!(
+        env.store.list_users(&connection.id).await.unwrap().len(),
+        1000
+    );
+}
+
+/// Whether team access is affordable is counted from the plan, not from what the last minute
+/// spent: a sync asked right after the scheduled one ("sync now", in the same warm worker, with
+/// the same 290 s) decides as the first did, so team roles are not read at one run and dropped
+/// at the next (one "changed" event per member each time).
+#[tokio::test]
+async fn whether_teams_are_affordable_is_the_same_at_every_run_of_a_plan() {
+    for teams in [40u64, 95] {
+        let mut world = demo_world();
+        world.add_generated_organization(9001, "eu1.make.com", Some(60), 49, 700_000);
+        world.add_member(9001, 1, 12, None);
+        world.add_generated_teams(9001, teams, 900_000);
+        let env = TestEnv::start_with(world, |_| {}).await;
+        let connection = env.connection("eu1.make.com", 9001);
+        env.ensure_stored(&connection).await;
+        let mut runs = Vec::new();
+        for _ in 0..2 {
+            let client = env
+                .client(&connection, DEMO_TEAMS_TOKEN)
+                .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+            let report = env
+                .engine
+                .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
+                .await;
+            assert_eq!(
+                report.run.outcome,
+                RunOutcome::Succeeded,
+                "{:?}",
+                report.run.error
+            );
+            runs.push(report.run.clone());
+        }
+        assert_eq!(
+            runs[0].teams_not_read.is_some(),
+            runs[1].teams_not_read.is_some(),
+            "{teams} teams: {:?} then {:?}",
+            runs[0].teams_not_read,
+            runs[1].teams_not_read
+        );
+        assert_eq!(
+            runs[1].counts.updated, 0,
+            "{teams} teams: nothing changed in Make"
+        );
+    }
+}
+
+/// An Enterprise organization synced before (its organization read beside the lists)
+/// whose organization answers slowly still has its 200 teams read: affordability waits for
+/// the plan.
+#[tokio::test]
+async fn enterprise_teams_are_read_while_the_plan_answers_slowly() {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(1000), 50, 700_000);
+    world.add_member(9001, 1, 12, None);
+    world.add_generated_teams(9001, 200, 900_000);
+    world.faults.teams_list = ListShape::Unpaged;
+    let env = TestEnv::start_with(world, |_| {}).await;
+    let mut connection = env.connection("eu1.make.com", 9001);
+    env.ensure_stored(&connection).await;
+    for run in 0..2 {
+        if run == 1 {
+            connection.user_count = Some(51);
+            env.simulator.world().faults.path_latency.insert(
+                "/organizations/9001".into(),
+                std::time::Duration::from_secs(5),
+            );
+        }
+        let client = env
+            .client(&connection, DEMO_TEAMS_TOKEN)
+            .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+        let report = env
+            .engine
+            .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
+            .await;
+        assert_eq!(
+            report.run.outcome,
+            RunOutcome::Succeeded,
+            "{:?}",
+            report.run.error
+        );
+        assert_eq!(report.run.teams_not_read, None, "run {run}");
+        env.clock.advance(std::time::Duration::from_secs(600));
+    }
+}

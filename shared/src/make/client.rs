@@ -378,17 +378,21 @@ impl MakeClient {
         self.deadline
     }
 
-    /// How many more requests this client could send before its deadline within the
-    /// organization's share, counting at most `at_most`; `None` without a deadline. Asked
-    /// while the organization's plan is being read, it waits for that answer: the share a
-    /// client starts with is the smallest plan's.
-    pub async fn requests_affordable(&self, at_most: u64) -> Option<u64> {
+    /// How many requests the organization's share allows from now to the deadline, counted
+    /// from the plan alone (its requests a minute, over the minutes left), not from what this
+    /// or another run spent in the last minute — so that the answer is the same at every run
+    /// of the same plan, and what depends on it does not come and go; `None` without a
+    /// deadline. Asked while the organization's plan is being read, it waits for that answer:
+    /// the share a client starts with is the smallest plan's.
+    pub async fn requests_affordable(&self) -> Option<u64> {
         let deadline = self.deadline?;
         let mut plan = self.plan_reading.subscribe();
         let _ = plan.wait_for(Option::is_none).await;
-        let until = deadline.saturating_sub(self.config.request_timeout);
-        let budget = self.budget.lock().unwrap_or_else(|e| e.into_inner());
-        Some(budget.sendable_before(self.clock.monotonic(), until, at_most))
+        let left = deadline
+            .saturating_sub(self.config.request_timeout)
+            .saturating_sub(self.clock.monotonic());
+        let per_minute = u64::from(self.lock_budget().limit_per_minute());
+        Some(per_minute.saturating_mul(left.as_secs() / 60 + 1))
     }
 
     /// Fails if waiting `wait` and then sending a request could run past the deadline.

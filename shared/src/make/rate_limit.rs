@@ -114,17 +114,6 @@ impl RequestBudget {
         at.saturating_sub(now)
     }
 
-    /// How many more requests could be sent from `now` until `until` within the share (at
-    /// most `at_most`): what a run can still afford before its deadline.
-    pub fn sendable_before(&self, now: Duration, until: Duration, at_most: u64) -> u64 {
-        let mut budget = self.clone();
-        let mut sendable = 0;
-        while sendable < at_most && now.saturating_add(budget.reserve(now)) <= until {
-            sendable += 1;
-        }
-        sendable
-    }
-
     /// Gives back a reservation that was not used (the request was not sent): the one
     /// [`reserve`](Self::reserve) made at `at` (its `now` plus the wait it said), not whichever
     /// is last — another request may have reserved after it.

@@ -348,9 +348,12 @@ impl InstanceFollower {
                 None => changes.available.push(id),
             }
         }
+        // Deleted organizations are never looked up in `seen` (Make lists them for good: they
+        // would grow the credential's item past what the store takes).
         let own_ids: Vec<u64> = listed
             .iter()
             .filter(|o| o.host.as_deref() == Some(credential.host.as_str()))
+            .filter(|o| o.deleted != Some(true))
             .map(|o| o.id)
             .collect();
         self.record(&credential, &own_ids, &left, &paused_now, &changes)

@@ -172,20 +172,16 @@ pub async fn read_team_access(
     Ok(TeamAccess::Read(MemberGrants::new(grants)))
 }
 
-/// Requests kept for the member and user lists (their pages, a re-read, retries) when the team
-/// reads are weighed against what the run can afford.
-const KEPT_FOR_USERS: u64 = 20;
-
 /// Why team access is not read this run when its teams need more requests — one each — than
-/// the organization's share allows before the run's deadline, with the users' lists first:
-/// team access never costs the users their sync.
+/// half of what the organization's share allows before the run's deadline: the other half is
+/// the users' lists' (their pages, a re-read, retries), so team access does not cost the users
+/// their sync. Counted from the plan, it says the same at every run of the same plan: team
+/// roles are not read at one run and dropped at the next.
 async fn unaffordable(client: &MakeClient, teams: usize) -> Option<String> {
-    let needed = teams as u64 + KEPT_FOR_USERS;
-    let affordable = client.requests_affordable(needed).await?;
-    (affordable < needed).then(|| {
+    let for_teams = client.requests_affordable().await? / 2;
+    (teams as u64 > for_teams).then(|| {
         format!(
-            "teams not read: the organization's {teams} teams need a request each, more than its API budget allows within this run ({} requests left for teams) — users and organization roles were synced",
-            affordable.saturating_sub(KEPT_FOR_USERS)
+            "teams not read: the organization's {teams} teams need a request each, more than its API budget allows for teams within one run ({for_teams}) — users and organization roles were synced"
         )
     })
 }

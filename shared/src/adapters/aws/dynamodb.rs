@@ -1137,6 +1137,7 @@ impl RequestLog for DynamoStore {
         tenant: &TenantId,
         request: &str,
         answer: &str,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let mut item = answer_key(tenant, request);
@@ -1147,12 +1148,14 @@ impl RequestLog for DynamoStore {
             .put_item()
             .table_name(&self.runs_table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(connectionId)")
+            // The first answer kept stays until it expires (the table's TTL deletes it
+            // only some time after).
+            .condition_expression("attribute_not_exists(connectionId) OR expiresAt <= :now")
+            .expression_attribute_values(":now", number(now.timestamp()))
             .send()
             .await;
         match written {
             Ok(_) => Ok(()),
-            // The first answer kept stays.
             Err(error) if condition_failed(&error) => Ok(()),
             Err(error) => Err(store_error(classify(&error))),
         }

@@ -108,11 +108,11 @@ async fn check_request_answers(store: &dyn Store) {
     let expires = now + Duration::hours(24);
     assert_eq!(store.answer_of(&a, "r-1", now).await.unwrap(), None);
     store
-        .keep_answer(&a, "r-1", r#"{"n":1}"#, expires)
+        .keep_answer(&a, "r-1", r#"{"n":1}"#, now, expires)
         .await
         .unwrap();
     store
-        .keep_answer(&a, "r-1", r#"{"n":2}"#, expires)
+        .keep_answer(&a, "r-1", r#"{"n":2}"#, now, expires)
         .await
         .unwrap();
     assert_eq!(
@@ -132,6 +132,16 @@ async fn check_request_answers(store: &dyn Store) {
             .unwrap(),
         None,
         "expired"
+    );
+    // Past its expiry, a new answer takes its place.
+    let later = expires + Duration::seconds(1);
+    store
+        .keep_answer(&a, "r-1", r#"{"n":3}"#, later, later + Duration::hours(24))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.answer_of(&a, "r-1", later).await.unwrap().as_deref(),
+        Some(r#"{"n":3}"#)
     );
 }
 

@@ -438,12 +438,17 @@ impl RequestLog for MemoryStore {
         tenant: &TenantId,
         request: &str,
         answer: &str,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.lock()
+        let mut state = self.lock();
+        let kept = state
             .answers
             .entry((tenant.clone(), request.to_string()))
             .or_insert_with(|| (answer.to_string(), expires_at));
+        if kept.1 <= now {
+            *kept = (answer.to_string(), expires_at);
+        }
         Ok(())
     }
 }

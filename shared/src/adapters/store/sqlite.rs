@@ -1065,16 +1065,20 @@ impl RequestLog for SqliteStore {
         tenant: &TenantId,
         request: &str,
         answer: &str,
+        now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (tenant, request, answer) =
             (tenant.to_string(), request.to_string(), answer.to_string());
         self.with_db(move |db| {
-            // The first answer of a request stays (an expired one is not read).
+            // The first answer of a request stays until it expires.
             db.execute(
-                "INSERT OR IGNORE INTO request_answers (tenant_id, request_id, answer, expires_at)
-                 VALUES (?1, ?2, ?3, ?4)",
-                params![tenant, request, answer, text(expires_at)],
+                "INSERT INTO request_answers (tenant_id, request_id, answer, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (tenant_id, request_id) DO UPDATE
+                 SET answer = excluded.answer, expires_at = excluded.expires_at
+                 WHERE request_answers.expires_at <= ?5",
+                params![tenant, request, answer, text(expires_at), text(now)],
             )
             .map_err(backend)?;
             Ok(())

@@ -109,7 +109,7 @@ impl ConnectService {
     pub async fn handle_payload(&self, payload: &Value) -> Result<ConnectAnswer, ConnectError> {
         let (request, payload) = replay::split_request_id(payload)?;
         let command = ConnectCommand::parse(&payload)?;
-        self.handle_once(command, request)
+        self.handle_once(command, request, &payload)
             .await
             .map_err(ConnectError::for_caller)
     }

@@ -24,10 +24,18 @@ pub(super) fn split_request_id(payload: &Value) -> Result<(Option<String>, Value
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
     });
     // A token pasted into it would be kept and logged as the request's id: refused, unquoted.
-    if valid.is_some() && payload.get("token").and_then(Value::as_str) == valid {
-        return Err(ConnectError::InvalidInput(
-            "\"requestId\" holds the token — give an id of the request's own (e.g. a UUID), never the token".into(),
-        ));
+    let token = payload
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|token| !token.is_empty());
+    if let (Some(id), Some(token)) = (valid, token) {
+        // A part of the token long enough to matter is refused as the whole is.
+        if id.contains(token) || (id.len() >= 8 && token.contains(id)) {
+            return Err(ConnectError::InvalidInput(
+                "\"requestId\" holds the token — give an id of the request's own (e.g. a UUID), never the token".into(),
+            ));
+        }
     }
     let Some(id) = valid else {
         return Err(ConnectError::InvalidInput(format!(
@@ -39,6 +47,34 @@ pub(super) fn split_request_id(payload: &Value) -> Result<(Option<String>, Value
         fields.remove("requestId");
     }
     Ok((Some(id.to_string()), rest))
+}
+
+/// What a request asked, to tell a request sent again from another one under the same id:
+/// its fields but the token (never kept), as sorted JSON.
+fn fingerprint(payload: &Value) -> String {
+    let mut asked = payload.clone();
+    if let Some(fields) = asked.as_object_mut() {
+        fields.remove("token");
+    }
+    asked.to_string()
+}
+
+/// Whether an answer is one to give again: not one where an organization was refused for a
+/// passing reason (Make down, its rate limit) — sent again, it is tried again.
+fn keepable(answer: &ConnectAnswer) -> bool {
+    let json = serde_json::to_value(answer).unwrap_or_default();
+    // An organization not connected for a passing reason (one connected whose sync was not
+    // queued is connected all the same).
+    let passing = |result: &Value| {
+        result.get("connectionId").is_none()
+            && matches!(
+                result["error"]["kind"].as_str(),
+                Some("transient" | "rate_limited" | "storage")
+            )
+    };
+    !json["organizations"]
+        .as_array()
+        .is_some_and(|results| results.iter().any(passing))
 }
 
 /// Whose request it is, and whether its answer is kept: only the actions that change
@@ -68,6 +104,7 @@ impl ConnectService {
         &self,
         command: ConnectCommand,
         request: Option<String>,
+        payload: &Value,
     ) -> Result<ConnectAnswer, ConnectError> {
         let tenant = kept_for(&command).cloned();
         let (Some(request), Some(tenant), Some(log)) = (request, tenant, self.requests.clone())
@@ -75,16 +112,27 @@ impl ConnectService {
             return self.handle(command).await;
         };
         let now = self.clock.wall();
+        let asked = fingerprint(payload);
         if let Some(kept) = log.answer_of(&tenant, &request, now).await? {
-            if let Ok(answer) = serde_json::from_str::<Value>(&kept) {
+            if let Ok(kept) = serde_json::from_str::<Value>(&kept) {
+                if kept["asked"].as_str() != Some(asked.as_str()) {
+                    return Err(ConnectError::InvalidInput(format!(
+                        "\"requestId\" {} was given to another request of this tenant within the last {} hours — give each request an id of its own",
+                        crate::excerpt::excerpt(&request),
+                        ANSWER_RETENTION.num_hours()
+                    )));
+                }
                 tracing::info!(tenant_id = %tenant, request_id = %request, "request sent again: the first answer");
-                return Ok(ConnectAnswer::Replayed(answer));
+                return Ok(ConnectAnswer::Replayed(kept["answer"].clone()));
             }
         }
         let answer = self.handle(command).await?;
-        let json = serde_json::to_string(&answer).expect("an answer always serialises");
+        if !keepable(&answer) {
+            return Ok(answer);
+        }
+        let json = serde_json::json!({"asked": asked, "answer": answer}).to_string();
         if let Err(error) = log
-            .keep_answer(&tenant, &request, &json, now + ANSWER_RETENTION)
+            .keep_answer(&tenant, &request, &json, now, now + ANSWER_RETENTION)
             .await
         {
             // The request was carried out: its answer stands; a repeat would act again.
