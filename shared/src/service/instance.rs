@@ -49,6 +49,18 @@ pub const FOLLOW_BUDGET: Duration = Duration::from_secs(120);
 /// A follow is not started with less time than this left before the invocation's deadline.
 const MIN_FOLLOW_TIME: Duration = Duration::from_secs(30);
 
+/// The instance's own organizations that are not deleted: what a follow remembers having seen.
+/// Deleted ones are never looked up there, and Make lists them for good: kept, they would grow
+/// the credential's item past what the store takes.
+fn live_ids(listed: &[DiscoveredOrganization], host: &crate::host::MakeHost) -> Vec<u64> {
+    listed
+        .iter()
+        .filter(|o| o.host.as_deref() == Some(host.as_str()))
+        .filter(|o| o.deleted != Some(true))
+        .map(|o| o.id)
+        .collect()
+}
+
 /// What following one instance did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FollowOutcome {
@@ -348,15 +360,8 @@ impl InstanceFollower {
                 None => changes.available.push(id),
             }
         }
-        // Deleted organizations are never looked up in `seen` (Make lists them for good: they
-        // would grow the credential's item past what the store takes).
-        let own_ids: Vec<u64> = listed
-            .iter()
-            .filter(|o| o.host.as_deref() == Some(credential.host.as_str()))
-            .filter(|o| o.deleted != Some(true))
-            .map(|o| o.id)
-            .collect();
-        self.record(&credential, &own_ids, &left, &paused_now, &changes)
+        let seen = live_ids(&listed, &credential.host);
+        self.record(&credential, &seen, &left, &paused_now, &changes)
             .await?;
         log_changes(&credential, &changes);
         self.announce(&credential, &changes, now).await;
