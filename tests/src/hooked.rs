@@ -246,3 +246,40 @@ impl ConnectionStore for HookedConnections {
             .await
     }
 }
+
+/// Two requests that each look up the tenant's connections (`ListTenantConnections`) both
+/// do so before either goes on: the race of two identical connects, made certain. Only the
+/// first two lookups wait.
+pub struct BothLookFirst {
+    barrier: tokio::sync::Barrier,
+    looked: std::sync::atomic::AtomicUsize,
+}
+
+impl BothLookFirst {
+    pub fn new() -> Self {
+        Self {
+            barrier: tokio::sync::Barrier::new(2),
+            looked: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+}
+
+impl Default for BothLookFirst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[async_trait]
+impl ConnectionHook for BothLookFirst {
+    async fn after(&self, call: ConnectionCall, _: Option<&ConnectionId>) {
+        if call == ConnectionCall::ListTenantConnections
+            && self
+                .looked
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                < 2
+        {
+            self.barrier.wait().await;
+        }
+    }
+}

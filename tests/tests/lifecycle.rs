@@ -16,7 +16,7 @@ use makesync::tenant::TenantId;
 use makesync::token::ApiToken;
 use makesync::worker::Worker;
 use makesync_simulator::DEMO_TOKEN;
-use makesync_tests::hooked::{ConnectionCall, ConnectionHook, HookedConnections};
+use makesync_tests::hooked::{BothLookFirst, ConnectionCall, ConnectionHook, HookedConnections};
 use makesync_tests::{TestEnv, ACME};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -401,32 +401,13 @@ async fn an_outage_streak_plus_one_team_deleted_mid_sync_pauses_the_connection()
     );
 }
 
-struct BothLookFirst {
-    barrier: tokio::sync::Barrier,
-    looked: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl ConnectionHook for BothLookFirst {
-    async fn after(&self, call: ConnectionCall, _: Option<&ConnectionId>) {
-        if call == ConnectionCall::ListTenantConnections
-            && self.looked.fetch_add(1, Ordering::SeqCst) < 2
-        {
-            self.barrier.wait().await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_connects_with_different_tokens_at_once_leave_one_connection_and_one_secret() {
     let env = TestEnv::start().await;
     let store = Arc::new(MemoryStore::new());
     let connections = Arc::new(HookedConnections::new(
         store.clone(),
-        Arc::new(BothLookFirst {
-            barrier: tokio::sync::Barrier::new(2),
-            looked: std::sync::atomic::AtomicUsize::new(0),
-        }),
+        Arc::new(BothLookFirst::new()),
     ));
     let secrets = Arc::new(MemorySecrets::default());
     let connect = ConnectService::new(

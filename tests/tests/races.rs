@@ -19,7 +19,7 @@ use makesync::token::ApiToken;
 use makesync::user::{MakeUserId, StoredUser, UserRecord};
 use makesync::worker::{WorkOutcome, Worker};
 use makesync_simulator::{demo_world, DEMO_TOKEN};
-use makesync_tests::hooked::{ConnectionCall, ConnectionHook, HookedConnections};
+use makesync_tests::hooked::{BothLookFirst, ConnectionCall, ConnectionHook, HookedConnections};
 use makesync_tests::{TestEnv, ACME};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -711,34 +711,13 @@ async fn an_erase_job_cut_off_by_its_deadline_is_finished_by_a_later_delivery() 
     assert_eq!(reconnect["error"]["kind"], "invalid_input", "{reconnect}");
 }
 
-/// Both connects have looked for the tenant's connection of the organization (and found none)
-/// before either stores one.
-struct BothLookFirst {
-    barrier: tokio::sync::Barrier,
-    looked: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl ConnectionHook for BothLookFirst {
-    async fn after(&self, call: ConnectionCall, _: Option<&ConnectionId>) {
-        if call == ConnectionCall::ListTenantConnections
-            && self.looked.fetch_add(1, Ordering::SeqCst) < 2
-        {
-            self.barrier.wait().await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_identical_connects_at_once_make_one_connection_with_one_secret() {
     let env = TestEnv::start_with(demo_world(), |_| {}).await;
     let store = Arc::new(MemoryStore::new());
     let connections = Arc::new(HookedConnections::new(
         store.clone(),
-        Arc::new(BothLookFirst {
-            barrier: tokio::sync::Barrier::new(2),
-            looked: std::sync::atomic::AtomicUsize::new(0),
-        }),
+        Arc::new(BothLookFirst::new()),
     ));
     let secrets = Arc::new(MemorySecrets::default());
     let queue = Arc::new(makesync::store::MemoryQueue::default());
@@ -801,10 +780,7 @@ async fn a_connect_of_several_asked_twice_or_at_once_makes_one_credential() {
     let store = Arc::new(MemoryStore::new());
     let connections = Arc::new(HookedConnections::new(
         store.clone(),
-        Arc::new(BothLookFirst {
-            barrier: tokio::sync::Barrier::new(2),
-            looked: std::sync::atomic::AtomicUsize::new(0),
-        }),
+        Arc::new(BothLookFirst::new()),
     ));
     let secrets = Arc::new(MemorySecrets::default());
     let connect = makesync::connect::ConnectService::new(

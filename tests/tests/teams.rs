@@ -218,21 +218,12 @@ async fn more_teams_than_makesync_reads_are_not_read_and_the_run_says_so() {
 /// every user, and the run says why team access was not read — no team roles asked at all.
 #[tokio::test]
 async fn more_teams_than_the_plan_affords_in_a_run_leave_the_users_synced() {
-    let mut world = demo_world();
-    world.add_generated_organization(9001, "eu1.make.com", Some(60), 50, 700_000);
-    world.add_member(9001, 1, 12, None);
-    world.add_generated_teams(9001, 200, 900_000);
+    let world = organization_with_teams(60, 50, 200);
     let env = TestEnv::start_with(world, |_| {}).await;
     let connection = env.connection("eu1.make.com", 9001);
     env.ensure_stored(&connection).await;
     // The worker's deadline: a 300 s invocation less its margin.
-    let client = env
-        .client(&connection, DEMO_TEAMS_TOKEN)
-        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
-    let report = env
-        .engine
-        .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
-        .await;
+    let report = sync_in_a_worker_run(&env, &connection, DEMO_TEAMS_TOKEN).await;
     assert_eq!(
         report.run.outcome,
         RunOutcome::Succeeded,
@@ -254,20 +245,11 @@ async fn more_teams_than_the_plan_affords_in_a_run_leave_the_users_synced() {
     );
 
     // On an Enterprise plan the same teams are read.
-    let mut world = demo_world();
-    world.add_generated_organization(9001, "eu1.make.com", Some(1000), 50, 700_000);
-    world.add_member(9001, 1, 12, None);
-    world.add_generated_teams(9001, 200, 900_000);
+    let world = organization_with_teams(1000, 50, 200);
     let env = TestEnv::start_with(world, |_| {}).await;
     let connection = env.connection("eu1.make.com", 9001);
     env.ensure_stored(&connection).await;
-    let client = env
-        .client(&connection, DEMO_TEAMS_TOKEN)
-        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
-    let report = env
-        .engine
-        .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
-        .await;
+    let report = sync_in_a_worker_run(&env, &connection, DEMO_TEAMS_TOKEN).await;
     assert_eq!(
         report.run.outcome,
         RunOutcome::Succeeded,
@@ -361,23 +343,14 @@ async fn a_token_known_to_lack_teams_read_is_not_asked_for_teams() {
 /// never takes the share the lists need: the users sync at every run.
 #[tokio::test]
 async fn teams_read_never_cost_the_users_their_sync() {
-    let mut world = demo_world();
-    world.add_generated_organization(9001, "eu1.make.com", Some(60), 999, 700_000);
-    world.add_member(9001, 1, 12, None);
-    world.add_generated_teams(9001, 100, 900_000);
+    let mut world = organization_with_teams(60, 999, 100);
     // The teams list whole, in one answer (a shape the documentation leaves open).
     world.faults.teams_list = ListShape::Unpaged;
     let env = TestEnv::start_with(world, |_| {}).await;
     let connection = env.connection("eu1.make.com", 9001);
     env.ensure_stored(&connection).await;
     // Control: the same organization with a token without `teams:read` syncs within the run.
-    let client = env
-        .client(&connection, makesync_simulator::DEMO_TOKEN)
-        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
-    let report = env
-        .engine
-        .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
-        .await;
+    let report = sync_in_a_worker_run(&env, &connection, makesync_simulator::DEMO_TOKEN).await;
     assert_eq!(
         report.run.outcome,
         RunOutcome::Succeeded,
@@ -387,13 +360,7 @@ async fn teams_read_never_cost_the_users_their_sync() {
     eprintln!("control: {} requests", report.run.make_requests);
     env.clock.advance(std::time::Duration::from_secs(600));
     for run in 0..2 {
-        let client = env
-            .client(&connection, DEMO_TEAMS_TOKEN)
-            .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
-        let report = env
-            .engine
-            .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
-            .await;
+        let report = sync_in_a_worker_run(&env, &connection, DEMO_TEAMS_TOKEN).await;
         assert_eq!(
             report.run.outcome,
             RunOutcome::Succeeded,
@@ -421,22 +388,13 @@ async fn teams_read_never_cost_the_users_their_sync() {
 #[tokio::test]
 async fn whether_teams_are_affordable_is_the_same_at_every_run_of_a_plan() {
     for teams in [40u64, 95] {
-        let mut world = demo_world();
-        world.add_generated_organization(9001, "eu1.make.com", Some(60), 49, 700_000);
-        world.add_member(9001, 1, 12, None);
-        world.add_generated_teams(9001, teams, 900_000);
+        let world = organization_with_teams(60, 49, teams);
         let env = TestEnv::start_with(world, |_| {}).await;
         let connection = env.connection("eu1.make.com", 9001);
         env.ensure_stored(&connection).await;
         let mut runs = Vec::new();
         for _ in 0..2 {
-            let client = env
-                .client(&connection, DEMO_TEAMS_TOKEN)
-                .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
-            let report = env
-                .engine
-                .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
-                .await;
+            let report = sync_in_a_worker_run(&env, &connection, DEMO_TEAMS_TOKEN).await;
             assert_eq!(
                 report.run.outcome,
                 RunOutcome::Succeeded,
@@ -464,10 +422,7 @@ async fn whether_teams_are_affordable_is_the_same_at_every_run_of_a_plan() {
 /// the plan.
 #[tokio::test]
 async fn enterprise_teams_are_read_while_the_plan_answers_slowly() {
-    let mut world = demo_world();
-    world.add_generated_organization(9001, "eu1.make.com", Some(1000), 50, 700_000);
-    world.add_member(9001, 1, 12, None);
-    world.add_generated_teams(9001, 200, 900_000);
+    let mut world = organization_with_teams(1000, 50, 200);
     world.faults.teams_list = ListShape::Unpaged;
     let env = TestEnv::start_with(world, |_| {}).await;
     let mut connection = env.connection("eu1.make.com", 9001);
@@ -480,13 +435,7 @@ async fn enterprise_teams_are_read_while_the_plan_answers_slowly() {
                 std::time::Duration::from_secs(5),
             );
         }
-        let client = env
-            .client(&connection, DEMO_TEAMS_TOKEN)
-            .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
-        let report = env
-            .engine
-            .sync(&connection, &client, makesync::run::SyncReason::Scheduled)
-            .await;
+        let report = sync_in_a_worker_run(&env, &connection, DEMO_TEAMS_TOKEN).await;
         assert_eq!(
             report.run.outcome,
             RunOutcome::Succeeded,
@@ -496,4 +445,28 @@ async fn enterprise_teams_are_read_while_the_plan_answers_slowly() {
         assert_eq!(report.run.teams_not_read, None, "run {run}");
         env.clock.advance(std::time::Duration::from_secs(600));
     }
+}
+
+/// Organization 9001 on a plan of `api_limit` requests a minute: `members` generated members
+/// and the token's own user, in `teams` generated teams.
+fn organization_with_teams(api_limit: u32, members: u64, teams: u64) -> World {
+    let mut world = demo_world();
+    world.add_generated_organization(9001, "eu1.make.com", Some(api_limit), members, 700_000);
+    world.add_member(9001, 1, 12, None);
+    world.add_generated_teams(9001, teams, 900_000);
+    world
+}
+
+/// A scheduled sync as the worker runs it: within a 300 s invocation less its margin.
+async fn sync_in_a_worker_run(
+    env: &TestEnv,
+    connection: &makesync::connection::Connection,
+    token: &str,
+) -> makesync::sync::SyncReport {
+    let client = env
+        .client(connection, token)
+        .with_deadline(env.clock.monotonic() + std::time::Duration::from_secs(290));
+    env.engine
+        .sync(connection, &client, makesync::run::SyncReason::Scheduled)
+        .await
 }
