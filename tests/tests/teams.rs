@@ -13,8 +13,9 @@ use makesync_tests::{across_api_shapes, TestEnv, ACME};
 const ACME_MEMBERS: u32 = 36;
 
 /// How the teams list and each team's member list answer: documented (teams paged with an
-/// echo, members whole), and the shapes the documentation leaves open.
-const TEAM_SHAPES: [(ListShape, ListShape); 4] = [
+/// echo, members whole), and the shapes the documentation leaves open — among them a member
+/// list paged at fewer rows than asked (2 of the 10 the tests ask) without saying so.
+const TEAM_SHAPES: [(ListShape, ListShape); 5] = [
     (ListShape::Paged { max: 10_000 }, ListShape::Unpaged),
     (ListShape::Paged { max: 2 }, ListShape::Paged { max: 2 }),
     (
@@ -25,12 +26,25 @@ const TEAM_SHAPES: [(ListShape, ListShape); 4] = [
         ListShape::PagedWithoutEcho { max: 10_000 },
         ListShape::Paged { max: 10_000 },
     ),
+    (
+        ListShape::Paged { max: 10_000 },
+        ListShape::PagedWithoutEcho { max: 2 },
+    ),
 ];
 
+/// Whether the member list's team counts count private spaces: the documentation does not
+/// say, so every shape runs both ways.
+const COUNTS_PRIVATE_SPACES: [bool; 2] = [false, true];
+
 fn shaped(teams: ListShape, members: ListShape) -> World {
+    shaped_counting(teams, members, false)
+}
+
+fn shaped_counting(teams: ListShape, members: ListShape, private_spaces: bool) -> World {
     let mut world = demo_world();
     world.faults.teams_list = teams;
     world.faults.team_roles_list = members;
+    world.faults.team_counts_include_private_spaces = private_spaces;
     world
 }
 
@@ -63,12 +77,19 @@ fn teams_of(users: &[UserRecord], user_id: u64) -> Option<Vec<TeamRole>> {
 
 across_api_shapes! {
     async fn every_member_s_team_roles_are_stored_with_their_names(shape: ApiShape) {
-        for (teams, members) in TEAM_SHAPES {
-            let env = TestEnv::start_shaped(shaped(teams, members), shape, |_| {}).await;
+        for ((teams, members), private_spaces) in TEAM_SHAPES
+            .into_iter()
+            .flat_map(|shapes| COUNTS_PRIVATE_SPACES.map(|counted| (shapes, counted)))
+        {
+            let world = shaped_counting(teams, members, private_spaces);
+            let env = TestEnv::start_shaped(world, shape, |_| {}).await;
             let connection = env.connection("eu1.make.com", ACME);
             let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
             assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
-            assert_eq!(report.run.teams_not_read, None);
+            assert_eq!(
+                report.run.teams_not_read, None,
+                "{teams:?} / {members:?}, private spaces counted: {private_spaces}"
+            );
             let users = env.store.list_users(&connection.id).await.unwrap();
             assert_eq!(users.len(), ACME_MEMBERS as usize);
             // Ada: two teams; her private space is not a team anyone else can use.
@@ -121,6 +142,24 @@ across_api_shapes! {
 
             let unchanged = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
             assert_eq!(unchanged.run.counts.updated, 0, "nothing written twice");
+        }
+    }
+
+    async fn a_team_member_list_cut_without_saying_so_is_never_stored(shape: ApiShape) {
+        // Finance has three members; Make answers the first two of any team, whatever was
+        // asked, and says nothing of it.
+        for private_spaces in COUNTS_PRIVATE_SPACES {
+            let cut = ListShape::UnpagedCut { at: 2 };
+            let world = shaped_counting(ListShape::Paged { max: 10_000 }, cut, private_spaces);
+            let env = TestEnv::start_shaped(world, shape, |_| {}).await;
+            let connection = env.connection("eu1.make.com", ACME);
+            let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+            assert_eq!(report.run.outcome, RunOutcome::Succeeded, "{:?}", report.run.error);
+            let why = report.run.teams_not_read.expect("teams not read: a list may be cut");
+            assert!(why.contains("may be cut"), "{why}");
+            let users = env.store.list_users(&connection.id).await.unwrap();
+            assert_eq!(users.len(), ACME_MEMBERS as usize, "users and roles are synced");
+            assert!(users.iter().all(|u| u.teams.is_none()), "no team data, not part of it");
         }
     }
 

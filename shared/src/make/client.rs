@@ -4,7 +4,7 @@
 
 use super::error::MakeError;
 use super::listing::Expected;
-use super::paging::PageWalk;
+use super::paging::{ListEnd, PageWalk};
 use super::rate_limit::RequestBudget;
 use super::read_budget::{Allowance, Counted, ReadBudget};
 use super::retry::RetryPolicy;
@@ -20,7 +20,7 @@ use crate::host::{HostAllowlist, HostError, MakeHost};
 use crate::memory_budget::MemoryShare;
 use crate::organization::OrganizationId;
 use crate::token::ApiToken;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -625,8 +625,9 @@ impl MakeClient {
     /// invitation state. Documented without `pg[]`; `pg[limit]` is sent anyway, so that the
     /// answer is read whole if Make ignores it and page by page if Make honours it. No sort
     /// is asked: none is documented for this list. `cols[]` (documented for it) asks only the
-    /// three fields read: the list is the largest answer of a sync, one row per member, and
-    /// the other fields would more than double it.
+    /// fields read: the list is the largest answer of a sync, one row per member, and the
+    /// other fields would more than double it. The team counts are among them unless the
+    /// token is known to lack `teams:read`: they check the team lists.
     ///
     /// `remembered` (the last sync's count) reads ahead only what every shape of the list
     /// needs: from the start, a count of exactly one page asks that page and the read after
@@ -650,13 +651,19 @@ impl MakeClient {
         organization: OrganizationId,
         remembered: Option<usize>,
     ) -> Result<(Vec<OrganizationMember>, Counted), MakeError> {
+        let mut query = vec![
+            ("cols[]", "userId".to_string()),
+            ("cols[]", "usersRoleId".to_string()),
+            ("cols[]", "invitation".to_string()),
+        ];
+        // The team counts check the team lists: asked only where they may be read.
+        if !self.teams_unreadable {
+            query.push(("cols[]", "joinedTeamsCount".to_string()));
+            query.push(("cols[]", "organizationTeamsCount".to_string()));
+        }
         let call = Call {
             path: format!("/organizations/{organization}/user-organization-roles"),
-            query: vec![
-                ("cols[]", "userId".to_string()),
-                ("cols[]", "usersRoleId".to_string()),
-                ("cols[]", "invitation".to_string()),
-            ],
+            query,
             organization: Some(organization),
             scope: "user:read",
         };
@@ -709,16 +716,48 @@ impl MakeClient {
         team: u64,
         max_members: usize,
         allowance: Allowance<'_>,
-    ) -> Result<(Vec<TeamMemberRole>, Counted), MakeError> {
+    ) -> Result<(Vec<TeamMemberRole>, Counted, ListEnd), MakeError> {
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages)
+            .with_max_rows(max_members);
+        self.walk_team_roles(organization, team, walk, allowance)
+            .await
+    }
+
+    /// The rest of a team's member list after an answer without a `pg` echo, taken for the
+    /// whole list (`first` and `last` its first and last rows, `seen` its members): the offset
+    /// after it, asked with a limit of its length, one request if the list ends there. Only
+    /// the members not in `seen` come back; `ListEnd` says how the list was known to end.
+    /// `None` for an answer of under two rows (nothing to anchor the next read on).
+    pub async fn continue_team_roles(
+        &self,
+        organization: OrganizationId,
+        team: u64,
+        (first, last, seen): (u64, u64, HashSet<u64>),
+        max_members: usize,
+        allowance: Allowance<'_>,
+    ) -> Option<Result<(Vec<TeamMemberRole>, Counted, ListEnd), MakeError>> {
+        let walk = PageWalk::after_unechoed(first, last, seen, self.config.max_pages)?
+            .with_max_rows(max_members);
+        Some(
+            self.walk_team_roles(organization, team, walk, allowance)
+                .await,
+        )
+    }
+
+    async fn walk_team_roles(
+        &self,
+        organization: OrganizationId,
+        team: u64,
+        walk: PageWalk<TeamMemberRole>,
+        allowance: Allowance<'_>,
+    ) -> Result<(Vec<TeamMemberRole>, Counted, ListEnd), MakeError> {
         let call = Call {
             path: format!("/teams/{team}/user-team-roles"),
             query: Vec::new(),
             organization: Some(organization),
             scope: TEAMS_SCOPE,
         };
-        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages)
-            .with_max_rows(max_members);
-        let (rows, counted): (Vec<TeamMemberRole>, Counted) = self
+        let (rows, counted, end) = self
             .list_all_within(&call, "userTeamRoles", walk, &[], allowance)
             .await?;
         if let Some(stray) = rows.iter().find(|r| r.team_id.is_some_and(|t| t != team)) {
@@ -730,7 +769,7 @@ impl MakeClient {
                 ),
             });
         }
-        Ok((rows, counted))
+        Ok((rows, counted, end))
     }
 
     /// `GET /organizations/{id}/user-organization-roles/{userId}`: one member, or `None` if

@@ -16,7 +16,7 @@
 
 use super::client::{Call, MakeClient};
 use super::error::{ListBound, MakeError};
-use super::paging::{Keyed, ListRead, PageWalk, PagingError};
+use super::paging::{Keyed, ListEnd, ListRead, PageWalk, PagingError};
 use super::read_budget::{Allowance, Counted, Turns};
 use super::request::refused;
 use super::wire::ListPage;
@@ -107,7 +107,7 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
     ) -> Result<Vec<T>, MakeError> {
-        let (rows, counted) = self
+        let (rows, counted, _) = self
             .read_list(call, collection, walk, extra, Expected::nothing(), None)
             .await?;
         counted.keep();
@@ -125,13 +125,15 @@ impl MakeClient {
         extra: &[(&'static str, String)],
         expected: Expected<impl std::future::Future<Output = Option<usize>>>,
     ) -> Result<(Vec<T>, Counted), MakeError> {
-        self.read_list(call, collection, walk, extra, expected, None)
-            .await
+        let (rows, counted, _) = self
+            .read_list(call, collection, walk, extra, expected, None)
+            .await?;
+        Ok((rows, counted))
     }
 
     /// [`list_all`](Self::list_all), one of several lists read at once and taken in order
     /// (`allowance` says which); with what its rows count on the read budget, given back when
-    /// dropped unless kept.
+    /// dropped unless kept, and how the list was known to end.
     pub(super) async fn list_all_within<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -139,7 +141,7 @@ impl MakeClient {
         walk: PageWalk<T>,
         extra: &[(&'static str, String)],
         allowance: Allowance<'_>,
-    ) -> Result<(Vec<T>, Counted), MakeError> {
+    ) -> Result<(Vec<T>, Counted, ListEnd), MakeError> {
         self.read_list(
             call,
             collection,
@@ -151,7 +153,7 @@ impl MakeClient {
         .await
     }
 
-    /// Reads a list: its rows, and what they count on the read budget.
+    /// Reads a list: its rows, what they count on the read budget, and how it ended.
     async fn read_list<T: DeserializeOwned + Keyed + Send>(
         &self,
         call: &Call,
@@ -160,7 +162,7 @@ impl MakeClient {
         extra: &[(&'static str, String)],
         expected: Expected<impl std::future::Future<Output = Option<usize>>>,
         allowance: Option<Allowance<'_>>,
-    ) -> Result<(Vec<T>, Counted), MakeError> {
+    ) -> Result<(Vec<T>, Counted, ListEnd), MakeError> {
         let max_rows = walk.max_rows().min(self.config.max_list_rows);
         let mut walk = walk.with_max_rows(max_rows);
         let of = ListCall {
@@ -220,7 +222,8 @@ impl MakeClient {
             self.take_page(&mut listing, &mut walk, page)?;
         }
         tracing::debug!(endpoint = %listing.label, requests = walk.pages(), "list read");
-        Ok((walk.into_rows(), listing.counted))
+        let end = walk.end();
+        Ok((walk.into_rows(), listing.counted, end))
     }
 
     /// Takes `read`, in flight as `reading`, beside the count `later` gives: if the count comes

@@ -18,7 +18,7 @@ mod wire;
 
 pub use client::{MakeApi, MakeApiConfig, MakeClient, PageObserver, TEAMS_SCOPE};
 pub use error::{ListBound, MakeError};
-pub use paging::{Keyed, ListRead, PageEcho, PageWalk, PagingError};
+pub use paging::{Keyed, ListEnd, ListRead, PageEcho, PageWalk, PagingError};
 pub use rate_limit::{RateLimitHeaders, RequestBudget};
 pub use read_budget::{Allowance, Claim, Counted, ReadBudget, Refusal, Turns};
 pub use retry::RetryPolicy;

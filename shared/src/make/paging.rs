@@ -77,6 +77,20 @@ pub enum ListRead {
     Page { offset: u64, limit: u32 },
 }
 
+/// How a list read whole was known to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEnd {
+    /// The walk proved it: an answer echoed `pg`, or a read at a further offset answered
+    /// from there (the endpoint honours offsets, and its last answer was short).
+    Proven,
+    /// One answer without a `pg` echo, shorter than asked: whole on Make's word (a list cut
+    /// without saying so looks the same).
+    OnMakesWord,
+    /// A read at a further offset brought the first answer again: the endpoint ignores
+    /// `pg[]`, and its answer is whole on Make's word.
+    OffsetsIgnored,
+}
+
 #[derive(Debug)]
 pub struct PageWalk<T> {
     /// The limit asked on the first read; `None` asks without `pg[]`.
@@ -91,6 +105,8 @@ pub struct PageWalk<T> {
     echoed: bool,
     /// The first row of the first answer: an endpoint that ignores the offset sends it again.
     first_key: Option<u64>,
+    /// Whether a read at a further offset brought the first answer again.
+    offsets_ignored: bool,
     seen: HashSet<u64>,
     rows: Vec<T>,
 }
@@ -119,8 +135,46 @@ impl<T: Keyed> PageWalk<T> {
             anchor: None,
             echoed: false,
             first_key: None,
+            offsets_ignored: false,
             seen: HashSet::new(),
             rows: Vec::new(),
+        }
+    }
+
+    /// A walk that goes on from an answer without a `pg` echo taken for a whole list: its
+    /// rows' ids (`first` and `last` as the answer gave them, all of them in `seen`) as if
+    /// that answer had been a page of exactly `limit = seen.len()` rows, so that the next read
+    /// asks the offset after it, anchored on `last`. The rows it reads are only the new ones.
+    /// `None` under two rows: a page of one leaves nothing to anchor on.
+    pub fn after_unechoed(
+        first: u64,
+        last: u64,
+        seen: HashSet<u64>,
+        max_pages: u32,
+    ) -> Option<Self> {
+        let rows = u32::try_from(seen.len()).ok().filter(|rows| *rows >= 2)?;
+        let mut walk = Self::new(Some(rows), max_pages.max(2));
+        walk.pages = 1;
+        walk.first_key = Some(first);
+        walk.anchor = Some(last);
+        walk.seen = seen;
+        walk.next = Some(ListRead::Page {
+            offset: u64::from(rows) - 1,
+            limit: rows,
+        });
+        Some(walk)
+    }
+
+    /// How the list was known to end.
+    pub fn end(&self) -> ListEnd {
+        if self.echoed {
+            ListEnd::Proven
+        } else if self.offsets_ignored {
+            ListEnd::OffsetsIgnored
+        } else if self.pages > 1 {
+            ListEnd::Proven
+        } else {
+            ListEnd::OnMakesWord
         }
     }
 
@@ -215,7 +269,7 @@ impl<T: Keyed> PageWalk<T> {
     /// repeats the last row of the page before). `None` when the list is complete: only the
     /// anchor came back, or the one read after an unechoed first answer brought that answer
     /// again — the endpoint ignores pg[], and the first answer was the whole list.
-    fn past_anchor(&self, page: Vec<T>, offset: u64) -> Result<Option<Vec<T>>, PagingError> {
+    fn past_anchor(&mut self, page: Vec<T>, offset: u64) -> Result<Option<Vec<T>>, PagingError> {
         let mut rows = page.into_iter().peekable();
         if self.pages > 1 && self.anchor.is_some() {
             let first_key = rows.peek().map(Keyed::key);
@@ -224,7 +278,10 @@ impl<T: Keyed> PageWalk<T> {
                 let repeats = rest.iter().all(|row| self.seen.contains(&row.key()));
                 let probing = self.pages == 2 && !self.echoed;
                 return match (repeats, self.echoed) {
-                    (true, false) if probing && first_key == self.first_key => Ok(None),
+                    (true, false) if probing && first_key == self.first_key => {
+                        self.offsets_ignored = true;
+                        Ok(None)
+                    }
                     (true, true) => Err(PagingError::NotAdvancing { offset }),
                     _ => Err(PagingError::Shifted { offset }),
                 };
@@ -538,6 +595,44 @@ pub(crate) mod tests {
         let mut walk: PageWalk<Row> = PageWalk::paged(4, 100);
         walk.accept(Vec::new(), echo).unwrap();
         assert_eq!(walk.next_request(), None);
+    }
+
+    /// A walk from a first answer of `first_rows` rows without an echo, taken for the whole
+    /// list: its rows (new ones only) and how it ended.
+    fn walk_on(list: &[u64], first_rows: usize, server: Server) -> (Vec<u64>, ListEnd) {
+        let answered = &list[..first_rows];
+        let seen = answered.iter().copied().collect();
+        let mut walk: PageWalk<Row> =
+            PageWalk::after_unechoed(answered[0], answered[first_rows - 1], seen, 10).unwrap();
+        while let Some(read) = walk.next_request() {
+            let (page, echo) = serve(list, server, read);
+            walk.accept(page, echo).unwrap();
+        }
+        let end = walk.end();
+        (walk.into_rows().into_iter().map(|r| r.0).collect(), end)
+    }
+
+    #[test]
+    fn an_answer_without_an_echo_is_read_on_from_its_last_row() {
+        let list: Vec<u64> = (1..=7).collect();
+        // Paged silently at 3: the rest, read 3 at a time.
+        assert_eq!(
+            walk_on(&list, 3, Server::PagedSilently { max: 3 }),
+            (vec![4, 5, 6, 7], ListEnd::Proven)
+        );
+        // The whole list after all: the next offset holds only the last row.
+        assert_eq!(
+            walk_on(&list, 7, Server::PagedSilently { max: 10 }),
+            (Vec::new(), ListEnd::Proven)
+        );
+        // An endpoint that ignores offsets answers the same rows again: nothing proven.
+        let cut = &list[..3];
+        assert_eq!(
+            walk_on(cut, 3, Server::Unpaged),
+            (Vec::new(), ListEnd::OffsetsIgnored)
+        );
+        // One row leaves nothing to anchor on.
+        assert!(PageWalk::<Row>::after_unechoed(1, 1, [1].into(), 10).is_none());
     }
 
     #[test]

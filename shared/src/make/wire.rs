@@ -127,8 +127,7 @@ impl Keyed for OrganizationRole {
 
 /// `GET /organizations/{id}/user-organization-roles` → `userOrganizationRoles[]`, and
 /// `GET /organizations/{id}/user-organization-roles/{userId}` → `userOrganizationRole`.
-/// Other fields Make adds (`organizationId`, `organizationTeamsCount`, `joinedTeamsCount`,
-/// `ssoPending`) are ignored.
+/// Other fields Make adds (`organizationId`, `ssoPending`) are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct OrganizationMember {
     #[serde(rename = "userId", deserialize_with = "positive_id")]
@@ -139,6 +138,13 @@ pub struct OrganizationMember {
     /// present: a missing field must not turn an invitee into a member.
     #[serde(deserialize_with = "bounded_text_or_null")]
     pub invitation: Option<String>,
+    /// `joinedTeamsCount`: the teams the member is in. Asked only where team access is read,
+    /// to check the team lists against (Make's API reference; what it counts is assumed).
+    #[serde(rename = "joinedTeamsCount", default)]
+    pub joined_teams: Option<u32>,
+    /// `organizationTeamsCount`: the organization's teams, as the same member row says.
+    #[serde(rename = "organizationTeamsCount", default)]
+    pub organization_teams: Option<u32>,
 }
 
 impl Keyed for OrganizationMember {

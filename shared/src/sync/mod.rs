@@ -5,6 +5,7 @@ mod engine;
 mod error;
 mod plan;
 mod snapshot;
+mod team_check;
 mod teams;
 
 pub use engine::{
@@ -13,7 +14,8 @@ pub use engine::{
 pub use error::SyncError;
 pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
 pub use snapshot::{
-    fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember, MAX_MEMBER_TEAM_BYTES,
+    fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember, TeamCounts,
+    MAX_MEMBER_TEAM_BYTES,
 };
 pub use teams::{
     lacks_scope_note, read_team_access, MemberGrants, TeamAccess, TeamGrant, MAX_TEAMS,

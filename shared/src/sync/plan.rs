@@ -273,6 +273,7 @@ mod tests {
             status: UserStatus::Active,
             last_login: None,
             teams: None,
+            team_counts: None,
         }
     }
 
@@ -405,6 +406,7 @@ mod tests {
                             role: RoleLabel::named(role_name),
                         }])),
                     },
+                    team_counts: None,
                 },
             )
     }

@@ -27,6 +27,7 @@
 //! of a list that was moving or cut.
 
 use super::error::SyncError;
+use super::team_check::settle_team_access;
 use super::teams::{read_team_access, TeamAccess, TeamGrant};
 use crate::make::{
     MakeClient, MakeError, MakeUser, OrganizationMember, OrganizationRole, OrganizationSummary,
@@ -65,6 +66,16 @@ pub struct SnapshotMember {
     pub last_login: Option<DateTime<Utc>>,
     /// The member's team roles by team id; `None` when team access was not read.
     pub teams: Option<Box<[MemberTeam]>>,
+    /// What the member list says of the member's teams, where it says it: checks the team
+    /// lists (see `team_check`).
+    pub team_counts: Option<TeamCounts>,
+}
+
+/// A member row's `joinedTeamsCount` and `organizationTeamsCount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TeamCounts {
+    pub joined: u32,
+    pub organization: u32,
 }
 
 /// A member's role in one team, names shared with every member of the team or role.
@@ -222,6 +233,7 @@ pub async fn fetch_snapshot<B: std::future::Future>(
     loop {
         let reason = match read {
             MemberRead::Settled(mut members) => {
+                let teams = settle_team_access(client, organization_id, teams, &members).await?;
                 look_up_unlisted_roles(client, &members, &teams, &mut roles).await;
                 name_roles(&mut members, &roles);
                 let teams_not_read = give_teams(&mut members, &teams, &roles);
@@ -450,6 +462,13 @@ fn join(
             status,
             last_login: user.last_login,
             teams: None,
+            team_counts: membership
+                .joined_teams
+                .zip(membership.organization_teams)
+                .map(|(joined, organization)| TeamCounts {
+                    joined,
+                    organization,
+                }),
         });
     }
     only_users.extend(users.map(|u| u.id));

@@ -6,13 +6,15 @@
 //! included). Both team endpoints need the scope `teams:read`, which the integration's tokens
 //! need not have: without it, team access is *not read* — the run still succeeds, says why
 //! once, and stores no team data rather than part of it. Any other failure fails the run, as
-//! for every other list: nothing is changed on doubt.
+//! for every other list: nothing is changed on doubt. A member list answered without paging
+//! information is kept only once `team_check` has found it whole.
 //!
 //! Cost: one request for the teams (10,000 a page) and one per team (10,000 members a page),
 //! `MAKESYNC_PAGE_CONCURRENCY` at a time, all within the organization's request budget.
 
 use crate::make::{
-    Allowance, Counted, ListBound, MakeClient, MakeError, Refusal, Team, Turns, TEAMS_SCOPE,
+    Allowance, Counted, ListBound, ListEnd, MakeClient, MakeError, Refusal, Team, TeamMemberRole,
+    Turns, TEAMS_SCOPE,
 };
 use crate::organization::OrganizationId;
 use futures_util::StreamExt;
@@ -48,12 +50,49 @@ pub enum TeamAccess {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MemberGrants {
     grants: Vec<(u64, TeamGrant)>,
+    /// How many teams `GET /teams` listed.
+    pub(super) teams_listed: usize,
+    /// The teams whose member list is whole only on Make's word (no `pg` echo): checked
+    /// before they are kept (see `team_check`).
+    pub(super) unproven: Vec<UnprovenTeam>,
+}
+
+/// A team whose member list came without a `pg` echo: what a read of the rest needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnprovenTeam {
+    pub team: Team,
+    /// The rows its answer held, and its first and last member as given.
+    pub rows: usize,
+    pub first: u64,
+    pub last: u64,
+    /// Whether the endpoint was seen to ignore offsets (a further offset brought the same
+    /// answer): reading on cannot tell a cut list from a whole one.
+    pub offsets_ignored: bool,
 }
 
 impl MemberGrants {
-    fn new(mut grants: Vec<(u64, TeamGrant)>) -> Self {
+    pub(super) fn new(mut grants: Vec<(u64, TeamGrant)>) -> Self {
         grants.sort_unstable_by_key(|(user, grant)| (*user, grant.team_id));
-        Self { grants }
+        Self {
+            grants,
+            ..Self::default()
+        }
+    }
+
+    /// The members of team `team` as read.
+    pub(super) fn members_of(&self, team: u64) -> std::collections::HashSet<u64> {
+        self.grants
+            .iter()
+            .filter(|(_, grant)| grant.team_id == team)
+            .map(|(user, _)| *user)
+            .collect()
+    }
+
+    /// Adds the grants read later for one team.
+    pub(super) fn extend(&mut self, more: Vec<(u64, TeamGrant)>) {
+        self.grants.extend(more);
+        self.grants
+            .sort_unstable_by_key(|(user, grant)| (*user, grant.team_id));
     }
 
     /// The team roles of user `user`, by team id.
@@ -102,6 +141,7 @@ pub async fn read_team_access(
         Ok(teams) => teams,
         Err(error) => return not_read(error),
     };
+    let teams_listed = teams.len();
     if let Some(note) = unaffordable(client, teams.len()).await {
         return Ok(TeamAccess::NotRead(note));
     }
@@ -134,24 +174,11 @@ pub async fn read_team_access(
     // What the grants hold, counted on the read budget in place of the lists they are made
     // of (each given back once made into grants); kept only if team access is read.
     let mut counted = Counted::none(client.read_budget());
+    let mut unproven = Vec::new();
     while let Some((item, team, answer)) = answers.next().await {
-        let (rows, list_counted) = match answer {
+        let (rows, list_counted, end) = match answer {
             Ok(read) => read,
-            Err(MakeError::ListTooLong {
-                bound: ListBound::Rows(_),
-                ..
-            }) => return Ok(too_many_memberships()),
-            // The organization was just read: a 404 for one of its teams is the team deleted
-            // since the list of teams was read — not the organization gone. The rest would be
-            // partial: none is kept this time.
-            Err(MakeError::OrganizationNotFound { .. }) => {
-                return Ok(TeamAccess::NotRead(format!(
-                    "teams not read: team {} was deleted while the teams were read — they are read again at the next sync",
-                    team.id
-                )))
-            }
-            // A team the token may not read leaves the rest partial: none is kept.
-            Err(error) => return not_read(error),
+            Err(error) => return team_not_read(error, &team),
         };
         turns.taken(item);
         let memberships = read.fetch_add(rows.len(), Ordering::Relaxed) + rows.len();
@@ -164,12 +191,53 @@ pub async fn read_team_access(
         {
             return not_read(refused_memory(refusal));
         }
+        if let Some(doubt) = unproven_team(&team, &rows, end) {
+            unproven.push(doubt);
+        }
         add_grants(&mut grants, &team, rows);
         // The list is made into grants: what it counted is given back.
         drop(list_counted);
     }
     counted.keep();
-    Ok(TeamAccess::Read(MemberGrants::new(grants)))
+    let mut grants = MemberGrants::new(grants);
+    grants.teams_listed = teams_listed;
+    grants.unproven = unproven;
+    Ok(TeamAccess::Read(grants))
+}
+
+/// Team access not read, or the run failed, for a failed read of one team's members.
+fn team_not_read(error: MakeError, team: &Team) -> Result<TeamAccess, MakeError> {
+    match error {
+        MakeError::ListTooLong {
+            bound: ListBound::Rows(_),
+            ..
+        } => Ok(too_many_memberships()),
+        // The organization was just read: a 404 for one of its teams is the team deleted
+        // since the list of teams was read — not the organization gone. The rest would be
+        // partial: none is kept this time.
+        MakeError::OrganizationNotFound { .. } => Ok(TeamAccess::NotRead(format!(
+            "teams not read: team {} was deleted while the teams were read — they are read again at the next sync",
+            team.id
+        ))),
+        // A team the token may not read leaves the rest partial: none is kept.
+        error => not_read(error),
+    }
+}
+
+/// The team, if its member list is whole only on Make's word.
+fn unproven_team(team: &Team, rows: &[TeamMemberRole], end: ListEnd) -> Option<UnprovenTeam> {
+    let offsets_ignored = match end {
+        ListEnd::Proven => return None,
+        ListEnd::OnMakesWord => false,
+        ListEnd::OffsetsIgnored => true,
+    };
+    Some(UnprovenTeam {
+        team: team.clone(),
+        rows: rows.len(),
+        first: rows.first()?.user_id,
+        last: rows.last()?.user_id,
+        offsets_ignored,
+    })
 }
 
 /// Why team access is not read this run when its teams need more requests — one each — than
@@ -177,7 +245,7 @@ pub async fn read_team_access(
 /// the users' lists' (their pages, a re-read, retries), so team access does not cost the users
 /// their sync. Counted from the plan, it says the same at every run of the same plan: team
 /// roles are not read at one run and dropped at the next.
-async fn unaffordable(client: &MakeClient, teams: usize) -> Option<String> {
+pub(super) async fn unaffordable(client: &MakeClient, teams: usize) -> Option<String> {
     let for_teams = client.requests_affordable().await? / 2;
     (teams as u64 > for_teams).then(|| {
         format!(
@@ -187,7 +255,7 @@ async fn unaffordable(client: &MakeClient, teams: usize) -> Option<String> {
 }
 
 /// The error a refused count of team roles stands for (see [`not_read`]).
-fn refused_memory(refusal: Refusal) -> MakeError {
+pub(super) fn refused_memory(refusal: Refusal) -> MakeError {
     let endpoint = "GET /teams/{teamId}/user-team-roles".to_string();
     match refusal {
         Refusal::PastBound(bytes) => MakeError::ListTooLong {
@@ -204,10 +272,10 @@ fn too_many_memberships() -> TeamAccess {
     ))
 }
 
-fn add_grants(
+pub(super) fn add_grants(
     grants: &mut Vec<(u64, TeamGrant)>,
     team: &Team,
-    rows: Vec<crate::make::TeamMemberRole>,
+    rows: Vec<TeamMemberRole>,
 ) {
     let name: Arc<str> = Arc::from(team.name.as_str());
     grants.extend(rows.into_iter().map(|row| {
@@ -224,7 +292,7 @@ fn add_grants(
 /// token was accepted) or refused a White Label administrator's token for it, or when its
 /// lists pass a bound (the teams', or what one sync's lists may hold in memory); any other
 /// failure fails the run.
-fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
+pub(super) fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
     match error {
         MakeError::Forbidden { .. } | MakeError::MissingScope { .. } => {
             Ok(TeamAccess::NotRead(lacks_scope_note()))

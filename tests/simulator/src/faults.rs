@@ -88,6 +88,10 @@ pub struct Faults {
     /// answer shows no `pg` object (notes, "Teams"): whether it pages is open — unpaged by
     /// default, paged behind this switch.
     pub team_roles_list: ListShape,
+    /// Whether the member list's `joinedTeamsCount` and `organizationTeamsCount` count
+    /// private spaces. Make's API reference shows the fields without saying: assumed either
+    /// way (off: only the teams `GET /teams` lists).
+    pub team_counts_include_private_spaces: bool,
     /// `GET /organizations`: documented with `pg[]`; the example echoes `pg` with limit 10000
     /// (002).
     pub organizations_list: ListShape,
@@ -163,6 +167,7 @@ impl Default for Faults {
             teams_list: ListShape::Paged { max: 10_000 },
             // No pg object in the documented answer (notes "Teams").
             team_roles_list: ListShape::Unpaged,
+            team_counts_include_private_spaces: false,
             // No pg[] documented: the whole list (notes "Pagination").
             roles_list: ListShape::Unpaged,
             // Paged with an echo, limit 10000 (002, 003 examples).

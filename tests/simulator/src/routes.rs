@@ -1150,11 +1150,11 @@ fn members(world: &mut World, request: &Request<'_>, org_id: u64) -> Reply {
                 .organizations
                 .get(&org_id)
                 .and_then(|organization| organization.members.get(&id));
-            (id, membership.cloned())
+            (id, membership.cloned(), team_counts(world, org_id, id))
         },
-        move |(id, membership)| {
+        move |(id, membership, counts)| {
             let row = match membership {
-                Some(membership) => membership_row(org_id, id, &membership),
+                Some(membership) => membership_row(org_id, id, &membership, counts),
                 None => json!({ "userId": id }),
             };
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -1235,17 +1235,54 @@ fn team_roles(world: &mut World, request: &Request<'_>, org_id: u64, team_id: u6
 /// (independent client).
 fn member_row(world: &World, org_id: u64, user_id: u64) -> Option<Value> {
     let membership = world.organizations.get(&org_id)?.members.get(&user_id)?;
-    Some(membership_row(org_id, user_id, membership))
+    Some(membership_row(
+        org_id,
+        user_id,
+        membership,
+        team_counts(world, org_id, user_id),
+    ))
 }
 
-fn membership_row(org_id: u64, user_id: u64, membership: &SimMembership) -> Value {
+/// A member's `joinedTeamsCount` (the teams they are in) and `organizationTeamsCount` (the
+/// organization's teams). Make's reference shows both fields (an invitee in one team of two
+/// has 1 and 2) but not whether private spaces count: assumed either way, behind
+/// `Faults::team_counts_include_private_spaces`.
+fn team_counts(world: &World, org_id: u64, user_id: u64) -> TeamCounts {
+    let with_private = world.faults.team_counts_include_private_spaces;
+    let Some(organization) = world.organizations.get(&org_id) else {
+        return TeamCounts::default();
+    };
+    let counted = organization
+        .teams
+        .values()
+        .filter(|team| with_private || !team.personal);
+    let mut counts = TeamCounts::default();
+    for team in counted {
+        counts.organization += 1;
+        counts.joined += u32::from(team.roles.contains_key(&user_id));
+    }
+    counts
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct TeamCounts {
+    joined: u32,
+    organization: u32,
+}
+
+fn membership_row(
+    org_id: u64,
+    user_id: u64,
+    membership: &SimMembership,
+    counts: TeamCounts,
+) -> Value {
     json!({
         "userId": user_id,
         "organizationId": org_id,
         "usersRoleId": membership.role_id,
         "invitation": membership.invitation,
-        "organizationTeamsCount": 1,
-        "joinedTeamsCount": u32::from(membership.invitation.is_none()),
+        "organizationTeamsCount": counts.organization,
+        "joinedTeamsCount": counts.joined,
         "ssoPending": false,
     })
 }
