@@ -619,3 +619,117 @@ async fn deleted_organizations_do_not_grow_the_credential_past_an_item() {
         followed.err()
     );
 }
+
+// ---------------------------------------------------------------- a hostile instance host, through the scheduler
+
+/// Names the measurement the ignored test below makes, in a process of its own.
+const HOSTILE_INSTANCE_CASE: &str = "MAKESYNC_HOSTILE_INSTANCE_CASE";
+
+/// The scheduler function's memory (the template's `MemorySize`).
+const SCHEDULER_MEMORY: u64 = 256 * 1024 * 1024;
+
+/// A White Label host whose organizations list never ends, in pages of 16 MB: 10,000
+/// well-formed rows of 1.6 KB each (a name of 1,000 bytes, within what makesync reads, and a
+/// field it skips), every page full and anchored on the one before.
+fn endless_sixteen_mb_pages() -> makesync_tests::hostile_host::HostileHost {
+    use makesync_tests::hostile_host::{endless_page, Asked, HostileHost};
+    HostileHost::new(|asked: &Asked| {
+        (asked.path == "/admin/organizations").then(|| {
+            endless_page("organizations", asked, |id| {
+                format!(
+                    r#"{{"id":{id},"name":"{}","note":"{}"}}"#,
+                    "O".repeat(1_000),
+                    "N".repeat(600)
+                )
+            })
+        })
+    })
+}
+
+#[tokio::test]
+#[ignore = "one measurement, run in a process of its own by the test below"]
+async fn measure_a_schedule_following_a_hostile_instance() {
+    use makesync_tests::measure::{measure_peak, status_bytes};
+    if std::env::var(HOSTILE_INSTANCE_CASE).is_err() {
+        return;
+    }
+    let env = AwsTestEnv::start().await;
+    // Another tenant's connection, and the instance followed, both through connect while the
+    // instance's host answered as Make does.
+    let other = call(
+        &env,
+        json!({"tenantId": "tenant-7", "host": "eu1.make.com", "organizationId": ACME,
+               "token": DEMO_TOKEN}),
+    )
+    .await;
+    let other = other["connectionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{other}"))
+        .to_string();
+    let followed = call(
+        &env,
+        json!({"action": "connect-instance", "tenantId": "tenant-wl", "host": DEMO_INSTANCE_HOST,
+               "token": DEMO_INSTANCE_TOKEN, "autoConnect": true}),
+    )
+    .await;
+    assert!(followed["organizations"].is_array(), "{followed}");
+    env.take_messages().await;
+
+    // The schedule, once the instance's host answers endless 16 MB pages, read as the
+    // template's scheduler reads them (a 256 MB function, the instance's host allowed).
+    let hostile = Arc::new(endless_sixteen_mb_pages());
+    let config = makesync::config::make_api_config_from(|name| match name {
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Some("256".to_string()),
+        "MAKESYNC_EXTRA_HOSTS" => Some(DEMO_INSTANCE_HOST.to_string()),
+        _ => None,
+    })
+    .unwrap();
+    let make = makesync::make::MakeApi::with_transport(config, env.clock(), hostile.clone());
+    let scheduler = makesync_scheduler::scheduler_for(
+        &env.backend,
+        make,
+        env.clock(),
+        Arc::new(makesync::metrics::NoMetrics),
+    )
+    .unwrap();
+    let (summary, growth) = measure_peak(makesync_scheduler::handle(&scheduler)).await;
+    let peak = status_bytes("VmHWM:");
+    let enqueued: Vec<String> = env
+        .take_messages()
+        .await
+        .iter()
+        .map(|m| {
+            makesync::queue::SyncRequest::parse(m.body.as_deref().unwrap())
+                .unwrap()
+                .connection_id
+                .to_string()
+        })
+        .collect();
+    println!(
+        "growth {growth} peak {peak} requests {} other-enqueued {} summary {summary:?}",
+        hostile.requests(),
+        enqueued.contains(&other),
+    );
+}
+
+/// A followed White Label host that answers endless 16 MB pages of organizations costs the
+/// scheduler function far less than its memory — the listing stops at its bound while it is
+/// read — and the other tenants' connections are enqueued all the same.
+#[test]
+fn a_hostile_instance_host_stays_within_the_scheduler_s_memory_and_stalls_no_tenant() {
+    let line = makesync_tests::measure::run_measured(
+        "measure_a_schedule_following_a_hostile_instance",
+        HOSTILE_INSTANCE_CASE,
+        "16 MB pages",
+    );
+    println!("a schedule following an instance host of endless 16 MB pages: growth {line}");
+    let mut words = line.split(' ');
+    let growth: u64 = words.next().unwrap().parse().unwrap();
+    let peak: u64 = words.nth(1).unwrap().parse().unwrap();
+    let requests: usize = words.nth(1).unwrap().parse().unwrap();
+    assert!(line.contains("other-enqueued true"), "{line}");
+    assert!(requests >= 1, "the instance's host was asked: {line}");
+    // The reads' bound of a 256 MB function (78 MB) and a page in flight.
+    assert!(growth < 96 * 1024 * 1024, "+{} MB: {line}", growth >> 20);
+    assert!(peak < SCHEDULER_MEMORY, "peak {} MB: {line}", peak >> 20);
+}

@@ -180,9 +180,11 @@ impl Hostile {
             | Hostile::MembersShortRowsPastBound
             | Hostile::EndlessMembers => counted(client.list_members(organization, None).await),
             Hostile::TeamsPastBound => counted(client.list_teams(organization, MAX_TEAMS).await),
-            Hostile::EndlessInstanceOrganizations => {
-                counted(client.list_instance_organizations().await)
-            }
+            Hostile::EndlessInstanceOrganizations => counted(
+                client
+                    .list_instance_organizations(makesync::credential::MAX_INSTANCE_LISTED)
+                    .await,
+            ),
             Hostile::EndlessTeamMembers => {
                 format!("{:?}", read_team_access(client, organization).await)
             }
@@ -390,6 +392,16 @@ fn an_endless_list_stops_at_its_bound_within_the_function_s_memory() {
                     measured.outcome
                 );
                 assert!(measured.growth < 24 * 1024 * 1024 + 2 * 16 * 1024 * 1024);
+            }
+            Hostile::EndlessInstanceOrganizations => {
+                assert!(measured.outcome.contains("Rows("), "{}", measured.outcome);
+                // Short rows: the listing's own bound stops it, not the memory's.
+                let bound = makesync::credential::MAX_INSTANCE_LISTED;
+                assert!(
+                    measured.requests <= 2 + bound / 9_999,
+                    "{}",
+                    measured.requests
+                );
             }
             Hostile::EndlessUsersLongTexts | Hostile::LargePagesReadAhead => {
                 assert!(measured.outcome.contains("Bytes("), "{}", measured.outcome)
