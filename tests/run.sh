@@ -7,10 +7,24 @@ cd "$(dirname "$0")/.."
 
 MOTO_VERSION="5.2.5"
 
-echo "== cargo fmt --check"
+# Each phase says how long the one before it took, so that a slow phase shows where it is.
+phase_started=$(date +%s)
+phase_name=""
+phase() {
+    local now
+    now=$(date +%s)
+    if [[ -n "$phase_name" ]]; then
+        echo "-- $phase_name: $((now - phase_started)) s"
+    fi
+    phase_name="$1"
+    phase_started=$now
+    [[ "$1" == "done" ]] || echo "== $1"
+}
+
+phase "cargo fmt --check"
 cargo fmt --all --check
 
-echo "== cargo clippy --all-targets -- -D warnings"
+phase "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Servers this script starts, stopped when it ends however it ends.
@@ -37,7 +51,7 @@ wait_for() {
 
 if [[ -z "${MAKESYNC_TEST_AWS_ENDPOINT:-}" ]]; then
     if [[ ! -x .venv/bin/moto_server ]]; then
-        echo "== installing moto[server]==$MOTO_VERSION into .venv"
+        phase "installing moto[server]==$MOTO_VERSION into .venv"
         python3 -m venv .venv
         .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
     fi
@@ -53,25 +67,27 @@ fi
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-echo "== cargo test (AWS on $MAKESYNC_TEST_AWS_ENDPOINT)"
+phase "cargo test (AWS on $MAKESYNC_TEST_AWS_ENDPOINT)"
 cargo test --workspace --locked -- --skip the_store_matches_make_after_a_run_of_faults \
     --skip no_member_present_throughout_a_run_is_ever_stored_as_removed
+# The runs below name one test target each with `--workspace`, so that they reuse the build
+# above: `-p makesync-tests` alone would unify features differently and rebuild the AWS SDK.
+
 # The read path against a model of Make, on its own so that its seed and what its runs did
 # are printed (MAKESYNC_MODEL_SEED=<seed> runs a seed again).
-echo "== the read path against a model of Make"
-cargo test --locked -p makesync-tests --test read_path_model -- --nocapture \
+phase "the read path against a model of Make"
+cargo test --workspace --locked --test read_path_model -- --nocapture \
     no_member_present_throughout_a_run_is_ever_stored_as_removed
-# The chaos run on its own, so that its summary line (seed, faults by kind, false removals,
-# lost messages, leaked tokens) is printed, not captured.
-echo "== the chaos run"
-cargo test --locked -p makesync-tests --test chaos -- --nocapture
 
 # A second DynamoDB: the tests that use DynamoDB run again against dynalite (npm; an
 # independent implementation of DynamoDB's API, which validates and orders as DynamoDB does
 # and creates tables asynchronously), behind a router that sends DynamoDB calls there and every
 # other service to moto. The stream tests (events, IAM) stay on moto: dynalite has no streams.
+# It runs beside the chaos run on moto (both mostly wait on their servers); its output is
+# printed once the chaos run has ended.
+dynalite_pid=""
 if [[ "${MAKESYNC_SKIP_DYNALITE:-}" != "1" ]]; then
-    echo "== installing dynalite (tests/dynalite, npm ci)"
+    phase "installing dynalite (tests/dynalite, npm ci)"
     (cd tests/dynalite && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
     dynalite_port="$(free_port)"
     node tests/dynalite/server.js "$dynalite_port" >target/dynalite.log 2>&1 &
@@ -80,10 +96,30 @@ if [[ "${MAKESYNC_SKIP_DYNALITE:-}" != "1" ]]; then
     python3 tests/dynalite/router.py "$router_port" "http://127.0.0.1:$dynalite_port" "$MAKESYNC_TEST_AWS_ENDPOINT" >target/router.log 2>&1 &
     started_pids+=($!)
     wait_for "http://127.0.0.1:$router_port/moto-api/"
-    echo "== the DynamoDB tests against dynalite (other services on moto, through 127.0.0.1:$router_port)"
-    MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$router_port" \
-        cargo test --locked -p makesync-tests --test aws_functions --test credentials
-    echo "== the chaos run against dynalite"
-    MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$router_port" \
-        cargo test --locked -p makesync-tests --test chaos -- --nocapture
+    (
+        set -e
+        export MAKESYNC_TEST_AWS_ENDPOINT="http://127.0.0.1:$router_port"
+        echo "== the DynamoDB tests against dynalite (other services on moto, through 127.0.0.1:$router_port)"
+        cargo test --workspace --locked --test aws_functions --test credentials
+        echo "== the chaos run against dynalite"
+        cargo test --workspace --locked --test chaos -- --nocapture
+    ) >target/dynalite-pass.log 2>&1 &
+    dynalite_pid=$!
 fi
+
+# The chaos run on its own, so that its summary line (seed, faults by kind, false removals,
+# lost messages, leaked tokens) is printed, not captured.
+phase "the chaos run"
+cargo test --workspace --locked --test chaos -- --nocapture
+
+if [[ -n "$dynalite_pid" ]]; then
+    phase "the dynalite pass (run beside the chaos run)"
+    dynalite_status=0
+    wait "$dynalite_pid" || dynalite_status=$?
+    cat target/dynalite-pass.log
+    if [[ "$dynalite_status" != "0" ]]; then
+        echo "the dynalite pass failed (exit $dynalite_status)" >&2
+        exit "$dynalite_status"
+    fi
+fi
+phase "done"
