@@ -163,6 +163,43 @@ across_api_shapes! {
         }
     }
 
+    async fn team_lists_make_cannot_answer_now_leave_the_team_roles_last_read(shape: ApiShape) {
+        let env = TestEnv::start_shaped(demo_world(), shape, |_| {}).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        let first = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+        assert_eq!(first.run.teams_not_read, None, "{:?}", first.run.error);
+        let read = env.store.list_users(&connection.id).await.unwrap();
+
+        // Every team's member list answers 503, past the client's retries; meanwhile Ada
+        // became an Admin and Rafael changed teams in Make.
+        {
+            let mut world = env.simulator.world();
+            world.faults.unavailable_paths.insert("/teams/".into());
+            world.set_role(ACME, 1, 12);
+            world.set_team_role(ACME, 10011, 11, Some(1));
+        }
+        let down = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+        assert_eq!(down.run.outcome, RunOutcome::Succeeded, "{:?}", down.run.error);
+        let why = down.run.teams_not_read.clone().expect("the run says teams were not read");
+        assert!(why.contains("kept"), "{why}");
+        assert_eq!(down.run.counts.updated, 1, "only Ada's role: {:?}", down.changes);
+        let ada = &down.changes[0].after;
+        assert_eq!((ada.user_id, ada.role_id), (1, 12));
+        assert_eq!(ada.teams, teams_of(&read, 1), "written with the team roles last read");
+        let kept = env.store.list_users(&connection.id).await.unwrap();
+        for user in &kept {
+            assert_eq!(user.teams, teams_of(&read, user.user_id), "user {}", user.user_id);
+        }
+
+        // Make answers again: the team change is read.
+        env.simulator.world().faults.unavailable_paths.clear();
+        let back = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+        assert_eq!(back.run.teams_not_read, None);
+        assert_eq!(back.run.counts.updated, 1, "Rafael's team role");
+        let users = env.store.list_users(&connection.id).await.unwrap();
+        assert_eq!(teams_of(&users, 11), Some(vec![role(10011, "Finance", 1, "Team Admin")]));
+    }
+
     async fn a_token_without_teams_read_syncs_users_and_says_why_teams_were_not_read(shape: ApiShape) {
         let env = TestEnv::start_in(shape).await;
         let connection = env.connection("eu1.make.com", ACME);

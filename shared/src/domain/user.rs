@@ -140,6 +140,9 @@ pub struct StoredUser {
     pub user_id: MakeUserId,
     /// [`UserRecord::digest`] as stored; `None` for a record written before digests were kept.
     pub digest: Option<u64>,
+    /// [`UserRecord::teams_digest`] as stored; `None` when the record holds no team roles,
+    /// or was written before it was kept.
+    pub teams_digest: Option<u64>,
     pub removed: bool,
     /// Removed, and stored without the expiry a retention gives it (stored before removed
     /// users expired): a sync with a retention writes it again, with one. Stores that apply
@@ -234,18 +237,25 @@ impl UserRecord {
             invitation: self.invitation.as_deref(),
             last_login: self.last_login,
             removed_at: self.removed_at,
-            teams: self.teams.as_ref().map(|teams| {
-                teams_digest(teams.iter().map(|t| {
-                    (
-                        t.team_id,
-                        t.team_name.as_str(),
-                        t.role_id,
-                        t.role_name.as_str(),
-                    )
-                }))
-            }),
+            teams: self.teams_digest(),
         }
         .digest()
+    }
+
+    /// [`teams_digest`] of the user's team roles; `None` when team access was not read.
+    /// Stored beside the digest, so that a run that cannot read team access can still tell
+    /// whether the rest of the user changed (the team roles stored are kept then).
+    pub fn teams_digest(&self) -> Option<u64> {
+        self.teams.as_ref().map(|teams| {
+            teams_digest(teams.iter().map(|t| {
+                (
+                    t.team_id,
+                    t.team_name.as_str(),
+                    t.role_id,
+                    t.role_name.as_str(),
+                )
+            }))
+        })
     }
 
     /// Whether anything Make told us differs; bookkeeping (`first_seen`) is not compared.

@@ -10,7 +10,9 @@
 //! only what still differs.)
 
 use super::error::SyncError;
-use super::plan::{plan_changes, resolve, ChangeKind, PlannedWrite, UserChange};
+use super::plan::{
+    plan_changes, resolve, resolve_keeping_teams, ChangeKind, PlannedWrite, StoredTeams, UserChange,
+};
 use super::snapshot::{fetch_snapshot, OrganizationSnapshot, SnapshotMember};
 use crate::clock::Clock;
 use crate::connection::Connection;
@@ -314,6 +316,7 @@ impl SyncEngine {
             &stored,
             &snapshot.members,
             self.removed_user_retention.is_some(),
+            snapshot.stored_teams,
         );
         let first_sync = stored.is_empty();
         drop(stored);
@@ -352,8 +355,8 @@ impl SyncEngine {
         // stops at the first failed write (the chunk resolved beside it is not written).
         let mut in_flight: Option<BoxFuture<'_, Result<(), StoreError>>> = None;
         for chunk in chunks {
-            let resolving =
-                self.resolve_chunk(connection, chunk, &snapshot.members, now, &mut tally);
+            let members = (&snapshot.members[..], snapshot.stored_teams);
+            let resolving = self.resolve_chunk(connection, chunk, members, now, &mut tally);
             let records = match in_flight.take() {
                 Some(written) => {
                     let (written, records) = tokio::join!(written, resolving);
@@ -433,13 +436,14 @@ impl SyncEngine {
         })
     }
 
-    /// Resolves one chunk of planned writes against the stored records it needs, counts each
-    /// change, and gives back the records to write.
+    /// Resolves one chunk of planned writes against the stored records it needs (the
+    /// snapshot's members, and what becomes of the team roles stored), counts each change,
+    /// and gives back the records to write.
     async fn resolve_chunk(
         &self,
         connection: &Connection,
         chunk: &[PlannedWrite],
-        members: &[SnapshotMember],
+        (members, teams): (&[SnapshotMember], StoredTeams),
         now: chrono::DateTime<chrono::Utc>,
         tally: &mut Tally,
     ) -> Result<Vec<UserRecord>, SyncError> {
@@ -466,7 +470,11 @@ impl SyncEngine {
                 records.push(before.clone());
                 continue;
             }
-            let Some(change) = resolve(*write, members, before, now) else {
+            let resolved = match teams {
+                StoredTeams::Replace => resolve(*write, members, before, now),
+                StoredTeams::Keep => resolve_keeping_teams(*write, members, before, now),
+            };
+            let Some(change) = resolved else {
                 tally.counts.unchanged += u32::from(before.is_some());
                 continue;
             };

@@ -12,7 +12,10 @@ pub use engine::{
     SyncEngine, SyncReport, SyncTimings, DEFAULT_REMOVED_USER_RETENTION_DAYS, REPORTED_CHANGES,
 };
 pub use error::SyncError;
-pub use plan::{plan_changes, resolve, ChangeKind, PlannedWrite, SyncPlan, UserChange};
+pub use plan::{
+    plan_changes, resolve, resolve_keeping_teams, ChangeKind, PlannedWrite, StoredTeams, SyncPlan,
+    UserChange,
+};
 pub use snapshot::{
     fetch_snapshot, MemberTeam, OrganizationSnapshot, SnapshotMember, TeamCounts,
     MAX_MEMBER_TEAM_BYTES,

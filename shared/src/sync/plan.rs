@@ -79,6 +79,17 @@ pub struct SyncPlan {
     pub counts: RunCounts,
 }
 
+/// What a run does with the team roles stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredTeams {
+    /// The snapshot's replace them: team access was read, or is known unreadable (the token
+    /// lacks `teams:read`: the roles stored are no longer known).
+    Replace,
+    /// Team access was not read this run for a passing reason: each member keeps the team
+    /// roles stored, and a change of the rest of the member is written with them.
+    Keep,
+}
+
 /// What to write so that the store matches a *complete* snapshot; with `expire_removed`,
 /// also the removed users stored without an expiry. Writes come in snapshot order, then the
 /// removals in stored order.
@@ -86,6 +97,7 @@ pub fn plan_changes(
     stored: &[StoredUser],
     snapshot: &[SnapshotMember],
     expire_removed: bool,
+    teams: StoredTeams,
 ) -> SyncPlan {
     let joined = join_by_id(stored, snapshot);
     let mut plan = SyncPlan::default();
@@ -103,8 +115,9 @@ pub fn plan_changes(
             Some(StoredUser { digest: None, .. }) => PlannedWrite::Compare { index },
             Some(StoredUser {
                 digest: Some(digest),
+                teams_digest,
                 ..
-            }) if *digest != member.digest() => PlannedWrite::Member {
+            }) if !unchanged(member, *digest, *teams_digest, teams) => PlannedWrite::Member {
                 index,
                 kind: ChangeKind::Updated,
             },
@@ -192,6 +205,37 @@ fn positions_by_id<T>(items: &[T], id: impl Fn(&T) -> MakeUserId) -> Vec<usize> 
 /// The record a planned write writes, made at `now` from the snapshot and the stored record
 /// (`None` when the user is not stored). `None` when there is nothing to write after all: a
 /// compared record that does not differ, or a removal of a user no longer stored.
+/// Whether `member` is the user stored with `digest` (and `teams_digest`): with
+/// [`StoredTeams::Keep`], the member is compared as holding the team roles stored.
+fn unchanged(
+    member: &SnapshotMember,
+    digest: u64,
+    teams_digest: Option<u64>,
+    teams: StoredTeams,
+) -> bool {
+    member.digest() == digest
+        || (teams == StoredTeams::Keep && member.digest_with_teams(teams_digest) == digest)
+}
+
+/// [`resolve`] for a run that keeps the team roles stored ([`StoredTeams::Keep`]): the
+/// record written holds the stored team roles, and a member whose only difference was their
+/// team roles is no change.
+pub fn resolve_keeping_teams(
+    write: PlannedWrite,
+    snapshot: &[SnapshotMember],
+    stored: Option<&UserRecord>,
+    now: DateTime<Utc>,
+) -> Option<UserChange> {
+    let mut change = resolve(write, snapshot, stored, now)?;
+    let (PlannedWrite::Member { .. } | PlannedWrite::Compare { .. }, Some(before)) =
+        (write, stored)
+    else {
+        return Some(change);
+    };
+    change.after.teams = before.teams.clone();
+    change.after.differs_from(before).then_some(change)
+}
+
 pub fn resolve(
     write: PlannedWrite,
     snapshot: &[SnapshotMember],
@@ -288,11 +332,12 @@ mod tests {
             .map(|u| StoredUser {
                 user_id: u.user_id,
                 digest: Some(u.digest()),
+                teams_digest: u.teams_digest(),
                 removed: u.status == UserStatus::Removed,
                 lacks_expiry: false,
             })
             .collect();
-        let plan = plan_changes(&digests, snapshot, false);
+        let plan = plan_changes(&digests, snapshot, false, StoredTeams::Replace);
         let changes: Vec<UserChange> = plan
             .writes
             .iter()
@@ -467,6 +512,7 @@ mod tests {
                 1 => Some(member.digest()),
                 _ => Some(member.digest() ^ 1),
             },
+            teams_digest: None,
             removed: kind % 4 == 3,
             lacks_expiry: kind % 5 == 4,
         }
@@ -482,7 +528,7 @@ mod tests {
         ) {
             let stored: Vec<StoredUser> =
                 stored.into_iter().map(|(m, kind)| stored_user(m, kind)).collect();
-            let plan = plan_changes(&stored, &snapshot, true);
+            let plan = plan_changes(&stored, &snapshot, true, StoredTeams::Replace);
             prop_assert_eq!(plan.writes, plan_by_lookup(&stored, &snapshot));
         }
     }
@@ -522,11 +568,12 @@ mod tests {
         let tombstone = StoredUser {
             user_id: 2,
             digest: Some(1),
+            teams_digest: None,
             removed: true,
             lacks_expiry: true,
         };
         let present = [member(1, 13)];
-        let expiring = plan_changes(&[tombstone], &present, true);
+        let expiring = plan_changes(&[tombstone], &present, true, StoredTeams::Replace);
         assert_eq!(
             expiring.writes,
             vec![
@@ -539,14 +586,68 @@ mod tests {
         );
         assert_eq!(expiring.counts.removed, 0);
         assert_eq!(expiring.counts.added, 1);
-        let kept = plan_changes(&[tombstone], &present, false);
+        let kept = plan_changes(&[tombstone], &present, false, StoredTeams::Replace);
         assert!(!kept.writes.contains(&PlannedWrite::Expire { user_id: 2 }));
         let with_expiry = StoredUser {
             lacks_expiry: false,
             ..tombstone
         };
-        let again = plan_changes(&[with_expiry], &present, true);
+        let again = plan_changes(&[with_expiry], &present, true, StoredTeams::Replace);
         assert!(!again.writes.contains(&PlannedWrite::Expire { user_id: 2 }));
+    }
+
+    /// A run that could not read team access for a passing reason keeps each member's team
+    /// roles: a member unchanged but for them is no write, and one whose role changed is
+    /// written with the team roles stored. A run that replaces them writes both.
+    #[test]
+    fn a_run_that_keeps_the_stored_teams_writes_only_what_else_changed() {
+        let now = at("2026-01-01T00:00:00Z");
+        let finance = MemberTeam {
+            team_id: 7,
+            team_name: "Finance".into(),
+            role_id: 1,
+            role: RoleLabel::named("Team Admin"),
+        };
+        let in_finance = |id, role_id| SnapshotMember {
+            teams: Some(Box::new([finance.clone()])),
+            ..member(id, role_id)
+        };
+        let records = [
+            in_finance(1, 13).to_record(now),
+            in_finance(2, 13).to_record(now),
+        ];
+        let digests: Vec<StoredUser> = records
+            .iter()
+            .map(|u| StoredUser {
+                user_id: u.user_id,
+                digest: Some(u.digest()),
+                teams_digest: u.teams_digest(),
+                removed: false,
+                lacks_expiry: false,
+            })
+            .collect();
+        // Team access not read: user 1 as stored, user 2 now an Admin.
+        let snapshot = [member(1, 13), member(2, 12)];
+
+        let kept = plan_changes(&digests, &snapshot, false, StoredTeams::Keep);
+        assert_eq!((kept.counts.unchanged, kept.counts.updated), (1, 1));
+        let written: Vec<UserChange> = kept
+            .writes
+            .iter()
+            .filter_map(|w| resolve_keeping_teams(*w, &snapshot, Some(&records[1]), now))
+            .collect();
+        assert_eq!(written.len(), 1);
+        assert_eq!(written[0].after.role_id, 12);
+        assert_eq!(
+            written[0].after.teams, records[1].teams,
+            "the team roles stay"
+        );
+
+        let replaced = plan_changes(&digests, &snapshot, false, StoredTeams::Replace);
+        assert_eq!(
+            replaced.counts.updated, 2,
+            "team roles no longer known: both written"
+        );
     }
 
     #[test]
@@ -556,11 +657,12 @@ mod tests {
         let digests = [StoredUser {
             user_id: 1,
             digest: None,
+            teams_digest: None,
             removed: false,
             lacks_expiry: false,
         }];
         let same = [member(1, 13)];
-        let plan = plan_changes(&digests, &same, false);
+        let plan = plan_changes(&digests, &same, false, StoredTeams::Replace);
         assert_eq!(plan.writes, vec![PlannedWrite::Compare { index: 0 }]);
         assert_eq!(resolve(plan.writes[0], &same, Some(&stored), now), None);
         let changed = [member(1, 12)];

@@ -27,6 +27,7 @@
 //! of a list that was moving or cut.
 
 use super::error::SyncError;
+use super::plan::StoredTeams;
 use super::team_check::settle_team_access;
 use super::teams::{read_team_access, TeamAccess, TeamGrant};
 use crate::make::{
@@ -143,6 +144,16 @@ impl SnapshotMember {
         self.digest_fields().digest()
     }
 
+    /// The digest of the record this member would be stored as with team roles of digest
+    /// `teams` (`None`: without team roles) in place of their own.
+    pub fn digest_with_teams(&self, teams: Option<u64>) -> u64 {
+        DigestFields {
+            teams,
+            ..self.digest_fields()
+        }
+        .digest()
+    }
+
     /// The record to store for this member, first seen at `first_seen`.
     pub fn to_record(&self, first_seen: DateTime<Utc>) -> UserRecord {
         UserRecord {
@@ -181,6 +192,9 @@ pub struct OrganizationSnapshot {
     pub members: Vec<SnapshotMember>,
     /// Why team access was not read, when it was not (the members' `teams` are `None`).
     pub teams_not_read: Option<String>,
+    /// Whether the team roles stored are replaced by the members' or kept (team access not
+    /// read this run for a passing reason).
+    pub stored_teams: StoredTeams,
 }
 
 /// One read of the member and user lists.
@@ -236,11 +250,16 @@ pub async fn fetch_snapshot<B: std::future::Future>(
                 let teams = settle_team_access(client, organization_id, teams, &members).await?;
                 look_up_unlisted_roles(client, &members, &teams, &mut roles).await;
                 name_roles(&mut members, &roles);
+                let stored_teams = match teams {
+                    TeamAccess::Kept(_) => StoredTeams::Keep,
+                    TeamAccess::Read(_) | TeamAccess::NotRead(_) => StoredTeams::Replace,
+                };
                 let teams_not_read = give_teams(&mut members, &teams, &roles);
                 let snapshot = OrganizationSnapshot {
                     organization,
                     members,
                     teams_not_read,
+                    stored_teams,
                 };
                 return Ok((snapshot, beside));
             }
@@ -508,7 +527,7 @@ async fn look_up_unlisted_roles(
 ) {
     let team_roles: Vec<u32> = match teams {
         TeamAccess::Read(grants) => grants.all().map(|g| g.role_id).collect(),
-        TeamAccess::NotRead(_) => Vec::new(),
+        TeamAccess::NotRead(_) | TeamAccess::Kept(_) => Vec::new(),
     };
     let mut unlisted: Vec<u32> = members
         .iter()
@@ -550,7 +569,7 @@ fn give_teams(
 ) -> Option<String> {
     let grants = match teams {
         TeamAccess::Read(grants) => grants,
-        TeamAccess::NotRead(why) => return Some(why.clone()),
+        TeamAccess::NotRead(why) | TeamAccess::Kept(why) => return Some(why.clone()),
     };
     let unknown = RoleLabel::named(UNKNOWN_ROLE);
     let role = |grant: &TeamGrant| roles.get(&grant.role_id).unwrap_or(&unknown).clone();

@@ -18,7 +18,7 @@
 //!    (one request a team), which either finds its end or reads the rest.
 //!
 //! A doubt neither settles — the endpoint ignores offsets and the counts do not fit — leaves
-//! team access not read this run, never part of it.
+//! team access not read this run (the team roles last read kept), never part of it.
 
 use super::snapshot::SnapshotMember;
 use super::teams::{
@@ -54,7 +54,7 @@ pub async fn settle_team_access(
         return Ok(doubt(team));
     }
     if let Some(note) = unaffordable(client, grants.teams_listed + suspects.len()).await {
-        return Ok(TeamAccess::NotRead(note));
+        return Ok(TeamAccess::Kept(note));
     }
     let ignored = match read_on(client, organization, &mut grants, suspects).await {
         Ok(ignored) => ignored,
@@ -158,8 +158,8 @@ fn counts_fit(grants: &MemberGrants, members: &[SnapshotMember]) -> bool {
 
 /// Team access not read: one team's answer may be cut, and nothing could tell.
 fn doubt(team: &UnprovenTeam) -> TeamAccess {
-    TeamAccess::NotRead(format!(
-        "teams not read: Make's answer for team {} may be cut (it says nothing of paging, and the members' team counts do not match it) — team access is read again at the next sync",
+    TeamAccess::Kept(format!(
+        "teams not read: Make's answer for team {} may be cut (it says nothing of paging, and the members' team counts do not match it) — the team roles last read are kept, and read again at the next sync",
         team.team.id
     ))
 }

@@ -40,8 +40,12 @@ pub struct TeamGrant {
 pub enum TeamAccess {
     /// Every team's members.
     Read(MemberGrants),
-    /// Not read, and why (for the run record).
+    /// Not read, and why (for the run record): what was stored of team access is no longer
+    /// known (the token lacks `teams:read`), or the organization's is more than makesync
+    /// holds.
     NotRead(String),
+    /// Not read this run for a passing reason, and why: the team roles stored are kept.
+    Kept(String),
 }
 
 /// Every team role of every member, by user id and then team id: a list rather than a map of
@@ -143,7 +147,7 @@ pub async fn read_team_access(
     };
     let teams_listed = teams.len();
     if let Some(note) = unaffordable(client, teams.len()).await {
-        return Ok(TeamAccess::NotRead(note));
+        return Ok(TeamAccess::Kept(note));
     }
     let mut grants = Vec::new();
     let read = Arc::new(AtomicUsize::new(0));
@@ -215,8 +219,8 @@ fn team_not_read(error: MakeError, team: &Team) -> Result<TeamAccess, MakeError>
         // The organization was just read: a 404 for one of its teams is the team deleted
         // since the list of teams was read — not the organization gone. The rest would be
         // partial: none is kept this time.
-        MakeError::OrganizationNotFound { .. } => Ok(TeamAccess::NotRead(format!(
-            "teams not read: team {} was deleted while the teams were read — they are read again at the next sync",
+        MakeError::OrganizationNotFound { .. } => Ok(TeamAccess::Kept(format!(
+            "teams not read: team {} was deleted while the teams were read — the team roles last read are kept, and read again at the next sync",
             team.id
         ))),
         // A team the token may not read leaves the rest partial: none is kept.
@@ -290,8 +294,10 @@ pub(super) fn add_grants(
 
 /// Team access not read when Make refused it for want of `teams:read` (403, or 401 once the
 /// token was accepted) or refused a White Label administrator's token for it, or when its
-/// lists pass a bound (the teams', or what one sync's lists may hold in memory); any other
-/// failure fails the run.
+/// lists pass a bound (the teams', or what one sync's lists may hold in memory); not read
+/// this run, the team roles stored kept, when the failure is a passing one (Make down or
+/// rate limited after the client's retries, an answer that does not parse, no time or memory
+/// left this run); any other failure fails the run.
 pub(super) fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
     match error {
         MakeError::Forbidden { .. } | MakeError::MissingScope { .. } => {
@@ -306,9 +312,12 @@ pub(super) fn not_read(error: MakeError) -> Result<TeamAccess, MakeError> {
         } => Ok(TeamAccess::NotRead(format!(
             "teams not read: the organization has more than the {MAX_TEAMS} teams makesync reads"
         ))),
-        MakeError::ListTooLong { .. } | MakeError::MemoryTaken { .. } => Ok(TeamAccess::NotRead(
+        MakeError::ListTooLong { .. } => Ok(TeamAccess::NotRead(
             "teams not read: with the users and members, the teams' lists need more memory than this sync may hold — give the function more memory (its MemorySize)".to_string(),
         )),
+        passing if passing.kind().is_retryable() => Ok(TeamAccess::Kept(format!(
+            "teams not read this time ({passing}) — the team roles last read are kept, and read again at the next sync"
+        ))),
         other => Err(other),
     }
 }

@@ -142,6 +142,9 @@ pub struct Faults {
     /// Organizations in an outage: every request about them (`/organizations/{id}…` or
     /// `?organizationId={id}`) answers 503 until they are taken out again.
     pub unavailable_organizations: BTreeSet<u64>,
+    /// Paths (below `/api/v2`) starting with one of these answer 503 until taken out again:
+    /// one endpoint down while the others answer. Not a model of Make: a test's instrument.
+    pub unavailable_paths: BTreeSet<String>,
     /// Paths (as requested, e.g. `/api/v2/users/roles`) answered 200 with this exact body after
     /// the token and scope checks: contract fixtures and bodies Make might send.
     pub canned_bodies: BTreeMap<String, String>,
@@ -195,6 +198,7 @@ impl Default for Faults {
             enforce_budget: true,
             unavailable_organizations: BTreeSet::new(),
             canned_bodies: BTreeMap::new(),
+            unavailable_paths: BTreeSet::new(),
             path_latency: BTreeMap::new(),
             hostile_headers: BTreeMap::new(),
             redirect: None,

@@ -490,6 +490,13 @@ impl Endpoint {
 }
 
 fn organization_in_outage(world: &World, path: &str, request: &Request<'_>) -> bool {
+    let unavailable = &world.faults.unavailable_paths;
+    if unavailable
+        .iter()
+        .any(|down| path.starts_with(down.as_str()))
+    {
+        return true;
+    }
     let outage = &world.faults.unavailable_organizations;
     if outage.is_empty() {
         return false;

@@ -330,6 +330,7 @@ impl UserStore for MemoryStore {
                     .map(|user| StoredUser {
                         user_id: user.user_id,
                         digest: Some(user.digest()),
+                        teams_digest: user.teams_digest(),
                         removed: user.status == UserStatus::Removed,
                         lacks_expiry: false,
                     })

@@ -187,7 +187,7 @@ impl UserStore for DynamoStore {
                 connection,
                 Some(0),
                 None,
-                Some("userId, digest, #status, expiresAt"),
+                Some("userId, digest, teamsDigest, #status, expiresAt"),
             )
             .await?;
         items
@@ -205,6 +205,7 @@ impl UserStore for DynamoStore {
                         StoreError::Corrupt("a user item without a numeric userId".into())
                     })?,
                     digest: number_of("digest"),
+                    teams_digest: number_of("teamsDigest"),
                     removed,
                     lacks_expiry: removed && !item.contains_key(EXPIRES_AT),
                 })
@@ -250,6 +251,9 @@ impl UserStore for DynamoStore {
                     let mut item = to_item(serde_json::to_value(user).expect("a user serialises"));
                     item.insert("connectionId".into(), string(connection.as_str()));
                     item.insert("digest".into(), number(user.digest()));
+                    if let Some(teams) = user.teams_digest() {
+                        item.insert("teamsDigest".into(), number(teams));
+                    }
                     item.insert("runId".into(), string(stamp.run_id.clone()));
                     if stamp.first_sync_users.is_some() {
                         item.insert("firstSync".into(), AttributeValue::Bool(true));

@@ -40,20 +40,25 @@ pub(super) async fn check_users(store: &dyn Store, first: &Connection) {
 /// The reads a sync and the API make besides the whole list: digests, some users by id,
 /// pages after a user id.
 async fn check_user_reads(store: &dyn Store, connection: &ConnectionId, users: &[UserRecord]) {
-    // What a sync reads instead of the records: id, digest, removed. (Whether a removed
-    // user lacks an expiry depends on how the store applies the retention.)
-    let digests: Vec<(u64, Option<u64>, bool)> = store
+    // What a sync reads instead of the records: id, digest, the team roles' digest,
+    // removed. (Whether a removed user lacks an expiry depends on how the store applies the
+    // retention.)
+    type Digests = (u64, Option<u64>, Option<u64>, bool);
+    let digests: Vec<Digests> = store
         .list_user_digests(connection)
         .await
         .unwrap()
         .iter()
-        .map(|d| (d.user_id, d.digest, d.removed))
+        .map(|d| (d.user_id, d.digest, d.teams_digest, d.removed))
         .collect();
     assert_eq!(
         digests,
         users
             .iter()
-            .map(|u| (u.user_id, Some(u.digest()), u.status == UserStatus::Removed))
+            .map(|u| {
+                let removed = u.status == UserStatus::Removed;
+                (u.user_id, Some(u.digest()), u.teams_digest(), removed)
+            })
             .collect::<Vec<_>>()
     );
     let mut some = store.get_users(connection, &[3, 99, 1]).await.unwrap();

@@ -177,6 +177,8 @@ impl SqliteStore {
         add_column_if_missing(&db, "users", "role_management_type", "TEXT")?;
         // The member's team roles as JSON; NULL when team access was not read.
         add_column_if_missing(&db, "users", "teams", "TEXT")?;
+        // UserRecord::teams_digest; NULL without team roles, and in rows written before it.
+        add_column_if_missing(&db, "users", "teams_digest", "INTEGER")?;
         add_column_if_missing(&db, "sync_runs", "teams_not_read", "TEXT")?;
         add_column_if_missing(&db, "connections", "user_count", "INTEGER")?;
         add_column_if_missing(&db, "connections", "version", "INTEGER NOT NULL DEFAULT 0")?;

@@ -75,7 +75,7 @@ impl UserStore for SqliteStore {
         self.with_db(move |db| {
             let mut statement = db
                 .prepare_cached(
-                    "SELECT user_id, digest, status = 'removed' FROM users
+                    "SELECT user_id, digest, status = 'removed', teams_digest FROM users
                      WHERE connection_id = ?1 ORDER BY user_id",
                 )
                 .map_err(backend)?;
@@ -84,6 +84,7 @@ impl UserStore for SqliteStore {
                     Ok(StoredUser {
                         user_id: row.get::<_, i64>(0)? as u64,
                         digest: row.get::<_, Option<i64>>(1)?.map(|d| d as u64),
+                        teams_digest: row.get::<_, Option<i64>>(3)?.map(|d| d as u64),
                         removed: row.get(2)?,
                         // The retention is applied by removal time, each time a run writes.
                         lacks_expiry: false,
@@ -270,8 +271,8 @@ fn upsert_users(
         .prepare_cached(
             "INSERT OR REPLACE INTO users (connection_id, user_id, name, email, role_id,
                 role_name, status, invitation, last_login, first_seen, removed_at,
-                digest, role_identifier, role_management_type, teams)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                digest, role_identifier, role_management_type, teams, teams_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )
         .map_err(backend)?;
     for user in users {
@@ -294,6 +295,7 @@ fn upsert_users(
                 user.teams
                     .as_ref()
                     .map(|teams| serde_json::to_string(teams).expect("teams serialise")),
+                user.teams_digest().map(|digest| digest as i64),
             ])
             .map_err(backend)?;
     }
