@@ -7,16 +7,17 @@
 //! |---|---|---|
 //! | [`domain`] | the things makesync is about: [`user`], [`connection`], [`credential`], [`run`], [`tenant`], [`host`], [`organization`], [`token`], the sync request ([`queue`]), events (`domain::event`), error categories ([`error`]) and how a refusal quotes an input ([`excerpt`]) | nothing else here |
 //! | [`platform`] | what every part runs on: the [`clock`], [`metrics`], [`telemetry`], the worker's [`memory_budget`] | the domain |
-//! | [`make`] | the Make API client: endpoints, paging, retries, the rate budget, typed errors, and its [`config`] from the environment | the domain, the platform |
+//! | [`make`] | the Make API client (a client bound to its host, token and budgets; its endpoints and Make's JSON, each by endpoint family), paging, retries, the rate budget, typed errors, and its [`config`] from the environment | the domain, the platform |
 //! | [`ports`] | the traits the engine and services talk to: connections, credentials, users, runs, secrets, the sync queue | the domain |
 //! | [`sync`] | the sync engine: one run of one connection, snapshot, plan, writes | the ports, the Make client |
 //! | [`service`] | what the functions and the CLI wrap: [`connect`] (and [`discover`]), [`worker`], [`schedule`] (with [`instance`] following), [`events`] and [`lifecycle`] events | the engine, the ports, the Make client |
-//! | [`adapters`] | the ports' implementations: [`store`] (memory, SQLite, the in-process queue), [`secret_cache`], and `aws` (DynamoDB, Secrets Manager, SQS, EventBridge; feature `aws`) | the ports, the domain, the platform |
+//! | [`adapters`] | the ports' implementations: [`store`] (memory, SQLite, the in-process queue, and the storage contract each keeps), [`secret_cache`], and `aws` (DynamoDB, Secrets Manager, SQS, EventBridge; feature `aws`); each store a folder, a file per thing it keeps (connections, leases, credentials, users, runs, requests' answers) | the ports, the domain, the platform |
 //!
 //! Nothing depends on an adapter but the code that wires one in (the functions, the CLI, the
-//! tests), and no two files import each other. The modules are also re-exported at the crate
-//! root (`makesync::worker`, `makesync::store`, …): the paths the functions, the CLI and the
-//! tests name.
+//! tests), and no two files import each other. No file outside integration tests runs past 800
+//! lines (`tests/tests/file_size.rs`): one that grows is split along the concepts inside it.
+//! The modules are also re-exported at the crate root (`makesync::worker`, `makesync::store`,
+//! …): the paths the functions, the CLI and the tests name.
 
 #[cfg(test)]
 mod arbitrary;
