@@ -99,6 +99,7 @@ pub struct OrgsArgs {
 pub struct ReadArgs {
     #[command(flatten)]
     pub target: OrganizationArgs,
+    /// Print one JSON document instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -107,6 +108,7 @@ pub struct ReadArgs {
 pub struct RunsArgs {
     #[command(flatten)]
     pub target: OrganizationArgs,
+    /// Print one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
     /// How many runs, newest first.

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     makesync::telemetry::init_text(cli.command.default_log_level());
     match commands::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.is_quiet_success() => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("makesync: {}", output::terminal_safe(&error.message));
             ExitCode::from(error.code)

@@ -113,6 +113,12 @@ impl From<&SyncRun> for RunJson {
     }
 }
 
+/// Writes `text` and a newline to stdout. When the reader has gone (`makesync users … | head
+/// -1`), the error says to end quietly with success: see [`CliError::output`].
+pub fn print(text: impl std::fmt::Display) -> Result<(), CliError> {
+    writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::output)
+}
+
 /// Users read from the store a page at a time, so that printing an organization of any size
 /// holds one page of it.
 const PAGE: usize = 1000;
@@ -126,7 +132,7 @@ pub async fn print_users_document(
 ) -> Result<(), CliError> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let io = |e: std::io::Error| CliError::internal(format!("cannot write the output: {e}"));
+    let io = CliError::output;
     writeln!(out, "{{").map_err(io)?;
     for (name, value) in fields {
         let pretty = serde_json::to_string_pretty(value)
@@ -178,15 +184,15 @@ pub async fn print_users_table(
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let headers: Vec<String> = USER_HEADERS.iter().map(|h| h.to_string()).collect();
-    writeln!(out, "{}", aligned(&widths, &headers)).map_err(CliError::internal)?;
+    writeln!(out, "{}", aligned(&widths, &headers)).map_err(CliError::output)?;
     for_each_user_page(store, connection, |page| {
         for row in page.iter().map(user_row) {
-            writeln!(out, "{}", aligned(&widths, &row)).map_err(CliError::internal)?;
+            writeln!(out, "{}", aligned(&widths, &row)).map_err(CliError::output)?;
         }
         Ok(())
     })
     .await?;
-    out.flush().map_err(CliError::internal)
+    out.flush().map_err(CliError::output)
 }
 
 async fn for_each_user_page(

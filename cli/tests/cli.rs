@@ -43,6 +43,23 @@ impl Cli {
         command.output().await.unwrap()
     }
 
+    /// Runs with stdout a pipe whose reader has already gone, as `makesync … | head -1` ends.
+    async fn run_into_closed_pipe(&self, args: &[&str]) -> Output {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"))
+            .arg("--db")
+            .arg(self.db())
+            .args(args)
+            .env_clear()
+            .env("MAKESYNC_API_BASE_URL", self.simulator.base_url())
+            .env("MAKE_API_TOKEN", DEMO_TOKEN)
+            .stdout(writer)
+            .output()
+            .await
+            .unwrap()
+    }
+
     /// Runs with `MAKESYNC_API_BASE_URL` set to `base_url`.
     async fn run_against(&self, base_url: &str, token: Option<&str>, args: &[&str]) -> Output {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_makesync"));
@@ -356,7 +373,7 @@ async fn reading_an_organization_never_synced_says_how_to_sync_it() {
     let output = cli
         .run(None, &["users", "--host", "eu1.make.com", "--org", "1001"])
         .await;
-    assert_eq!(output.status.code(), Some(4));
+    assert_eq!(output.status.code(), Some(6));
     assert!(stderr(&output).contains("run `makesync sync --host eu1.make.com --org 1001` first"));
 }
 
@@ -730,4 +747,121 @@ async fn logs_to_a_pipe_carry_no_escape_sequences() {
     let logs = stderr(&output);
     assert!(logs.contains("INFO"), "logs were written: {logs}");
     assert!(!logs.contains('\u{1b}'), "an escape sequence in: {logs:?}");
+}
+
+/// Each kind of outcome has its own exit code, as docs/cli.md lists them.
+#[tokio::test]
+async fn each_outcome_has_its_own_exit_code() {
+    let cli = Cli::start().await;
+    let acme = ["--host", "eu1.make.com", "--org", "1001"];
+    std::fs::create_dir(cli.db()).unwrap();
+    let unexpected = cli.run(None, &[&["users"][..], &acme].concat()).await;
+    assert_eq!(
+        unexpected.status.code(),
+        Some(1),
+        "a store that cannot open"
+    );
+    std::fs::remove_dir(cli.db()).unwrap();
+    let never_synced = cli.run(None, &[&["users"][..], &acme].concat()).await;
+    assert_eq!(never_synced.status.code(), Some(6), "not in the store");
+    let synced = cli
+        .run(Some(DEMO_TOKEN), &[&["sync"][..], &acme].concat())
+        .await;
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    let usage = cli
+        .run(Some(DEMO_TOKEN), &["sync", "--host", "eu1.make.com"])
+        .await;
+    assert_eq!(usage.status.code(), Some(2), "a missing argument");
+    let revoked = cli
+        .run(Some("sim-token-revoked"), &[&["sync"][..], &acme].concat())
+        .await;
+    assert_eq!(revoked.status.code(), Some(3), "the token refused");
+    let unknown = ["sync", "--host", "eu1.make.com", "--org", "4242"];
+    let not_found = cli.run(Some(DEMO_TOKEN), &unknown).await;
+    assert_eq!(not_found.status.code(), Some(4), "no such organization");
+    cli.simulator
+        .world()
+        .faults
+        .retry_after_values
+        .push_back(u64::MAX.to_string());
+    let later = cli
+        .run(Some(DEMO_TOKEN), &[&["sync"][..], &acme].concat())
+        .await;
+    assert_eq!(
+        later.status.code(),
+        Some(5),
+        "try later: {}",
+        stderr(&later)
+    );
+}
+
+/// A failed sync shows why it failed, not the users an earlier sync stored.
+#[tokio::test]
+async fn a_failed_sync_prints_its_error_not_the_users_stored_before() {
+    let cli = Cli::start().await;
+    let acme = ["sync", "--host", "eu1.make.com", "--org", "1001"];
+    let synced = cli.run(Some(DEMO_TOKEN), &acme).await;
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    assert!(stdout(&synced).contains("ada@acme.example"));
+
+    let failed = cli.run(Some("sim-token-revoked"), &acme).await;
+    assert_eq!(failed.status.code(), Some(3));
+    let text = stdout(&failed);
+    assert!(!text.contains("ada@acme.example"), "the old list: {text}");
+    assert!(text.contains("failed (auth)"), "{text}");
+    assert!(
+        text.contains("makesync users --host eu1.make.com --org 1001"),
+        "{text}"
+    );
+    let err = stderr(&failed);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("invalid, expired or revoked"), "{err}");
+}
+
+/// `makesync users … | head -1`: once the reader has gone, the command ends quietly with 0.
+#[tokio::test]
+async fn output_to_a_closed_pipe_ends_quietly_with_success() {
+    let cli = Cli::start().await;
+    let acme = ["--host", "eu1.make.com", "--org", "1001"];
+    let synced = cli
+        .run_into_closed_pipe(&[&["sync"][..], &acme].concat())
+        .await;
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    assert_eq!(stderr(&synced), "");
+    for command in [
+        &["users"][..],
+        &["users", "--json"],
+        &["runs"],
+        &["runs", "--json"],
+    ] {
+        let output = cli.run_into_closed_pipe(&[command, &acme].concat()).await;
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{command:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(stderr(&output), "", "{command:?}");
+    }
+    let orgs = cli
+        .run_into_closed_pipe(&["orgs", "--host", "eu1.make.com"])
+        .await;
+    assert_eq!(orgs.status.code(), Some(0), "{}", stderr(&orgs));
+    assert_eq!(stderr(&orgs), "");
+    let users = cli.run(None, &[&["users"][..], &acme].concat()).await;
+    assert!(
+        stdout(&users).contains("ada@acme.example"),
+        "the sync was kept"
+    );
+}
+
+/// The closed pipe does not hide a failed sync: its exit code stays.
+#[tokio::test]
+async fn a_failed_sync_into_a_closed_pipe_keeps_its_exit_code() {
+    let cli = Cli::start().await;
+    cli.simulator.world().set_revoked(DEMO_TOKEN, true);
+    let output = cli
+        .run_into_closed_pipe(&["sync", "--host", "eu1.make.com", "--org", "1001"])
+        .await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
 }

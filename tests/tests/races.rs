@@ -382,11 +382,11 @@ impl Service {
     }
 }
 
-/// A second world token with full access, to tell two connects' tokens apart.
+/// A second world token with the demo token's scopes, to tell two connects' tokens apart.
 fn world_with_two_tokens() -> makesync_simulator::World {
     let mut world = demo_world();
     let grant = world.tokens[DEMO_TOKEN].clone();
-    world.add_token("sim-token-second-full-access", grant);
+    world.add_token("sim-token-second-users-and-orgs", grant);
     world
 }
 
@@ -395,7 +395,8 @@ async fn two_connects_of_one_connection_one_wins_and_its_token_is_the_one_used()
     let s = service(world_with_two_tokens()).await;
     let id = s.connect_acme(DEMO_TOKEN).await;
     // Request A stores its token; before it writes the connection, request B runs whole.
-    *s.secrets.then.lock().unwrap() = Some(Service::reconnect(&id, "sim-token-second-full-access"));
+    *s.secrets.then.lock().unwrap() =
+        Some(Service::reconnect(&id, "sim-token-second-users-and-orgs"));
     let a = s.call(Service::reconnect(&id, DEMO_TOKEN)).await;
     let b = s.secrets.answers.lock().unwrap().pop().unwrap();
 
@@ -416,7 +417,7 @@ async fn two_connects_of_one_connection_one_wins_and_its_token_is_the_one_used()
     );
     assert_eq!(
         s.token_in_use(&id).await.as_deref(),
-        Some("sim-token-second-full-access"),
+        Some("sim-token-second-users-and-orgs"),
         "the connection uses the token of the request that was answered active"
     );
     assert_eq!(
@@ -433,7 +434,7 @@ async fn a_disconnect_that_lands_while_a_connect_is_checked_is_kept() {
     *s.secrets.then.lock().unwrap() = Some(serde_json::json!({
         "action": "disconnect", "tenantId": "tenant-a", "connectionId": id.as_str()}));
     let reconnect = s
-        .call(Service::reconnect(&id, "sim-token-second-full-access"))
+        .call(Service::reconnect(&id, "sim-token-second-users-and-orgs"))
         .await;
     let disconnect = s.secrets.answers.lock().unwrap().pop().unwrap();
 

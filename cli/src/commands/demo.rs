@@ -37,7 +37,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let simulator = Simulator::start_on(world, clock.clone(), 0)
         .await
         .map_err(|e| CliError::internal(format!("cannot start the simulator: {e}")))?;
-    println!("Make API simulator listening on {} (standing in for eu1.make.com, us2.make.com and eu1.make.celonis.com)", simulator.base_url());
+    output::print(format!("Make API simulator listening on {} (standing in for eu1.make.com, us2.make.com and eu1.make.celonis.com)", simulator.base_url()))?;
 
     let temp = tempfile::tempdir().map_err(CliError::internal)?;
     let db = args
@@ -45,7 +45,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         .clone()
         .unwrap_or_else(|| temp.path().join("makesync-demo.db"));
     let store = Arc::new(SqliteStore::open(&db).map_err(CliError::internal)?);
-    println!("Embedded store: {}", db.display());
+    output::print(format!("Embedded store: {}", db.display()))?;
 
     let mut config = super::make_config()?;
     config.base_url_override = Some(simulator.base_url().parse().map_err(CliError::internal)?);
@@ -59,27 +59,31 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
 
     let connections = connect_demo_organizations(&store, &secrets, clock.as_ref()).await?;
 
-    println!("\n== Round 1: the scheduler enqueues every connection, the worker syncs each ==");
+    output::print(
+        "\n== Round 1: the scheduler enqueues every connection, the worker syncs each ==",
+    )?;
     let outcomes = round(&scheduler, &queue, &worker).await?;
     print_first_round(&outcomes, &connections, &store).await?;
 
-    println!("\n== Meanwhile in Make ==");
-    change_make(&simulator);
+    output::print("\n== Meanwhile in Make ==")?;
+    change_make(&simulator)?;
 
-    println!("\n== Round 2: what changed ==");
+    output::print("\n== Round 2: what changed ==")?;
     let outcomes = round(&scheduler, &queue, &worker).await?;
-    print_changes(&outcomes);
+    print_changes(&outcomes)?;
     let failed = outcomes
         .iter()
         .filter(|o| !matches!(o, WorkOutcome::Synced(_)))
         .count();
     simulator.stop().await;
     match &args.demo_db {
-        Some(db) => println!(
+        Some(db) => output::print(format!(
             "\nRead the store again with: makesync --db {} users --host eu1.make.com --org 1001",
             db.display()
-        ),
-        None => println!("\n(the demo's store was temporary; pass --demo-db FILE to keep it)"),
+        ))?,
+        None => {
+            output::print("\n(the demo's store was temporary; pass --demo-db FILE to keep it)")?
+        }
     }
     if failed > 0 {
         return Err(CliError::internal(format!(
@@ -96,12 +100,12 @@ async fn round(
     worker: &Worker,
 ) -> Result<Vec<WorkOutcome>, CliError> {
     let summary = scheduler.fan_out().await.map_err(CliError::internal)?;
-    println!(
+    output::print(format!(
         "scheduler: {} connections seen, {} enqueued, {} skipped",
         summary.seen,
         summary.enqueued,
         summary.skipped_paused + summary.skipped_disconnected + summary.skipped_in_flight
-    );
+    ))?;
     let mut outcomes = Vec::new();
     for body in queue.take(usize::MAX) {
         outcomes.push(worker.handle_body(&body).await);
@@ -158,33 +162,35 @@ async fn print_first_round(
             .organization
             .as_ref()
             .map_or("?", |o| o.name.as_str());
-        println!(
+        output::print(format!(
             "\n{name} — organization {} on {}",
             connection.organization_id, connection.host
-        );
+        ))?;
         output::print_users_table(store, &connection.id).await?;
-        println!("{}", output::run_summary(&report.run));
+        output::print(output::run_summary(&report.run))?;
     }
     Ok(())
 }
 
 /// What happens in Make between the two rounds.
-fn change_make(simulator: &Simulator) {
+fn change_make(simulator: &Simulator) -> Result<(), CliError> {
     let mut world = simulator.world();
     world.remove_member(1001, 11);
-    println!("Acme Robotics: Rafael Núñez leaves the organization");
+    output::print("Acme Robotics: Rafael Núñez leaves the organization")?;
     world.accept_invitation(1001, 3);
-    println!("Acme Robotics: Łukasz Żółć accepts the invitation");
+    output::print("Acme Robotics: Łukasz Żółć accepts the invitation")?;
     world.set_team_role(1001, 10011, 2, Some(3));
-    println!("Acme Robotics: Zoë Müller is now a Team Member of Finance, no longer its Team Admin");
+    output::print(
+        "Acme Robotics: Zoë Müller is now a Team Member of Finance, no longer its Team Admin",
+    )?;
     world.set_role(2002, 6, 12);
-    println!("Globex Corporation: Grace Hopper becomes Admin");
+    output::print("Globex Corporation: Grace Hopper becomes Admin")?;
     world.log_in(10, Utc::now());
-    println!("Celonis Operations: Ngozi Okonjo logs in");
+    output::print("Celonis Operations: Ngozi Okonjo logs in")
 }
 
 /// Each organization's run in the second round, and what changed.
-fn print_changes(outcomes: &[WorkOutcome]) {
+fn print_changes(outcomes: &[WorkOutcome]) -> Result<(), CliError> {
     for outcome in outcomes {
         let Some(report) = outcome.report() else {
             continue;
@@ -193,9 +199,10 @@ fn print_changes(outcomes: &[WorkOutcome]) {
             .organization
             .as_ref()
             .map_or("?", |o| o.name.as_str());
-        println!("\n{name}: {}", output::run_summary(&report.run));
+        output::print(format!("\n{name}: {}", output::run_summary(&report.run)))?;
         for change in &report.changes {
-            println!("  {}", output::describe_change(change));
+            output::print(format!("  {}", output::describe_change(change)))?;
         }
     }
+    Ok(())
 }

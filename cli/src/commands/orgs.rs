@@ -4,7 +4,7 @@ use super::make_config;
 use super::sync::read_token;
 use crate::args::OrgsArgs;
 use crate::exit::CliError;
-use crate::output::{table, terminal_safe};
+use crate::output::{self, table, terminal_safe};
 use makesync::clock::{Clock, SystemClock};
 use makesync::discover::{discover, DiscoveredOrganization, DiscoveryError, DiscoveryScope};
 use makesync::make::MakeApi;
@@ -36,14 +36,9 @@ pub async fn run(args: OrgsArgs) -> Result<(), CliError> {
             "instance": args.instance,
             "organizations": organizations,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
-        );
-        return Ok(());
+        return output::print(serde_json::to_string_pretty(&document).map_err(CliError::internal)?);
     }
-    println!("{}", organizations_table(&organizations, args.instance));
-    Ok(())
+    output::print(organizations_table(&organizations, args.instance))
 }
 
 fn organizations_table(organizations: &[DiscoveredOrganization], instance: bool) -> String {

@@ -5,7 +5,6 @@ use crate::args::{OrganizationArgs, ReadArgs, RunsArgs};
 use crate::exit::CliError;
 use crate::output::{self, OrganizationJson, RunJson};
 use makesync::connection::Connection;
-use makesync::error::ErrorKind;
 use makesync::ports::{ConnectionStore, SyncRunStore};
 use makesync::store::SqliteStore;
 use serde_json::json;
@@ -20,7 +19,7 @@ pub async fn users(db: &Path, args: ReadArgs) -> Result<(), CliError> {
         ];
         output::print_users_document(&fields, store.as_ref(), &connection.id).await?;
     } else {
-        println!("{}", output::terminal_safe(&heading(&connection)));
+        output::print(output::terminal_safe(&heading(&connection)))?;
         output::print_users_table(store.as_ref(), &connection.id).await?;
     }
     Ok(())
@@ -35,13 +34,10 @@ pub async fn runs(db: &Path, args: RunsArgs) -> Result<(), CliError> {
     if args.json {
         let runs: Vec<RunJson> = runs.iter().map(RunJson::from).collect();
         let document = json!({ "organization": organization(&connection), "runs": runs });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).map_err(CliError::internal)?
-        );
+        output::print(serde_json::to_string_pretty(&document).map_err(CliError::internal)?)?;
     } else {
-        println!("{}", output::terminal_safe(&heading(&connection)));
-        println!("{}", output::runs_table(&runs));
+        output::print(output::terminal_safe(&heading(&connection)))?;
+        output::print(output::runs_table(&runs))?;
     }
     Ok(())
 }
@@ -58,17 +54,14 @@ async fn stored_connection(
         .await
         .map_err(CliError::internal)?
         .ok_or_else(|| {
-            CliError::new(
-                ErrorKind::NotFound,
-                format!(
+            CliError::not_stored(format!(
                     "{} holds nothing for organization {} on {} — run `makesync sync --host {} --org {}` first",
                     db.display(),
                     target.organization,
                     target.host,
                     target.host,
                     target.organization
-                ),
-            )
+                ))
         })?;
     Ok((store, connection))
 }
@@ -104,15 +97,14 @@ pub async fn erase(db: &Path, args: ReadArgs) -> Result<(), CliError> {
         .await
         .map_err(CliError::internal)?;
     if args.json {
-        println!(
-            "{}",
-            json!({"erased": {"organization": organization(&connection), "users": users, "runs": runs}})
-        );
+        output::print(
+            json!({"erased": {"organization": organization(&connection), "users": users, "runs": runs}}),
+        )?;
     } else {
-        println!(
+        output::print(format!(
             "Erased organization {} on {}: {users} users and {runs} runs deleted, the store file vacuumed.",
             connection.organization_id, connection.host
-        );
+        ))?;
     }
     Ok(())
 }

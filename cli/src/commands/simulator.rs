@@ -2,12 +2,25 @@
 
 use crate::args::SimulatorArgs;
 use crate::exit::CliError;
+use crate::output;
 use makesync::clock::SystemClock;
 use makesync_simulator::{
-    demo_world, ListShape, Simulator, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TOKEN,
+    demo_world, ListShape, Simulator, DEMO_INSTANCE_HOST, DEMO_INSTANCE_TOKEN, DEMO_TEAMS_TOKEN,
+    DEMO_TOKEN,
 };
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The simulator's tokens and what each grants (the demo world's table, in tests/simulator).
+const TOKENS: [&str; 7] = [
+    "  sim-token-users-and-orgs         organizations:read, user:read: the three organizations",
+    "  sim-token-teams-read             those and teams:read (team roles are read too)",
+    "  sim-token-no-user-read           organizations:read only",
+    "  sim-token-no-organizations-read  user:read only",
+    "  sim-token-revoked                refused: invalid, expired or revoked (401)",
+    "  sim-token-outsider               both scopes, but its user is in no organization",
+    "  sim-token-instance-admin         administrator of the White Label instance make.partner.example",
+];
 
 /// The organization `--generate-members` adds.
 pub const GENERATED_ORGANIZATION: u64 = 9001;
@@ -54,14 +67,28 @@ pub async fn run(args: SimulatorArgs) -> Result<(), CliError> {
             CliError::internal(format!("cannot listen on 127.0.0.1:{}: {e}", args.port))
         })?;
     let base = simulator.base_url();
-    println!("Make API simulator listening on {base}/api/v2");
-    println!("Organizations:\n{}", organizations.join("\n"));
-    println!("Tokens: {DEMO_TOKEN} (full access), sim-token-no-user-read, sim-token-no-organizations-read, sim-token-revoked, sim-token-outsider, {DEMO_INSTANCE_TOKEN} (administrator of the White Label instance {DEMO_INSTANCE_HOST})");
-    println!("Try:\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync orgs --host eu1.make.com\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync sync --host eu1.make.com --org 1001\n  MAKESYNC_API_BASE_URL={base} MAKESYNC_EXTRA_HOSTS={DEMO_INSTANCE_HOST} MAKE_API_TOKEN={DEMO_INSTANCE_TOKEN} makesync orgs --host {DEMO_INSTANCE_HOST} --instance");
-    println!("Press Ctrl-C to stop.");
+    output::print(format!("Make API simulator listening on {base}/api/v2"))?;
+    output::print(format!("Organizations:\n{}", organizations.join("\n")))?;
+    output::print(format!("Tokens:\n{}", TOKENS.join("\n")))?;
+    output::print(format!("Try:\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TOKEN} makesync orgs --host eu1.make.com\n  MAKESYNC_API_BASE_URL={base} MAKE_API_TOKEN={DEMO_TEAMS_TOKEN} makesync sync --host eu1.make.com --org 1001\n  MAKESYNC_API_BASE_URL={base} MAKESYNC_EXTRA_HOSTS={DEMO_INSTANCE_HOST} MAKE_API_TOKEN={DEMO_INSTANCE_TOKEN} makesync orgs --host {DEMO_INSTANCE_HOST} --instance"))?;
+    output::print("Press Ctrl-C to stop.")?;
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| CliError::internal(format!("cannot wait for Ctrl-C: {e}")))?;
     simulator.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_token_shown_is_one_the_simulator_knows() {
+        let world = super::demo_world();
+        for line in super::TOKENS {
+            let token = line.split_whitespace().next().unwrap_or_default();
+            assert!(world.tokens.contains_key(token), "{token}");
+        }
+        assert!(super::TOKENS[0].contains(super::DEMO_TOKEN));
+        assert!(super::TOKENS[1].contains(super::DEMO_TEAMS_TOKEN));
+    }
 }

@@ -45,7 +45,8 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         .as_ref()
         .map(|o| o.name.clone())
         .or(connection.organization_name.clone());
-    print_result(
+    // The run's outcome decides the exit code even when the reader of stdout has gone.
+    let printed = print_result(
         &args,
         &target,
         name,
@@ -53,7 +54,7 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
         store.as_ref(),
         &connection,
     )
-    .await?;
+    .await;
     if let Some(error) = &report.run.error {
         return Err(CliError::new(error.kind, &error.message));
     }
@@ -62,7 +63,7 @@ pub async fn run(db: &Path, args: SyncArgs) -> Result<(), CliError> {
             "the sync ran but could not be recorded: {error}"
         )));
     }
-    Ok(())
+    printed
 }
 
 /// The connection the local store holds for the target, or a new one of the local tenant.
@@ -93,6 +94,7 @@ async fn stored_or_new(
 }
 
 /// The organization, its users and the run: as one JSON document, or a table and a summary.
+/// A failed run in text shows the failure, not the users an earlier sync stored.
 async fn print_result(
     args: &SyncArgs,
     target: &Target,
@@ -113,14 +115,22 @@ async fn print_result(
         ];
         output::print_users_document(&fields, store, &connection.id).await?;
     } else {
-        println!(
+        output::print(format!(
             "{} — organization {} on {}",
             output::terminal_safe(name.as_deref().unwrap_or("(name unknown)")),
             target.organization,
             target.host
-        );
-        output::print_users_table(store, &connection.id).await?;
-        println!("{}", output::run_summary(run));
+        ))?;
+        if run.error.is_none() {
+            output::print_users_table(store, &connection.id).await?;
+        }
+        output::print(output::run_summary(run))?;
+        if run.error.is_some() && connection.last_success_at.is_some() {
+            output::print(format!(
+                "The store still holds the users of the last successful sync: makesync users --host {} --org {}",
+                target.host, target.organization
+            ))?;
+        }
     }
     Ok(())
 }

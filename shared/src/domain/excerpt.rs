@@ -54,8 +54,8 @@ mod tests {
     fn a_token_is_never_shown() {
         for token in [
             "d3b07384-d113-4ec5-a0a7-1e3f8e6b5c0e",
-            "sim-token-full-access-0001",
-            "sim-token-full-access",
+            "sim-token-users-and-orgs-0001",
+            "sim-token-users-and-orgs",
             " 6f1c2e0a9b8d4c7e ",
         ] {
             let shown = excerpt(token);

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-/// The token the demo world grants full access with.
-pub const DEMO_TOKEN: &str = "sim-token-full-access";
+/// The demo world's token with the integration's two scopes, `organizations:read` and
+/// `user:read` (not `teams:read`: see [`DEMO_TEAMS_TOKEN`]).
+pub const DEMO_TOKEN: &str = "sim-token-users-and-orgs";
 /// The demo world's token with `teams:read` besides the integration's two scopes.
 pub const DEMO_TEAMS_TOKEN: &str = "sim-token-teams-read";
 /// The demo world's White Label instance (allow it with `MAKESYNC_EXTRA_HOSTS`).
@@ -462,7 +463,7 @@ fn at(text: &str) -> DateTime<Utc> {
 ///
 /// | token | can |
 /// |---|---|
-/// | `sim-token-full-access` | the integration's scopes, `organizations:read` and `user:read` (user 1, member of all three) |
+/// | `sim-token-users-and-orgs` | the integration's scopes, `organizations:read` and `user:read` (user 1, member of all three) |
 /// | `sim-token-teams-read` | those and `teams:read` |
 /// | `sim-token-no-user-read` | `organizations:read` only |
 /// | `sim-token-no-organizations-read` | `user:read` only |
