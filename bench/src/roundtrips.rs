@@ -197,13 +197,15 @@ async fn sync_twice(
     let store = Arc::new(SqliteStore::open(&dir.join("makesync.db"))?);
     let host = MakeHost::parse("eu1.make.com")?;
     let id = OrganizationId::parse(&organization.id.to_string())?;
-    let connection = Connection::new(
+    let mut connection = Connection::new(
         ConnectionId::parse(&format!("bench-{}", organization.id))?,
         TenantId::local(),
         host.clone(),
         id,
         clock.wall(),
     );
+    // As connect stores it: the integration's token, without `teams:read`.
+    connection.teams_readable = Some(false);
     store.create_connection(&connection).await?;
     let mut measured = Vec::new();
     for _ in 0..2 {
@@ -214,7 +216,11 @@ async fn sync_twice(
             ..make_api_config_from_env()?
         };
         let make = MakeApi::new(config, clock.clone())?;
-        let client = make.client(&host, id, ApiToken::parse(DEMO_TOKEN)?)?;
+        let mut client = make.client(&host, id, ApiToken::parse(DEMO_TOKEN)?)?;
+        // As the worker does for a token known to lack `teams:read`: no team request.
+        if connection.teams_readable == Some(false) {
+            client = client.with_teams_unreadable();
+        }
         // With the retention of removed users the CLI and the functions apply by default:
         // every write applies it.
         let engine = SyncEngine::new(store.clone(), store.clone(), store.clone(), clock.clone())

@@ -62,12 +62,7 @@ async fn read(client: &MakeClient, name: &str) -> Result<String, MakeError> {
         "users.json" => format!("{:?}", client.list_users(listed).await?),
         "organizations.json" => format!("{:?}", client.list_organizations().await?),
         "admin_organizations.json" => {
-            format!(
-                "{:?}",
-                client
-                    .list_instance_organizations(makesync::credential::MAX_INSTANCE_LISTED)
-                    .await?
-            )
+            format!("{:?}", client.list_instance_organizations().await?)
         }
         other => panic!("no reader for {other}"),
     })

@@ -391,3 +391,37 @@ async fn deleted_organizations_do_not_count_toward_the_instance_bound() {
         "the failed attempt is recorded: the instance waits its turn next time"
     );
 }
+
+/// Make lists a White Label instance's deleted organizations for good (003), and they do not
+/// count toward the 5,000 organizations makesync follows: an instance of a few live
+/// organizations and many deleted ones — every trial ever opened — is still listed.
+#[tokio::test]
+async fn an_instance_with_few_live_organizations_and_many_deleted_ones_is_still_listed() {
+    let mut world = demo_world();
+    // More than any fixed bound short of the memory's: 60,000, every trial ever opened.
+    let deleted: u64 = 60_000;
+    for n in 0..deleted {
+        let id = 50_000_000 + n;
+        world.add_organization(id, "Closed trial", DEMO_INSTANCE_HOST, Some(60));
+        world.delete_in_instance(id);
+    }
+    let env = TestEnv::start_with(world, |config| {
+        config.allowlist = HostAllowlist::with_extra_hosts([DEMO_INSTANCE_HOST]).unwrap();
+        config.page_size = 10_000;
+    })
+    .await;
+    let host = makesync::host::MakeHost::parse(DEMO_INSTANCE_HOST).unwrap();
+    let token = makesync::token::ApiToken::parse(DEMO_INSTANCE_TOKEN).unwrap();
+    let found = makesync::discover::discover_until(
+        &env.make,
+        &host,
+        token,
+        makesync::discover::DiscoveryScope::Instance,
+        None,
+    )
+    .await;
+    let found = found.unwrap_or_else(|error| {
+        panic!("{deleted} deleted organizations and a few live ones are not listed: {error}")
+    });
+    assert!(found.len() as u64 > deleted, "{} listed", found.len());
+}

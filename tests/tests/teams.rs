@@ -6,9 +6,10 @@ use makesync::clock::Clock;
 use makesync::ports::UserStore;
 use makesync::run::RunOutcome;
 use makesync::sync::lacks_scope_note;
-use makesync::user::{TeamRole, UserRecord};
+use makesync::user::{TeamRole, UserRecord, UserStatus};
 use makesync_simulator::{demo_world, ListShape, World, DEMO_TEAMS_TOKEN};
 use makesync_tests::{across_api_shapes, TestEnv, ACME};
+use serde_json::{json, Value};
 
 const ACME_MEMBERS: u32 = 36;
 
@@ -545,4 +546,150 @@ async fn sync_in_a_worker_run(
     env.engine
         .sync(connection, &client, makesync::run::SyncReason::Scheduled)
         .await
+}
+
+fn record(users: &[UserRecord], user_id: u64) -> &UserRecord {
+    users
+        .iter()
+        .find(|u| u.user_id == user_id)
+        .unwrap_or_else(|| panic!("user {user_id} is stored"))
+}
+
+fn marketing_member() -> TeamRole {
+    role(10012, "Marketing", 3, "Team Member")
+}
+
+/// Marketing (Ada and user 4) answered with Ada alone, and no sign of the cut; every other
+/// team answered whole, offsets honoured, no echo. Marketing's answer (one row) is shorter
+/// than Finance's (three): a cut at a length of its own — by bytes, by time, by whatever
+/// limit Make applies to that team — and not the one limit `team_check` assumes every team
+/// is cut at. The counts say so (user 4 is in one team, and in none read), but once Finance,
+/// the longest answer, is read on and found whole, the check takes every list as read.
+#[tokio::test]
+async fn a_team_list_cut_shorter_than_the_longest_answer_is_never_stored() {
+    for private_spaces in [false, true] {
+        let mut world = demo_world();
+        world.faults.team_roles_list = ListShape::PagedWithoutEcho { max: 10_000 };
+        world.faults.team_counts_include_private_spaces = private_spaces;
+        world.faults.canned_bodies.insert(
+            "/api/v2/teams/10012/user-team-roles".into(),
+            json!({"userTeamRoles": [
+                {"usersRoleId": 4, "userId": 1, "teamId": 10012, "changeable": true}
+            ]})
+            .to_string(),
+        );
+        let env = TestEnv::start_with(world, |_| {}).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+        assert_eq!(
+            report.run.outcome,
+            RunOutcome::Succeeded,
+            "{:?}",
+            report.run.error
+        );
+        let users = env.store.list_users(&connection.id).await.unwrap();
+        assert_eq!(users.len(), ACME_MEMBERS as usize);
+        let teams = record(&users, 4).teams.clone();
+        assert!(
+            teams.is_none() || teams == Some(vec![marketing_member()]),
+            "private spaces counted: {private_spaces}: user 4 is in Marketing, stored as in {teams:?} (teams not read: {:?})",
+            report.run.teams_not_read
+        );
+    }
+}
+
+/// User 4 (Marketing) leaves the organization, and with it Marketing; a later sync marks
+/// them removed. They are invited back, in no team, at a sync that cannot read team access
+/// (the team lists answer 503). The team roles "last read" for them are those of the
+/// membership that ended: they are not theirs now, and the restored record (and its "user
+/// added" event) must not say they are.
+#[tokio::test]
+async fn a_member_restored_while_teams_are_not_read_is_not_given_the_teams_of_an_earlier_membership(
+) {
+    let env = TestEnv::start_with(demo_world(), |_| {}).await;
+    let connection = env.connection("eu1.make.com", ACME);
+    let first = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+    assert_eq!(first.run.teams_not_read, None, "{:?}", first.run.error);
+    let users = env.store.list_users(&connection.id).await.unwrap();
+    assert_eq!(record(&users, 4).teams, Some(vec![marketing_member()]));
+
+    {
+        let mut world = env.simulator.world();
+        world.set_team_role(ACME, 10012, 4, None);
+        world.remove_member(ACME, 4);
+    }
+    let left = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+    assert_eq!(
+        left.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        left.run.error
+    );
+    assert_eq!(left.run.counts.removed, 1);
+
+    {
+        let mut world = env.simulator.world();
+        world.add_member(ACME, 4, 13, None);
+        world.faults.unavailable_paths.insert("/teams/".into());
+    }
+    let back = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+    assert_eq!(
+        back.run.outcome,
+        RunOutcome::Succeeded,
+        "{:?}",
+        back.run.error
+    );
+    assert!(back.run.teams_not_read.is_some(), "team access kept");
+    let users = env.store.list_users(&connection.id).await.unwrap();
+    let restored = record(&users, 4);
+    assert_eq!(restored.status, UserStatus::Active);
+    assert_ne!(
+        restored.teams,
+        Some(vec![marketing_member()]),
+        "user 4 left Marketing with the organization; restored with it: {:?}",
+        back.changes
+            .iter()
+            .map(|c| (c.kind, c.after.teams.clone()))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The member list asks `joinedTeamsCount` and `organizationTeamsCount` only to check the
+/// team lists. A row whose count is not a number makesync reads (past `u32`, negative, a
+/// string) leaves nothing to check the team lists with — teams not read — but the users
+/// and their roles, which the counts have nothing to do with, are synced as before the
+/// counts were asked.
+#[tokio::test]
+async fn team_counts_that_do_not_read_leave_the_users_synced() {
+    for odd in [json!(4_294_967_296u64), json!(-1), json!("2"), json!(1.5)] {
+        let mut world = demo_world();
+        // The member list as the simulator answers it, with one count that does not read.
+        let mut rows: Vec<Value> = Vec::new();
+        for (user_id, membership) in &world.organizations[&ACME].members {
+            rows.push(json!({
+                "userId": user_id,
+                "organizationId": ACME,
+                "usersRoleId": membership.role_id,
+                "invitation": membership.invitation,
+                "organizationTeamsCount": 3,
+                "joinedTeamsCount": 0,
+            }));
+        }
+        rows[0]["joinedTeamsCount"] = odd.clone();
+        world.faults.canned_bodies.insert(
+            format!("/api/v2/organizations/{ACME}/user-organization-roles"),
+            json!({ "userOrganizationRoles": rows }).to_string(),
+        );
+        let env = TestEnv::start_with(world, |_| {}).await;
+        let connection = env.connection("eu1.make.com", ACME);
+        let report = env.sync_with(&connection, DEMO_TEAMS_TOKEN).await;
+        assert_eq!(
+            report.run.outcome,
+            RunOutcome::Succeeded,
+            "joinedTeamsCount {odd}: {:?}",
+            report.run.error
+        );
+        let users = env.store.list_users(&connection.id).await.unwrap();
+        assert_eq!(users.len(), ACME_MEMBERS as usize, "joinedTeamsCount {odd}");
+    }
 }

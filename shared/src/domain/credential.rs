@@ -61,12 +61,6 @@ impl InstanceFollow {
 /// [`TOO_MANY_ORGANIZATIONS`] before anything is connected.
 pub const MAX_INSTANCE_ORGANIZATIONS: usize = 5_000;
 
-/// The most organizations read of a followed instance's listing, deleted ones included
-/// (Make lists those for good, and they do not count toward
-/// [`MAX_INSTANCE_ORGANIZATIONS`]): the listing stops at the page that passes it, so that a
-/// host's endless list cannot fill the scheduler's memory.
-pub const MAX_INSTANCE_LISTED: usize = 10 * MAX_INSTANCE_ORGANIZATIONS;
-
 /// What a followed instance larger than [`MAX_INSTANCE_ORGANIZATIONS`] is told.
 pub const TOO_MANY_ORGANIZATIONS: &str = "makesync follows at most 5000 organizations of one White Label instance — connect the organizations you need with {\"organizations\": [...]} on one or more credentials instead";
 

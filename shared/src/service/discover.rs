@@ -10,7 +10,6 @@
 //! Nothing is stored.
 
 use crate::connection::ConnectionId;
-use crate::credential::MAX_INSTANCE_LISTED;
 use crate::error::ErrorKind;
 use crate::host::{HostAllowlist, HostError, MakeHost};
 use crate::make::{MakeApi, MakeError, OrganizationListing};
@@ -147,11 +146,7 @@ pub async fn discover_until(
     }
     let listings = match scope {
         DiscoveryScope::Member => client.list_organizations().await?,
-        DiscoveryScope::Instance => {
-            client
-                .list_instance_organizations(MAX_INSTANCE_LISTED)
-                .await?
-        }
+        DiscoveryScope::Instance => client.list_instance_organizations().await?,
     };
     let mut found: Vec<DiscoveredOrganization> = listings
         .into_iter()

@@ -219,7 +219,8 @@ fn unchanged(
 
 /// [`resolve`] for a run that keeps the team roles stored ([`StoredTeams::Keep`]): the
 /// record written holds the stored team roles, and a member whose only difference was their
-/// team roles is no change.
+/// team roles is no change. A member restored (stored as removed) keeps none: the team
+/// roles of a membership that ended are not theirs now, and are not read yet.
 pub fn resolve_keeping_teams(
     write: PlannedWrite,
     snapshot: &[SnapshotMember],
@@ -232,6 +233,9 @@ pub fn resolve_keeping_teams(
     else {
         return Some(change);
     };
+    if before.status == UserStatus::Removed {
+        return Some(change);
+    }
     change.after.teams = before.teams.clone();
     change.after.differs_from(before).then_some(change)
 }

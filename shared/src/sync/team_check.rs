@@ -9,21 +9,25 @@
 //!    row carries `joinedTeamsCount` and `organizationTeamsCount` (Make's API reference).
 //!    Whether they count private spaces, which `GET /teams` leaves out, is not documented, so
 //!    the check holds either way: a member is in at least the teams read with them, and what
-//!    all members' counts hold beyond the teams read is at most the private spaces
-//!    (`organizationTeamsCount` less the teams listed, none when they are not counted), each
-//!    of which holds at least its owner. Counts that fit prove that no member is missing
-//!    from any team.
-//! 2. **The next offset of the largest answers.** A cut applies one limit to every team, so
-//!    a cut list is among the longest answers: each of those is read on from its last row
-//!    (one request a team), which either finds its end or reads the rest.
+//!    the counts hold beyond the teams read is nothing (private spaces not counted), or one
+//!    for each of as many members as there are private spaces (`organizationTeamsCount` less
+//!    the teams listed: each space counted for its owner). Counts that fit prove that no
+//!    member is missing from any team. (Assumed: were Make to count private spaces in
+//!    `organizationTeamsCount` and not in `joinedTeamsCount`, a cut leaving out exactly one
+//!    membership of as many members as there are private spaces would fit.)
+//! 2. **The next offset of the longest answers.** A list Make pages silently is cut at one
+//!    limit, so it is among the longest answers: each of those is read on from its last row
+//!    (one request a team), which either finds its end or reads the rest; the counts are
+//!    then checked again. Only where Make gives no counts do those ends stand for every
+//!    team's.
 //!
 //! A doubt neither settles — the endpoint ignores offsets and the counts do not fit — leaves
 //! team access not read this run (the team roles last read kept), never part of it.
 
 use super::snapshot::SnapshotMember;
 use super::teams::{
-    add_grants, not_read, unaffordable, MemberGrants, TeamAccess, UnprovenTeam,
-    MAX_TEAM_MEMBERSHIPS,
+    add_grants, not_read, too_many_memberships, unaffordable, MemberGrants, TeamAccess,
+    UnprovenTeam, MAX_TEAM_MEMBERSHIPS,
 };
 use crate::make::{Allowance, ListEnd, MakeClient, MakeError, Turns};
 use crate::organization::OrganizationId;
@@ -41,7 +45,7 @@ pub async fn settle_team_access(
         TeamAccess::Read(grants) if !grants.unproven.is_empty() => grants,
         settled => return Ok(settled),
     };
-    if counts_fit(&grants, members) {
+    if counts(&grants, members) == Counts::Fit {
         return Ok(TeamAccess::Read(grants));
     }
     let unproven = std::mem::take(&mut grants.unproven);
@@ -53,6 +57,9 @@ pub async fn settle_team_access(
     if let Some(team) = suspects.iter().find(|team| team.offsets_ignored) {
         return Ok(doubt(team));
     }
+    let Some(first) = suspects.first().cloned() else {
+        return Ok(TeamAccess::Read(grants));
+    };
     if let Some(note) = unaffordable(client, grants.teams_listed + suspects.len()).await {
         return Ok(TeamAccess::Kept(note));
     }
@@ -60,9 +67,16 @@ pub async fn settle_team_access(
         Ok(ignored) => ignored,
         Err(error) => return not_read(error),
     };
-    match ignored {
-        Some(team) if !counts_fit(&grants, members) => Ok(doubt(&team)),
-        _ => Ok(TeamAccess::Read(grants)),
+    if grants.len() > MAX_TEAM_MEMBERSHIPS {
+        return Ok(too_many_memberships());
+    }
+    // What was read on counts only where the counts prove the rest: a list may be cut at a
+    // length of its own (by bytes, say), shorter than the longest. Only where Make gave no
+    // counts do the longest answers' ends stand for every team's.
+    match (counts(&grants, members), ignored) {
+        (Counts::Fit, _) | (Counts::Missing, None) => Ok(TeamAccess::Read(grants)),
+        (Counts::Missing, Some(team)) => Ok(doubt(&team)),
+        (Counts::DoNotFit, _) => Ok(doubt(&first)),
     }
 }
 
@@ -125,35 +139,55 @@ async fn read_on(
     Ok(ignored)
 }
 
+/// What the members' team counts say of the team lists read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// They prove that every team read is whole.
+    Fit,
+    /// They do not: a member is missing from a team read, or the counts describe lists other
+    /// than those read (a member moved between the reads).
+    DoNotFit,
+    /// A member row carries none.
+    Missing,
+}
+
 /// Whether the members' team counts prove that every team read is whole (see the module's
 /// documentation): every member has counts, all give the organization the same number of
 /// teams, no member is in fewer teams than read with them, and what the counts hold beyond
-/// the teams read is at most the private spaces.
-fn counts_fit(grants: &MemberGrants, members: &[SnapshotMember]) -> bool {
+/// the teams read is nothing — or, where the organization counts private spaces beyond the
+/// teams listed, one each for as many members as there are private spaces (each its owner's).
+fn counts(grants: &MemberGrants, members: &[SnapshotMember]) -> Counts {
     let mut organization_teams = None;
     let mut beyond_read: u64 = 0;
+    let mut most_beyond: u64 = 0;
     for member in members {
         let Some(counts) = member.team_counts else {
-            return false;
+            return Counts::Missing;
         };
         match organization_teams {
             None => organization_teams = Some(counts.organization),
-            Some(teams) if teams != counts.organization => return false,
+            Some(teams) if teams != counts.organization => return Counts::DoNotFit,
             Some(_) => {}
         }
         let read = grants.of(member.user_id).count() as u64;
         let Some(beyond) = u64::from(counts.joined).checked_sub(read) else {
-            return false;
+            return Counts::DoNotFit;
         };
         beyond_read += beyond;
+        most_beyond = most_beyond.max(beyond);
     }
     let listed = grants.teams_listed as u64;
     let private_spaces = match organization_teams.map(u64::from) {
-        Some(teams) if teams < listed => return false,
+        Some(teams) if teams < listed => return Counts::DoNotFit,
         Some(teams) => teams - listed,
         None => 0,
     };
-    beyond_read <= private_spaces
+    let fit = beyond_read == 0 || (beyond_read == private_spaces && most_beyond == 1);
+    if fit {
+        Counts::Fit
+    } else {
+        Counts::DoNotFit
+    }
 }
 
 /// Team access not read: one team's answer may be cut, and nothing could tell.
@@ -201,34 +235,46 @@ mod tests {
         grants
     }
 
+    fn fits(grants: &MemberGrants, members: &[SnapshotMember]) -> bool {
+        counts(grants, members) == Counts::Fit
+    }
+
     #[test]
     fn counts_of_the_teams_read_fit() {
-        assert!(counts_fit(&grants(), &[member(1, 2, 2), member(2, 1, 2)]));
+        assert!(fits(&grants(), &[member(1, 2, 2), member(2, 1, 2)]));
     }
 
     #[test]
     fn counts_with_each_owner_s_private_space_fit() {
         // Two private spaces, one each: three teams for user 1, two for user 2, four in all.
-        assert!(counts_fit(&grants(), &[member(1, 3, 4), member(2, 2, 4)]));
+        assert!(fits(&grants(), &[member(1, 3, 4), member(2, 2, 4)]));
     }
 
     #[test]
     fn a_member_missing_from_a_team_read_does_not_fit() {
         // User 2 is in both teams: team 2's list was cut.
-        assert!(!counts_fit(&grants(), &[member(1, 2, 2), member(2, 2, 2)]));
+        assert!(!fits(&grants(), &[member(1, 2, 2), member(2, 2, 2)]));
         // The same with private spaces counted: one space, but two teams more than read.
-        assert!(!counts_fit(&grants(), &[member(1, 3, 3), member(2, 2, 3)]));
+        assert!(!fits(&grants(), &[member(1, 3, 3), member(2, 2, 3)]));
+    }
+
+    #[test]
+    fn a_missing_membership_does_not_hide_in_the_private_spaces_room() {
+        // Two private spaces, but only one member beyond the teams read: a cut, not spaces.
+        assert!(!fits(&grants(), &[member(1, 3, 4), member(2, 1, 4)]));
+        // Two beyond the teams read, both one member's: not one space each.
+        assert!(!fits(&grants(), &[member(1, 4, 4), member(2, 1, 4)]));
     }
 
     #[test]
     fn counts_that_cannot_describe_the_lists_do_not_fit() {
         // In more teams than the count says; organizations' counts that disagree; fewer
         // teams in the organization than listed; a member without counts.
-        assert!(!counts_fit(&grants(), &[member(1, 1, 2), member(2, 1, 2)]));
-        assert!(!counts_fit(&grants(), &[member(1, 2, 2), member(2, 1, 3)]));
-        assert!(!counts_fit(&grants(), &[member(1, 2, 1), member(2, 1, 1)]));
+        assert!(!fits(&grants(), &[member(1, 1, 2), member(2, 1, 2)]));
+        assert!(!fits(&grants(), &[member(1, 2, 2), member(2, 1, 3)]));
+        assert!(!fits(&grants(), &[member(1, 2, 1), member(2, 1, 1)]));
         let mut without = member(2, 1, 2);
         without.team_counts = None;
-        assert!(!counts_fit(&grants(), &[member(1, 2, 2), without]));
+        assert!(!fits(&grants(), &[member(1, 2, 2), without]));
     }
 }

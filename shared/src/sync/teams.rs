@@ -270,7 +270,7 @@ pub(super) fn refused_memory(refusal: Refusal) -> MakeError {
     }
 }
 
-fn too_many_memberships() -> TeamAccess {
+pub(super) fn too_many_memberships() -> TeamAccess {
     TeamAccess::NotRead(format!(
         "teams not read: more than {MAX_TEAM_MEMBERSHIPS} team memberships, more than makesync reads"
     ))

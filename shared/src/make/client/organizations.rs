@@ -118,13 +118,12 @@ impl MakeClient {
 
     /// `GET /admin/organizations`: every organization of the White Label instance this host
     /// serves, deleted ones included (`deleted: true`, 003). Needs `admin:read` and an
-    /// instance administrator; anything else is [`MakeError::InstanceAccessDenied`]. At most
-    /// `max_organizations` are read: the page that brings one more fails the read as
-    /// [`MakeError::ListTooLong`], before the rest of the list is asked.
-    pub async fn list_instance_organizations(
-        &self,
-        max_organizations: usize,
-    ) -> Result<Vec<OrganizationListing>, MakeError> {
+    /// instance administrator; anything else is [`MakeError::InstanceAccessDenied`]. Read
+    /// within the bounds of every list (rows and bytes, from the function's memory): the
+    /// page that passes them fails the read as [`MakeError::ListTooLong`], before the rest of
+    /// the list is asked. (The 5,000 organizations makesync follows count only live ones, and
+    /// Make lists deleted ones for good: the listing itself needs the room.)
+    pub async fn list_instance_organizations(&self) -> Result<Vec<OrganizationListing>, MakeError> {
         let call = Call {
             path: "/admin/organizations".to_string(),
             query: listing_columns(&[
@@ -139,8 +138,7 @@ impl MakeClient {
             organization: None,
             scope: "admin:read",
         };
-        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages)
-            .with_max_rows(max_organizations);
+        let walk = PageWalk::paged(self.config.page_size, self.config.max_pages);
         match self
             .list_all(&call, "organizations", walk, &id_ascending())
             .await

@@ -2,7 +2,9 @@
 //! (`GET /users`), each row refusing what a hostile host could send (an id 0, an oversized
 //! name).
 
-use super::fields::{bounded_text, bounded_text_or_null, positive_id, required_timestamp};
+use super::fields::{
+    bounded_text, bounded_text_or_null, count_or_none, positive_id, required_timestamp,
+};
 use crate::make::paging::Keyed;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -50,10 +52,19 @@ pub struct OrganizationMember {
     pub invitation: Option<String>,
     /// `joinedTeamsCount`: the teams the member is in. Asked only where team access is read,
     /// to check the team lists against (Make's API reference; what it counts is assumed).
-    #[serde(rename = "joinedTeamsCount", default)]
+    /// A value that is not such a count is none: the counts only check the team lists.
+    #[serde(
+        rename = "joinedTeamsCount",
+        default,
+        deserialize_with = "count_or_none"
+    )]
     pub joined_teams: Option<u32>,
     /// `organizationTeamsCount`: the organization's teams, as the same member row says.
-    #[serde(rename = "organizationTeamsCount", default)]
+    #[serde(
+        rename = "organizationTeamsCount",
+        default,
+        deserialize_with = "count_or_none"
+    )]
     pub organization_teams: Option<u32>,
 }
 
