@@ -117,6 +117,8 @@ async fn read_on(
         })
         .buffered(client.page_concurrency().max(1) as usize);
     let mut ignored = None;
+    // The grants found, added once all are in: each addition sorts every grant again.
+    let mut more = Vec::new();
     while let Some((item, team, answer)) = answers.next().await {
         turns.taken(item);
         let (rows, counted, end) = match answer {
@@ -131,11 +133,10 @@ async fn read_on(
         if end == ListEnd::OffsetsIgnored {
             ignored = Some(team.clone());
         }
-        let mut more = Vec::new();
         add_grants(&mut more, &team.team, rows);
-        grants.extend(more);
         counted.keep();
     }
+    grants.extend(more);
     Ok(ignored)
 }
 

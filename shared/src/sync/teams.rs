@@ -76,7 +76,7 @@ pub struct UnprovenTeam {
 
 impl MemberGrants {
     pub(super) fn new(mut grants: Vec<(u64, TeamGrant)>) -> Self {
-        grants.sort_unstable_by_key(|(user, grant)| (*user, grant.team_id));
+        sort_grants(&mut grants);
         Self {
             grants,
             ..Self::default()
@@ -92,11 +92,10 @@ impl MemberGrants {
             .collect()
     }
 
-    /// Adds the grants read later for one team.
+    /// Adds grants read later, kept in the same order.
     pub(super) fn extend(&mut self, more: Vec<(u64, TeamGrant)>) {
         self.grants.extend(more);
-        self.grants
-            .sort_unstable_by_key(|(user, grant)| (*user, grant.team_id));
+        sort_grants(&mut self.grants);
     }
 
     /// The team roles of user `user`, by team id.
@@ -120,6 +119,11 @@ impl MemberGrants {
     pub fn is_empty(&self) -> bool {
         self.grants.is_empty()
     }
+}
+
+/// Grants by user id and then team id: what [`MemberGrants::of`] searches.
+fn sort_grants(grants: &mut [(u64, TeamGrant)]) {
+    grants.sort_unstable_by_key(|(user, grant)| (*user, grant.team_id));
 }
 
 /// What the run record says when the token cannot read teams.
